@@ -1,0 +1,151 @@
+//! Starts the chosen roles, serves their listeners, reloads on SIGHUP and stops in order on
+//! SIGTERM/SIGINT: listeners stop accepting first, then in-flight requests drain for at most
+//! `global.shutdown_timeout`.
+
+use crate::config::{self, Config, ListenerConfig, Role};
+use crate::exporter::{self, Exporter};
+use crate::exposition;
+use crate::http;
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use std::path::PathBuf;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+/// Roles obsd can run today; the others are refused with a clear message.
+pub const BUILT_ROLES: &[Role] = &[Role::Exporter];
+
+/// What the command line asked for.
+pub struct RoleSelection {
+    pub roles: Vec<Role>,
+    /// `--role all`: run every built role and name the ones skipped.
+    pub all: bool,
+}
+
+/// Decides which roles run; an explicitly named role that is not built yet is an error.
+pub fn select_roles(selection: &RoleSelection) -> anyhow::Result<Vec<Role>> {
+    let mut run = Vec::new();
+    for role in &selection.roles {
+        if BUILT_ROLES.contains(role) {
+            run.push(*role);
+        } else if selection.all {
+            tracing::warn!(
+                role = role.name(),
+                "role not built yet in this obsd version; skipped by --role all"
+            );
+        } else {
+            bail!(
+                "role {:?} is not built yet in obsd {}; built roles: {}",
+                role.name(),
+                crate::self_metrics::VERSION,
+                BUILT_ROLES.iter().map(|r| r.name()).collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    Ok(run)
+}
+
+fn common_routes() -> Router {
+    Router::new()
+        .route("/-/healthy", get(|| async { "Healthy.\n" }))
+        .route("/-/ready", get(|| async { "Ready.\n" }))
+}
+
+/// `/metrics` for roles whose own families are only obsd's process metrics.
+#[allow(dead_code)]
+async fn self_metrics_page() -> impl IntoResponse {
+    let mut families = crate::self_metrics::process_metrics();
+    families.push(crate::self_metrics::build_info());
+    let families = exposition::merge_and_sort(families);
+    let mut body = String::new();
+    exposition::write_families(&mut body, &families);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+}
+
+struct Running {
+    exporter: Option<Exporter>,
+}
+
+pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>) -> anyhow::Result<()> {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut running = Running { exporter: None };
+    let mut listeners: Vec<(http::BoundListener, Router)> = Vec::new();
+    for role in &roles {
+        match role {
+            Role::Exporter => {
+                let exp = Exporter::new(config.exporter.clone());
+                let router = exporter::router(exp.clone()).merge(common_routes());
+                let bound = http::bind("exporter", &config.exporter.listen).await?;
+                running.exporter = Some(exp);
+                listeners.push((bound, router));
+            }
+            other => bail!("role {} is not built yet", other.name()),
+        }
+    }
+    if listeners.is_empty() {
+        bail!("no role to run");
+    }
+    let drain = config.global.shutdown_timeout;
+    let mut servers = tokio::task::JoinSet::new();
+    for (bound, router) in listeners {
+        servers.spawn(http::serve(bound, router, shutdown_rx.clone(), drain));
+    }
+    tracing::info!(
+        roles = %roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(","),
+        config = %config.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<embedded defaults>".into()),
+        "obsd started"
+    );
+
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let mut current = config;
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => { tracing::info!("SIGTERM received; draining"); break; }
+            _ = sigint.recv() => { tracing::info!("SIGINT received; draining"); break; }
+            _ = sighup.recv() => reload(&mut current, config_path.as_deref(), &running),
+            Some(done) = servers.join_next() => {
+                if let Err(err) = done {
+                    tracing::error!(error = %err, "a listener task failed");
+                }
+                if servers.is_empty() {
+                    bail!("every listener stopped");
+                }
+            }
+        }
+    }
+    let _ = shutdown_tx.send(true);
+    let deadline = drain + std::time::Duration::from_secs(1);
+    if tokio::time::timeout(deadline, async { while servers.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!("listeners did not stop within the drain time");
+    }
+    tracing::info!("obsd stopped");
+    Ok(())
+}
+
+fn reload(current: &mut Config, path: Option<&std::path::Path>, running: &Running) {
+    tracing::info!("SIGHUP received; reloading configuration");
+    let new = match config::load(path) {
+        Ok(c) => c,
+        Err(err) => {
+            tracing::error!(error = %err, "reload failed; keeping the running configuration");
+            return;
+        }
+    };
+    if let Some(exp) = &running.exporter {
+        warn_listener_change("exporter", &current.exporter.listen, &new.exporter.listen);
+        exp.reload(new.exporter.clone());
+    }
+    *current = new;
+    tracing::info!("configuration reloaded");
+}
+
+fn warn_listener_change(role: &str, old: &ListenerConfig, new: &ListenerConfig) {
+    if old != new {
+        tracing::warn!(role, "listener settings changed; they take effect only after a restart");
+    }
+}

@@ -1,0 +1,73 @@
+//! Prometheus duration strings (`30s`, `1m30s`, `2h`, `500ms`), as every upstream config uses.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("not a valid duration string: {0:?} (expected e.g. 15s, 1m30s, 500ms, 2h)")]
+pub struct DurationError(pub String);
+
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let err = || DurationError(text.to_string());
+    if text.is_empty() {
+        return Err(err());
+    }
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let bytes = text.as_bytes();
+    let mut total_ms: u128 = 0;
+    let mut i = 0;
+    // Units must appear in decreasing order, each at most once, as Prometheus enforces.
+    let mut last_rank = usize::MAX;
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        if start == i {
+            return Err(err());
+        }
+        let number: u128 = text[start..i].parse().map_err(|_| err())?;
+        let unit_start = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let (rank, unit_ms): (usize, u128) = match &text[unit_start..i] {
+            "y" => (6, 365 * 24 * 3600 * 1000),
+            "w" => (5, 7 * 24 * 3600 * 1000),
+            "d" => (4, 24 * 3600 * 1000),
+            "h" => (3, 3600 * 1000),
+            "m" => (2, 60 * 1000),
+            "s" => (1, 1000),
+            "ms" => (0, 1),
+            _ => return Err(err()),
+        };
+        if rank >= last_rank {
+            return Err(err());
+        }
+        last_rank = rank;
+        total_ms = total_ms.checked_add(number.checked_mul(unit_ms).ok_or_else(err)?).ok_or_else(err)?;
+    }
+    let ms = u64::try_from(total_ms).map_err(|_| err())?;
+    Ok(Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_prometheus_durations() {
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("1s1m").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("-5s").is_err());
+    }
+}

@@ -1,0 +1,318 @@
+//! Configuration: one TOML file (`raw`), checked and resolved (`validate`) into `Config`.
+//!
+//! Every error names the file, line, column and key, so a systemd journal line is enough to
+//! find the mistake. Without a file every role runs on the embedded defaults below.
+
+mod duration;
+mod raw;
+mod validate;
+
+pub use duration::{DurationError, parse_duration};
+
+use regex::Regex;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/obsd/obsd.toml";
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/obsd";
+
+/// One problem in a config file, located where a user can find it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigProblem {
+    pub line: usize,
+    pub column: usize,
+    pub key: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{}", render_problems(.path, .problems))]
+    Invalid { path: String, problems: Vec<ConfigProblem> },
+}
+
+fn render_problems(path: &str, problems: &[ConfigProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("{path}:{}:{}: key `{}`: {}", p.line, p.column, p.key, p.message))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Exporter,
+    Replica,
+    Federation,
+    Balancer,
+    Collector,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] =
+        [Role::Exporter, Role::Replica, Role::Federation, Role::Balancer, Role::Collector];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Exporter => "exporter",
+            Role::Replica => "replica",
+            Role::Federation => "federation",
+            Role::Balancer => "balancer",
+            Role::Collector => "collector",
+        }
+    }
+
+    /// Parses `exporter,balancer` or `all`; the error lists the valid names.
+    pub fn parse_list(text: &str) -> Result<Vec<Role>, String> {
+        let mut roles = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if part == "all" {
+                roles.extend(Role::ALL);
+                continue;
+            }
+            match Role::ALL.iter().find(|r| r.name() == part) {
+                Some(r) => roles.push(*r),
+                None => {
+                    return Err(format!(
+                        "unknown role {part:?}; valid roles: exporter, replica, federation, balancer, collector, all"
+                    ));
+                }
+            }
+        }
+        if roles.is_empty() {
+            return Err(
+                "no role given; valid roles: exporter, replica, federation, balancer, collector, all".into(),
+            );
+        }
+        roles.sort();
+        roles.dedup();
+        Ok(roles)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from, or None for embedded defaults.
+    pub source: Option<PathBuf>,
+    pub global: GlobalConfig,
+    pub exporter: ExporterConfig,
+    pub replica: ListenerOnlyRole,
+    pub federation: ListenerOnlyRole,
+    pub balancer: ListenerOnlyRole,
+    pub collector: ListenerOnlyRole,
+}
+
+#[derive(Debug, Clone)]
+pub struct GlobalConfig {
+    pub data_dir: PathBuf,
+    pub log_level: String,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PasswordCheck {
+    Bcrypt(String),
+    Plain(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerConfig {
+    pub address: SocketAddr,
+    pub tls: Option<TlsConfig>,
+    pub basic_auth_users: BTreeMap<String, PasswordCheck>,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerOnlyRole {
+    pub listen: ListenerConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExporterConfig {
+    pub listen: ListenerConfig,
+    /// Collector name → enabled, for every collector obsd knows.
+    pub collectors: BTreeMap<String, bool>,
+    pub proc_path: PathBuf,
+    pub sys_path: PathBuf,
+    pub rootfs_path: PathBuf,
+    pub textfile_directory: Option<PathBuf>,
+    pub filesystem_mount_points_exclude: Regex,
+    pub filesystem_fs_types_exclude: Regex,
+    pub diskstats_device_exclude: Regex,
+    pub netdev_device_exclude: Option<Regex>,
+    pub netstat_fields: Regex,
+    pub vmstat_fields: Regex,
+    pub filesystem_statfs_timeout: Duration,
+}
+
+/// Where the config comes from when `--config` is not given.
+pub fn default_path() -> Option<PathBuf> {
+    let p = Path::new(DEFAULT_CONFIG_PATH);
+    p.exists().then(|| p.to_path_buf())
+}
+
+/// Reads and validates a config file, or returns embedded defaults for `None`.
+pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    match path {
+        None => parse_str("", None),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+            parse_str(&text, Some(path))
+        }
+    }
+}
+
+/// Parses config text; `path` is used for messages and as the config's source.
+pub fn parse_str(text: &str, path: Option<&Path>) -> Result<Config, ConfigError> {
+    let shown = path.map(|p| p.display().to_string()).unwrap_or_else(|| "<defaults>".into());
+    let invalid = |problems| ConfigError::Invalid { path: shown.clone(), problems };
+    let deserializer = toml::Deserializer::new(text);
+    let raw: raw::RawConfig = match serde_path_to_error::deserialize(deserializer) {
+        Ok(raw) => raw,
+        Err(err) => {
+            let key = err.path().to_string();
+            let inner = err.into_inner();
+            let (line, column) = inner.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            let key = if key == "." { String::new() } else { key };
+            return Err(invalid(vec![ConfigProblem {
+                line,
+                column,
+                key,
+                message: inner.message().trim().to_string(),
+            }]));
+        }
+    };
+    validate::resolve(raw, text, path.map(Path::to_path_buf)).map_err(invalid)
+}
+
+/// 1-based line and column of a byte offset.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+    (line, column)
+}
+
+/// A human summary of what each role will do with this config, for `obsd check-config`.
+pub fn describe(config: &Config) -> String {
+    let listener = |l: &ListenerConfig| {
+        format!(
+            "{}{}{}",
+            l.address,
+            if l.tls.is_some() { " (TLS)" } else { "" },
+            if l.basic_auth_users.is_empty() {
+                String::new()
+            } else {
+                format!(" (basic auth: {} users)", l.basic_auth_users.len())
+            }
+        )
+    };
+    let e = &config.exporter;
+    let enabled: Vec<&str> = e.collectors.iter().filter(|(_, on)| **on).map(|(n, _)| n.as_str()).collect();
+    let disabled: Vec<&str> = e.collectors.iter().filter(|(_, on)| !**on).map(|(n, _)| n.as_str()).collect();
+    let mut out = String::new();
+    out.push_str(&format!(
+        "global: data_dir {}, log_level {}, shutdown_timeout {:?}\n",
+        config.global.data_dir.display(),
+        config.global.log_level,
+        config.global.shutdown_timeout
+    ));
+    out.push_str(&format!(
+        "exporter: serves /metrics on {}; collectors on: {}; off: {}; reads {} and {}{}\n",
+        listener(&e.listen),
+        enabled.join(", "),
+        if disabled.is_empty() { "none".to_string() } else { disabled.join(", ") },
+        e.proc_path.display(),
+        e.sys_path.display(),
+        e.textfile_directory
+            .as_ref()
+            .map(|d| format!("; textfile directory {}", d.display()))
+            .unwrap_or_default()
+    ));
+    for (name, role) in [
+        ("replica", &config.replica),
+        ("federation", &config.federation),
+        ("balancer", &config.balancer),
+        ("collector", &config.collector),
+    ] {
+        out.push_str(&format!("{name}: would listen on {} (role not built yet)\n", listener(&role.listen)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<ConfigProblem> {
+        match parse_str(text, Some(Path::new("t.toml"))) {
+            Err(ConfigError::Invalid { problems, .. }) => problems,
+            other => panic!("expected invalid config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_config_gives_defaults() {
+        let c = parse_str("", None).unwrap();
+        assert_eq!(c.exporter.listen.address.to_string(), "0.0.0.0:9100");
+        assert_eq!(c.replica.listen.address.port(), 9090);
+        assert!(c.exporter.collectors["cpu"]);
+        assert!(!c.exporter.collectors.contains_key("bogus"));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let p = problems("[exporter]\nlisten = { address = \"127.0.0.1:1\" }\nbogus = 1\n");
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].line, 3);
+        assert!(p[0].message.contains("bogus"), "{:?}", p[0]);
+        assert_eq!(p[0].key, "exporter.bogus");
+    }
+
+    #[test]
+    fn wrong_type_names_line_and_key() {
+        let p = problems("[exporter.listen]\nmax_connections = \"many\"\n");
+        assert_eq!(p[0].line, 2);
+        assert_eq!(p[0].key, "exporter.listen.max_connections");
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let p = problems("[global]\ndata_dir = \n");
+        assert_eq!(p[0].line, 2);
+    }
+
+    #[test]
+    fn semantic_errors_are_all_reported_with_lines() {
+        let p = problems(
+            "[exporter]\nfilesystem_fs_types_exclude = \"(\"\n[exporter.listen]\naddress = \"nope\"\n[exporter.collectors]\nwarp = true\n",
+        );
+        let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.line)).collect();
+        assert!(keys.contains(&("exporter.filesystem_fs_types_exclude", 2)), "{keys:?}");
+        assert!(keys.contains(&("exporter.listen.address", 4)), "{keys:?}");
+        assert!(keys.contains(&("exporter.collectors.warp", 6)), "{keys:?}");
+    }
+
+    #[test]
+    fn role_lists() {
+        assert_eq!(Role::parse_list("exporter,balancer").unwrap(), vec![Role::Exporter, Role::Balancer]);
+        assert_eq!(Role::parse_list("all").unwrap().len(), 5);
+        assert!(Role::parse_list("exporter,nope").unwrap_err().contains("valid roles"));
+    }
+}

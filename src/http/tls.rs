@@ -1,0 +1,27 @@
+use crate::config::TlsConfig;
+use std::io::BufReader;
+use std::sync::Arc;
+
+pub fn acceptor(config: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor, String> {
+    let open = |path: &std::path::Path| {
+        std::fs::File::open(path).map(BufReader::new).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let certs = rustls_pemfile::certs(&mut open(&config.cert_file)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: bad certificate PEM: {e}", config.cert_file.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate found", config.cert_file.display()));
+    }
+    let key = rustls_pemfile::private_key(&mut open(&config.key_file)?)
+        .map_err(|e| format!("{}: bad key PEM: {e}", config.key_file.display()))?
+        .ok_or_else(|| format!("{}: no private key found", config.key_file.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate and key do not match: {e}"))?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(server)))
+}

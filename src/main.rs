@@ -1,0 +1,93 @@
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use obsd::app::{self, RoleSelection};
+use obsd::config::{self, Role};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("OBSD_GIT_COMMIT"),
+    ", rustc ",
+    env!("OBSD_RUSTC_VERSION"),
+    ")"
+);
+
+/// One binary for a high-availability observability stack.
+#[derive(Parser)]
+#[command(name = "obsd", version = LONG_VERSION, about)]
+struct Cli {
+    /// Roles to run: exporter, replica, federation, balancer, collector, or all (comma-separated).
+    #[arg(long, value_name = "ROLE[,ROLE...]")]
+    role: Option<String>,
+    /// Config file (default /etc/obsd/obsd.toml when it exists, else embedded defaults).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Where samples and spans are stored (overrides global.data_dir).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// error, warn, info, debug or trace (overrides global.log_level).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a config file and print what each role will do.
+    CheckConfig {
+        /// The file to check.
+        path: PathBuf,
+    },
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=warn,h2=warn"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("obsd: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::CheckConfig { path }) = &cli.command {
+        let config = config::load(Some(path))?;
+        print!("{}", obsd::config::describe(&config));
+        println!("{}: OK", path.display());
+        return Ok(());
+    }
+    let role_text = cli.role.as_deref().context(
+        "--role is required: exporter, replica, federation, balancer, collector or all (e.g. obsd --role all)",
+    )?;
+    let roles = Role::parse_list(role_text).map_err(anyhow::Error::msg)?;
+    let all = role_text.split(',').any(|r| r.trim() == "all");
+    let config_path = cli.config.clone().or_else(config::default_path);
+    let mut config = config::load(config_path.as_deref())?;
+    if let Some(dir) = cli.data_dir {
+        config.global.data_dir = dir;
+    }
+    init_logging(cli.log_level.as_deref().unwrap_or(&config.global.log_level));
+    let roles = app::select_roles(&RoleSelection { roles, all })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("obsd")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(app::run(config, config_path, roles))
+}
