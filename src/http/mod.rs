@@ -46,6 +46,9 @@ pub async fn bind(name: &str, config: &ListenerConfig) -> Result<BoundListener, 
         source,
     })?;
     let local_addr = listener.local_addr().unwrap_or(config.address);
+    // Logged at bind time so every "listening" line precedes "obsd started"; test harnesses
+    // and operators read the real port from it when the config asked for port 0.
+    tracing::info!(listener = %name, address = %local_addr, tls = tls.is_some(), "listening");
     Ok(BoundListener { name: name.to_string(), local_addr, listener, config: config.clone(), tls })
 }
 
@@ -61,7 +64,6 @@ pub async fn serve(
     if !config.basic_auth_users.is_empty() {
         router = auth::protect(router, BasicAuth::new(config.basic_auth_users.clone()));
     }
-    tracing::info!(listener = %name, address = %local_addr, tls = tls.is_some(), "listening");
     let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     loop {

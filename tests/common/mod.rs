@@ -1,0 +1,163 @@
+//! Test harness: runs the real `obsd` binary with a config written to a temp dir, reads the
+//! "listening" lines it logs to learn its ports, and kills it on drop.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Obsd {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    addresses: HashMap<String, SocketAddr>,
+    log: Arc<Mutex<String>>,
+}
+
+pub fn obsd_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_obsd")
+}
+
+impl Obsd {
+    /// Starts `obsd --role <roles> --config <file with config_toml>` and waits for "obsd started".
+    pub fn start(roles: &str, config_toml: &str) -> Obsd {
+        Self::start_with_args(&["--role", roles], config_toml)
+    }
+
+    pub fn start_with_args(args: &[&str], config_toml: &str) -> Obsd {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = dir.path().join("obsd.toml");
+        std::fs::write(&config_path, config_toml).expect("write config");
+        let mut child = Command::new(obsd_binary())
+            .args(args)
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn obsd");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push_str(&line);
+                    log.lock().unwrap().push('\n');
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let mut addresses = HashMap::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(remaining) {
+                Ok(line) => {
+                    if line.contains("listening") {
+                        if let (Some(name), Some(addr)) = (field(&line, "listener"), field(&line, "address"))
+                        {
+                            addresses.insert(name, addr.parse().expect("address in log"));
+                        }
+                    }
+                    if line.contains("obsd started") {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("obsd did not start; log:\n{}", log.lock().unwrap());
+                }
+            }
+        }
+        Obsd { child, dir, config_path, addresses, log }
+    }
+
+    pub fn address(&self, listener: &str) -> SocketAddr {
+        *self
+            .addresses
+            .get(listener)
+            .unwrap_or_else(|| panic!("no listener {listener} in {:?}", self.addresses))
+    }
+
+    pub fn url(&self, listener: &str, path: &str) -> String {
+        format!("http://{}{}", self.address(listener), path)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
+    /// Waits for the process to exit; None if it is still running after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn config_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Obsd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads `key=value` from a tracing log line.
+fn field(line: &str, key: &str) -> Option<String> {
+    let start = line.find(&format!(" {key}="))? + key.len() + 2;
+    let rest = &line[start..];
+    let end = rest.find(' ').unwrap_or(rest.len());
+    Some(rest[..end].trim_matches('"').to_string())
+}
+
+/// A blocking HTTP GET with a timeout; returns status and body.
+pub fn get(url: &str) -> (u16, String) {
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let resp = client.get(url).send().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.text().unwrap_or_default())
+}
+
+/// A free TCP port on 127.0.0.1 for peers that cannot be told to use port 0.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Path of a Debian peer binary, or a panic telling how to install it.
+pub fn peer(binary: &str, package: &str) -> PathBuf {
+    let path = PathBuf::from(format!("/usr/bin/{binary}"));
+    assert!(path.exists(), "{binary} is missing: apt-get install {package} (bash .ci/run installs it)");
+    path
+}
