@@ -59,7 +59,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) {
-    let BoundListener { name, local_addr, listener, config, tls } = bound;
+    let BoundListener { name, local_addr: _, listener, config, tls } = bound;
     let mut router = router.layer(DefaultBodyLimit::max(config.max_body_bytes));
     if !config.basic_auth_users.is_empty() {
         router = auth::protect(router, BasicAuth::new(config.basic_auth_users.clone()));
