@@ -62,11 +62,10 @@ impl Obsd {
             let remaining = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(remaining) {
                 Ok(line) => {
-                    if line.contains("listening") {
-                        if let (Some(name), Some(addr)) = (field(&line, "listener"), field(&line, "address"))
-                        {
-                            addresses.insert(name, addr.parse().expect("address in log"));
-                        }
+                    if line.contains("listening")
+                        && let (Some(name), Some(addr)) = (field(&line, "listener"), field(&line, "address"))
+                    {
+                        addresses.insert(name, addr.parse().expect("address in log"));
                     }
                     if line.contains("obsd started") {
                         break;
