@@ -5,9 +5,14 @@
 //! and humans comparing outputs expect the same spelling.
 
 mod float;
+mod parse;
 mod text;
 
 pub use float::format_go_float;
+pub use parse::{
+    ParseError, ParsedFamily, ParsedSample, is_valid_label_name, is_valid_metric_name, parse_text,
+    parse_value,
+};
 pub use text::{escape_help, escape_label_value, write_families};
 
 use std::collections::BTreeMap;
