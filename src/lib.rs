@@ -11,4 +11,5 @@ pub mod config;
 pub mod exporter;
 pub mod exposition;
 pub mod http;
+pub mod scrape;
 pub mod self_metrics;

@@ -24,6 +24,10 @@ pub enum MetricType {
     Untyped,
     Histogram,
     Summary,
+    /// OpenMetrics-only types; written out as untyped in text format 0.0.4.
+    GaugeHistogram,
+    Info,
+    StateSet,
 }
 
 impl MetricType {
@@ -34,6 +38,18 @@ impl MetricType {
             MetricType::Untyped => "untyped",
             MetricType::Histogram => "histogram",
             MetricType::Summary => "summary",
+            MetricType::GaugeHistogram | MetricType::Info | MetricType::StateSet => "untyped",
+        }
+    }
+
+    /// The name Prometheus's metadata API reports.
+    pub fn metadata_name(self) -> &'static str {
+        match self {
+            MetricType::Untyped => "unknown",
+            MetricType::GaugeHistogram => "gaugehistogram",
+            MetricType::Info => "info",
+            MetricType::StateSet => "stateset",
+            other => other.as_str(),
         }
     }
 }
