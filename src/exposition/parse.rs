@@ -286,11 +286,11 @@ fn family_of<'f>(families: &'f mut [ParsedFamily], sample: &str) -> Option<&'f m
 
 /// Parses a text format 0.0.4 exposition.
 pub fn parse_text(text: &str) -> Result<Vec<ParsedFamily>, ParseError> {
-    parse(text, Format::Text)
+    parse_exposition(text, Format::Text)
 }
 
 /// Parses a whole exposition; families appear in input order.
-pub fn parse(text: &str, format: Format) -> Result<Vec<ParsedFamily>, ParseError> {
+pub fn parse_exposition(text: &str, format: Format) -> Result<Vec<ParsedFamily>, ParseError> {
     let om = format == Format::OpenMetrics;
     let mut families: Vec<ParsedFamily> = Vec::new();
     let mut saw_eof = false;
@@ -455,7 +455,7 @@ mod tests {
         let text = "# TYPE req counter\n# UNIT req requests\n# HELP req Requests.\nreq_total{m=\"get\"} 17 1700000000.5 # {trace_id=\"abc\"} 1 1700000000.25\n\
                     req_created{m=\"get\"} 1.6e9\n# TYPE lat histogram\nlat_bucket{le=\"0.1\"} 3 # {trace_id=\"t1\"} 0.05\n\
                     lat_bucket{le=\"+Inf\"} 4\nlat_sum 0.4\nlat_count 4\n# EOF\n";
-        let f = parse(text, Format::OpenMetrics).unwrap();
+        let f = parse_exposition(text, Format::OpenMetrics).unwrap();
         assert_eq!(f[0].kind, MetricType::Counter);
         assert_eq!(f[0].unit.as_deref(), Some("requests"));
         assert_eq!(f[0].samples.len(), 2, "req_total and req_created belong to req");
@@ -467,9 +467,12 @@ mod tests {
             ("abc", 1.0, Some(1_700_000_000_250))
         );
         assert_eq!(f[1].samples[0].exemplar.as_ref().unwrap().labels[0].1, "t1");
-        assert!(parse("a 1\n", Format::OpenMetrics).unwrap_err().message.contains("# EOF"));
-        assert!(parse("a 1\n# EOF\nb 2\n", Format::OpenMetrics).is_err());
-        assert!(parse("a 1 # {x=\"y\"} 1\n", Format::Text).is_err(), "exemplars only in OpenMetrics");
+        assert!(parse_exposition("a 1\n", Format::OpenMetrics).unwrap_err().message.contains("# EOF"));
+        assert!(parse_exposition("a 1\n# EOF\nb 2\n", Format::OpenMetrics).is_err());
+        assert!(
+            parse_exposition("a 1 # {x=\"y\"} 1\n", Format::Text).is_err(),
+            "exemplars only in OpenMetrics"
+        );
     }
 
     #[test]

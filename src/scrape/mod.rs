@@ -4,3 +4,5 @@
 
 pub mod config;
 pub mod relabel;
+pub mod scrape_loop;
+pub mod target;
