@@ -10,7 +10,7 @@ use toml::Spanned;
 pub struct RawConfig {
     pub global: RawGlobal,
     pub exporter: RawExporter,
-    pub replica: RawRole,
+    pub replica: RawReplica,
     pub federation: RawRole,
     pub balancer: RawRole,
     pub collector: RawRole,
@@ -71,4 +71,23 @@ pub struct RawExporter {
     pub vmstat_fields: Option<Spanned<String>>,
     /// Upper bound for one filesystem's statfs call, so a hung NFS mount cannot stall a scrape.
     pub filesystem_statfs_timeout: Option<Spanned<String>>,
+}
+
+/// `[replica]`: a Prometheus replica. Scrape settings come from an existing prometheus.yml
+/// (`prometheus_config`) or inline `global` / `scrape_configs` with Prometheus's field names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawReplica {
+    pub listen: RawListener,
+    pub prometheus_config: Option<Spanned<String>>,
+    pub global: Option<crate::scrape::config::GlobalConfig>,
+    pub scrape_configs: Option<Vec<crate::scrape::config::ScrapeConfig>>,
+    /// How far back an instant query looks for a sample (Prometheus's --query.lookback-delta).
+    pub lookback_delta: Option<Spanned<String>>,
+    /// Prometheus's --storage.tsdb.retention.time.
+    pub retention_time: Option<Spanned<String>>,
+    /// Prometheus's --storage.tsdb.retention.size (`10GB`); none by default.
+    pub retention_size: Option<Spanned<String>>,
+    /// Accept remote write on /api/v1/write (Prometheus's --web.enable-remote-write-receiver).
+    pub remote_write_receiver: Option<bool>,
 }

@@ -3,6 +3,7 @@
 //! loop that fetches, parses and hands samples to a `SampleSink` (`scrape_loop`).
 
 pub mod config;
+pub mod manager;
 pub mod relabel;
 pub mod scrape_loop;
 pub mod target;
