@@ -11,6 +11,7 @@ pub mod config;
 pub mod exporter;
 pub mod exposition;
 pub mod http;
+pub mod remote_write;
 pub mod scrape;
 pub mod self_metrics;
 

@@ -4,10 +4,12 @@
 //! that is what Prometheus and node_exporter emit (`1e+06`, `2.5e-05`), and diff-based tests
 //! and humans comparing outputs expect the same spelling.
 
+mod federate;
 mod float;
 mod parse;
 mod text;
 
+pub use federate::{FederatedSample, write_federation};
 pub use float::format_go_float;
 pub use parse::{
     Exemplar, Format, ParseError, ParsedFamily, ParsedSample, is_valid_label_name, is_valid_metric_name,
