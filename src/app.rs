@@ -2,6 +2,7 @@
 //! SIGTERM/SIGINT: listeners stop accepting first, then in-flight requests drain for at most
 //! `global.shutdown_timeout`.
 
+use crate::collector::Collector;
 use crate::config::{self, Config, ListenerConfig, Role};
 use crate::exporter::{self, Exporter};
 use crate::exposition;
@@ -16,7 +17,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 /// Roles obsd can run today; the others are refused with a clear message.
-pub const BUILT_ROLES: &[Role] = &[Role::Exporter];
+pub const BUILT_ROLES: &[Role] = &[Role::Exporter, Role::Collector];
 
 /// What the command line asked for.
 pub struct RoleSelection {
@@ -67,11 +68,12 @@ async fn self_metrics_page() -> impl IntoResponse {
 
 struct Running {
     exporter: Option<Exporter>,
+    collector: Option<Collector>,
 }
 
 pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut running = Running { exporter: None };
+    let mut running = Running { exporter: None, collector: None };
     let mut listeners: Vec<(http::BoundListener, Router)> = Vec::new();
     for role in &roles {
         match role {
@@ -81,6 +83,15 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
                 let bound = http::bind("exporter", &config.exporter.listen).await?;
                 running.exporter = Some(exp);
                 listeners.push((bound, router));
+            }
+            Role::Collector => {
+                let (collector, bound) =
+                    Collector::start(&config.collector, &config.global, shutdown_rx.clone()).await?;
+                for (listener, router) in bound {
+                    // Health answers on every collector listener, as on every role's.
+                    listeners.push((listener, router.merge(common_routes())));
+                }
+                running.collector = Some(collector);
             }
             other => bail!("role {} is not built yet", other.name()),
         }
@@ -123,6 +134,10 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
     if tokio::time::timeout(deadline, async { while servers.join_next().await.is_some() {} }).await.is_err() {
         tracing::warn!("listeners did not stop within the drain time");
     }
+    // Listeners are down, so no new spans arrive: drain the span queue and flush the store.
+    if let Some(collector) = running.collector.take() {
+        collector.stop(drain).await;
+    }
     tracing::info!("obsd stopped");
     Ok(())
 }
@@ -139,6 +154,10 @@ fn reload(current: &mut Config, path: Option<&std::path::Path>, running: &Runnin
     if let Some(exp) = &running.exporter {
         warn_listener_change("exporter", &current.exporter.listen, &new.exporter.listen);
         exp.reload(new.exporter.clone());
+    }
+    if running.collector.is_some() {
+        warn_listener_change("collector", &current.collector.listen, &new.collector.listen);
+        tracing::warn!(role = "collector", "collector settings take effect only after a restart");
     }
     *current = new;
     tracing::info!("configuration reloaded");

@@ -103,7 +103,7 @@ pub struct Config {
     pub replica: ReplicaConfig,
     pub federation: ListenerOnlyRole,
     pub balancer: ListenerOnlyRole,
-    pub collector: ListenerOnlyRole,
+    pub collector: CollectorConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +170,32 @@ pub struct ExporterConfig {
     pub vmstat_fields: Regex,
     pub filesystem_statfs_timeout: Duration,
 }
+
+/// The collector role (Jaeger all-in-one replacement).
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    /// Query API, `/metrics`, health (:16686).
+    pub listen: ListenerConfig,
+    pub otlp_grpc: ListenerConfig,
+    pub otlp_http: ListenerConfig,
+    pub jaeger_thrift_http: ListenerConfig,
+    pub jaeger_compact_udp: Option<SocketAddr>,
+    pub jaeger_binary_udp: Option<SocketAddr>,
+    pub retention: Duration,
+    /// 0 = unlimited.
+    pub retention_size_bytes: u64,
+    pub flush_interval: Duration,
+    pub queue_spans: usize,
+    pub max_batch_spans: usize,
+    pub span_metrics_namespace: String,
+    pub span_metrics_buckets_ms: Vec<f64>,
+}
+
+/// spanmetrics connector's default histogram buckets, in milliseconds.
+pub const DEFAULT_SPAN_METRICS_BUCKETS_MS: [f64; 16] = [
+    2.0, 4.0, 6.0, 8.0, 10.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1000.0, 1400.0, 2000.0, 5000.0, 10000.0,
+    15000.0,
+];
 
 /// Where the config comes from when `--config` is not given.
 pub fn default_path() -> Option<PathBuf> {
@@ -269,9 +295,21 @@ pub fn describe(config: &Config) -> String {
         crate::api_duration(r.retention_time),
         r.retention_size.map(|b| format!(" or {b} bytes")).unwrap_or_default(),
     ));
-    for (name, role) in
-        [("federation", &config.federation), ("balancer", &config.balancer), ("collector", &config.collector)]
-    {
+    let c = &config.collector;
+    let udp = |a: &Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "off".into());
+    out.push_str(&format!(
+        "collector: query API and /metrics on {}; OTLP gRPC {}, OTLP HTTP {}, Jaeger thrift HTTP {}, compact UDP {}, binary UDP {}; retention {:?}{}; store {}/collector\n",
+        listener(&c.listen),
+        listener(&c.otlp_grpc),
+        listener(&c.otlp_http),
+        listener(&c.jaeger_thrift_http),
+        udp(&c.jaeger_compact_udp),
+        udp(&c.jaeger_binary_udp),
+        c.retention,
+        if c.retention_size_bytes > 0 { format!(" or {} bytes", c.retention_size_bytes) } else { String::new() },
+        config.global.data_dir.display(),
+    ));
+    for (name, role) in [("federation", &config.federation), ("balancer", &config.balancer)] {
         out.push_str(&format!("{name}: would listen on {} (role not built yet)\n", listener(&role.listen)));
     }
     out

@@ -13,7 +13,7 @@ pub struct RawConfig {
     pub replica: RawReplica,
     pub federation: RawRole,
     pub balancer: RawRole,
-    pub collector: RawRole,
+    pub collector: RawCollector,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,4 +90,35 @@ pub struct RawReplica {
     pub retention_size: Option<Spanned<String>>,
     /// Accept remote write on /api/v1/write (Prometheus's --web.enable-remote-write-receiver).
     pub remote_write_receiver: Option<bool>,
+}
+
+/// `[collector]`: Jaeger all-in-one's listeners plus the span store's retention and queue.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCollector {
+    /// Jaeger query API, `/metrics` (RED metrics) and health, as Jaeger's :16686.
+    pub listen: RawListener,
+    /// OTLP/gRPC (HTTP/2, served by tonic); only `address` and `max_body_bytes` apply.
+    pub otlp_grpc: RawListener,
+    /// OTLP/HTTP `/v1/traces`.
+    pub otlp_http: RawListener,
+    /// Jaeger collector's thrift-over-HTTP `POST /api/traces`.
+    pub jaeger_thrift_http: RawListener,
+    /// Jaeger agent's UDP ports; `""` turns one off.
+    pub jaeger_compact_udp: Option<Spanned<String>>,
+    pub jaeger_binary_udp: Option<Spanned<String>>,
+    /// Spans older than this (by start time) are deleted; Jaeger's badger `span-store-ttl`.
+    pub retention: Option<Spanned<String>>,
+    /// Oldest time buckets are dropped while the store is larger; 0 = no size limit.
+    pub retention_size_bytes: Option<u64>,
+    /// How often sled writes to disk: the crash-loss window for acknowledged spans.
+    pub flush_interval: Option<Spanned<String>>,
+    /// Spans accepted but not yet stored; a full queue answers 429/UNAVAILABLE.
+    pub queue_spans: Option<usize>,
+    /// Largest batch one request may carry, in spans.
+    pub max_batch_spans: Option<usize>,
+    /// Prefix of the RED metric names (spanmetrics `namespace`, Prometheus form).
+    pub span_metrics_namespace: Option<Spanned<String>>,
+    /// Histogram buckets in milliseconds (spanmetrics defaults when unset).
+    pub span_metrics_buckets_ms: Option<Vec<f64>>,
 }

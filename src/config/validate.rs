@@ -1,10 +1,10 @@
 //! Raw TOML → resolved `Config`. Collects every problem instead of stopping at the first,
 //! so one edit-and-retry fixes a file.
 
-use super::raw::{RawConfig, RawExporter, RawListener, RawReplica};
+use super::raw::{RawCollector, RawConfig, RawExporter, RawListener, RawReplica};
 use super::{
-    Config, ConfigProblem, ExporterConfig, GlobalConfig, ListenerConfig, ListenerOnlyRole, PasswordCheck,
-    ReplicaConfig, TlsConfig, line_col, parse_duration,
+    CollectorConfig, Config, ConfigProblem, DEFAULT_SPAN_METRICS_BUCKETS_MS, ExporterConfig, GlobalConfig,
+    ListenerConfig, ListenerOnlyRole, PasswordCheck, ReplicaConfig, TlsConfig, line_col, parse_duration,
 };
 use crate::exporter::collectors;
 use crate::scrape::config::{PrometheusFile, ScrapeSettings};
@@ -286,6 +286,88 @@ impl Checker<'_> {
     }
 }
 
+impl Checker<'_> {
+    fn udp_address(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        key: &str,
+        default: &str,
+    ) -> Option<SocketAddr> {
+        match value {
+            None => default.parse().ok(),
+            Some(v) if v.get_ref().is_empty() => None,
+            Some(v) => match resolve_address(v.get_ref()) {
+                Ok(a) => Some(a),
+                Err(message) => {
+                    self.problem(v, key, message);
+                    None
+                }
+            },
+        }
+    }
+
+    fn collector(&mut self, raw: &RawCollector) -> CollectorConfig {
+        let retention = self.duration(&raw.retention, "collector.retention", Duration::from_secs(7 * 86400));
+        if let Some(r) = &raw.retention
+            && retention < Duration::from_secs(1)
+        {
+            self.problem(r, "collector.retention", "retention must be at least 1s");
+        }
+        let namespace = match &raw.span_metrics_namespace {
+            None => "traces_span_metrics".to_string(),
+            Some(ns) => {
+                let valid = ns.get_ref().chars().enumerate().all(|(i, ch)| {
+                    ch.is_ascii_alphabetic() || ch == '_' || ch == ':' || (i > 0 && ch.is_ascii_digit())
+                });
+                if !valid {
+                    self.problem(
+                        ns,
+                        "collector.span_metrics_namespace",
+                        "not a valid Prometheus metric name prefix",
+                    );
+                }
+                ns.get_ref().clone()
+            }
+        };
+        let mut buckets =
+            raw.span_metrics_buckets_ms.clone().unwrap_or_else(|| DEFAULT_SPAN_METRICS_BUCKETS_MS.to_vec());
+        buckets.retain(|b| b.is_finite());
+        buckets.sort_by(f64::total_cmp);
+        buckets.dedup();
+        CollectorConfig {
+            listen: self.listener(&raw.listen, "collector.listen", "0.0.0.0:16686"),
+            otlp_grpc: self.listener(&raw.otlp_grpc, "collector.otlp_grpc", "0.0.0.0:4317"),
+            otlp_http: self.listener(&raw.otlp_http, "collector.otlp_http", "0.0.0.0:4318"),
+            jaeger_thrift_http: self.listener(
+                &raw.jaeger_thrift_http,
+                "collector.jaeger_thrift_http",
+                "0.0.0.0:14268",
+            ),
+            jaeger_compact_udp: self.udp_address(
+                &raw.jaeger_compact_udp,
+                "collector.jaeger_compact_udp",
+                "0.0.0.0:6831",
+            ),
+            jaeger_binary_udp: self.udp_address(
+                &raw.jaeger_binary_udp,
+                "collector.jaeger_binary_udp",
+                "0.0.0.0:6832",
+            ),
+            retention,
+            retention_size_bytes: raw.retention_size_bytes.unwrap_or(0),
+            flush_interval: self.duration(
+                &raw.flush_interval,
+                "collector.flush_interval",
+                Duration::from_secs(1),
+            ),
+            queue_spans: raw.queue_spans.unwrap_or(200_000).max(1),
+            max_batch_spans: raw.max_batch_spans.unwrap_or(50_000).max(1),
+            span_metrics_namespace: namespace,
+            span_metrics_buckets_ms: buckets,
+        }
+    }
+}
+
 /// Accepts `host:port`, `:port` (all interfaces, as Go programs do) and `[::1]:port`.
 fn resolve_address(text: &str) -> Result<SocketAddr, String> {
     let candidate =
@@ -333,8 +415,7 @@ pub fn resolve(raw: RawConfig, text: &str, source: Option<PathBuf>) -> Result<Co
         ListenerOnlyRole { listen: c.listener(&raw.federation.listen, "federation.listen", "0.0.0.0:9090") };
     let balancer =
         ListenerOnlyRole { listen: c.listener(&raw.balancer.listen, "balancer.listen", "0.0.0.0:8404") };
-    let collector =
-        ListenerOnlyRole { listen: c.listener(&raw.collector.listen, "collector.listen", "0.0.0.0:16686") };
+    let collector = c.collector(&raw.collector);
     if !c.problems.is_empty() {
         c.problems.sort_by_key(|p| (p.line, p.column));
         return Err(c.problems);

@@ -1,0 +1,262 @@
+//! The collector role: Jaeger all-in-one's job. Spans arrive over OTLP/gRPC (`otlp_grpc`),
+//! OTLP/HTTP (`otlp_http`) and Jaeger thrift (`jaeger_thrift`: UDP agent ports and HTTP), are
+//! mapped to the store's Jaeger-shaped `Span` (`otlp`), counted into RED metrics
+//! (`red_metrics`), queued (`intake`) and written by one thread to the `trace_store`; the Jaeger
+//! query API (`query_api`) reads them back on the query listener, which also serves `/metrics`.
+//!
+//! Stop order: listeners and UDP/gRPC tasks stop first, then the queue drains into the
+//! store, then the store flushes, so an orderly stop loses no acknowledged span.
+
+mod intake;
+mod jaeger_thrift;
+mod otlp;
+mod otlp_grpc;
+mod otlp_http;
+mod query_api;
+mod red_metrics;
+mod thrift;
+
+use crate::config::{CollectorConfig, GlobalConfig};
+use crate::exposition::{self, MetricFamily};
+use crate::http;
+use crate::trace_store::{Store, StoreError, StoreOptions};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use intake::{Counters, Intake};
+use red_metrics::RedMetrics;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    #[error("collector: cannot create data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("collector: {0}")]
+    Store(#[from] StoreError),
+    #[error("collector: listener {name}: cannot bind {address}: {source}")]
+    Bind { name: &'static str, address: std::net::SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
+    #[error("collector: cannot start the span writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running collector: its HTTP listeners are returned to `app` to serve; the rest it runs.
+pub struct Collector {
+    store: Store,
+    intake: Option<Intake>,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+struct MetricsState {
+    intake: Intake,
+    store: Store,
+    retention_dropped: Arc<AtomicU64>,
+}
+
+impl Collector {
+    /// Opens the store, binds every listener (logging each "listening" line) and starts the
+    /// non-HTTP servers. The HTTP listeners come back with their routers for `app` to serve.
+    pub async fn start(
+        config: &CollectorConfig,
+        global: &GlobalConfig,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(Collector, Vec<(http::BoundListener, Router)>), CollectorError> {
+        let dir = global.data_dir.join("collector");
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| CollectorError::DataDir { path: dir.display().to_string(), source })?;
+        let options = StoreOptions {
+            retention: config.retention,
+            retention_size_bytes: config.retention_size_bytes,
+            flush_interval: config.flush_interval,
+            ..StoreOptions::default()
+        };
+        let store = tokio::task::block_in_place(|| Store::open(&dir, &options))?;
+        let red = Arc::new(RedMetrics::new(&config.span_metrics_namespace, &config.span_metrics_buckets_ms));
+        let (intake, writer_thread) = Intake::start(
+            store.writer(),
+            config.queue_spans,
+            config.max_batch_spans,
+            Arc::new(Counters::default()),
+            red,
+        )
+        .map_err(CollectorError::Thread)?;
+
+        let mut listeners = Vec::new();
+        let retention_dropped = Arc::new(AtomicU64::new(0));
+        let metrics_state = Arc::new(MetricsState {
+            intake: intake.clone(),
+            store: store.clone(),
+            retention_dropped: retention_dropped.clone(),
+        });
+        let query = query_api::router(store.reader())
+            .merge(Router::new().route("/metrics", get(metrics_page)).with_state(metrics_state));
+        listeners.push((http::bind("collector", &config.listen).await?, query));
+
+        let (grpc_listener, _) = otlp_grpc::bind(config.otlp_grpc.address).await.map_err(|source| {
+            CollectorError::Bind { name: "collector-otlp-grpc", address: config.otlp_grpc.address, source }
+        })?;
+        listeners.push((
+            http::bind("collector-otlp-http", &config.otlp_http).await?,
+            otlp_http::router(intake.clone(), config.otlp_http.max_body_bytes),
+        ));
+        listeners.push((
+            http::bind("collector-jaeger-http", &config.jaeger_thrift_http).await?,
+            jaeger_thrift::http_router(intake.clone(), config.jaeger_thrift_http.max_body_bytes),
+        ));
+        let mut udp = Vec::new();
+        for (name, address, compact) in [
+            ("collector-jaeger-compact", config.jaeger_compact_udp, true),
+            ("collector-jaeger-binary", config.jaeger_binary_udp, false),
+        ] {
+            if let Some(address) = address {
+                let (socket, _) = jaeger_thrift::bind_udp(name, address)
+                    .await
+                    .map_err(|source| CollectorError::Bind { name, address, source })?;
+                udp.push((socket, compact));
+            }
+        }
+
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(otlp_grpc::serve(
+            grpc_listener,
+            intake.clone(),
+            config.otlp_grpc.max_body_bytes,
+            shutdown.clone(),
+        )));
+        for (socket, compact) in udp {
+            tasks.push(tokio::spawn(jaeger_thrift::serve_udp(
+                socket,
+                compact,
+                intake.clone(),
+                shutdown.clone(),
+            )));
+        }
+        tasks.push(tokio::spawn(retention_loop(store.clone(), retention_dropped, shutdown)));
+        Ok((Collector { store, intake: Some(intake), writer_thread: Some(writer_thread), tasks }, listeners))
+    }
+
+    /// Call after the HTTP listeners have stopped: waits for the other servers, drains the
+    /// queue into the store and flushes it.
+    pub async fn stop(mut self, timeout: Duration) {
+        for task in self.tasks.drain(..) {
+            if tokio::time::timeout(timeout, task).await.is_err() {
+                tracing::warn!("a collector task did not stop in time");
+            }
+        }
+        self.intake.take();
+        if let Some(thread) = self.writer_thread.take() {
+            let joined = tokio::task::spawn_blocking(move || thread.join());
+            if tokio::time::timeout(timeout, joined).await.is_err() {
+                tracing::warn!("span writer did not drain its queue in time");
+            }
+        }
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.flush()).await {
+            Ok(Ok(())) => tracing::info!("span store flushed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "span store flush failed"),
+            Err(e) => tracing::error!(error = %e, "span store flush task failed"),
+        }
+    }
+}
+
+async fn retention_loop(store: Store, dropped: Arc<AtomicU64>, mut shutdown: watch::Receiver<bool>) {
+    let interval = store.sweep_interval();
+    loop {
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.enforce_retention(crate::trace_store::now_us())).await {
+            Ok(Ok(outcome)) => {
+                dropped
+                    .fetch_add((outcome.dropped_by_time + outcome.dropped_by_size) as u64, Ordering::Relaxed);
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "span retention failed"),
+            Err(e) => tracing::error!(error = %e, "span retention task failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+fn self_families(state: &MetricsState) -> Vec<MetricFamily> {
+    let counters = &state.intake.counters;
+    let mut received = MetricFamily::counter(
+        "obsd_collector_spans_received_total",
+        "Spans accepted into the queue, by intake protocol.",
+    );
+    for (p, n) in counters.snapshot_received() {
+        received.add(&[("protocol", p.label())], n as f64);
+    }
+    let mut rejected = MetricFamily::counter(
+        "obsd_collector_spans_rejected_total",
+        "Spans refused or lost, by intake protocol and reason.",
+    );
+    for ((p, r), n) in counters.snapshot_rejected_spans() {
+        rejected.add(&[("protocol", p.label()), ("reason", r.label())], n as f64);
+    }
+    let mut batches = MetricFamily::counter(
+        "obsd_collector_batches_rejected_total",
+        "Requests or datagrams refused whole, by intake protocol and reason.",
+    );
+    for ((p, r), n) in counters.snapshot_rejected_batches() {
+        batches.add(&[("protocol", p.label()), ("reason", r.label())], n as f64);
+    }
+    vec![
+        received,
+        rejected,
+        batches,
+        MetricFamily::gauge("obsd_collector_queue_spans", "Spans accepted and waiting to be stored.")
+            .with_value(state.intake.queue_length() as f64),
+        MetricFamily::gauge(
+            "obsd_collector_queue_capacity_spans",
+            "Spans the queue holds before intake refuses.",
+        )
+        .with_value(state.intake.capacity() as f64),
+        MetricFamily::gauge("obsd_collector_store_size_bytes", "Bytes the span store occupies on disk.")
+            .with_value(state.store.size_on_disk() as f64),
+        MetricFamily::gauge("obsd_collector_store_buckets", "Time buckets (sled trees) in the span store.")
+            .with_value(state.store.bucket_count() as f64),
+        MetricFamily::counter(
+            "obsd_collector_retention_buckets_dropped_total",
+            "Time buckets deleted by retention (time or size).",
+        )
+        .with_value(state.retention_dropped.load(Ordering::Relaxed) as f64),
+        MetricFamily::counter(
+            "obsd_collector_span_metrics_series_dropped_total",
+            "Spans not counted in RED metrics because the series limit was reached.",
+        )
+        .with_value(state.intake.red.series_dropped() as f64),
+    ]
+}
+
+/// `/metrics`: RED metrics and self metrics; OpenMetrics (with exemplars) when the scraper
+/// prefers it, as Prometheus does with exemplar storage on.
+async fn metrics_page(State(state): State<Arc<MetricsState>>, headers: HeaderMap) -> impl IntoResponse {
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let mut families = crate::self_metrics::process_metrics();
+    families.push(crate::self_metrics::build_info());
+    families.extend(self_families(&state));
+    let families = exposition::merge_and_sort(families);
+    let mut body = String::new();
+    if openmetrics {
+        red_metrics::write_families_openmetrics(&mut body, &families);
+        state.intake.red.write_openmetrics(&mut body);
+        body.push_str("# EOF\n");
+        ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+    } else {
+        exposition::write_families(&mut body, &families);
+        exposition::write_families(&mut body, &state.intake.red.families());
+        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+    }
+}

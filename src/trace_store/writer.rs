@@ -1,0 +1,118 @@
+//! Writes spans: per bucket one sled batch holding each span's key and all its index keys, so a
+//! span is never visible in an index without its body (sled applies a batch atomically).
+
+use super::codec;
+use super::keys;
+use super::model::{Span, Value};
+use super::{Inner, StoreError, now_us};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Writer {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct WriteOutcome {
+    pub stored: usize,
+    /// Spans that started before the retention window; they would be dropped at once.
+    pub expired: usize,
+}
+
+impl Writer {
+    pub fn write(&self, spans: &[Span]) -> Result<WriteOutcome, StoreError> {
+        let inner = &self.inner;
+        let cutoff = now_us().saturating_sub(inner.retention_us);
+        let mut outcome = WriteOutcome::default();
+        let mut batches: HashMap<u64, (Arc<super::Bucket>, sled::Batch)> = HashMap::new();
+        let mut meta = sled::Batch::default();
+        let mut meta_dirty = false;
+        // Processes of one batch are usually one Arc; hash each distinct one once.
+        let mut hashed: Vec<(*const super::Process, u64)> = Vec::new();
+        for span in spans {
+            if span.start_time_us.saturating_add(span.duration_us) < cutoff {
+                outcome.expired += 1;
+                continue;
+            }
+            let ptr = Arc::as_ptr(&span.process);
+            let hash = match hashed.iter().find(|(p, _)| *p == ptr) {
+                Some((_, h)) => *h,
+                None => {
+                    let encoded = codec::encode_process(&span.process);
+                    let h = codec::process_hash(&encoded);
+                    let known = inner.processes.read().unwrap_or_else(|p| p.into_inner()).contains_key(&h);
+                    if !known {
+                        inner.meta.insert(keys::meta_process(h), encoded)?;
+                        inner
+                            .processes
+                            .write()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(h, span.process.clone());
+                    }
+                    hashed.push((ptr, h));
+                    h
+                }
+            };
+            let bucket = inner.bucket_for(span.start_time_us)?;
+            let bucket_start = span.start_time_us - span.start_time_us % inner.bucket_width_us;
+            let (_, batch) = batches.entry(bucket_start).or_insert_with(|| (bucket, sled::Batch::default()));
+            index_span(batch, span, hash);
+            meta_dirty |= self.note_names(&mut meta, span, bucket_start);
+            outcome.stored += 1;
+        }
+        for (_, (bucket, batch)) in batches {
+            bucket.tree.apply_batch(batch)?;
+        }
+        if meta_dirty {
+            inner.meta.apply_batch(meta)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Records service and operation names in `meta` the first time each is seen in a bucket.
+    fn note_names(&self, meta: &mut sled::Batch, span: &Span, bucket_start: u64) -> bool {
+        let service = &span.process.service_name;
+        let kind = match span.tag("span.kind") {
+            Some(Value::Str(k)) => k.as_str(),
+            _ => "",
+        };
+        let mut dirty = false;
+        let value = bucket_start.to_be_bytes();
+        {
+            let mut seen = self.inner.services_seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.get(service.as_str()).is_none_or(|last| *last < bucket_start) {
+                seen.insert(service.clone(), bucket_start);
+                meta.insert(keys::meta_service(service), &value);
+                dirty = true;
+            }
+        }
+        let mut seen = self.inner.operations_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let op_key = (service.clone(), kind.to_string(), span.operation_name.clone());
+        if seen.get(&op_key).is_none_or(|last| *last < bucket_start) {
+            meta.insert(keys::meta_operation(service, kind, &span.operation_name), &value);
+            seen.insert(op_key, bucket_start);
+            dirty = true;
+        }
+        dirty
+    }
+}
+
+fn index_span(batch: &mut sled::Batch, span: &Span, process_hash: u64) {
+    let trace = &span.trace_id.0;
+    let start = span.start_time_us;
+    let service = &span.process.service_name;
+    batch.insert(keys::span_key(trace, start, &span.span_id.0), codec::encode_span(span, process_hash));
+    batch.insert(keys::with_time(&keys::service_prefix(service), start, trace), &[]);
+    batch.insert(keys::with_time(&keys::operation_prefix(service, &span.operation_name), start, trace), &[]);
+    let mut duration = keys::duration_prefix(service);
+    duration.extend_from_slice(&span.duration_us.to_be_bytes());
+    batch.insert(keys::with_time(&duration, start, trace), &[]);
+    for kv in span.tags.iter().chain(span.process.tags.iter()) {
+        if let Some(text) = kv.value.as_search_text()
+            && text.len() <= keys::MAX_INDEXED_STRING
+        {
+            batch.insert(keys::with_time(&keys::tag_prefix(service, &kv.key, &text), start, trace), &[]);
+        }
+    }
+}
