@@ -18,8 +18,8 @@ fn opts(ooo_ms: u64) -> StoreOptions {
 
 fn series_labels(i: usize) -> Labels {
     Labels::metric(
-        if i % 3 == 0 { "requests_total" } else { "temperature" },
-        &[("instance", &format!("host-{i}")), ("job", if i % 2 == 0 { "api" } else { "db" })],
+        if i.is_multiple_of(3) { "requests_total" } else { "temperature" },
+        &[("instance", &format!("host-{i}")), ("job", if i.is_multiple_of(2) { "api" } else { "db" })],
     )
 }
 
