@@ -223,7 +223,7 @@ pub struct ScanReport {
 pub fn scan(store: &Store) -> anyhow::Result<ScanReport> {
     let mut r = ScanReport::default();
     let ix = super::read(&store.inner.index);
-    for kv in store.inner.db.iter() {
+    for kv in store.inner.db().iter() {
         let (k, v) = kv?;
         match k.first().copied() {
             Some(keys::SYMBOL) => {

@@ -106,6 +106,9 @@ pub struct StoreOptions {
     /// How often retention runs.
     pub retention_interval: Duration,
     pub max_exemplars_per_series: usize,
+    /// Least time between two rewrites of the sled database after retention deleted data
+    /// (size-based retention rewrites whenever it must).
+    pub compaction_interval: Duration,
     /// sled's page cache.
     pub cache_bytes: u64,
     /// Run checkpoint and retention in a background thread (off for one-shot CLI tools).
@@ -122,6 +125,7 @@ impl Default for StoreOptions {
             checkpoint_interval: Duration::from_secs(300),
             retention_interval: Duration::from_secs(60),
             max_exemplars_per_series: 16,
+            compaction_interval: Duration::from_secs(3600),
             cache_bytes: 256 << 20,
             background: true,
         }
@@ -185,6 +189,8 @@ struct Metrics {
     checkpoint_seconds_x1e6: AtomicU64,
     retention_runs: AtomicU64,
     retention_seconds_x1e6: AtomicU64,
+    compactions: AtomicU64,
+    compaction_seconds_x1e6: AtomicU64,
     write_errors: AtomicU64,
 }
 
@@ -195,7 +201,14 @@ fn add(c: &AtomicU64, n: usize) {
 struct Inner {
     dir: PathBuf,
     opts: StoreOptions,
-    db: sled::Db,
+    /// The current sled generation; replaced by a compaction (readers keep the handle they
+    /// cloned, which stays valid).
+    db: RwLock<sled::Db>,
+    /// Held shared by every sled write, exclusively by a compaction's final switch.
+    write_gate: RwLock<()>,
+    /// While a compaction copies, writes are also recorded here to be replayed on the copy.
+    dirty: Mutex<Option<Vec<Op>>>,
+    last_compaction: Mutex<Option<Instant>>,
     index: RwLock<Index>,
     wal: wal::Wal,
     /// Orders head updates with WAL records; held only for in-memory work.
@@ -237,9 +250,73 @@ fn micros(d: Duration) -> u64 {
     d.as_micros().min(u128::from(u64::MAX)) as u64
 }
 
+/// One sled write: key and new value, or `None` to delete.
+type Op = (Vec<u8>, Option<Vec<u8>>);
+
+/// A sled batch we can also read back (a compaction replays writes made while it copied).
+#[derive(Default)]
+struct Ops(Vec<Op>);
+
+impl Ops {
+    fn insert(&mut self, k: &[u8], v: Vec<u8>) {
+        self.0.push((k.to_vec(), Some(v)));
+    }
+
+    fn remove(&mut self, k: &[u8]) {
+        self.0.push((k.to_vec(), None));
+    }
+
+    fn to_batch(ops: &[Op]) -> sled::Batch {
+        let mut b = sled::Batch::default();
+        for (k, v) in ops {
+            match v {
+                Some(v) => b.insert(k.as_slice(), v.as_slice()),
+                None => b.remove(k.as_slice()),
+            }
+        }
+        b
+    }
+}
+
+/// `CURRENT` names the live sled directory (`db`, then `db.N` after compactions), so a
+/// compaction switches generations with one atomic rename.
+fn current_db_path(dir: &Path) -> PathBuf {
+    match std::fs::read_to_string(dir.join("CURRENT")) {
+        Ok(name) if !name.trim().is_empty() && !name.contains('/') => dir.join(name.trim()),
+        _ => dir.join("db"),
+    }
+}
+
+fn write_current(dir: &Path, name: &str) -> io::Result<()> {
+    let tmp = dir.join("CURRENT.tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        io::Write::write_all(&mut f, name.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join("CURRENT"))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Removes sled generations left by an interrupted or finished compaction.
+fn remove_stale_generations(dir: &Path, current: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let is_gen =
+            name == "db" || (name.starts_with("db.") && name[3..].chars().all(|c| c.is_ascii_digit()));
+        if is_gen && e.path() != current {
+            tracing::info!(path = %e.path().display(), "removing an old sled generation");
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// Opens sled, moving a database that will not open aside instead of refusing to start.
 fn open_db(dir: &Path, opts: &StoreOptions, metrics: &Metrics) -> Result<sled::Db, StoreError> {
-    let path = dir.join("db");
+    let path = current_db_path(dir);
+    remove_stale_generations(dir, &path);
     let config = sled::Config::new().path(&path).cache_capacity(opts.cache_bytes).flush_every_ms(Some(1000));
     // sled may panic rather than return an error on some damage; both are treated alike.
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
@@ -267,7 +344,18 @@ impl Store {
         std::fs::create_dir_all(&dir).map_err(|source| StoreError::Dir { dir: dir.clone(), source })?;
         let metrics = Metrics::default();
         let db = open_db(&dir, &opts, &metrics)?;
+        // sled silently opens empty after losing its file's tail; a marker outside sled tells
+        // "new store" from "lost database".
+        let marker = dir.join("STORE");
         match db.get(keys::META_VERSION)? {
+            None if marker.exists() && metrics.db_recoveries.load(Ordering::Relaxed) == 0 => {
+                metrics.db_recoveries.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    dir = %dir.display(),
+                    "sled database lost its contents (truncated or replaced); rebuilding from the WAL"
+                );
+                db.insert(keys::META_VERSION, &keys::FORMAT_VERSION.to_be_bytes())?;
+            }
             Some(v) => {
                 let found = v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(0);
                 if found != keys::FORMAT_VERSION {
@@ -277,6 +365,11 @@ impl Store {
             None => {
                 db.insert(keys::META_VERSION, &keys::FORMAT_VERSION.to_be_bytes())?;
             }
+        }
+        if !marker.exists() {
+            db.flush()?;
+            std::fs::write(&marker, format!("obsd store, format {}\n", keys::FORMAT_VERSION))
+                .map_err(|source| StoreError::Dir { dir: dir.clone(), source })?;
         }
         let wal_dir = dir.join("wal");
         let segments = wal::list_segments(&wal_dir).map_err(StoreError::Wal)?;
@@ -289,7 +382,10 @@ impl Store {
         let inner = Arc::new(Inner {
             dir,
             opts,
-            db,
+            db: RwLock::new(db),
+            write_gate: RwLock::new(()),
+            dirty: Mutex::new(None),
+            last_compaction: Mutex::new(None),
             index: RwLock::new(Index::default()),
             wal,
             commit_lock: Mutex::new(()),
@@ -357,7 +453,7 @@ impl Store {
 
     /// Bytes of the store's files (sled + WAL) as the filesystem counts them.
     pub fn disk_bytes(&self) -> u64 {
-        dir_bytes(&self.inner.dir.join("db")) + self.inner.wal.disk_bytes()
+        self.inner.disk_bytes()
     }
 
     pub fn series_count(&self) -> usize {
@@ -457,6 +553,81 @@ fn background(weak: Weak<Inner>) {
 }
 
 impl Inner {
+    fn db(&self) -> sled::Db {
+        read(&self.db).clone()
+    }
+
+    /// Every sled write goes through here, so a compaction can see it.
+    fn apply(&self, ops: Ops) -> Result<(), StoreError> {
+        let _gate = read(&self.write_gate);
+        self.db().apply_batch(Ops::to_batch(&ops.0))?;
+        if let Some(d) = lock(&self.dirty).as_mut() {
+            d.extend(ops.0);
+        }
+        Ok(())
+    }
+
+    /// Rewrites the live keys into a fresh sled generation and switches to it, because sled
+    /// keeps its file size after deletes (measured: a retention pass deleting most chunks left
+    /// the file larger). Writers go on during the copy; their writes are replayed on the copy
+    /// under a short exclusive gate. Caller holds `maintenance`.
+    fn compact(&self) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let old = self.db();
+        let old_path = current_db_path(&self.dir);
+        let next = (1u64..)
+            .map(|n| format!("db.{n}"))
+            .find(|name| !self.dir.join(name).exists() && self.dir.join(name) != old_path)
+            .unwrap_or_else(|| "db.0".to_string());
+        let new_path = self.dir.join(&next);
+        *lock(&self.dirty) = Some(Vec::new());
+        let result = (|| -> Result<sled::Db, StoreError> {
+            let new = sled::Config::new()
+                .path(&new_path)
+                .cache_capacity(self.opts.cache_bytes)
+                .flush_every_ms(Some(1000))
+                .open()?;
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for kv in old.iter() {
+                let (k, v) = kv?;
+                batch.insert(k, v);
+                n += 1;
+                if n % 10_000 == 0 {
+                    new.apply_batch(std::mem::take(&mut batch))?;
+                }
+            }
+            new.apply_batch(batch)?;
+            new.flush()?;
+            Ok(new)
+        })();
+        let new = match result {
+            Ok(new) => new,
+            Err(e) => {
+                *lock(&self.dirty) = None;
+                let _ = std::fs::remove_dir_all(&new_path);
+                return Err(e);
+            }
+        };
+        {
+            let _gate = write(&self.write_gate);
+            let dirty = lock(&self.dirty).take().unwrap_or_default();
+            new.apply_batch(Ops::to_batch(&dirty))?;
+            new.flush()?;
+            write_current(&self.dir, &next)
+                .map_err(|source| StoreError::Dir { dir: self.dir.clone(), source })?;
+            *write(&self.db) = new;
+        }
+        drop(old);
+        // Readers that still hold the old handle keep their open files; the names go now.
+        let _ = std::fs::remove_dir_all(&old_path);
+        *lock(&self.last_compaction) = Some(Instant::now());
+        self.metrics.compactions.fetch_add(1, Ordering::Relaxed);
+        self.metrics.compaction_seconds_x1e6.store(micros(started.elapsed()), Ordering::Relaxed);
+        tracing::info!(elapsed = ?started.elapsed(), generation = %next, "sled database rewritten");
+        Ok(())
+    }
+
     fn ooo_window_ms(&self) -> i64 {
         self.opts.out_of_order_window.as_millis().min(i64::MAX as u128) as i64
     }
@@ -464,7 +635,7 @@ impl Inner {
     /// Loads symbols, series and checkpointed heads from sled.
     fn load(&self) -> Result<(), StoreError> {
         let mut ix = write(&self.index);
-        for kv in self.db.scan_prefix([keys::SYMBOL]) {
+        for kv in self.db().scan_prefix([keys::SYMBOL]) {
             let (k, v) = kv?;
             match (keys::symbol_id(&k), std::str::from_utf8(&v)) {
                 (Some(id), Ok(s)) => ix.symbols.load(id, s),
@@ -474,7 +645,7 @@ impl Inner {
                 }
             }
         }
-        for kv in self.db.scan_prefix([keys::SERIES]) {
+        for kv in self.db().scan_prefix([keys::SERIES]) {
             let (k, v) = kv?;
             let labels = keys::sid_of(&k).zip(ix.decode_series(&v));
             match labels {
@@ -487,7 +658,7 @@ impl Inner {
                 }
             }
         }
-        for kv in self.db.scan_prefix([keys::HEAD]) {
+        for kv in self.db().scan_prefix([keys::HEAD]) {
             let (k, v) = kv?;
             let head = keys::check_crc(&v).and_then(SeriesHead::decode_checkpoint);
             let series = keys::sid_of(&k).and_then(|sid| ix.series.get(&sid));
@@ -619,7 +790,7 @@ impl Inner {
                 s.note_time(m);
             }
             let mut last_in_order = None;
-            for kv in self.db.scan_prefix(prefix).rev() {
+            for kv in self.db().scan_prefix(prefix).rev() {
                 let (k, v) = kv?;
                 let Some(ck) = keys::parse_chunk(&k) else { continue };
                 s.note_time(ck.maxt);
@@ -648,7 +819,7 @@ impl Inner {
     fn disk_first_mint(&self, sid: u64) -> Result<Option<i64>, StoreError> {
         let mut limit = None;
         let mut first = None;
-        for kv in self.db.scan_prefix(keys::chunk_prefix(sid)) {
+        for kv in self.db().scan_prefix(keys::chunk_prefix(sid)) {
             let (k, _) = kv?;
             let Some(ck) = keys::parse_chunk(&k) else { continue };
             if ck.maxt > *limit.get_or_insert(ck.maxt.saturating_add(head::CHUNK_RANGE_MS)) {
@@ -672,12 +843,12 @@ impl Inner {
     }
 
     fn persist_series(&self, s: &MemSeries, new_syms: &[(u32, String)]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut batch = Ops::default();
         for (id, text) in new_syms {
-            batch.insert(&keys::symbol(*id)[..], text.as_bytes());
+            batch.insert(&keys::symbol(*id)[..], text.as_bytes().to_vec());
         }
         batch.insert(&keys::series(s.sid)[..], Index::encode_series(s));
-        self.db.apply_batch(batch)?;
+        self.apply(batch)?;
         Ok(())
     }
 
@@ -727,14 +898,14 @@ impl Inner {
         if cuts.is_empty() {
             return Ok(());
         }
-        let mut batch = sled::Batch::default();
+        let mut batch = Ops::default();
         let mut n = 0;
         for (s, chunks) in cuts {
             for c in chunks {
                 let key = keys::chunk(s.sid, c.maxt, c.mint, c.kind);
                 let mut bytes: Vec<u8> = c.bytes.to_vec();
                 if c.kind == keys::KIND_OUT_OF_ORDER
-                    && let Some(old) = self.db.get(key)?
+                    && let Some(old) = self.db().get(key)?
                     && let Some(old) = keys::check_crc(&old)
                     && let Ok(old) = chunk::decode(old)
                     && let Ok(new) = chunk::decode(&c.bytes)
@@ -746,7 +917,7 @@ impl Inner {
                 n += 1;
             }
         }
-        self.db.apply_batch(batch)?;
+        self.apply(batch)?;
         add(&self.metrics.chunks_written, n);
         for (s, chunks) in cuts {
             s.lock_head().confirm(chunks);
@@ -761,6 +932,13 @@ impl Inner {
             let _c = lock(&self.commit_lock);
             let ix = read(&self.index);
             let segment = self.wal.rotate();
+            // The new segment starts with every series, so it can be replayed on its own if
+            // sled is ever lost (see `open_db`).
+            let mut rec = Vec::new();
+            for s in ix.series.values() {
+                wal::encode_series(&mut rec, s.sid, &ix.labels_of(s));
+            }
+            self.wal.append(&rec);
             let mut heads = Vec::with_capacity(ix.series.len());
             for s in ix.series.values() {
                 let h = s.lock_head();
@@ -782,7 +960,7 @@ impl Inner {
                 (from..ix.symbols.len()).map(|i| (i as u32, ix.symbols.get(i as u32).to_string())).collect();
             (segment, heads, new_series, new_syms, ix.next_sid, ix.symbols.len())
         };
-        let mut batch = sled::Batch::default();
+        let mut batch = Ops::default();
         for (sid, head, pending) in &heads {
             match head {
                 Some(h) => batch.insert(&keys::head(*sid)[..], keys::with_crc(h)),
@@ -793,14 +971,17 @@ impl Inner {
             }
         }
         for (sid, enc) in &new_series {
-            batch.insert(&keys::series(*sid)[..], enc.as_slice());
+            batch.insert(&keys::series(*sid)[..], enc.clone());
         }
         for (id, text) in &new_syms {
-            batch.insert(&keys::symbol(*id)[..], text.as_bytes());
+            batch.insert(&keys::symbol(*id)[..], text.as_bytes().to_vec());
         }
-        batch.insert(keys::META_CHECKPOINT, &segment.to_be_bytes());
-        self.db.apply_batch(batch)?;
-        self.db.flush()?;
+        batch.insert(keys::META_CHECKPOINT, segment.to_be_bytes().to_vec());
+        self.apply(batch)?;
+        self.db().flush()?;
+        // Older segments' buffered tail must hit its file before the file is deleted, or the
+        // flusher would recreate it afterwards.
+        self.wal.sync().map_err(StoreError::Wal)?;
         self.wal.truncate_before(segment).map_err(StoreError::Wal)?;
         self.checkpointed_sid.store(next_sid, Ordering::Relaxed);
         self.checkpointed_symbols.store(nsyms, Ordering::Relaxed);
@@ -826,11 +1007,14 @@ impl Inner {
                 let Some(oldest) = self.oldest_chunk_maxt()? else { break };
                 cutoff = cutoff.max(oldest.saturating_add(head::CHUNK_RANGE_MS));
                 self.delete_before(cutoff, &mut report)?;
-                self.db.flush()?;
+                self.compact()?;
             }
         }
-        if report.chunks_deleted > 0 {
-            self.db.flush()?;
+        let due = lock(&self.last_compaction).is_none_or(|l| l.elapsed() >= self.opts.compaction_interval);
+        if report.chunks_deleted > 0 && due {
+            self.compact()?;
+        } else if report.chunks_deleted > 0 {
+            self.db().flush()?;
         }
         report.bytes_after = self.disk_bytes();
         self.metrics.retention_runs.fetch_add(1, Ordering::Relaxed);
@@ -845,7 +1029,7 @@ impl Inner {
         let sids: Vec<u64> = read(&self.index).series.keys().copied().collect();
         let mut oldest: Option<i64> = None;
         for sid in sids {
-            if let Some(kv) = self.db.scan_prefix(keys::chunk_prefix(sid)).next() {
+            if let Some(kv) = self.db().scan_prefix(keys::chunk_prefix(sid)).next() {
                 let (k, _) = kv?;
                 if let Some(ck) = keys::parse_chunk(&k) {
                     oldest = Some(oldest.map_or(ck.maxt, |o| o.min(ck.maxt)));
@@ -861,17 +1045,17 @@ impl Inner {
             if s.first_t.load(Ordering::Relaxed) >= cutoff {
                 continue;
             }
-            let mut batch = sled::Batch::default();
+            let mut batch = Ops::default();
             let mut n = 0;
             for kv in self
-                .db
+                .db()
                 .range(keys::chunk_prefix(s.sid).to_vec()..keys::chunk_range_start(s.sid, cutoff).to_vec())
             {
                 let (k, _) = kv?;
-                batch.remove(k);
+                batch.remove(&k[..]);
                 n += 1;
             }
-            self.db.apply_batch(batch)?;
+            self.apply(batch)?;
             report.chunks_deleted += n;
             add(&self.metrics.chunks_deleted, n as usize);
             let first = self.disk_first_mint(s.sid)?;
@@ -896,10 +1080,10 @@ impl Inner {
                     s.last_t.store(i64::MIN, Ordering::Relaxed);
                     drop(h);
                     drop(ix);
-                    let mut batch = sled::Batch::default();
+                    let mut batch = Ops::default();
                     batch.remove(&keys::series(s.sid)[..]);
                     batch.remove(&keys::head(s.sid)[..]);
-                    self.db.apply_batch(batch)?;
+                    self.apply(batch)?;
                     report.series_removed += 1;
                     self.metrics.series_removed.fetch_add(1, Ordering::Relaxed);
                 }
@@ -909,7 +1093,7 @@ impl Inner {
     }
 
     fn disk_bytes(&self) -> u64 {
-        dir_bytes(&self.dir.join("db")) + self.wal.disk_bytes()
+        dir_bytes(&current_db_path(&self.dir)) + self.wal.disk_bytes()
     }
 
     fn shutdown(&self) -> Result<(), StoreError> {
@@ -923,7 +1107,7 @@ impl Inner {
         }
         let result = self.checkpoint();
         let wal = self.wal.close().map_err(StoreError::Wal);
-        self.db.flush()?;
+        self.db().flush()?;
         result.and(wal)
     }
 
@@ -996,6 +1180,13 @@ impl Inner {
                 "Time the last retention pass took.",
             )
             .with_value(secs(&m.retention_seconds_x1e6)),
+            MetricFamily::counter(
+                "obsd_store_compactions_total",
+                "Rewrites of the sled database that give deleted space back to the filesystem.",
+            )
+            .with_value(get(&m.compactions)),
+            MetricFamily::gauge("obsd_store_compaction_duration_seconds", "Time the last compaction took.")
+                .with_value(secs(&m.compaction_seconds_x1e6)),
             MetricFamily::counter("obsd_store_write_errors_total", "Commits that failed to write to sled.")
                 .with_value(get(&m.write_errors)),
         ];
@@ -1009,7 +1200,7 @@ impl Drop for Inner {
         if !self.closed.load(Ordering::SeqCst) {
             // Best effort: the WAL already holds every commit; this only shortens the next replay.
             let _ = self.wal.sync();
-            let _ = self.db.flush();
+            let _ = self.db().flush();
         }
     }
 }
@@ -1298,9 +1489,9 @@ impl SeriesSet {
         let end = keys::chunk_prefix(s.sid.wrapping_add(1));
         let stop_after = self.maxt.saturating_add(head::CHUNK_RANGE_MS);
         let range = if s.sid == u64::MAX {
-            self.inner.db.range(start.to_vec()..)
+            self.inner.db().range(start.to_vec()..)
         } else {
-            self.inner.db.range(start.to_vec()..end.to_vec())
+            self.inner.db().range(start.to_vec()..end.to_vec())
         };
         for kv in range {
             let (k, v) = kv?;
