@@ -5,7 +5,10 @@
 //! balancer — are named in `config::Role` and refused at start until built.
 //! Shared engines: `config` (TOML → resolved config), `http` (listeners with TLS, basic auth
 //! and limits), `exposition` (metric families and the text format), `self_metrics` (process
-//! and build metrics every role serves), `trace_store` (spans on sled). `app` starts the roles and stops them in order.
+//! and build metrics every role serves), `labels` (the sorted label set every engine names
+//! series by), `store` (the time-series store on sled: Gorilla chunks, WAL, postings index,
+//! retention; `Appender`/`Querier` like Prometheus's storage interface), `trace_store` (spans
+//! on sled). `app` starts the roles and stops them in order.
 
 pub mod app;
 pub mod collector;
@@ -13,9 +16,11 @@ pub mod config;
 pub mod exporter;
 pub mod exposition;
 pub mod http;
+pub mod labels;
 pub mod remote_write;
 pub mod scrape;
 pub mod self_metrics;
+pub mod store;
 pub mod trace_store;
 
 /// Formats a duration the way Prometheus prints one (`1m`, `15s`, `1h30m`, `500ms`).

@@ -2,6 +2,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use obsd::app::{self, RoleSelection};
 use obsd::config::{self, Role};
+use obsd::store;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,42 @@ enum Command {
         /// The file to check.
         path: PathBuf,
     },
+    /// The time-series store: backfill, statistics, integrity check.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Backfill samples with explicit timestamps (like promtool tsdb create-blocks-from).
+    Import {
+        /// Input format; only `openmetrics` (text with timestamps in seconds).
+        #[arg(long, default_value = "openmetrics")]
+        format: String,
+        /// The file to import.
+        file: PathBuf,
+    },
+    /// Print series, chunk, sample and disk figures.
+    Stats,
+    /// Open the store, replay its WAL and decode every record; fails if anything is damaged.
+    Check,
+    /// Append synthetic series as fast as possible, printing durable points (crash tests).
+    #[command(hide = true)]
+    StressAppend {
+        #[arg(long, default_value_t = 20)]
+        series: u64,
+        #[arg(long, default_value_t = 0)]
+        start: i64,
+        #[arg(long, default_value_t = 10)]
+        sync_every: u64,
+        #[arg(long, default_value_t = 1000)]
+        fsync_interval_ms: u64,
+        /// Timestamps to write (0 = until killed).
+        #[arg(long, default_value_t = 0)]
+        count: u64,
+    },
 }
 
 fn init_logging(level: &str) {
@@ -71,6 +108,24 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         print!("{}", obsd::config::describe(&config));
         println!("{}: OK", path.display());
         return Ok(());
+    }
+    if let Some(Command::Store { command }) = &cli.command {
+        init_logging(cli.log_level.as_deref().unwrap_or("warn"));
+        let dir = match &cli.data_dir {
+            Some(d) => d.clone(),
+            None => {
+                config::load(cli.config.clone().or_else(config::default_path).as_deref())?.global.data_dir
+            }
+        };
+        let dir = dir.join("store");
+        return match command {
+            StoreCommand::Import { format, file } => store::cli::import(&dir, file, format),
+            StoreCommand::Stats => store::cli::stats(&dir),
+            StoreCommand::Check => store::cli::check(&dir),
+            StoreCommand::StressAppend { series, start, sync_every, fsync_interval_ms, count } => {
+                store::cli::stress_append(&dir, *series, *start, *sync_every, *fsync_interval_ms, *count)
+            }
+        };
     }
     let role_text = cli.role.as_deref().context(
         "--role is required: exporter, replica, federation, balancer, collector or all (e.g. obsd --role all)",

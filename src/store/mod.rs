@@ -1,0 +1,1595 @@
+//! The time-series store on sled, shaped like Prometheus's `storage` interface: an [`Appender`]
+//! (append, commit, rollback) and a [`Querier`] (select by matchers over a time range, label
+//! names and values).
+//!
+//! Layers, leaf first: `chunk` (Gorilla codec), `head` (per-series open chunk), `wal` (group
+//! committed write-ahead log), `index` (series ↔ labels, postings), `keys` (sled layout).
+//!
+//! Write path: a commit validates and applies its samples to the series heads and copies one
+//! WAL record into the WAL buffer under `commit_lock` (in-memory work only), then writes the
+//! chunks its samples cut (120 samples or a 2 h boundary) to sled in one batch. Because heads
+//! and the WAL are updated under the same lock, replaying the WAL reproduces the heads exactly.
+//!
+//! Durability: see `wal`. A commit is durable within `wal_fsync_interval` (default 1 s); that
+//! is the most a `kill -9` or power loss loses. A checkpoint (every `checkpoint_interval`, at
+//! close, and when the WAL grows large) rotates the WAL, writes every series head to sled,
+//! flushes sled and deletes the older WAL segments; restart = load heads + replay the newer
+//! segments.
+//!
+//! Damage: sled values carry crc32s; a bad chunk is skipped on read and counted; a bad WAL tail
+//! is skipped and counted; a sled database that will not open is moved aside and the store
+//! starts from what the WAL still holds. The store never refuses to start over damage.
+
+pub mod chunk;
+pub mod cli;
+mod encoding;
+pub mod head;
+pub mod index;
+pub mod keys;
+pub mod matcher;
+pub mod wal;
+
+pub use crate::labels::Labels;
+pub use matcher::{MatchOp, Matcher};
+
+use crate::exposition::MetricFamily;
+use head::{Appended, ClosedChunk, Rejection, SeriesHead};
+use index::{Index, MemSeries};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
+
+/// Prometheus's staleness marker: a NaN with this exact bit pattern.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+pub fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+pub fn is_stale_nan(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("store directory {dir}: {source}")]
+    Dir { dir: PathBuf, source: io::Error },
+    #[error("sled database: {0}")]
+    Db(#[from] sled::Error),
+    #[error("WAL: {0}")]
+    Wal(io::Error),
+    /// A peer or scraper sent an older sample than the series holds (Prometheus's
+    /// `ErrOutOfOrderSample`).
+    #[error("out of order sample: {series} at t={t}")]
+    OutOfOrderSample { series: String, t: i64 },
+    /// Same timestamp, different value (Prometheus's `ErrDuplicateSampleForTimestamp`).
+    #[error("duplicate sample for timestamp: {series} at t={t}")]
+    DuplicateSample { series: String, t: i64 },
+    #[error("series without labels cannot be stored")]
+    EmptyLabels,
+    /// The series behind a cached reference was removed (retention); append by labels again.
+    #[error("series {0} no longer exists")]
+    UnknownSeries(u64),
+    #[error("store in {dir} has on-disk format {found}; this obsd reads format {expected}")]
+    Version { dir: PathBuf, found: u32, expected: u32 },
+}
+
+impl StoreError {
+    /// Whether the caller's input was at fault (a 400 for remote write), not the store.
+    pub fn is_user_error(&self) -> bool {
+        matches!(
+            self,
+            StoreError::OutOfOrderSample { .. }
+                | StoreError::DuplicateSample { .. }
+                | StoreError::EmptyLabels
+                | StoreError::UnknownSeries(_)
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Data older than this (by wall clock) is deleted. Prometheus default: 15 days.
+    pub retention: Duration,
+    /// Oldest data is deleted while the store's files exceed this.
+    pub retention_bytes: Option<u64>,
+    /// Samples up to this much older than a series' newest are accepted (0 = reject, as
+    /// Prometheus's `out_of_order_time_window` default).
+    pub out_of_order_window: Duration,
+    /// How often the WAL is written and fsynced; the durability window. Zero = every commit
+    /// waits for its fsync.
+    pub wal_fsync_interval: Duration,
+    pub checkpoint_interval: Duration,
+    /// How often retention runs.
+    pub retention_interval: Duration,
+    pub max_exemplars_per_series: usize,
+    /// Least time between two rewrites of the sled database after retention deleted data
+    /// (size-based retention rewrites whenever it must).
+    pub compaction_interval: Duration,
+    /// sled's page cache.
+    pub cache_bytes: u64,
+    /// Run checkpoint and retention in a background thread (off for one-shot CLI tools).
+    pub background: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            retention: Duration::from_secs(15 * 24 * 3600),
+            retention_bytes: None,
+            out_of_order_window: Duration::ZERO,
+            wal_fsync_interval: Duration::from_secs(1),
+            checkpoint_interval: Duration::from_secs(300),
+            retention_interval: Duration::from_secs(60),
+            max_exemplars_per_series: 16,
+            compaction_interval: Duration::from_secs(3600),
+            cache_bytes: 256 << 20,
+            background: true,
+        }
+    }
+}
+
+/// An exemplar: a sample with labels (usually `trace_id`) pointing at a trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exemplar {
+    pub labels: Labels,
+    pub value: f64,
+    pub t: i64,
+}
+
+/// A handle on a series for fast repeated appends (what a scrape loop caches per line).
+#[derive(Clone)]
+pub struct SeriesRef(Arc<MemSeries>);
+
+impl std::fmt::Debug for SeriesRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SeriesRef({})", self.0.sid)
+    }
+}
+
+impl SeriesRef {
+    pub fn id(&self) -> u64 {
+        self.0.sid
+    }
+}
+
+/// What a commit did; rejected samples are counted, not fatal, as Prometheus's scrape loop
+/// counts them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CommitSummary {
+    pub appended: usize,
+    pub out_of_order: usize,
+    pub duplicate: usize,
+    /// Same timestamp and value as already stored.
+    pub noop: usize,
+    /// Series removed by retention before the commit.
+    pub unknown_series: usize,
+    pub exemplars: usize,
+}
+
+#[derive(Default)]
+struct Metrics {
+    samples_appended: AtomicU64,
+    out_of_order: AtomicU64,
+    duplicate: AtomicU64,
+    exemplars_appended: AtomicU64,
+    series_created: AtomicU64,
+    series_removed: AtomicU64,
+    chunks_written: AtomicU64,
+    chunks_deleted: AtomicU64,
+    commits: AtomicU64,
+    wal_corruptions: AtomicU64,
+    wal_replay_seconds_x1e6: AtomicU64,
+    chunk_corruptions: AtomicU64,
+    db_recoveries: AtomicU64,
+    checkpoints: AtomicU64,
+    checkpoint_seconds_x1e6: AtomicU64,
+    retention_runs: AtomicU64,
+    retention_seconds_x1e6: AtomicU64,
+    compactions: AtomicU64,
+    compaction_seconds_x1e6: AtomicU64,
+    write_errors: AtomicU64,
+}
+
+fn add(c: &AtomicU64, n: usize) {
+    c.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+struct Inner {
+    dir: PathBuf,
+    opts: StoreOptions,
+    /// The current sled generation; replaced by a compaction (readers keep the handle they
+    /// cloned, which stays valid).
+    db: RwLock<sled::Db>,
+    /// Held shared by every sled write, exclusively by a compaction's final switch.
+    write_gate: RwLock<()>,
+    /// While a compaction copies, writes are also recorded here to be replayed on the copy.
+    dirty: Mutex<Option<Vec<Op>>>,
+    last_compaction: Mutex<Option<Instant>>,
+    index: RwLock<Index>,
+    wal: wal::Wal,
+    /// Orders head updates with WAL records; held only for in-memory work.
+    commit_lock: Mutex<()>,
+    metrics: Metrics,
+    /// Series ids and symbols below these are in sled as of the last checkpoint.
+    checkpointed_sid: AtomicU64,
+    checkpointed_symbols: AtomicUsize,
+    /// Serializes checkpoints and retention with each other (never taken by appenders).
+    maintenance: Mutex<()>,
+    stop: (Mutex<bool>, Condvar),
+    background: Mutex<Option<std::thread::JoinHandle<()>>>,
+    closed: AtomicBool,
+}
+
+/// The store. Clone it freely; all clones share one database.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+/// One sled write: key and new value, or `None` to delete.
+type Op = (Vec<u8>, Option<Vec<u8>>);
+
+/// A sled batch we can also read back (a compaction replays writes made while it copied).
+#[derive(Default)]
+struct Ops(Vec<Op>);
+
+impl Ops {
+    fn insert(&mut self, k: &[u8], v: Vec<u8>) {
+        self.0.push((k.to_vec(), Some(v)));
+    }
+
+    fn remove(&mut self, k: &[u8]) {
+        self.0.push((k.to_vec(), None));
+    }
+
+    fn to_batch(ops: &[Op]) -> sled::Batch {
+        let mut b = sled::Batch::default();
+        for (k, v) in ops {
+            match v {
+                Some(v) => b.insert(k.as_slice(), v.as_slice()),
+                None => b.remove(k.as_slice()),
+            }
+        }
+        b
+    }
+}
+
+/// `CURRENT` names the live sled directory (`db`, then `db.N` after compactions), so a
+/// compaction switches generations with one atomic rename.
+fn current_db_path(dir: &Path) -> PathBuf {
+    match std::fs::read_to_string(dir.join("CURRENT")) {
+        Ok(name) if !name.trim().is_empty() && !name.contains('/') => dir.join(name.trim()),
+        _ => dir.join("db"),
+    }
+}
+
+fn write_current(dir: &Path, name: &str) -> io::Result<()> {
+    let tmp = dir.join("CURRENT.tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        io::Write::write_all(&mut f, name.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join("CURRENT"))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Removes sled generations left by an interrupted or finished compaction.
+fn remove_stale_generations(dir: &Path, current: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let is_gen =
+            name == "db" || (name.starts_with("db.") && name[3..].chars().all(|c| c.is_ascii_digit()));
+        if is_gen && e.path() != current {
+            tracing::info!(path = %e.path().display(), "removing an old sled generation");
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Opens sled, moving a database that will not open aside instead of refusing to start.
+fn open_db(dir: &Path, opts: &StoreOptions, metrics: &Metrics) -> Result<sled::Db, StoreError> {
+    let path = current_db_path(dir);
+    remove_stale_generations(dir, &path);
+    let config = sled::Config::new().path(&path).cache_capacity(opts.cache_bytes).flush_every_ms(Some(1000));
+    // sled may panic rather than return an error on some damage; both are treated alike.
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+    let reason = match attempt {
+        Ok(Ok(db)) => return Ok(db),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "sled panicked while recovering".to_string(),
+    };
+    let aside = dir.join(format!("db.damaged-{}", now_ms()));
+    tracing::error!(
+        path = %path.display(), moved_to = %aside.display(), %reason,
+        "sled database is damaged and cannot be opened; moved aside, rebuilding from the WAL"
+    );
+    metrics.db_recoveries.fetch_add(1, Ordering::Relaxed);
+    std::fs::rename(&path, &aside).map_err(|source| StoreError::Dir { dir: path.clone(), source })?;
+    // Replay must then start from the oldest segment still present.
+    Ok(sled::Config::new().path(&path).cache_capacity(opts.cache_bytes).flush_every_ms(Some(1000)).open()?)
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`: loads the index and heads, replays the WAL,
+    /// starts background checkpoints and retention.
+    pub fn open(dir: impl AsRef<Path>, opts: StoreOptions) -> Result<Store, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Dir { dir: dir.clone(), source })?;
+        let metrics = Metrics::default();
+        let db = open_db(&dir, &opts, &metrics)?;
+        // sled silently opens empty after losing its file's tail; a marker outside sled tells
+        // "new store" from "lost database".
+        let marker = dir.join("STORE");
+        match db.get(keys::META_VERSION)? {
+            None if marker.exists() && metrics.db_recoveries.load(Ordering::Relaxed) == 0 => {
+                metrics.db_recoveries.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    dir = %dir.display(),
+                    "sled database lost its contents (truncated or replaced); rebuilding from the WAL"
+                );
+                db.insert(keys::META_VERSION, &keys::FORMAT_VERSION.to_be_bytes())?;
+            }
+            Some(v) => {
+                let found = v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(0);
+                if found != keys::FORMAT_VERSION {
+                    return Err(StoreError::Version { dir, found, expected: keys::FORMAT_VERSION });
+                }
+            }
+            None => {
+                db.insert(keys::META_VERSION, &keys::FORMAT_VERSION.to_be_bytes())?;
+            }
+        }
+        if !marker.exists() {
+            db.flush()?;
+            std::fs::write(&marker, format!("obsd store, format {}\n", keys::FORMAT_VERSION))
+                .map_err(|source| StoreError::Dir { dir: dir.clone(), source })?;
+        }
+        let wal_dir = dir.join("wal");
+        let segments = wal::list_segments(&wal_dir).map_err(StoreError::Wal)?;
+        let checkpoint = match db.get(keys::META_CHECKPOINT)? {
+            Some(v) => v.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0),
+            None => 0,
+        };
+        let next_segment = segments.last().map_or(1, |l| l + 1).max(checkpoint);
+        let wal = wal::Wal::open(&wal_dir, next_segment, opts.wal_fsync_interval).map_err(StoreError::Wal)?;
+        let inner = Arc::new(Inner {
+            dir,
+            opts,
+            db: RwLock::new(db),
+            write_gate: RwLock::new(()),
+            dirty: Mutex::new(None),
+            last_compaction: Mutex::new(None),
+            index: RwLock::new(Index::default()),
+            wal,
+            commit_lock: Mutex::new(()),
+            metrics,
+            checkpointed_sid: AtomicU64::new(0),
+            checkpointed_symbols: AtomicUsize::new(0),
+            maintenance: Mutex::new(()),
+            stop: (Mutex::new(false), Condvar::new()),
+            background: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        });
+        inner.load()?;
+        let started = Instant::now();
+        let replayed = inner.replay(&segments, checkpoint)?;
+        inner.metrics.wal_replay_seconds_x1e6.store(micros(started.elapsed()), Ordering::Relaxed);
+        inner.settle_after_replay()?;
+        if replayed > 0 {
+            tracing::info!(records = replayed, elapsed = ?started.elapsed(), "WAL replayed");
+            inner.checkpoint()?;
+        }
+        let store = Store { inner };
+        if store.inner.opts.background {
+            let weak = Arc::downgrade(&store.inner);
+            let handle = std::thread::Builder::new()
+                .name("obsd-store".into())
+                .spawn(move || background(weak))
+                .map_err(|source| StoreError::Dir { dir: store.inner.dir.clone(), source })?;
+            *lock(&store.inner.background) = Some(handle);
+        }
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub fn options(&self) -> &StoreOptions {
+        &self.inner.opts
+    }
+
+    pub fn appender(&self) -> Appender {
+        Appender { inner: self.inner.clone(), samples: Vec::new(), exemplars: Vec::new() }
+    }
+
+    /// A reader over `[mint, maxt]` (inclusive, milliseconds).
+    pub fn querier(&self, mint: i64, maxt: i64) -> Querier {
+        Querier { inner: self.inner.clone(), mint, maxt }
+    }
+
+    /// Makes every commit so far durable (WAL write + fsync).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.inner.wal.sync().map_err(StoreError::Wal)
+    }
+
+    /// Writes all heads to sled and drops the WAL they cover.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.inner.checkpoint()
+    }
+
+    /// Deletes data older than the retention (relative to `now_ms`) and, with a size limit,
+    /// the oldest data until under it. Returns chunks deleted.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionReport, StoreError> {
+        self.inner.apply_retention(now_ms)
+    }
+
+    /// Bytes of the store's files (sled + WAL) as the filesystem counts them.
+    pub fn disk_bytes(&self) -> u64 {
+        self.inner.disk_bytes()
+    }
+
+    pub fn series_count(&self) -> usize {
+        read(&self.inner.index).series.len()
+    }
+
+    /// Damage found since open: (WAL segments with a bad tail, chunks failing their crc or
+    /// decode, databases moved aside).
+    pub fn damage(&self) -> Damage {
+        let m = &self.inner.metrics;
+        Damage {
+            wal_corruptions: m.wal_corruptions.load(Ordering::Relaxed),
+            chunk_corruptions: m.chunk_corruptions.load(Ordering::Relaxed),
+            db_recoveries: m.db_recoveries.load(Ordering::Relaxed),
+        }
+    }
+
+    /// `obsd_store_*` self metrics.
+    pub fn metric_families(&self) -> Vec<MetricFamily> {
+        self.inner.metric_families()
+    }
+
+    /// Stops background work, checkpoints, and flushes. Other clones become unusable for
+    /// durable writes.
+    pub fn close(self) -> Result<(), StoreError> {
+        self.inner.shutdown()
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Damage {
+    pub wal_corruptions: u64,
+    pub chunk_corruptions: u64,
+    pub db_recoveries: u64,
+}
+
+impl Damage {
+    pub fn any(&self) -> bool {
+        self.wal_corruptions + self.chunk_corruptions + self.db_recoveries > 0
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub chunks_deleted: u64,
+    pub series_removed: u64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+pub(crate) fn dir_bytes(path: &Path) -> u64 {
+    // Allocated blocks, not apparent length: sparse files must count as what they occupy.
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    for e in entries.flatten() {
+        let Ok(m) = e.metadata() else { continue };
+        if m.is_dir() {
+            total += dir_bytes(&e.path());
+        } else {
+            total += m.blocks() * 512;
+        }
+    }
+    total
+}
+
+fn background(weak: Weak<Inner>) {
+    let mut last_checkpoint = Instant::now();
+    let mut last_retention: Option<Instant> = None;
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        {
+            let stopped = lock(&inner.stop.0);
+            let (stopped, _) = inner
+                .stop
+                .1
+                .wait_timeout(stopped, Duration::from_millis(500))
+                .unwrap_or_else(|e| e.into_inner());
+            if *stopped {
+                return;
+            }
+        }
+        if last_retention.is_none_or(|l| l.elapsed() >= inner.opts.retention_interval) {
+            if let Err(e) = inner.apply_retention(now_ms()) {
+                tracing::error!(error = %e, "retention failed");
+            }
+            last_retention = Some(Instant::now());
+        }
+        let wal_big = inner.wal.disk_bytes() > 4 * wal::SEGMENT_BYTES;
+        if last_checkpoint.elapsed() >= inner.opts.checkpoint_interval || wal_big {
+            if let Err(e) = inner.checkpoint() {
+                tracing::error!(error = %e, "checkpoint failed");
+            }
+            last_checkpoint = Instant::now();
+        }
+    }
+}
+
+impl Inner {
+    fn db(&self) -> sled::Db {
+        read(&self.db).clone()
+    }
+
+    /// Every sled write goes through here, so a compaction can see it.
+    fn apply(&self, ops: Ops) -> Result<(), StoreError> {
+        let _gate = read(&self.write_gate);
+        self.db().apply_batch(Ops::to_batch(&ops.0))?;
+        if let Some(d) = lock(&self.dirty).as_mut() {
+            d.extend(ops.0);
+        }
+        Ok(())
+    }
+
+    /// Rewrites the live keys into a fresh sled generation and switches to it, because sled
+    /// keeps its file size after deletes (measured: a retention pass deleting most chunks left
+    /// the file larger). Writers go on during the copy; their writes are replayed on the copy
+    /// under a short exclusive gate. Caller holds `maintenance`.
+    fn compact(&self) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let old = self.db();
+        let old_path = current_db_path(&self.dir);
+        let next = (1u64..)
+            .map(|n| format!("db.{n}"))
+            .find(|name| !self.dir.join(name).exists() && self.dir.join(name) != old_path)
+            .unwrap_or_else(|| "db.0".to_string());
+        let new_path = self.dir.join(&next);
+        *lock(&self.dirty) = Some(Vec::new());
+        let result = (|| -> Result<sled::Db, StoreError> {
+            let new = sled::Config::new()
+                .path(&new_path)
+                .cache_capacity(self.opts.cache_bytes)
+                .flush_every_ms(Some(1000))
+                .open()?;
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for kv in old.iter() {
+                let (k, v) = kv?;
+                batch.insert(k, v);
+                n += 1;
+                if n % 10_000 == 0 {
+                    new.apply_batch(std::mem::take(&mut batch))?;
+                }
+            }
+            new.apply_batch(batch)?;
+            new.flush()?;
+            Ok(new)
+        })();
+        let new = match result {
+            Ok(new) => new,
+            Err(e) => {
+                *lock(&self.dirty) = None;
+                let _ = std::fs::remove_dir_all(&new_path);
+                return Err(e);
+            }
+        };
+        {
+            let _gate = write(&self.write_gate);
+            let dirty = lock(&self.dirty).take().unwrap_or_default();
+            new.apply_batch(Ops::to_batch(&dirty))?;
+            new.flush()?;
+            write_current(&self.dir, &next)
+                .map_err(|source| StoreError::Dir { dir: self.dir.clone(), source })?;
+            *write(&self.db) = new;
+        }
+        drop(old);
+        // Readers that still hold the old handle keep their open files; the names go now.
+        let _ = std::fs::remove_dir_all(&old_path);
+        *lock(&self.last_compaction) = Some(Instant::now());
+        self.metrics.compactions.fetch_add(1, Ordering::Relaxed);
+        self.metrics.compaction_seconds_x1e6.store(micros(started.elapsed()), Ordering::Relaxed);
+        tracing::info!(elapsed = ?started.elapsed(), generation = %next, "sled database rewritten");
+        Ok(())
+    }
+
+    fn ooo_window_ms(&self) -> i64 {
+        self.opts.out_of_order_window.as_millis().min(i64::MAX as u128) as i64
+    }
+
+    /// Loads symbols, series and checkpointed heads from sled.
+    fn load(&self) -> Result<(), StoreError> {
+        let mut ix = write(&self.index);
+        for kv in self.db().scan_prefix([keys::SYMBOL]) {
+            let (k, v) = kv?;
+            match (keys::symbol_id(&k), std::str::from_utf8(&v)) {
+                (Some(id), Ok(s)) => ix.symbols.load(id, s),
+                _ => {
+                    self.metrics.chunk_corruptions.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(key = ?k, "damaged symbol record skipped");
+                }
+            }
+        }
+        for kv in self.db().scan_prefix([keys::SERIES]) {
+            let (k, v) = kv?;
+            let labels = keys::sid_of(&k).zip(ix.decode_series(&v));
+            match labels {
+                Some((sid, labels)) if !labels.is_empty() => {
+                    ix.insert(sid, &labels);
+                }
+                _ => {
+                    self.metrics.chunk_corruptions.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(key = ?k, "damaged series record skipped");
+                }
+            }
+        }
+        for kv in self.db().scan_prefix([keys::HEAD]) {
+            let (k, v) = kv?;
+            let head = keys::check_crc(&v).and_then(SeriesHead::decode_checkpoint);
+            let series = keys::sid_of(&k).and_then(|sid| ix.series.get(&sid));
+            match (series, head) {
+                (Some(s), Some(h)) => {
+                    if let Some(m) = h.mint() {
+                        s.note_time(m);
+                    }
+                    if let Some((t, _)) = h.last {
+                        s.note_time(t);
+                    }
+                    *s.lock_head() = h;
+                }
+                (None, Some(_)) => {}
+                (_, None) => {
+                    self.metrics.chunk_corruptions.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(key = ?k, "damaged head checkpoint skipped; its open chunk is lost");
+                }
+            }
+        }
+        self.checkpointed_sid.store(ix.next_sid, Ordering::Relaxed);
+        self.checkpointed_symbols.store(ix.symbols.len(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Replays WAL segments from `from` on; returns records applied.
+    fn replay(&self, segments: &[u64], from: u64) -> Result<usize, StoreError> {
+        let wal_dir = self.dir.join("wal");
+        let window = self.ooo_window_ms();
+        let mut applied = 0;
+        // WAL ids of series that already existed under another id (recreated after a damaged db).
+        let mut alias: std::collections::HashMap<u64, Arc<MemSeries>> = Default::default();
+        for &seg in segments.iter().filter(|&&s| s >= from) {
+            let path = wal::segment_path(&wal_dir, seg);
+            let data = match std::fs::read(&path) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.metrics.wal_corruptions.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(path = %path.display(), error = %e, "WAL segment unreadable; skipped");
+                    continue;
+                }
+            };
+            let replay = wal::read_segment(&data);
+            if let Some(reason) = replay.bad_reason {
+                self.metrics.wal_corruptions.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    path = %path.display(), reason, skipped_bytes = replay.bad_tail_bytes,
+                    records_read = replay.records.len(),
+                    "WAL segment has a torn or corrupt tail; the rest of this segment is skipped"
+                );
+            }
+            for rec in replay.records {
+                applied += 1;
+                match rec {
+                    wal::Record::Series { sid, labels } => {
+                        if labels.is_empty() {
+                            continue;
+                        }
+                        let existing = {
+                            let ix = read(&self.index);
+                            let by_id = ix.series.get(&sid).cloned();
+                            match by_id {
+                                Some(s) if ix.labels_of(&s) == labels => Some(s),
+                                _ => ix.lookup(&labels, ix.hash(&labels)).cloned(),
+                            }
+                        };
+                        match existing {
+                            Some(s) if s.sid == sid => {}
+                            Some(s) => {
+                                alias.insert(sid, s);
+                            }
+                            None => {
+                                let taken = read(&self.index).series.contains_key(&sid);
+                                if taken {
+                                    // The id was reused by a damaged db's rebuild; give it a fresh one.
+                                    let s = self.create_series(&labels, false)?;
+                                    alias.insert(sid, s);
+                                } else {
+                                    self.insert_series_with_id(sid, &labels)?;
+                                }
+                            }
+                        }
+                    }
+                    wal::Record::Samples(samples) => {
+                        let mut cuts: Vec<(Arc<MemSeries>, Vec<ClosedChunk>)> = Vec::new();
+                        for (sid, t, bits) in samples {
+                            let Some(s) = alias
+                                .get(&sid)
+                                .cloned()
+                                .or_else(|| read(&self.index).series.get(&sid).cloned())
+                            else {
+                                continue;
+                            };
+                            let mut cut = Vec::new();
+                            let ok = s.lock_head().append(t, f64::from_bits(bits), window, &mut cut);
+                            if ok.is_ok() {
+                                s.note_time(t);
+                            }
+                            if !cut.is_empty() {
+                                cuts.push((s, cut));
+                            }
+                        }
+                        self.write_chunks(&cuts)?;
+                    }
+                    wal::Record::Exemplars(list) => {
+                        for (sid, e) in list {
+                            if let Some(s) = alias
+                                .get(&sid)
+                                .cloned()
+                                .or_else(|| read(&self.index).series.get(&sid).cloned())
+                            {
+                                s.lock_head().push_exemplar(e, self.opts.max_exemplars_per_series);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(applied)
+    }
+
+    /// After loading: a series whose head is empty takes its ordering point and time range from
+    /// its newest and oldest chunk on disk.
+    fn settle_after_replay(&self) -> Result<(), StoreError> {
+        let series: Vec<Arc<MemSeries>> = read(&self.index).series.values().cloned().collect();
+        for s in series {
+            let prefix = keys::chunk_prefix(s.sid);
+            if let Some(m) = self.disk_first_mint(s.sid)? {
+                s.note_time(m);
+            }
+            let mut last_in_order = None;
+            for kv in self.db().scan_prefix(prefix).rev() {
+                let (k, v) = kv?;
+                let Some(ck) = keys::parse_chunk(&k) else { continue };
+                s.note_time(ck.maxt);
+                if ck.kind == keys::KIND_IN_ORDER {
+                    last_in_order = Some((ck, v));
+                    break;
+                }
+            }
+            let mut h = s.lock_head();
+            if let Some((ck, v)) = last_in_order
+                && h.last.is_none_or(|(t, _)| t < ck.maxt)
+            {
+                let last_bits = keys::check_crc(&v)
+                    .and_then(|p| chunk::decode(p).ok())
+                    .and_then(|samples| samples.last().map(|&(_, v)| v.to_bits()))
+                    .unwrap_or(0);
+                h.last = Some((ck.maxt, last_bits));
+            }
+        }
+        Ok(())
+    }
+
+    /// The earliest sample time in a series' chunks on disk. Chunks sort by maxt and span less
+    /// than `CHUNK_RANGE_MS`, so the smallest mint is among those ending within one range of
+    /// the first chunk's end.
+    fn disk_first_mint(&self, sid: u64) -> Result<Option<i64>, StoreError> {
+        let mut limit = None;
+        let mut first = None;
+        for kv in self.db().scan_prefix(keys::chunk_prefix(sid)) {
+            let (k, _) = kv?;
+            let Some(ck) = keys::parse_chunk(&k) else { continue };
+            if ck.maxt > *limit.get_or_insert(ck.maxt.saturating_add(head::CHUNK_RANGE_MS)) {
+                break;
+            }
+            first = Some(first.map_or(ck.mint, |f: i64| f.min(ck.mint)));
+        }
+        Ok(first)
+    }
+
+    fn insert_series_with_id(&self, sid: u64, labels: &Labels) -> Result<Arc<MemSeries>, StoreError> {
+        let (series, new_syms) = {
+            let mut ix = write(&self.index);
+            let (s, syms) = ix.insert(sid, labels);
+            let syms: Vec<(u32, String)> =
+                syms.into_iter().map(|id| (id, ix.symbols.get(id).to_string())).collect();
+            (s, syms)
+        };
+        self.persist_series(&series, &new_syms)?;
+        Ok(series)
+    }
+
+    fn persist_series(&self, s: &MemSeries, new_syms: &[(u32, String)]) -> Result<(), StoreError> {
+        let mut batch = Ops::default();
+        for (id, text) in new_syms {
+            batch.insert(&keys::symbol(*id)[..], text.as_bytes().to_vec());
+        }
+        batch.insert(&keys::series(s.sid)[..], Index::encode_series(s));
+        self.apply(batch)?;
+        Ok(())
+    }
+
+    /// Finds or creates the series for `labels`. A new series is logged to the WAL before any
+    /// sample can reference it.
+    fn get_or_create(&self, labels: &Labels) -> Result<Arc<MemSeries>, StoreError> {
+        if labels.is_empty() {
+            return Err(StoreError::EmptyLabels);
+        }
+        {
+            let ix = read(&self.index);
+            let hash = ix.hash(labels);
+            if let Some(s) = ix.lookup(labels, hash) {
+                return Ok(s.clone());
+            }
+        }
+        self.create_series(labels, true)
+    }
+
+    fn create_series(&self, labels: &Labels, log: bool) -> Result<Arc<MemSeries>, StoreError> {
+        let (series, new_syms) = {
+            let mut ix = write(&self.index);
+            let hash = ix.hash(labels);
+            if let Some(s) = ix.lookup(labels, hash) {
+                return Ok(s.clone());
+            }
+            let sid = ix.next_sid;
+            let (s, syms) = ix.insert(sid, labels);
+            if log {
+                let mut rec = Vec::new();
+                wal::encode_series(&mut rec, sid, labels);
+                // Under the index lock: the record precedes any sample that can name the id,
+                // and a checkpoint (which reads next_sid under this lock) sees it on its side.
+                self.wal.append(&rec);
+            }
+            let syms: Vec<(u32, String)> =
+                syms.into_iter().map(|id| (id, ix.symbols.get(id).to_string())).collect();
+            (s, syms)
+        };
+        self.metrics.series_created.fetch_add(1, Ordering::Relaxed);
+        self.persist_series(&series, &new_syms)?;
+        Ok(series)
+    }
+
+    /// Writes cut chunks to sled in one batch, then lets the heads forget them.
+    fn write_chunks(&self, cuts: &[(Arc<MemSeries>, Vec<ClosedChunk>)]) -> Result<(), StoreError> {
+        if cuts.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Ops::default();
+        let mut n = 0;
+        for (s, chunks) in cuts {
+            for c in chunks {
+                let key = keys::chunk(s.sid, c.maxt, c.mint, c.kind);
+                let mut bytes: Vec<u8> = c.bytes.to_vec();
+                if c.kind == keys::KIND_OUT_OF_ORDER
+                    && let Some(old) = self.db().get(key)?
+                    && let Some(old) = keys::check_crc(&old)
+                    && let Ok(old) = chunk::decode(old)
+                    && let Ok(new) = chunk::decode(&c.bytes)
+                {
+                    // Two out-of-order chunks with the same span: keep both's samples.
+                    bytes = chunk::encode(&merge_samples(vec![new, old]));
+                }
+                batch.insert(&key[..], keys::with_crc(&bytes));
+                n += 1;
+            }
+        }
+        self.apply(batch)?;
+        add(&self.metrics.chunks_written, n);
+        for (s, chunks) in cuts {
+            s.lock_head().confirm(chunks);
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        let _m = lock(&self.maintenance);
+        let started = Instant::now();
+        let (segment, heads, new_series, new_syms, next_sid, nsyms) = {
+            let _c = lock(&self.commit_lock);
+            let ix = read(&self.index);
+            let segment = self.wal.rotate();
+            // The new segment starts with every series, so it can be replayed on its own if
+            // sled is ever lost (see `open_db`).
+            let mut rec = Vec::new();
+            for s in ix.series.values() {
+                wal::encode_series(&mut rec, s.sid, &ix.labels_of(s));
+            }
+            self.wal.append(&rec);
+            let mut heads = Vec::with_capacity(ix.series.len());
+            for s in ix.series.values() {
+                let h = s.lock_head();
+                if h.is_empty() && h.last.is_none() {
+                    heads.push((s.sid, None, Vec::new()));
+                } else {
+                    heads.push((s.sid, Some(h.encode_checkpoint()), h.pending.clone()));
+                }
+            }
+            let since = self.checkpointed_sid.load(Ordering::Relaxed);
+            let new_series: Vec<(u64, Vec<u8>)> = ix
+                .series
+                .values()
+                .filter(|s| s.sid >= since)
+                .map(|s| (s.sid, Index::encode_series(s)))
+                .collect();
+            let from = self.checkpointed_symbols.load(Ordering::Relaxed);
+            let new_syms: Vec<(u32, String)> =
+                (from..ix.symbols.len()).map(|i| (i as u32, ix.symbols.get(i as u32).to_string())).collect();
+            (segment, heads, new_series, new_syms, ix.next_sid, ix.symbols.len())
+        };
+        let mut batch = Ops::default();
+        for (sid, head, pending) in &heads {
+            match head {
+                Some(h) => batch.insert(&keys::head(*sid)[..], keys::with_crc(h)),
+                None => batch.remove(&keys::head(*sid)[..]),
+            }
+            for c in pending {
+                batch.insert(&keys::chunk(*sid, c.maxt, c.mint, c.kind)[..], keys::with_crc(&c.bytes));
+            }
+        }
+        for (sid, enc) in &new_series {
+            batch.insert(&keys::series(*sid)[..], enc.clone());
+        }
+        for (id, text) in &new_syms {
+            batch.insert(&keys::symbol(*id)[..], text.as_bytes().to_vec());
+        }
+        batch.insert(keys::META_CHECKPOINT, segment.to_be_bytes().to_vec());
+        self.apply(batch)?;
+        self.db().flush()?;
+        // Older segments' buffered tail must hit its file before the file is deleted, or the
+        // flusher would recreate it afterwards.
+        self.wal.sync().map_err(StoreError::Wal)?;
+        self.wal.truncate_before(segment).map_err(StoreError::Wal)?;
+        self.checkpointed_sid.store(next_sid, Ordering::Relaxed);
+        self.checkpointed_symbols.store(nsyms, Ordering::Relaxed);
+        self.metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
+        self.metrics.checkpoint_seconds_x1e6.store(micros(started.elapsed()), Ordering::Relaxed);
+        tracing::debug!(heads = heads.len(), segment, elapsed = ?started.elapsed(), "checkpoint written");
+        Ok(())
+    }
+
+    fn apply_retention(&self, now: i64) -> Result<RetentionReport, StoreError> {
+        let _m = lock(&self.maintenance);
+        let started = Instant::now();
+        let retention_ms = self.opts.retention.as_millis().min(i64::MAX as u128) as i64;
+        let mut report = RetentionReport { bytes_before: self.disk_bytes(), ..Default::default() };
+        let mut cutoff = now.saturating_sub(retention_ms);
+        self.delete_before(cutoff, &mut report)?;
+        if let Some(limit) = self.opts.retention_bytes {
+            // Each round deletes the oldest chunk range still present, until under the limit.
+            for _ in 0..10_000 {
+                if self.disk_bytes() <= limit {
+                    break;
+                }
+                let Some(oldest) = self.oldest_chunk_maxt()? else { break };
+                cutoff = cutoff.max(oldest.saturating_add(head::CHUNK_RANGE_MS));
+                self.delete_before(cutoff, &mut report)?;
+                self.compact()?;
+            }
+        }
+        let due = lock(&self.last_compaction).is_none_or(|l| l.elapsed() >= self.opts.compaction_interval);
+        if report.chunks_deleted > 0 && due {
+            self.compact()?;
+        } else if report.chunks_deleted > 0 {
+            self.db().flush()?;
+        }
+        report.bytes_after = self.disk_bytes();
+        self.metrics.retention_runs.fetch_add(1, Ordering::Relaxed);
+        self.metrics.retention_seconds_x1e6.store(micros(started.elapsed()), Ordering::Relaxed);
+        if report.chunks_deleted > 0 {
+            tracing::info!(?report, elapsed = ?started.elapsed(), "retention deleted old data");
+        }
+        Ok(report)
+    }
+
+    fn oldest_chunk_maxt(&self) -> Result<Option<i64>, StoreError> {
+        let sids: Vec<u64> = read(&self.index).series.keys().copied().collect();
+        let mut oldest: Option<i64> = None;
+        for sid in sids {
+            if let Some(kv) = self.db().scan_prefix(keys::chunk_prefix(sid)).next() {
+                let (k, _) = kv?;
+                if let Some(ck) = keys::parse_chunk(&k) {
+                    oldest = Some(oldest.map_or(ck.maxt, |o| o.min(ck.maxt)));
+                }
+            }
+        }
+        Ok(oldest)
+    }
+
+    fn delete_before(&self, cutoff: i64, report: &mut RetentionReport) -> Result<(), StoreError> {
+        let series: Vec<Arc<MemSeries>> = read(&self.index).series.values().cloned().collect();
+        for s in series {
+            if s.first_t.load(Ordering::Relaxed) >= cutoff {
+                continue;
+            }
+            let mut batch = Ops::default();
+            let mut n = 0;
+            for kv in self
+                .db()
+                .range(keys::chunk_prefix(s.sid).to_vec()..keys::chunk_range_start(s.sid, cutoff).to_vec())
+            {
+                let (k, _) = kv?;
+                batch.remove(&k[..]);
+                n += 1;
+            }
+            self.apply(batch)?;
+            report.chunks_deleted += n;
+            add(&self.metrics.chunks_deleted, n as usize);
+            let first = self.disk_first_mint(s.sid)?;
+            let mut h = s.lock_head();
+            h.drop_before(cutoff);
+            let first = [first, h.mint()].into_iter().flatten().min();
+            match first {
+                Some(f) => s.first_t.store(f, Ordering::Relaxed),
+                None => {
+                    // Nothing left anywhere: the series goes. Under its head lock, so a
+                    // concurrent commit either landed before (and we saw data) or sees it gone.
+                    // Lock order everywhere is index, then head.
+                    drop(h);
+                    let mut ix = write(&self.index);
+                    let h = s.lock_head();
+                    if !h.is_empty() {
+                        continue;
+                    }
+                    s.removed.store(true, Ordering::Release);
+                    ix.remove(s.sid);
+                    s.first_t.store(i64::MAX, Ordering::Relaxed);
+                    s.last_t.store(i64::MIN, Ordering::Relaxed);
+                    drop(h);
+                    drop(ix);
+                    let mut batch = Ops::default();
+                    batch.remove(&keys::series(s.sid)[..]);
+                    batch.remove(&keys::head(s.sid)[..]);
+                    self.apply(batch)?;
+                    report.series_removed += 1;
+                    self.metrics.series_removed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        dir_bytes(&current_db_path(&self.dir)) + self.wal.disk_bytes()
+    }
+
+    fn shutdown(&self) -> Result<(), StoreError> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        *lock(&self.stop.0) = true;
+        self.stop.1.notify_all();
+        if let Some(h) = lock(&self.background).take() {
+            let _ = h.join();
+        }
+        let result = self.checkpoint();
+        let wal = self.wal.close().map_err(StoreError::Wal);
+        self.db().flush()?;
+        result.and(wal)
+    }
+
+    fn metric_families(&self) -> Vec<MetricFamily> {
+        let m = &self.metrics;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
+        let secs = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64 / 1e6;
+        let (series, head_chunks) = {
+            let ix = read(&self.index);
+            let open = ix.series.values().filter(|s| s.lock_head().open.is_some()).count();
+            (ix.series.len(), open)
+        };
+        let mut out = vec![
+            MetricFamily::gauge("obsd_store_series", "Series in the store.").with_value(series as f64),
+            MetricFamily::gauge("obsd_store_head_chunks", "Open chunks in the in-memory head.")
+                .with_value(head_chunks as f64),
+            MetricFamily::counter("obsd_store_chunks_written_total", "Chunks written to sled.")
+                .with_value(get(&m.chunks_written)),
+            MetricFamily::counter("obsd_store_chunks_deleted_total", "Chunks deleted by retention.")
+                .with_value(get(&m.chunks_deleted)),
+            MetricFamily::counter("obsd_store_samples_appended_total", "Samples appended.")
+                .with_value(get(&m.samples_appended)),
+            MetricFamily::counter("obsd_store_exemplars_appended_total", "Exemplars appended.")
+                .with_value(get(&m.exemplars_appended)),
+            MetricFamily::counter("obsd_store_commits_total", "Appender commits.")
+                .with_value(get(&m.commits)),
+            MetricFamily::counter(
+                "obsd_store_out_of_order_samples_total",
+                "Samples rejected for being older than their series' newest sample.",
+            )
+            .with_value(get(&m.out_of_order)),
+            MetricFamily::counter(
+                "obsd_store_duplicate_samples_total",
+                "Samples rejected for repeating a timestamp with another value.",
+            )
+            .with_value(get(&m.duplicate)),
+            MetricFamily::counter("obsd_store_series_created_total", "Series created.")
+                .with_value(get(&m.series_created)),
+            MetricFamily::counter("obsd_store_series_removed_total", "Series removed by retention.")
+                .with_value(get(&m.series_removed)),
+            MetricFamily::gauge("obsd_store_disk_bytes", "Bytes of the store's files (sled and WAL).")
+                .with_value(self.disk_bytes() as f64),
+            MetricFamily::gauge("obsd_store_wal_bytes", "Bytes of WAL segments.")
+                .with_value(self.wal.disk_bytes() as f64),
+            MetricFamily::gauge("obsd_store_wal_replay_duration_seconds", "Time the last WAL replay took.")
+                .with_value(secs(&m.wal_replay_seconds_x1e6)),
+            MetricFamily::counter(
+                "obsd_store_wal_corruptions_total",
+                "WAL segments whose torn or corrupt tail was skipped at replay.",
+            )
+            .with_value(get(&m.wal_corruptions)),
+            MetricFamily::counter(
+                "obsd_store_chunk_corruptions_total",
+                "Chunks, heads, series or symbols skipped because they failed their checksum or decode.",
+            )
+            .with_value(get(&m.chunk_corruptions)),
+            MetricFamily::counter(
+                "obsd_store_db_recoveries_total",
+                "Times a damaged sled database was moved aside and rebuilt from the WAL.",
+            )
+            .with_value(get(&m.db_recoveries)),
+            MetricFamily::counter("obsd_store_checkpoints_total", "Head checkpoints (WAL truncations).")
+                .with_value(get(&m.checkpoints)),
+            MetricFamily::gauge("obsd_store_checkpoint_duration_seconds", "Time the last checkpoint took.")
+                .with_value(secs(&m.checkpoint_seconds_x1e6)),
+            MetricFamily::counter("obsd_store_retention_runs_total", "Retention passes.")
+                .with_value(get(&m.retention_runs)),
+            MetricFamily::gauge(
+                "obsd_store_retention_duration_seconds",
+                "Time the last retention pass took.",
+            )
+            .with_value(secs(&m.retention_seconds_x1e6)),
+            MetricFamily::counter(
+                "obsd_store_compactions_total",
+                "Rewrites of the sled database that give deleted space back to the filesystem.",
+            )
+            .with_value(get(&m.compactions)),
+            MetricFamily::gauge("obsd_store_compaction_duration_seconds", "Time the last compaction took.")
+                .with_value(secs(&m.compaction_seconds_x1e6)),
+            MetricFamily::counter("obsd_store_write_errors_total", "Commits that failed to write to sled.")
+                .with_value(get(&m.write_errors)),
+        ];
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.closed.load(Ordering::SeqCst) {
+            // Best effort: the WAL already holds every commit; this only shortens the next replay.
+            let _ = self.wal.sync();
+            let _ = self.db().flush();
+        }
+    }
+}
+
+/// Collects samples and exemplars; nothing is visible or durable until [`Appender::commit`].
+pub struct Appender {
+    inner: Arc<Inner>,
+    samples: Vec<(Arc<MemSeries>, i64, f64)>,
+    exemplars: Vec<(Arc<MemSeries>, Exemplar)>,
+}
+
+impl Appender {
+    /// Queues a sample for the series named by `labels` (created if new). Returns a reference
+    /// for later appends. An out-of-order or duplicate sample is refused here, as Prometheus's
+    /// appender refuses it, and counted.
+    pub fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, StoreError> {
+        let s = self.inner.get_or_create(labels)?;
+        let r = SeriesRef(s);
+        self.append_ref(&r, t, v)?;
+        Ok(r)
+    }
+
+    /// Queues a sample for a series already referenced.
+    pub fn append_ref(&mut self, r: &SeriesRef, t: i64, v: f64) -> Result<(), StoreError> {
+        let check = r.0.lock_head().check(t, v, self.inner.ooo_window_ms());
+        match check {
+            Ok(()) => {
+                self.samples.push((r.0.clone(), t, v));
+                Ok(())
+            }
+            Err(rej) => Err(self.rejection(&r.0, rej, t)),
+        }
+    }
+
+    fn rejection(&self, s: &MemSeries, rej: Rejection, t: i64) -> StoreError {
+        let series = read(&self.inner.index).labels_of(s).to_string();
+        match rej {
+            Rejection::Duplicate => {
+                self.inner.metrics.duplicate.fetch_add(1, Ordering::Relaxed);
+                StoreError::DuplicateSample { series, t }
+            }
+            Rejection::OutOfOrder | Rejection::TooOld => {
+                self.inner.metrics.out_of_order.fetch_add(1, Ordering::Relaxed);
+                StoreError::OutOfOrderSample { series, t }
+            }
+        }
+    }
+
+    /// Looks a series up (creating it) without appending: for callers that cache references.
+    pub fn series_ref(&mut self, labels: &Labels) -> Result<SeriesRef, StoreError> {
+        Ok(SeriesRef(self.inner.get_or_create(labels)?))
+    }
+
+    /// Queues an exemplar for a series (kept in a bounded ring per series).
+    pub fn append_exemplar(&mut self, r: &SeriesRef, e: Exemplar) {
+        self.exemplars.push((r.0.clone(), e));
+    }
+
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty() && self.exemplars.is_empty()
+    }
+
+    /// Applies every queued sample: heads, one WAL record, one sled batch for the chunks cut.
+    /// Samples that became out of order since `append` (a concurrent writer) are counted in
+    /// the summary, not returned as an error.
+    pub fn commit(mut self) -> Result<CommitSummary, StoreError> {
+        let inner = self.inner.clone();
+        let window = inner.ooo_window_ms();
+        let mut summary = CommitSummary::default();
+        let mut cuts: Vec<(Arc<MemSeries>, Vec<ClosedChunk>)> = Vec::new();
+        let samples = std::mem::take(&mut self.samples);
+        let exemplars = std::mem::take(&mut self.exemplars);
+        let mut accepted: Vec<(u64, i64, u64)> = Vec::with_capacity(samples.len());
+        let mut rec = Vec::with_capacity(samples.len() * 12 + 16);
+        let pos = {
+            let _c = lock(&inner.commit_lock);
+            for (s, t, v) in samples {
+                let mut cut = Vec::new();
+                let mut h = s.lock_head();
+                if s.removed.load(Ordering::Acquire) {
+                    summary.unknown_series += 1;
+                    continue;
+                }
+                match h.append(t, v, window, &mut cut) {
+                    Ok(Appended::InOrder | Appended::OutOfOrder) => {
+                        accepted.push((s.sid, t, v.to_bits()));
+                        s.note_time(t);
+                        summary.appended += 1;
+                    }
+                    Ok(Appended::Noop) => summary.noop += 1,
+                    Err(Rejection::Duplicate) => summary.duplicate += 1,
+                    Err(Rejection::OutOfOrder | Rejection::TooOld) => summary.out_of_order += 1,
+                }
+                drop(h);
+                if !cut.is_empty() {
+                    cuts.push((s, cut));
+                }
+            }
+            let mut ex_accepted = Vec::new();
+            for (s, e) in exemplars {
+                if s.lock_head().push_exemplar(e.clone(), inner.opts.max_exemplars_per_series) {
+                    ex_accepted.push((s.sid, e));
+                }
+            }
+            summary.exemplars = ex_accepted.len();
+            if !accepted.is_empty() {
+                wal::encode_samples(&mut rec, &accepted);
+            }
+            if !ex_accepted.is_empty() {
+                wal::encode_exemplars(&mut rec, &ex_accepted);
+            }
+            (!rec.is_empty()).then(|| inner.wal.append(&rec))
+        };
+        let m = &inner.metrics;
+        add(&m.samples_appended, summary.appended);
+        add(&m.out_of_order, summary.out_of_order);
+        add(&m.duplicate, summary.duplicate);
+        add(&m.exemplars_appended, summary.exemplars);
+        m.commits.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = inner.write_chunks(&cuts) {
+            // The samples are in the WAL and the chunks stay pending in the heads, so the next
+            // checkpoint writes them; the error is still reported.
+            m.write_errors.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+        if let Some(pos) = pos
+            && inner.opts.wal_fsync_interval.is_zero()
+        {
+            inner.wal.wait_durable(pos).map_err(StoreError::Wal)?;
+        }
+        Ok(summary)
+    }
+
+    /// Drops everything queued.
+    pub fn rollback(mut self) {
+        self.samples.clear();
+        self.exemplars.clear();
+    }
+}
+
+/// A series' labels and its samples, collected.
+pub type SeriesSamples = (Labels, Vec<(i64, f64)>);
+
+/// Reads series over a fixed time range.
+pub struct Querier {
+    inner: Arc<Inner>,
+    mint: i64,
+    maxt: i64,
+}
+
+/// One selected series: its labels and the chunks overlapping the query.
+pub struct StoredSeries {
+    pub labels: Labels,
+    chunks: Vec<ClosedChunk>,
+    mint: i64,
+    maxt: i64,
+    inner: Arc<Inner>,
+}
+
+impl StoredSeries {
+    /// Samples in time order within the query range; equal timestamps from overlapping chunks
+    /// appear once.
+    pub fn samples(&self) -> SampleIter {
+        let mut chunks = self.chunks.clone();
+        chunks.sort_by_key(|c| (c.mint, c.maxt));
+        let overlapping = chunks.windows(2).any(|w| w[1].mint <= w[0].maxt);
+        let mut it = SampleIter {
+            chunks,
+            next_chunk: 0,
+            buf: Vec::new(),
+            pos: 0,
+            mint: self.mint,
+            maxt: self.maxt,
+            inner: self.inner.clone(),
+            last_t: None,
+        };
+        if overlapping {
+            let decoded: Vec<Vec<(i64, f64)>> = it.chunks.iter().map(|c| it.decode(c)).collect();
+            it.buf = merge_samples(decoded);
+            it.next_chunk = it.chunks.len();
+        }
+        it
+    }
+
+    /// Convenience: all samples collected.
+    pub fn collect_samples(&self) -> Vec<(i64, f64)> {
+        self.samples().collect()
+    }
+}
+
+/// Merges sorted sample lists; on equal timestamps the earlier list wins.
+fn merge_samples(lists: Vec<Vec<(i64, f64)>>) -> Vec<(i64, f64)> {
+    let mut all: Vec<(i64, usize, f64)> =
+        lists.into_iter().enumerate().flat_map(|(i, l)| l.into_iter().map(move |(t, v)| (t, i, v))).collect();
+    all.sort_by_key(|&(t, i, _)| (t, i));
+    all.dedup_by_key(|s| s.0);
+    all.into_iter().map(|(t, _, v)| (t, v)).collect()
+}
+
+pub struct SampleIter {
+    chunks: Vec<ClosedChunk>,
+    next_chunk: usize,
+    buf: Vec<(i64, f64)>,
+    pos: usize,
+    mint: i64,
+    maxt: i64,
+    inner: Arc<Inner>,
+    last_t: Option<i64>,
+}
+
+impl SampleIter {
+    fn decode(&self, c: &ClosedChunk) -> Vec<(i64, f64)> {
+        match chunk::decode(&c.bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                self.inner.metrics.chunk_corruptions.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, mint = c.mint, maxt = c.maxt, "damaged chunk skipped");
+                Vec::new()
+            }
+        }
+    }
+}
+
+impl Iterator for SampleIter {
+    type Item = (i64, f64);
+
+    fn next(&mut self) -> Option<(i64, f64)> {
+        loop {
+            while self.pos < self.buf.len() {
+                let s = self.buf[self.pos];
+                self.pos += 1;
+                if s.0 < self.mint || self.last_t.is_some_and(|l| s.0 <= l) {
+                    continue;
+                }
+                if s.0 > self.maxt {
+                    self.pos = self.buf.len();
+                    self.next_chunk = self.chunks.len();
+                    return None;
+                }
+                self.last_t = Some(s.0);
+                return Some(s);
+            }
+            let c = self.chunks.get(self.next_chunk)?.clone();
+            self.next_chunk += 1;
+            self.buf = self.decode(&c);
+            self.pos = 0;
+        }
+    }
+}
+
+/// Selected series in label order; chunks are read from sled as the caller advances.
+pub struct SeriesSet {
+    inner: Arc<Inner>,
+    series: std::vec::IntoIter<(Labels, Arc<MemSeries>)>,
+    mint: i64,
+    maxt: i64,
+}
+
+impl Iterator for SeriesSet {
+    type Item = Result<StoredSeries, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (labels, s) = self.series.next()?;
+        Some(self.load(labels, &s))
+    }
+}
+
+impl SeriesSet {
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.len() == 0
+    }
+
+    fn load(&self, labels: Labels, s: &MemSeries) -> Result<StoredSeries, StoreError> {
+        // Head first, then disk: a chunk cut and written in between is then seen twice (and
+        // merged), never missed.
+        let mut chunks = s.lock_head().chunks_for_read(self.mint, self.maxt);
+        let start = keys::chunk_range_start(s.sid, self.mint);
+        let end = keys::chunk_prefix(s.sid.wrapping_add(1));
+        let stop_after = self.maxt.saturating_add(head::CHUNK_RANGE_MS);
+        let range = if s.sid == u64::MAX {
+            self.inner.db().range(start.to_vec()..)
+        } else {
+            self.inner.db().range(start.to_vec()..end.to_vec())
+        };
+        for kv in range {
+            let (k, v) = kv?;
+            let Some(ck) = keys::parse_chunk(&k) else { break };
+            if ck.sid != s.sid || ck.maxt > stop_after {
+                break;
+            }
+            if ck.mint > self.maxt {
+                continue;
+            }
+            match keys::check_crc(&v) {
+                Some(bytes) => chunks.push(ClosedChunk {
+                    mint: ck.mint,
+                    maxt: ck.maxt,
+                    kind: ck.kind,
+                    bytes: bytes.into(),
+                }),
+                None => {
+                    self.inner.metrics.chunk_corruptions.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(series = %labels, mint = ck.mint, maxt = ck.maxt, "chunk failed its checksum; skipped");
+                }
+            }
+        }
+        Ok(StoredSeries { labels, chunks, mint: self.mint, maxt: self.maxt, inner: self.inner.clone() })
+    }
+}
+
+impl Querier {
+    fn matching(&self, matchers: &[Matcher]) -> Vec<(Labels, Arc<MemSeries>)> {
+        let ix = read(&self.inner.index);
+        let mut out: Vec<(Labels, Arc<MemSeries>)> = ix
+            .select(matchers)
+            .into_iter()
+            .filter(|s| s.overlaps(self.mint, self.maxt))
+            .map(|s| (ix.labels_of(&s), s))
+            .collect();
+        drop(ix);
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Series matching all `matchers` with data in the range, sorted by labels.
+    pub fn select(&self, matchers: &[Matcher]) -> SeriesSet {
+        let series = self.matching(matchers);
+        SeriesSet { inner: self.inner.clone(), series: series.into_iter(), mint: self.mint, maxt: self.maxt }
+    }
+
+    /// Every series' labels and samples, collected (tests and small callers).
+    pub fn select_all(&self, matchers: &[Matcher]) -> Result<Vec<SeriesSamples>, StoreError> {
+        self.select(matchers).map(|s| s.map(|s| (s.labels.clone(), s.collect_samples()))).collect()
+    }
+
+    /// Label names of series matching `matchers` (all series if none) with data in range.
+    pub fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
+        let ix = read(&self.inner.index);
+        let mut names = std::collections::BTreeSet::new();
+        for s in ix.select(matchers).iter().filter(|s| s.overlaps(self.mint, self.maxt)) {
+            for &(n, _) in s.labels.iter() {
+                names.insert(n);
+            }
+        }
+        let mut out: Vec<String> = names.into_iter().map(|n| ix.symbols.get(n).to_string()).collect();
+        out.sort();
+        out
+    }
+
+    /// Values of label `name` over series matching `matchers` with data in range, sorted.
+    pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<String> {
+        let ix = read(&self.inner.index);
+        let Some(nsym) = ix.symbols.lookup(name) else { return Vec::new() };
+        let mut values = std::collections::BTreeSet::new();
+        for s in ix.select(matchers).iter().filter(|s| s.overlaps(self.mint, self.maxt)) {
+            if let Some(&(_, v)) = s.labels.iter().find(|&&(n, _)| n == nsym) {
+                values.insert(ix.symbols.get(v).to_string());
+            }
+        }
+        values.into_iter().collect()
+    }
+
+    /// Exemplars of matching series within the range, per series, oldest first.
+    pub fn select_exemplars(&self, matchers: &[Matcher]) -> Vec<(Labels, Vec<Exemplar>)> {
+        let ix = read(&self.inner.index);
+        let series = ix.select(matchers);
+        let mut out = Vec::new();
+        for s in series {
+            let ex: Vec<Exemplar> = s
+                .lock_head()
+                .exemplars
+                .iter()
+                .filter(|e| e.t >= self.mint && e.t <= self.maxt)
+                .cloned()
+                .collect();
+            if !ex.is_empty() {
+                out.push((ix.labels_of(&s), ex));
+            }
+        }
+        drop(ix);
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
