@@ -7,6 +7,7 @@ use crate::config::{self, Config, ListenerConfig, Role};
 use crate::exporter::{self, Exporter};
 use crate::exposition;
 use crate::http;
+use crate::replica::Replica;
 use anyhow::{Context, bail};
 use axum::Router;
 use axum::http::header;
@@ -17,7 +18,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 /// Roles obsd can run today; the others are refused with a clear message.
-pub const BUILT_ROLES: &[Role] = &[Role::Exporter, Role::Collector];
+pub const BUILT_ROLES: &[Role] = &[Role::Exporter, Role::Replica, Role::Collector];
 
 /// What the command line asked for.
 pub struct RoleSelection {
@@ -69,11 +70,12 @@ async fn self_metrics_page() -> impl IntoResponse {
 struct Running {
     exporter: Option<Exporter>,
     collector: Option<Collector>,
+    replica: Option<Replica>,
 }
 
 pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut running = Running { exporter: None, collector: None };
+    let mut running = Running { exporter: None, collector: None, replica: None };
     let mut listeners: Vec<(http::BoundListener, Router)> = Vec::new();
     for role in &roles {
         match role {
@@ -83,6 +85,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
                 let bound = http::bind("exporter", &config.exporter.listen).await?;
                 running.exporter = Some(exp);
                 listeners.push((bound, router));
+            }
+            Role::Replica => {
+                let (replica, bound, router) = Replica::start(&config.replica, &config.global).await?;
+                replica.spawn_background(shutdown_rx.clone());
+                listeners.push((bound, router.merge(common_routes())));
+                running.replica = Some(replica);
             }
             Role::Collector => {
                 let (collector, bound) =
@@ -135,6 +143,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
         tracing::warn!("listeners did not stop within the drain time");
     }
     // Listeners are down, so no new spans arrive: drain the span queue and flush the store.
+    if let Some(replica) = running.replica.take() {
+        replica.stop().await;
+    }
     if let Some(collector) = running.collector.take() {
         collector.stop(drain).await;
     }
@@ -154,6 +165,10 @@ fn reload(current: &mut Config, path: Option<&std::path::Path>, running: &Runnin
     if let Some(exp) = &running.exporter {
         warn_listener_change("exporter", &current.exporter.listen, &new.exporter.listen);
         exp.reload(new.exporter.clone());
+    }
+    if let Some(replica) = &running.replica {
+        warn_listener_change("replica", &current.replica.listen, &new.replica.listen);
+        replica.reload(&new.replica);
     }
     if running.collector.is_some() {
         warn_listener_change("collector", &current.collector.listen, &new.collector.listen);

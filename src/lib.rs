@@ -18,6 +18,7 @@ pub mod exposition;
 pub mod http;
 pub mod labels;
 pub mod remote_write;
+pub mod replica;
 pub mod scrape;
 pub mod self_metrics;
 pub mod store;

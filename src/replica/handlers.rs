@@ -1,0 +1,230 @@
+//! HTTP handlers owned by the replica: `/federate`, `/api/v1/targets`, `/api/v1/write`, `/metrics`.
+
+use super::ReplicaState;
+use super::selector::parse_match;
+use crate::exposition::{self, FederatedSample};
+use crate::labels::Labels;
+use crate::remote_write;
+use crate::store::{Exemplar, StoreError, is_stale_nan};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+type Shared = Arc<ReplicaState>;
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/federate", get(federate))
+        .route("/api/v1/targets", get(targets))
+        .route("/api/v1/write", post(remote_write_receive))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Query-string pairs, percent-decoded, repeated keys kept (`match[]`).
+pub fn query_pairs(raw: &Option<String>) -> Vec<(String, String)> {
+    raw.as_deref()
+        .map(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_default())
+        .unwrap_or_default()
+}
+
+fn text_error(status: StatusCode, message: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{message}\n")).into_response()
+}
+
+async fn federate(State(state): State<Shared>, RawQuery(raw): RawQuery) -> Response {
+    let selectors: Vec<String> =
+        query_pairs(&raw).into_iter().filter(|(k, _)| k == "match[]").map(|(_, v)| v).collect();
+    let mut matcher_sets = Vec::new();
+    for s in &selectors {
+        match parse_match(s) {
+            Ok(m) => matcher_sets.push(m),
+            Err(e) => return text_error(StatusCode::BAD_REQUEST, e),
+        }
+    }
+    let state2 = state.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let now = crate::store::now_ms();
+        let lookback = state2.lookback().as_millis() as i64;
+        let querier = state2.store.querier(now - lookback, now);
+        let mut seen: HashSet<Labels> = HashSet::new();
+        let mut latest: Vec<(Labels, i64, f64)> = Vec::new();
+        for matchers in &matcher_sets {
+            for series in querier.select(matchers) {
+                let series = series.map_err(|e| e.to_string())?;
+                if !seen.insert(series.labels.clone()) {
+                    continue;
+                }
+                // The newest sample at or before now; a stale marker means the series ended.
+                if let Some((t, v)) = series.samples().last()
+                    && !is_stale_nan(v)
+                {
+                    latest.push((series.labels.clone(), t, v));
+                }
+            }
+        }
+        latest.sort_by(|a, b| (a.0.name(), a.0.as_slice()).cmp(&(b.0.name(), b.0.as_slice())));
+        let samples: Vec<FederatedSample> = latest
+            .iter()
+            .map(|(l, t, v)| FederatedSample { labels: l.as_slice(), t_ms: *t, value: *v })
+            .collect();
+        let mut body = String::with_capacity(samples.len() * 96);
+        exposition::write_federation(&mut body, &samples, &state2.external_labels());
+        Ok::<_, String>(body)
+    })
+    .await;
+    match result {
+        Ok(Ok(body)) => {
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+        }
+        Ok(Err(e)) => text_error(StatusCode::INTERNAL_SERVER_ERROR, format!("federation failed: {e}")),
+        Err(e) => text_error(StatusCode::INTERNAL_SERVER_ERROR, format!("federation failed: {e}")),
+    }
+}
+
+fn label_map(labels: &[(String, String)]) -> BTreeMap<String, String> {
+    labels.iter().cloned().collect()
+}
+
+fn rfc3339(t: Option<std::time::SystemTime>) -> String {
+    match t {
+        Some(t) => {
+            chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+        }
+        None => "0001-01-01T00:00:00Z".into(),
+    }
+}
+
+async fn targets(State(state): State<Shared>, RawQuery(raw): RawQuery) -> Response {
+    let wanted =
+        query_pairs(&raw).into_iter().find(|(k, _)| k == "state").map(|(_, v)| v).unwrap_or_default();
+    let (show_active, show_dropped) = match wanted.to_lowercase().as_str() {
+        "active" => (true, false),
+        "dropped" => (false, true),
+        _ => (true, true),
+    };
+    let active: Vec<Value> = if show_active {
+        state
+            .scrape
+            .active_targets()
+            .into_iter()
+            .map(|a| {
+                json!({
+                    "discoveredLabels": label_map(&a.target.discovered_labels),
+                    "labels": label_map(&a.target.labels),
+                    "scrapePool": a.target.job,
+                    "scrapeUrl": a.target.url,
+                    "globalUrl": a.target.url,
+                    "lastError": a.state.last_error,
+                    "lastScrape": rfc3339(a.state.last_scrape),
+                    "lastScrapeDuration": a.state.last_duration.as_secs_f64(),
+                    "health": a.state.health.as_str(),
+                    "scrapeInterval": crate::api_duration(a.interval),
+                    "scrapeTimeout": crate::api_duration(a.timeout),
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let dropped: Vec<Value> = if show_dropped {
+        state
+            .scrape
+            .dropped_targets()
+            .into_iter()
+            .map(|(_, l)| json!({ "discoveredLabels": label_map(&l) }))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    axum::Json(json!({"status": "success", "data": {"activeTargets": active, "droppedTargets": dropped}}))
+        .into_response()
+}
+
+/// Prometheus's remote-write receiver: 204 on success, 400 for a bad payload or a sample the
+/// store refuses (so the sender does not retry it), 500 otherwise. One bad sample rolls the
+/// whole request back, as Prometheus's handler does.
+async fn remote_write_receive(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let enabled = state.settings.read().map(|s| s.remote_write_receiver).unwrap_or(false);
+    if !enabled {
+        return text_error(
+            StatusCode::NOT_FOUND,
+            "remote write receiver needs to be enabled with remote_write_receiver = true in [replica]".into(),
+        );
+    }
+    if let Some(enc) = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok())
+        && !enc.eq_ignore_ascii_case("snappy")
+    {
+        return text_error(
+            StatusCode::BAD_REQUEST,
+            format!("unsupported Content-Encoding {enc:?}; only snappy"),
+        );
+    }
+    let request = match remote_write::decode(&body, 256 << 20) {
+        Ok(r) => r,
+        Err(e) => return text_error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let store = state.store.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut app = store.appender();
+        for ts in request.timeseries {
+            let labels = Labels::from_pairs(
+                ts.labels.into_iter().filter(|l| !l.value.is_empty()).map(|l| (l.name, l.value)),
+            );
+            if labels.name().is_none_or(str::is_empty) {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid labels: series {labels} has no metric name"),
+                ));
+            }
+            let mut series = None;
+            for s in ts.samples {
+                match app.append(&labels, s.timestamp, s.value) {
+                    Ok(r) => series = Some(r),
+                    Err(e) if e.is_user_error() => return Err((StatusCode::BAD_REQUEST, e.to_string())),
+                    Err(e) => return Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+                }
+            }
+            if !ts.exemplars.is_empty() {
+                let r = match series {
+                    Some(r) => r,
+                    None => app
+                        .series_ref(&labels)
+                        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
+                };
+                for e in ts.exemplars {
+                    let labels = Labels::from_pairs(e.labels.into_iter().map(|l| (l.name, l.value)));
+                    app.append_exemplar(&r, Exemplar { labels, value: e.value, t: e.timestamp });
+                }
+            }
+        }
+        app.commit().map_err(|e: StoreError| {
+            let status =
+                if e.is_user_error() { StatusCode::BAD_REQUEST } else { StatusCode::INTERNAL_SERVER_ERROR };
+            (status, e.to_string())
+        })
+    })
+    .await;
+    match outcome {
+        Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err((status, message))) => text_error(status, message),
+        Err(e) => text_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn metrics(State(state): State<Shared>) -> Response {
+    let store = state.store.clone();
+    let mut families = tokio::task::spawn_blocking(move || store.metric_families()).await.unwrap_or_default();
+    families.extend(crate::self_metrics::process_metrics());
+    families.push(crate::self_metrics::build_info());
+    let families = exposition::merge_and_sort(families);
+    let mut body = String::new();
+    exposition::write_families(&mut body, &families);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}

@@ -1,0 +1,105 @@
+//! The replica role: one Prometheus replica. It scrapes its targets (`scrape`), stores
+//! samples (`store`), and serves `/federate`, `/api/v1/targets`, `/api/v1/write` and, through
+//! the shared API engine, PromQL to Grafana and the federation node.
+
+mod handlers;
+pub mod selector;
+pub mod store_sink;
+
+use crate::config::{GlobalConfig, ReplicaConfig};
+use crate::http::{self, BoundListener};
+use crate::scrape::manager::ScrapeManager;
+use crate::store::{Store, StoreOptions};
+use axum::Router;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("replica store in {dir}: {message}")]
+    Store { dir: String, message: String },
+    #[error(transparent)]
+    Listener(#[from] http::HttpError),
+}
+
+/// What the replica's handlers share.
+pub struct ReplicaState {
+    pub store: Store,
+    pub scrape: ScrapeManager,
+    pub settings: RwLock<ReplicaConfig>,
+}
+
+impl ReplicaState {
+    pub fn external_labels(&self) -> Vec<(String, String)> {
+        self.settings.read().map(|s| s.scrape.external_labels.clone()).unwrap_or_default()
+    }
+
+    pub fn lookback(&self) -> Duration {
+        self.settings.read().map(|s| s.lookback_delta).unwrap_or(Duration::from_secs(300))
+    }
+}
+
+pub struct Replica {
+    pub state: Arc<ReplicaState>,
+}
+
+/// Where a role keeps its store below the data directory.
+pub fn store_dir(global: &GlobalConfig, role: &str) -> std::path::PathBuf {
+    global.data_dir.join(role).join("tsdb")
+}
+
+pub fn store_options(
+    retention: Duration,
+    retention_size: Option<u64>,
+    out_of_order_window: Duration,
+) -> StoreOptions {
+    StoreOptions {
+        retention,
+        retention_bytes: retention_size,
+        out_of_order_window,
+        ..StoreOptions::default()
+    }
+}
+
+impl Replica {
+    /// Opens the store (replaying its WAL), binds the listener and starts scraping.
+    pub async fn start(
+        config: &ReplicaConfig,
+        global: &GlobalConfig,
+    ) -> Result<(Replica, BoundListener, Router), ReplicaError> {
+        let dir = store_dir(global, "replica");
+        let options = store_options(config.retention_time, config.retention_size, Duration::ZERO);
+        let shown = dir.display().to_string();
+        let store = tokio::task::spawn_blocking(move || Store::open(&dir, options))
+            .await
+            .map_err(|e| ReplicaError::Store { dir: shown.clone(), message: e.to_string() })?
+            .map_err(|e| ReplicaError::Store { dir: shown.clone(), message: e.to_string() })?;
+        let bound = http::bind("replica", &config.listen).await?;
+        let scrape = ScrapeManager::new(Arc::new(store_sink::StoreSink(store.clone())));
+        scrape.apply(config.scrape.clone());
+        let state = Arc::new(ReplicaState { store, scrape, settings: RwLock::new(config.clone()) });
+        let router = handlers::router(state.clone());
+        Ok((Replica { state }, bound, router))
+    }
+
+    /// Runs file_sd watching until shutdown.
+    pub fn spawn_background(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
+        tokio::spawn(self.state.scrape.clone().watch_files(shutdown));
+    }
+
+    pub fn reload(&self, config: &ReplicaConfig) {
+        self.state.scrape.apply(config.scrape.clone());
+        if let Ok(mut s) = self.state.settings.write() {
+            *s = config.clone();
+        }
+    }
+
+    /// Stops scraping (writing staleness markers), then closes the store so its WAL is synced.
+    pub async fn stop(self) {
+        self.state.scrape.stop_all();
+        // Let loops write their end-of-run markers before the store closes.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let store = self.state.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.sync()).await;
+    }
+}
