@@ -170,6 +170,15 @@ async fn remote_write_receive(State(state): State<Shared>, headers: HeaderMap, b
         Ok(r) => r,
         Err(e) => return text_error(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    // Prometheus's appender refuses a sample older than one before it in the same series.
+    for ts in &request.timeseries {
+        if let Some(w) = ts.samples.windows(2).find(|w| w[1].timestamp < w[0].timestamp) {
+            return text_error(
+                StatusCode::BAD_REQUEST,
+                format!("out of order sample: timestamp {} after {}", w[1].timestamp, w[0].timestamp),
+            );
+        }
+    }
     let store = state.store.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let mut app = store.appender();
@@ -212,6 +221,13 @@ async fn remote_write_receive(State(state): State<Shared>, headers: HeaderMap, b
     })
     .await;
     match outcome {
+        Ok(Ok(summary)) if summary.out_of_order > 0 || summary.duplicate > 0 => text_error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} out of order and {} duplicate samples refused",
+                summary.out_of_order, summary.duplicate
+            ),
+        ),
         Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
         Ok(Err((status, message))) => text_error(status, message),
         Err(e) => text_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

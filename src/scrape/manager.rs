@@ -28,6 +28,8 @@ struct Inner {
     running: HashMap<String, Running>,
     dropped: BTreeMap<String, Vec<DroppedTarget>>,
     discovery_errors: Vec<String>,
+    /// The discovered groups the running targets were built from, to notice file_sd changes.
+    groups_snapshot: String,
 }
 
 /// A snapshot of one active target for the API.
@@ -64,8 +66,10 @@ impl ScrapeManager {
         let mut wanted: HashMap<String, (Target, Arc<Job>, String)> = HashMap::new();
         let mut dropped = BTreeMap::new();
         let mut errors = Vec::new();
+        let mut snapshot = String::new();
         for job in &settings.jobs {
             let (groups, mut e) = target::job_groups(job);
+            snapshot.push_str(&format!("{groups:?}\n"));
             let (active, d, e2) = target::build(job, &groups);
             e.extend(e2);
             errors.extend(e);
@@ -123,33 +127,30 @@ impl ScrapeManager {
         }
         inner.dropped = dropped;
         inner.discovery_errors = errors;
+        inner.groups_snapshot = snapshot;
         inner.settings = Some(settings);
     }
 
     /// Re-reads file_sd files until `shutdown`, applying changes as they appear.
     pub async fn watch_files(self, mut shutdown: watch::Receiver<bool>) {
-        let mut last: Option<String> = None;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(FILE_SD_POLL) => {}
                 _ = shutdown.changed() => return,
             }
-            let Some(settings) = self.lock().settings.clone() else { continue };
+            let (settings, applied) = {
+                let inner = self.lock();
+                (inner.settings.clone(), inner.groups_snapshot.clone())
+            };
+            let Some(settings) = settings else { continue };
             if settings.jobs.iter().all(|j| j.file_sd_configs.is_empty()) {
                 continue;
             }
-            let snapshot = settings
-                .jobs
-                .iter()
-                .map(|j| format!("{:?}", target::job_groups(j)))
-                .collect::<Vec<_>>()
-                .join("\n");
-            if last.as_ref() != Some(&snapshot) {
-                if last.is_some() {
-                    tracing::info!("file_sd targets changed; updating scrape targets");
-                    self.apply(settings);
-                }
-                last = Some(snapshot);
+            let current: String =
+                settings.jobs.iter().map(|j| format!("{:?}\n", target::job_groups(j).0)).collect();
+            if current != applied {
+                tracing::info!("file_sd targets changed; updating scrape targets");
+                self.apply(settings);
             }
         }
     }
