@@ -13,5 +13,31 @@ pub mod config;
 pub mod exporter;
 pub mod exposition;
 pub mod http;
+pub mod remote_write;
+pub mod scrape;
 pub mod self_metrics;
 pub mod trace_store;
+
+/// Formats a duration the way Prometheus prints one (`1m`, `15s`, `1h30m`, `500ms`).
+pub fn api_duration(d: std::time::Duration) -> String {
+    let mut ms = d.as_millis() as u64;
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, size) in [
+        ("y", 365 * 86_400_000u64),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ] {
+        if ms >= size {
+            out.push_str(&format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    out
+}

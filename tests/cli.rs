@@ -104,3 +104,18 @@ fn port_in_use_fails_start_with_reason() {
     assert_ne!(code, 0);
     assert!(err.contains("cannot bind") && err.contains(&addr.to_string()), "{err}");
 }
+
+#[test]
+fn every_example_config_is_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let (code, out, err) = run(&["check-config", path.to_str().unwrap()]);
+            assert_eq!(code, 0, "{}: {err}{out}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "no example configs found in {}", dir.display());
+}

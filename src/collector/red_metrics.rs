@@ -246,7 +246,7 @@ pub fn write_families_openmetrics(out: &mut String, families: &[MetricFamily]) {
             MetricType::Gauge => (f.name.as_str(), "gauge"),
             MetricType::Histogram => (f.name.as_str(), "histogram"),
             MetricType::Summary => (f.name.as_str(), "summary"),
-            MetricType::Untyped => (f.name.as_str(), "unknown"),
+            other => (f.name.as_str(), other.metadata_name()),
         };
         let _ = writeln!(out, "# HELP {name} {}", escape_help(&f.help));
         let _ = writeln!(out, "# TYPE {name} {kind}");

@@ -100,7 +100,7 @@ pub struct Config {
     pub source: Option<PathBuf>,
     pub global: GlobalConfig,
     pub exporter: ExporterConfig,
-    pub replica: ListenerOnlyRole,
+    pub replica: ReplicaConfig,
     pub federation: ListenerOnlyRole,
     pub balancer: ListenerOnlyRole,
     pub collector: CollectorConfig,
@@ -134,6 +134,18 @@ pub struct ListenerConfig {
     pub header_read_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    pub listen: ListenerConfig,
+    pub scrape: crate::scrape::config::ScrapeSettings,
+    /// Where the scrape settings came from, for `check-config` and logs.
+    pub scrape_source: String,
+    pub lookback_delta: Duration,
+    pub retention_time: Duration,
+    pub retention_size: Option<u64>,
+    pub remote_write_receiver: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -271,6 +283,18 @@ pub fn describe(config: &Config) -> String {
             .map(|d| format!("; textfile directory {}", d.display()))
             .unwrap_or_default()
     ));
+    let r = &config.replica;
+    out.push_str(&format!(
+        "replica: serves the Prometheus API, /federate{} on {}; scrape settings from {}; {} jobs ({}); external labels {:?}; retention {}{}\n",
+        if r.remote_write_receiver { " and remote-write receive" } else { "" },
+        listener(&r.listen),
+        r.scrape_source,
+        r.scrape.jobs.len(),
+        r.scrape.jobs.iter().map(|j| format!("{} every {}", j.name, crate::api_duration(j.interval))).collect::<Vec<_>>().join(", "),
+        r.scrape.external_labels,
+        crate::api_duration(r.retention_time),
+        r.retention_size.map(|b| format!(" or {b} bytes")).unwrap_or_default(),
+    ));
     let c = &config.collector;
     let udp = |a: &Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "off".into());
     out.push_str(&format!(
@@ -285,9 +309,7 @@ pub fn describe(config: &Config) -> String {
         if c.retention_size_bytes > 0 { format!(" or {} bytes", c.retention_size_bytes) } else { String::new() },
         config.global.data_dir.display(),
     ));
-    for (name, role) in
-        [("replica", &config.replica), ("federation", &config.federation), ("balancer", &config.balancer)]
-    {
+    for (name, role) in [("federation", &config.federation), ("balancer", &config.balancer)] {
         out.push_str(&format!("{name}: would listen on {} (role not built yet)\n", listener(&role.listen)));
     }
     out

@@ -10,7 +10,7 @@ use toml::Spanned;
 pub struct RawConfig {
     pub global: RawGlobal,
     pub exporter: RawExporter,
-    pub replica: RawRole,
+    pub replica: RawReplica,
     pub federation: RawRole,
     pub balancer: RawRole,
     pub collector: RawCollector,
@@ -90,8 +90,9 @@ pub struct RawCollector {
     pub jaeger_binary_udp: Option<Spanned<String>>,
     /// Spans older than this (by start time) are deleted; Jaeger's badger `span-store-ttl`.
     pub retention: Option<Spanned<String>>,
-    /// Oldest time buckets are dropped while the store is larger; 0 = no size limit.
-    pub retention_size_bytes: Option<u64>,
+    /// Oldest time buckets are dropped while the store is larger (`10GB`, as the replica's
+    /// `retention_size`); no size limit by default.
+    pub retention_size: Option<Spanned<String>>,
     /// How often sled writes to disk: the crash-loss window for acknowledged spans.
     pub flush_interval: Option<Spanned<String>>,
     /// Spans accepted but not yet stored; a full queue answers 429/UNAVAILABLE.
@@ -102,4 +103,23 @@ pub struct RawCollector {
     pub span_metrics_namespace: Option<Spanned<String>>,
     /// Histogram buckets in milliseconds (spanmetrics defaults when unset).
     pub span_metrics_buckets_ms: Option<Vec<f64>>,
+}
+
+/// `[replica]`: a Prometheus replica. Scrape settings come from an existing prometheus.yml
+/// (`prometheus_config`) or inline `global` / `scrape_configs` with Prometheus's field names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawReplica {
+    pub listen: RawListener,
+    pub prometheus_config: Option<Spanned<String>>,
+    pub global: Option<crate::scrape::config::GlobalConfig>,
+    pub scrape_configs: Option<Vec<crate::scrape::config::ScrapeConfig>>,
+    /// How far back an instant query looks for a sample (Prometheus's --query.lookback-delta).
+    pub lookback_delta: Option<Spanned<String>>,
+    /// Prometheus's --storage.tsdb.retention.time.
+    pub retention_time: Option<Spanned<String>>,
+    /// Prometheus's --storage.tsdb.retention.size (`10GB`); none by default.
+    pub retention_size: Option<Spanned<String>>,
+    /// Accept remote write on /api/v1/write (Prometheus's --web.enable-remote-write-receiver).
+    pub remote_write_receiver: Option<bool>,
 }

@@ -1,12 +1,13 @@
 //! Raw TOML → resolved `Config`. Collects every problem instead of stopping at the first,
 //! so one edit-and-retry fixes a file.
 
-use super::raw::{RawCollector, RawConfig, RawExporter, RawListener};
+use super::raw::{RawCollector, RawConfig, RawExporter, RawListener, RawReplica};
 use super::{
     CollectorConfig, Config, ConfigProblem, DEFAULT_SPAN_METRICS_BUCKETS_MS, ExporterConfig, GlobalConfig,
-    ListenerConfig, ListenerOnlyRole, PasswordCheck, TlsConfig, line_col, parse_duration,
+    ListenerConfig, ListenerOnlyRole, PasswordCheck, ReplicaConfig, TlsConfig, line_col, parse_duration,
 };
 use crate::exporter::collectors;
+use crate::scrape::config::{PrometheusFile, ScrapeSettings};
 use regex::Regex;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -113,6 +114,117 @@ impl Checker<'_> {
             ),
             max_header_bytes: raw.max_header_bytes.unwrap_or(64 * 1024),
             max_body_bytes: raw.max_body_bytes.unwrap_or(32 * 1024 * 1024),
+        }
+    }
+
+    /// Scrape settings from a prometheus.yml (errors located in that file) or inline TOML.
+    fn scrape_settings(
+        &mut self,
+        section: &str,
+        file: &Option<Spanned<String>>,
+        global: &Option<crate::scrape::config::GlobalConfig>,
+        scrape_configs: &Option<Vec<crate::scrape::config::ScrapeConfig>>,
+    ) -> (ScrapeSettings, String) {
+        let empty = ScrapeSettings {
+            external_labels: Vec::new(),
+            evaluation_interval: Duration::from_secs(60),
+            jobs: Vec::new(),
+            original_yaml: String::new(),
+        };
+        let (parsed, source, original) = match file {
+            Some(path) => {
+                if global.is_some() || scrape_configs.is_some() {
+                    self.problem(
+                        path,
+                        &format!("{section}.prometheus_config"),
+                        "use either prometheus_config or inline global/scrape_configs, not both",
+                    );
+                }
+                let text = match std::fs::read_to_string(path.get_ref()) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        self.problem(
+                            path,
+                            &format!("{section}.prometheus_config"),
+                            format!("cannot read {}: {e}", path.get_ref()),
+                        );
+                        return (empty, String::new());
+                    }
+                };
+                match serde_norway::from_str::<PrometheusFile>(&text) {
+                    Ok(f) => (f, path.get_ref().clone(), text),
+                    Err(e) => {
+                        let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+                        self.problem(
+                            path,
+                            &format!("{section}.prometheus_config"),
+                            format!("{}:{line}:{col}: {e}", path.get_ref()),
+                        );
+                        return (empty, String::new());
+                    }
+                }
+            }
+            None => {
+                let f = PrometheusFile {
+                    global: global.clone().unwrap_or_default(),
+                    scrape_configs: scrape_configs.clone().unwrap_or_default(),
+                    ..Default::default()
+                };
+                (f, format!("[{section}] in the obsd config"), self.text.to_string())
+            }
+        };
+        for ignored in parsed.ignored_sections() {
+            tracing::warn!(
+                section = ignored,
+                "prometheus.yml section is not used by obsd's {section} and is ignored"
+            );
+        }
+        match crate::scrape::config::resolve(&parsed, original) {
+            Ok(s) => (s, source),
+            Err(errors) => {
+                for e in errors {
+                    let at = file.as_ref().map(|f| f.span().start).unwrap_or(0);
+                    let (line, column) = line_col(self.text, at);
+                    self.problems.push(ConfigProblem {
+                        line,
+                        column,
+                        key: format!("{section}.scrape_configs"),
+                        message: e,
+                    });
+                }
+                (empty, source)
+            }
+        }
+    }
+
+    fn replica(&mut self, raw: &RawReplica) -> ReplicaConfig {
+        let (scrape, scrape_source) =
+            self.scrape_settings("replica", &raw.prometheus_config, &raw.global, &raw.scrape_configs);
+        let retention_size = raw.retention_size.as_ref().and_then(|s| {
+            match crate::scrape::config::parse_byte_size(s.get_ref()) {
+                Some(b) => Some(b),
+                None => {
+                    self.problem(s, "replica.retention_size", "not a size (expected e.g. 10GB, 512MB)");
+                    None
+                }
+            }
+        });
+        ReplicaConfig {
+            listen: self.listener(&raw.listen, "replica.listen", "0.0.0.0:9090"),
+            scrape,
+            scrape_source,
+            lookback_delta: self.duration(
+                &raw.lookback_delta,
+                "replica.lookback_delta",
+                Duration::from_secs(300),
+            ),
+            retention_time: self.duration(
+                &raw.retention_time,
+                "replica.retention_time",
+                Duration::from_secs(15 * 86400),
+            ),
+            retention_size,
+            remote_write_receiver: raw.remote_write_receiver.unwrap_or(false),
         }
     }
 
@@ -242,7 +354,13 @@ impl Checker<'_> {
                 "0.0.0.0:6832",
             ),
             retention,
-            retention_size_bytes: raw.retention_size_bytes.unwrap_or(0),
+            retention_size_bytes: match &raw.retention_size {
+                None => 0,
+                Some(s) => crate::scrape::config::parse_byte_size(s.get_ref()).unwrap_or_else(|| {
+                    self.problem(s, "collector.retention_size", "not a size (expected e.g. 10GB, 512MB)");
+                    0
+                }),
+            },
             flush_interval: self.duration(
                 &raw.flush_interval,
                 "collector.flush_interval",
@@ -298,8 +416,7 @@ pub fn resolve(raw: RawConfig, text: &str, source: Option<PathBuf>) -> Result<Co
         ),
     };
     let exporter = c.exporter(&raw.exporter);
-    let replica =
-        ListenerOnlyRole { listen: c.listener(&raw.replica.listen, "replica.listen", "0.0.0.0:9090") };
+    let replica = c.replica(&raw.replica);
     let federation =
         ListenerOnlyRole { listen: c.listener(&raw.federation.listen, "federation.listen", "0.0.0.0:9090") };
     let balancer =

@@ -4,10 +4,17 @@
 //! that is what Prometheus and node_exporter emit (`1e+06`, `2.5e-05`), and diff-based tests
 //! and humans comparing outputs expect the same spelling.
 
+mod federate;
 mod float;
+mod parse;
 mod text;
 
+pub use federate::{FederatedSample, write_federation};
 pub use float::format_go_float;
+pub use parse::{
+    Exemplar, Format, ParseError, ParsedFamily, ParsedSample, is_valid_label_name, is_valid_metric_name,
+    parse_exposition, parse_text, parse_value,
+};
 pub use text::{escape_help, escape_label_value, write_families};
 
 use std::collections::BTreeMap;
@@ -19,6 +26,10 @@ pub enum MetricType {
     Untyped,
     Histogram,
     Summary,
+    /// OpenMetrics-only types; written out as untyped in text format 0.0.4.
+    GaugeHistogram,
+    Info,
+    StateSet,
 }
 
 impl MetricType {
@@ -29,6 +40,18 @@ impl MetricType {
             MetricType::Untyped => "untyped",
             MetricType::Histogram => "histogram",
             MetricType::Summary => "summary",
+            MetricType::GaugeHistogram | MetricType::Info | MetricType::StateSet => "untyped",
+        }
+    }
+
+    /// The name Prometheus's metadata API reports.
+    pub fn metadata_name(self) -> &'static str {
+        match self {
+            MetricType::Untyped => "unknown",
+            MetricType::GaugeHistogram => "gaugehistogram",
+            MetricType::Info => "info",
+            MetricType::StateSet => "stateset",
+            other => other.as_str(),
         }
     }
 }

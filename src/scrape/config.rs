@@ -1,0 +1,414 @@
+//! Prometheus's scrape configuration (config/config.go in 2.42): the same field names and
+//! defaults, read from an existing prometheus.yml or written inline in obsd.toml.
+
+use super::relabel::RelabelConfig;
+use crate::config::parse_duration;
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A duration written as Prometheus writes it (`15s`, `1m`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PromDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for PromDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map(PromDuration).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A size written as Prometheus writes it (`10MB`, `512KiB`); Prometheus's units are powers of 1024.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_byte_size(&s).map(ByteSize).ok_or_else(|| {
+            serde::de::Error::custom(format!("invalid size {s:?} (expected e.g. 10MB, 512KB, 1GB)"))
+        })
+    }
+}
+
+pub fn parse_byte_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let number: u64 = text[..split].parse().ok()?;
+    let unit: u64 = match text[split..].trim() {
+        "" | "B" => 1,
+        "KB" | "KiB" => 1 << 10,
+        "MB" | "MiB" => 1 << 20,
+        "GB" | "GiB" => 1 << 30,
+        "TB" | "TiB" => 1 << 40,
+        "PB" | "PiB" => 1 << 50,
+        "EB" | "EiB" => 1 << 60,
+        _ => return None,
+    };
+    number.checked_mul(unit)
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalConfig {
+    pub scrape_interval: Option<PromDuration>,
+    pub scrape_timeout: Option<PromDuration>,
+    pub evaluation_interval: Option<PromDuration>,
+    #[serde(default)]
+    pub external_labels: BTreeMap<String, String>,
+    pub query_log_file: Option<String>,
+    pub body_size_limit: Option<ByteSize>,
+    pub sample_limit: Option<u64>,
+    pub target_limit: Option<u64>,
+    pub label_limit: Option<u64>,
+    pub label_name_length_limit: Option<u64>,
+    pub label_value_length_limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    #[serde(default)]
+    pub targets: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSdConfig {
+    pub files: Vec<String>,
+    pub refresh_interval: Option<PromDuration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authorization {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub credentials: Option<String>,
+    pub credentials_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub server_name: Option<String>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    pub min_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    pub job_name: String,
+    #[serde(default)]
+    pub honor_labels: bool,
+    pub honor_timestamps: Option<bool>,
+    #[serde(default)]
+    pub params: BTreeMap<String, Vec<String>>,
+    pub scrape_interval: Option<PromDuration>,
+    pub scrape_timeout: Option<PromDuration>,
+    pub metrics_path: Option<String>,
+    pub scheme: Option<String>,
+    pub basic_auth: Option<BasicAuth>,
+    pub authorization: Option<Authorization>,
+    pub bearer_token: Option<String>,
+    pub bearer_token_file: Option<String>,
+    pub tls_config: Option<TlsConfig>,
+    pub follow_redirects: Option<bool>,
+    pub enable_http2: Option<bool>,
+    #[serde(default)]
+    pub static_configs: Vec<StaticConfig>,
+    #[serde(default)]
+    pub file_sd_configs: Vec<FileSdConfig>,
+    #[serde(default)]
+    pub relabel_configs: Vec<RelabelConfig>,
+    #[serde(default)]
+    pub metric_relabel_configs: Vec<RelabelConfig>,
+    pub body_size_limit: Option<ByteSize>,
+    pub sample_limit: Option<u64>,
+    pub target_limit: Option<u64>,
+    pub label_limit: Option<u64>,
+    pub label_name_length_limit: Option<u64>,
+    pub label_value_length_limit: Option<u64>,
+}
+
+/// A whole prometheus.yml. Sections obsd's replica does not use (rules, alerting, remote
+/// storage) are accepted so an existing file loads unchanged, and reported by `ignored_sections`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusFile {
+    #[serde(default)]
+    pub global: GlobalConfig,
+    #[serde(default)]
+    pub scrape_configs: Vec<ScrapeConfig>,
+    #[serde(default)]
+    pub scrape_config_files: Vec<String>,
+    pub rule_files: Option<serde_norway::Value>,
+    pub alerting: Option<serde_norway::Value>,
+    pub remote_write: Option<serde_norway::Value>,
+    pub remote_read: Option<serde_norway::Value>,
+    pub storage: Option<serde_norway::Value>,
+    pub tracing: Option<serde_norway::Value>,
+}
+
+impl PrometheusFile {
+    pub fn ignored_sections(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for (name, present) in [
+            ("rule_files", self.rule_files.is_some()),
+            ("alerting", self.alerting.is_some()),
+            ("remote_write", self.remote_write.is_some()),
+            ("remote_read", self.remote_read.is_some()),
+            ("storage", self.storage.is_some()),
+            ("tracing", self.tracing.is_some()),
+        ] {
+            if present {
+                out.push(name);
+            }
+        }
+        out
+    }
+}
+
+/// One job's settings with every default applied.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub metrics_path: String,
+    pub scheme: String,
+    pub params: BTreeMap<String, Vec<String>>,
+    pub honor_labels: bool,
+    pub honor_timestamps: bool,
+    pub static_configs: Vec<StaticConfig>,
+    pub file_sd_configs: Vec<FileSdConfig>,
+    pub relabel_configs: Vec<RelabelConfig>,
+    pub metric_relabel_configs: Vec<RelabelConfig>,
+    pub basic_auth: Option<(String, String)>,
+    pub bearer_token: Option<String>,
+    pub authorization_type: String,
+    pub tls_config: TlsConfig,
+    pub body_size_limit: u64,
+    pub sample_limit: u64,
+    pub target_limit: u64,
+    pub label_limit: u64,
+    pub label_name_length_limit: u64,
+    pub label_value_length_limit: u64,
+}
+
+/// The scrape side of a replica, resolved.
+#[derive(Debug, Clone)]
+pub struct ScrapeSettings {
+    pub external_labels: Vec<(String, String)>,
+    pub evaluation_interval: Duration,
+    pub jobs: Vec<Job>,
+    /// The configuration as the user wrote it, for `/api/v1/status/config`.
+    pub original_yaml: String,
+}
+
+fn read_secret(inline: &Option<String>, file: &Option<String>, what: &str) -> Result<Option<String>, String> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(format!("at most one of {what} & {what}_file must be configured")),
+        (Some(v), None) => Ok(Some(v.clone())),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|s| Some(s.trim().to_string()))
+            .map_err(|e| format!("unable to read {what}_file {path}: {e}")),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Applies Prometheus's defaults and checks; errors read like Prometheus's own.
+pub fn resolve(file: &PrometheusFile, original_yaml: String) -> Result<ScrapeSettings, Vec<String>> {
+    let mut errors = Vec::new();
+    let g = &file.global;
+    let global_interval = g.scrape_interval.map(|d| d.0).unwrap_or(Duration::from_secs(60));
+    let global_timeout =
+        g.scrape_timeout.map(|d| d.0).unwrap_or(Duration::from_secs(10).min(global_interval));
+    if global_timeout > global_interval {
+        errors.push("global scrape timeout greater than scrape interval".to_string());
+    }
+    for name in g.external_labels.keys() {
+        if !crate::exposition::is_valid_label_name(name) {
+            errors.push(format!("{name:?} is not a valid label name"));
+        }
+    }
+    let mut jobs = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for sc in &file.scrape_configs {
+        if !seen.insert(sc.job_name.clone()) {
+            errors.push(format!("found multiple scrape configs with job name {:?}", sc.job_name));
+        }
+        if sc.job_name.is_empty() {
+            errors.push("job_name is empty".into());
+        }
+        let interval = sc.scrape_interval.map(|d| d.0).unwrap_or(global_interval);
+        let timeout = sc.scrape_timeout.map(|d| d.0).unwrap_or(global_timeout.min(interval));
+        if timeout > interval {
+            errors.push(format!(
+                "scrape timeout greater than scrape interval for scrape config with job name {:?}",
+                sc.job_name
+            ));
+        }
+        let scheme = sc.scheme.clone().unwrap_or_else(|| "http".into());
+        if scheme != "http" && scheme != "https" {
+            errors.push(format!("unknown scrape scheme {scheme:?} for job {:?}", sc.job_name));
+        }
+        for rc in sc.relabel_configs.iter().chain(&sc.metric_relabel_configs) {
+            if let Err(e) = rc.validate() {
+                errors.push(format!("job {:?}: {e}", sc.job_name));
+            }
+        }
+        let basic_auth = match &sc.basic_auth {
+            Some(b) => match read_secret(&b.password, &b.password_file, "password") {
+                Ok(p) => Some((b.username.clone(), p.unwrap_or_default())),
+                Err(e) => {
+                    errors.push(format!("job {:?}: {e}", sc.job_name));
+                    None
+                }
+            },
+            None => None,
+        };
+        let (bearer_token, authorization_type) = match (
+            &sc.authorization,
+            &sc.bearer_token,
+            &sc.bearer_token_file,
+        ) {
+            (Some(a), None, None) => {
+                let t = read_secret(&a.credentials, &a.credentials_file, "credentials").unwrap_or_else(|e| {
+                    errors.push(format!("job {:?}: {e}", sc.job_name));
+                    None
+                });
+                (t, a.kind.clone().unwrap_or_else(|| "Bearer".into()))
+            }
+            (Some(_), _, _) => {
+                errors.push(format!("job {:?}: at most one of bearer_token, bearer_token_file & authorization must be configured", sc.job_name));
+                (None, "Bearer".into())
+            }
+            (None, t, f) => (
+                read_secret(t, f, "bearer_token").unwrap_or_else(|e| {
+                    errors.push(format!("job {:?}: {e}", sc.job_name));
+                    None
+                }),
+                "Bearer".into(),
+            ),
+        };
+        if basic_auth.is_some() && bearer_token.is_some() {
+            errors.push(format!("job {:?}: at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured", sc.job_name));
+        }
+        jobs.push(Job {
+            name: sc.job_name.clone(),
+            interval,
+            timeout,
+            metrics_path: sc.metrics_path.clone().unwrap_or_else(|| "/metrics".into()),
+            scheme,
+            params: sc.params.clone(),
+            honor_labels: sc.honor_labels,
+            honor_timestamps: sc.honor_timestamps.unwrap_or(true),
+            static_configs: sc.static_configs.clone(),
+            file_sd_configs: sc.file_sd_configs.clone(),
+            relabel_configs: sc.relabel_configs.clone(),
+            metric_relabel_configs: sc.metric_relabel_configs.clone(),
+            basic_auth,
+            bearer_token,
+            authorization_type,
+            tls_config: sc.tls_config.clone().unwrap_or_default(),
+            body_size_limit: sc.body_size_limit.or(g.body_size_limit).map(|b| b.0).unwrap_or(0),
+            sample_limit: sc.sample_limit.or(g.sample_limit).unwrap_or(0),
+            target_limit: sc.target_limit.or(g.target_limit).unwrap_or(0),
+            label_limit: sc.label_limit.or(g.label_limit).unwrap_or(0),
+            label_name_length_limit: sc.label_name_length_limit.or(g.label_name_length_limit).unwrap_or(0),
+            label_value_length_limit: sc.label_value_length_limit.or(g.label_value_length_limit).unwrap_or(0),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(ScrapeSettings {
+        external_labels: g.external_labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        evaluation_interval: g.evaluation_interval.map(|d| d.0).unwrap_or(Duration::from_secs(60)),
+        jobs,
+        original_yaml,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = r#"
+global:
+  scrape_interval: 15s
+  external_labels:
+    prometheus_instance: replica-1
+scrape_configs:
+  - job_name: node
+    static_configs:
+      - targets: ['10.0.0.1:9100', '10.0.0.2:9100']
+  - job_name: federate
+    honor_labels: true
+    metrics_path: /federate
+    params:
+      'match[]': ['{__name__=~".+"}']
+    scrape_interval: 15s
+    static_configs:
+      - targets: ['lb:9092']
+rule_files: ['rules.yml']
+"#;
+
+    #[test]
+    fn seed_config_resolves_with_prometheus_defaults() {
+        let file: PrometheusFile = serde_norway::from_str(SEED).unwrap();
+        assert_eq!(file.ignored_sections(), vec!["rule_files"]);
+        let s = resolve(&file, SEED.into()).unwrap();
+        assert_eq!(s.external_labels, vec![("prometheus_instance".to_string(), "replica-1".to_string())]);
+        let node = &s.jobs[0];
+        assert_eq!((node.interval, node.timeout), (Duration::from_secs(15), Duration::from_secs(10)));
+        assert_eq!((node.metrics_path.as_str(), node.scheme.as_str()), ("/metrics", "http"));
+        assert!(node.honor_timestamps && !node.honor_labels);
+        assert!(s.jobs[1].honor_labels);
+        assert_eq!(s.jobs[1].params["match[]"], vec!["{__name__=~\".+\"}".to_string()]);
+    }
+
+    #[test]
+    fn prometheus_errors() {
+        let dup = "scrape_configs:\n  - job_name: a\n  - job_name: a\n";
+        let e = resolve(&serde_norway::from_str(dup).unwrap(), String::new()).unwrap_err();
+        assert!(e[0].contains("multiple scrape configs with job name \"a\""), "{e:?}");
+        let slow = "scrape_configs:\n  - job_name: a\n    scrape_interval: 5s\n    scrape_timeout: 10s\n";
+        let e = resolve(&serde_norway::from_str(slow).unwrap(), String::new()).unwrap_err();
+        assert!(e[0].contains("scrape timeout greater than scrape interval"), "{e:?}");
+        assert!(
+            serde_norway::from_str::<PrometheusFile>(
+                "scrape_configs:\n  - job_name: a\n    scrape_intervall: 5s\n"
+            )
+            .is_err()
+        );
+        // A short interval caps the default timeout, as Prometheus does.
+        let short = "global:\n  scrape_interval: 5s\nscrape_configs:\n  - job_name: a\n";
+        let s = resolve(&serde_norway::from_str(short).unwrap(), String::new()).unwrap();
+        assert_eq!(s.jobs[0].timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("10MB"), Some(10 << 20));
+        assert_eq!(parse_byte_size("512KiB"), Some(512 << 10));
+        assert_eq!(parse_byte_size("0"), Some(0));
+        assert_eq!(parse_byte_size("ten"), None);
+    }
+}

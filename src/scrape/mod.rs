@@ -1,0 +1,9 @@
+//! Scraping as Prometheus does it: the scrape configuration (`config`), relabelling
+//! (`relabel`), targets from static and file-based discovery (`target`), and the per-target
+//! loop that fetches, parses and hands samples to a `SampleSink` (`scrape_loop`).
+
+pub mod config;
+pub mod manager;
+pub mod relabel;
+pub mod scrape_loop;
+pub mod target;

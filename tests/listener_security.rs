@@ -1,0 +1,96 @@
+//! Every listener can use TLS and basic auth, and limits what a client may send.
+
+mod common;
+
+use common::Obsd;
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::Duration;
+
+fn self_signed(dir: &std::path::Path) -> (String, String) {
+    let cert = dir.join("tls.crt");
+    let key = dir.join("tls.key");
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (Debian package openssl) is needed to make a test certificate");
+    assert!(status.success());
+    (cert.display().to_string(), key.display().to_string())
+}
+
+#[test]
+fn tls_and_bcrypt_basic_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let config = format!(
+        "[exporter.listen]\naddress = \"127.0.0.1:0\"\n[exporter.listen.tls]\ncert_file = {cert:?}\nkey_file = {key:?}\n\
+         [exporter.listen.basic_auth_users]\nprometheus = {hash:?}\nops = \"plain:letmein\"\n"
+    );
+    let obsd = Obsd::start("exporter", &config);
+    let cert_pem = std::fs::read(&cert).unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&cert_pem).unwrap())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let url = format!("https://{}/metrics", obsd.address("exporter"));
+
+    let anonymous = client.get(&url).send().unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    assert!(anonymous.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic realm="));
+
+    let wrong = client.get(&url).basic_auth("prometheus", Some("nope")).send().unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+
+    let ok = client.get(&url).basic_auth("prometheus", Some("s3cret")).send().unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    assert!(ok.text().unwrap().contains("node_cpu_seconds_total"));
+    let plain = client.get(&url).basic_auth("ops", Some("letmein")).send().unwrap();
+    assert_eq!(plain.status().as_u16(), 200);
+
+    // Plain HTTP to a TLS listener gets no answer, and the daemon keeps serving.
+    let plain_http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    assert!(plain_http.get(format!("http://{}/metrics", obsd.address("exporter"))).send().is_err());
+    assert_eq!(client.get(&url).basic_auth("ops", Some("letmein")).send().unwrap().status().as_u16(), 200);
+}
+
+#[test]
+fn oversized_headers_are_refused_and_slow_clients_cut() {
+    let obsd = Obsd::start(
+        "exporter",
+        "[exporter.listen]\naddress = \"127.0.0.1:0\"\nmax_header_bytes = 8192\nheader_read_timeout = \"1s\"\n",
+    );
+    let addr = obsd.address("exporter");
+
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let huge = "x".repeat(64 * 1024);
+    let _ = write!(s, "GET /metrics HTTP/1.1\r\nHost: a\r\nX-Big: {huge}\r\n\r\n");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{answer:.200}");
+
+    // A client that sends half a request head and stalls is disconnected after the timeout.
+    let mut slow = std::net::TcpStream::connect(addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\n").unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = slow.read_to_end(&mut buf);
+    assert!(started.elapsed() < Duration::from_secs(8), "slow client kept for {:?}", started.elapsed());
+
+    let (status, _) = common::get(&obsd.url("exporter", "/-/healthy"));
+    assert_eq!(status, 200);
+}
