@@ -109,8 +109,9 @@ pub struct RawCollector {
     pub jaeger_binary_udp: Option<Spanned<String>>,
     /// Spans older than this (by start time) are deleted; Jaeger's badger `span-store-ttl`.
     pub retention: Option<Spanned<String>>,
-    /// Oldest time buckets are dropped while the store is larger; 0 = no size limit.
-    pub retention_size_bytes: Option<u64>,
+    /// Oldest time buckets are dropped while the store is larger (`10GB`, as the replica's
+    /// `retention_size`); no size limit by default.
+    pub retention_size: Option<Spanned<String>>,
     /// How often sled writes to disk: the crash-loss window for acknowledged spans.
     pub flush_interval: Option<Spanned<String>>,
     /// Spans accepted but not yet stored; a full queue answers 429/UNAVAILABLE.

@@ -354,7 +354,13 @@ impl Checker<'_> {
                 "0.0.0.0:6832",
             ),
             retention,
-            retention_size_bytes: raw.retention_size_bytes.unwrap_or(0),
+            retention_size_bytes: match &raw.retention_size {
+                None => 0,
+                Some(s) => crate::scrape::config::parse_byte_size(s.get_ref()).unwrap_or_else(|| {
+                    self.problem(s, "collector.retention_size", "not a size (expected e.g. 10GB, 512MB)");
+                    0
+                }),
+            },
             flush_interval: self.duration(
                 &raw.flush_interval,
                 "collector.flush_interval",

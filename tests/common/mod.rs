@@ -29,7 +29,21 @@ impl Obsd {
     }
 
     pub fn start_with_args(args: &[&str], config_toml: &str) -> Obsd {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(tempfile::tempdir().expect("temp dir"), args, config_toml)
+    }
+
+    /// Stops this obsd (SIGKILL when `kill`, else SIGTERM and a clean exit) and starts it again
+    /// with the same arguments, config and data directory: the restart tests' tool.
+    pub fn restart(mut self, args: &[&str], kill: bool) -> Obsd {
+        self.signal(if kill { libc::SIGKILL } else { libc::SIGTERM });
+        let status = self.wait_exit(Duration::from_secs(30)).expect("obsd did not exit");
+        assert!(kill || status.success(), "obsd exited with {status}; log:\n{}", self.log());
+        let config = std::fs::read_to_string(&self.config_path).expect("read config");
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        Self::start_in(dir, args, &config)
+    }
+
+    fn start_in(dir: tempfile::TempDir, args: &[&str], config_toml: &str) -> Obsd {
         let config_path = dir.path().join("obsd.toml");
         std::fs::write(&config_path, config_toml).expect("write config");
         let mut child = Command::new(obsd_binary())
