@@ -2,6 +2,7 @@
 //! SIGTERM/SIGINT: listeners stop accepting first, then in-flight requests drain for at most
 //! `global.shutdown_timeout`.
 
+use crate::balancer::{self, Balancer};
 use crate::config::{self, Config, ListenerConfig, Role};
 use crate::exporter::{self, Exporter};
 use crate::exposition;
@@ -16,7 +17,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 /// Roles obsd can run today; the others are refused with a clear message.
-pub const BUILT_ROLES: &[Role] = &[Role::Exporter];
+pub const BUILT_ROLES: &[Role] = &[Role::Exporter, Role::Balancer];
 
 /// What the command line asked for.
 pub struct RoleSelection {
@@ -67,11 +68,12 @@ async fn self_metrics_page() -> impl IntoResponse {
 
 struct Running {
     exporter: Option<Exporter>,
+    balancer: Option<Balancer>,
 }
 
 pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut running = Running { exporter: None };
+    let mut running = Running { exporter: None, balancer: None };
     let mut listeners: Vec<(http::BoundListener, Router)> = Vec::new();
     for role in &roles {
         match role {
@@ -81,6 +83,14 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
                 let bound = http::bind("exporter", &config.exporter.listen).await?;
                 running.exporter = Some(exp);
                 listeners.push((bound, router));
+            }
+            Role::Balancer => {
+                // The stats listener binds first, then every frontend: any taken port fails
+                // the start before traffic flows.
+                let bound = http::bind("balancer", &config.balancer.listen).await?;
+                let b = Balancer::start(config.balancer.clone(), shutdown_rx.clone())?;
+                listeners.push((bound, balancer::router(b.clone())));
+                running.balancer = Some(b);
             }
             other => bail!("role {} is not built yet", other.name()),
         }
@@ -92,6 +102,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
     let mut servers = tokio::task::JoinSet::new();
     for (bound, router) in listeners {
         servers.spawn(http::serve(bound, router, shutdown_rx.clone(), drain));
+    }
+    if let Some(b) = &running.balancer {
+        servers.spawn(b.clone().run_until_shutdown(drain));
     }
     tracing::info!(
         roles = %roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(","),
@@ -139,6 +152,10 @@ fn reload(current: &mut Config, path: Option<&std::path::Path>, running: &Runnin
     if let Some(exp) = &running.exporter {
         warn_listener_change("exporter", &current.exporter.listen, &new.exporter.listen);
         exp.reload(new.exporter.clone());
+    }
+    if let Some(b) = &running.balancer {
+        warn_listener_change("balancer", &current.balancer.listen, &new.balancer.listen);
+        b.reload(new.balancer.clone());
     }
     *current = new;
     tracing::info!("configuration reloaded");
