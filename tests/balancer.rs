@@ -560,3 +560,33 @@ fn import_haproxy_translates_the_seed_config() {
     );
     assert!(described.contains("frontend prometheus_frontend http on 0.0.0.0:9091"), "{described}");
 }
+
+#[test]
+fn tls_frontend_terminates_and_proxies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (apt-get install openssl)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let a = TestServer::start("a");
+    let cfg = STATS.to_string()
+        + &backend("be", "roundrobin", "", &[("a", &a, "")]).replace(
+            "default_backend = \"be\"",
+            &format!(
+                "default_backend = \"be\"\ntls = {{ cert_file = \"{}\", key_file = \"{}\" }}",
+                cert.display(),
+                key.display()
+            ),
+        );
+    let obsd = Obsd::start("balancer", &cfg);
+    let https = reqwest::blocking::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let url = format!("https://{}/headers", obsd.address("frontend.be"));
+    let body = https.get(&url).send().unwrap().text().unwrap();
+    assert!(body.to_ascii_lowercase().contains("proto=https"), "{body}");
+}

@@ -189,7 +189,7 @@ async fn serve_http<I>(
         .header_read_timeout(
             cfg.timeout_http_request.min(cfg.timeout_http_keep_alive.max(cfg.timeout_http_request)),
         )
-        .max_buf_size(cfg.max_header_bytes.max(8192))
+        .max_header_size(cfg.max_header_bytes)
         .max_headers(cfg.max_header_count)
         .keep_alive(true);
     let mut shutdown = inner.shutdown.clone();
