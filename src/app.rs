@@ -2,6 +2,7 @@
 //! SIGTERM/SIGINT: listeners stop accepting first, then in-flight requests drain for at most
 //! `global.shutdown_timeout`.
 
+use crate::balancer::{self, Balancer};
 use crate::collector::Collector;
 use crate::config::{self, Config, ListenerConfig, Role};
 use crate::exporter::{self, Exporter};
@@ -18,7 +19,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 /// Roles obsd can run today; the others are refused with a clear message.
-pub const BUILT_ROLES: &[Role] = &[Role::Exporter, Role::Replica, Role::Collector];
+pub const BUILT_ROLES: &[Role] = &[Role::Exporter, Role::Replica, Role::Balancer, Role::Collector];
 
 /// What the command line asked for.
 pub struct RoleSelection {
@@ -71,11 +72,12 @@ struct Running {
     exporter: Option<Exporter>,
     collector: Option<Collector>,
     replica: Option<Replica>,
+    balancer: Option<Balancer>,
 }
 
 pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut running = Running { exporter: None, collector: None, replica: None };
+    let mut running = Running { exporter: None, collector: None, replica: None, balancer: None };
     let mut listeners: Vec<(http::BoundListener, Router)> = Vec::new();
     for role in &roles {
         match role {
@@ -101,6 +103,14 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
                 }
                 running.collector = Some(collector);
             }
+            Role::Balancer => {
+                // The stats listener binds first, then every frontend: any taken port fails
+                // the start before traffic flows.
+                let bound = http::bind("balancer", &config.balancer.listen).await?;
+                let b = Balancer::start(config.balancer.clone(), shutdown_rx.clone())?;
+                listeners.push((bound, balancer::router(b.clone())));
+                running.balancer = Some(b);
+            }
             other => bail!("role {} is not built yet", other.name()),
         }
     }
@@ -111,6 +121,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
     let mut servers = tokio::task::JoinSet::new();
     for (bound, router) in listeners {
         servers.spawn(http::serve(bound, router, shutdown_rx.clone(), drain));
+    }
+    if let Some(b) = &running.balancer {
+        servers.spawn(b.clone().run_until_shutdown(drain));
     }
     tracing::info!(
         roles = %roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(","),
@@ -173,6 +186,10 @@ fn reload(current: &mut Config, path: Option<&std::path::Path>, running: &Runnin
     if running.collector.is_some() {
         warn_listener_change("collector", &current.collector.listen, &new.collector.listen);
         tracing::warn!(role = "collector", "collector settings take effect only after a restart");
+    }
+    if let Some(b) = &running.balancer {
+        warn_listener_change("balancer", &current.balancer.listen, &new.balancer.listen);
+        b.reload(new.balancer.clone());
     }
     *current = new;
     tracing::info!("configuration reloaded");

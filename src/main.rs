@@ -38,6 +38,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Balancer tools.
+    Balancer {
+        #[command(subcommand)]
+        command: BalancerCommand,
+    },
     /// Validate a config file and print what each role will do.
     CheckConfig {
         /// The file to check.
@@ -81,6 +86,16 @@ enum StoreCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum BalancerCommand {
+    /// Translate a haproxy.cfg into obsd's [balancer] TOML (stdout); untranslated lines go to
+    /// stderr and make the exit status 2.
+    ImportHaproxy {
+        /// The haproxy.cfg to read.
+        path: PathBuf,
+    },
+}
+
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=warn,h2=warn"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -93,6 +108,9 @@ fn init_logging(level: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Balancer { command: BalancerCommand::ImportHaproxy { path } }) = &cli.command {
+        return import_haproxy(path);
+    }
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -100,6 +118,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn import_haproxy(path: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("obsd: error: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let imported = obsd::balancer::import::translate(&text);
+    print!("{}", imported.toml);
+    if imported.untranslated.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("obsd: {} line(s) of {} were not translated:", imported.untranslated.len(), path.display());
+    for line in &imported.untranslated {
+        eprintln!("  {line}");
+    }
+    ExitCode::from(2)
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {

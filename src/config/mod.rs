@@ -3,10 +3,15 @@
 //! Every error names the file, line, column and key, so a systemd journal line is enough to
 //! find the mistake. Without a file every role runs on the embedded defaults below.
 
+mod balancer;
 mod duration;
 mod raw;
 mod validate;
 
+pub use balancer::{
+    BackendConfig, Balance, BalancerConfig, FrontendConfig, HttpCheck, Observe, OnError, ProxyMode,
+    ServerConfig, parse_status_ranges,
+};
 pub use duration::{DurationError, parse_duration};
 
 use regex::Regex;
@@ -102,7 +107,7 @@ pub struct Config {
     pub exporter: ExporterConfig,
     pub replica: ReplicaConfig,
     pub federation: ListenerOnlyRole,
-    pub balancer: ListenerOnlyRole,
+    pub balancer: BalancerConfig,
     pub collector: CollectorConfig,
 }
 
@@ -309,8 +314,45 @@ pub fn describe(config: &Config) -> String {
         if c.retention_size_bytes > 0 { format!(" or {} bytes", c.retention_size_bytes) } else { String::new() },
         config.global.data_dir.display(),
     ));
-    for (name, role) in [("federation", &config.federation), ("balancer", &config.balancer)] {
-        out.push_str(&format!("{name}: would listen on {} (role not built yet)\n", listener(&role.listen)));
+    out.push_str(&describe_balancer(&config.balancer, &listener));
+    out.push_str(&format!(
+        "federation: would listen on {} (role not built yet)\n",
+        listener(&config.federation.listen)
+    ));
+    out
+}
+
+fn describe_balancer(b: &BalancerConfig, listener: &dyn Fn(&ListenerConfig) -> String) -> String {
+    let mut out = format!(
+        "balancer: stats on {} at {} ({}), /metrics beside it; {} frontends, {} backends\n",
+        listener(&b.listen),
+        b.stats_uri,
+        if b.stats_auth.is_empty() { "no auth".to_string() } else { format!("{} users", b.stats_auth.len()) },
+        b.frontends.len(),
+        b.backends.len()
+    );
+    for f in &b.frontends {
+        out.push_str(&format!(
+            "  frontend {} {} on {}{} -> {}\n",
+            f.name,
+            f.mode.as_str(),
+            f.bind,
+            if f.tls.is_some() { " (TLS)" } else { "" },
+            f.default_backend
+        ));
+    }
+    for be in &b.backends {
+        out.push_str(&format!(
+            "  backend {} {} balance {} {} check, {} servers\n",
+            be.name,
+            be.mode.as_str(),
+            be.balance.as_str(),
+            match &be.httpchk {
+                Some(h) => format!("HTTP {} {}", h.method, h.path),
+                None => "TCP".to_string(),
+            },
+            be.servers.len()
+        ));
     }
     out
 }

@@ -12,7 +12,7 @@ pub struct RawConfig {
     pub exporter: RawExporter,
     pub replica: RawReplica,
     pub federation: RawRole,
-    pub balancer: RawRole,
+    pub balancer: super::balancer::RawBalancer,
     pub collector: RawCollector,
 }
 

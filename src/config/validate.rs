@@ -23,18 +23,23 @@ pub const DEFAULT_DISKSTATS_DEVICE_EXCLUDE: &str = "^(ram|loop|fd|(h|s|v|xv)d[a-
 pub const DEFAULT_NETSTAT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
 pub const DEFAULT_VMSTAT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
 
-struct Checker<'a> {
-    text: &'a str,
-    problems: Vec<ConfigProblem>,
+pub(super) struct Checker<'a> {
+    pub(super) text: &'a str,
+    pub(super) problems: Vec<ConfigProblem>,
 }
 
 impl Checker<'_> {
-    fn problem<T>(&mut self, spanned: &Spanned<T>, key: &str, message: impl Into<String>) {
+    pub(super) fn problem<T>(&mut self, spanned: &Spanned<T>, key: &str, message: impl Into<String>) {
         let (line, column) = line_col(self.text, spanned.span().start);
         self.problems.push(ConfigProblem { line, column, key: key.to_string(), message: message.into() });
     }
 
-    fn duration(&mut self, value: &Option<Spanned<String>>, key: &str, default: Duration) -> Duration {
+    pub(super) fn duration(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Duration {
         match value {
             None => default,
             Some(v) => match parse_duration(v.get_ref()) {
@@ -61,7 +66,7 @@ impl Checker<'_> {
         }
     }
 
-    fn listener(&mut self, raw: &RawListener, key: &str, default_address: &str) -> ListenerConfig {
+    pub(super) fn listener(&mut self, raw: &RawListener, key: &str, default_address: &str) -> ListenerConfig {
         let fallback: SocketAddr = default_address.parse().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
         let address = match &raw.address {
             None => fallback,
@@ -419,8 +424,7 @@ pub fn resolve(raw: RawConfig, text: &str, source: Option<PathBuf>) -> Result<Co
     let replica = c.replica(&raw.replica);
     let federation =
         ListenerOnlyRole { listen: c.listener(&raw.federation.listen, "federation.listen", "0.0.0.0:9090") };
-    let balancer =
-        ListenerOnlyRole { listen: c.listener(&raw.balancer.listen, "balancer.listen", "0.0.0.0:8404") };
+    let balancer = c.balancer(&raw.balancer);
     let collector = c.collector(&raw.collector);
     if !c.problems.is_empty() {
         c.problems.sort_by_key(|p| (p.line, p.column));

@@ -5,6 +5,7 @@ mod auth;
 mod tls;
 
 pub use auth::BasicAuth;
+pub use tls::acceptor as tls_acceptor;
 
 use crate::config::ListenerConfig;
 use axum::Router;

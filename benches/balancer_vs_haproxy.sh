@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Debian's HAProxy 2.6 vs obsd's balancer (release build), in one run, on loopback:
+# the same two nginx backends, the same wrk load.
+#   1. keep-alive, small responses          (req/s, p50, p99, balancer CPU per 100k requests)
+#   2. keep-alive, 200 KB responses         (same figures)
+#   3. one backend killed mid-run           (failed requests: non-2xx + socket errors)
+# and the ratios obsd/HAProxy. Needs: apt-get install haproxy nginx wrk
+#
+# Env: DURATION (s, default 10), CONNS (default 50), THREADS (wrk, default 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/obsd-target}"
+DURATION="${DURATION:-10}"
+CONNS="${CONNS:-50}"
+THREADS="${THREADS:-2}"
+for bin in haproxy nginx wrk; do
+  command -v "$bin" >/dev/null || { echo "missing $bin: apt-get install haproxy nginx wrk" >&2; exit 1; }
+done
+cargo build --release --quiet
+OBSD="$CARGO_TARGET_DIR/release/obsd"
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# --- backends: two nginx, one worker each --------------------------------------------------
+mkdir -p "$WORK/www"
+printf 'ok\n' > "$WORK/www/small"
+head -c 204800 /dev/urandom > "$WORK/www/big"
+start_nginx() { # $1 = index, $2 = port; prints master pid
+  local dir="$WORK/nginx$1"
+  mkdir -p "$dir/logs"
+  cat > "$dir/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log crit;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 75s;
+  server { listen 127.0.0.1:$2 backlog=4096; root $WORK/www; location / { } }
+}
+EOF
+  nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/logs/out.log" 2>&1 &
+  echo $!
+}
+kill_nginx() { # $1 = master pid: like a crash, workers first
+  pkill -9 -P "$1" 2>/dev/null || true
+  kill -9 "$1" 2>/dev/null || true
+}
+B1=$(free_port); B2=$(free_port)
+N1=$(start_nginx 1 "$B1"); PIDS+=("$N1")
+N2=$(start_nginx 2 "$B2"); PIDS+=("$N2")
+
+# --- the balancers ---------------------------------------------------------------------------
+HA_FE=$(free_port); HA_ST=$(free_port)
+write_haproxy() { # $1 = extra backend lines
+  cat > "$WORK/haproxy.cfg" <<EOF
+global
+  maxconn 20000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend fe
+  bind 127.0.0.1:$HA_FE
+  default_backend be
+backend be
+  balance roundrobin
+  option httpchk GET /small
+  timeout check 5s
+  default-server inter 5s fall 2 rise 3
+$1
+  server s1 127.0.0.1:$B1 check
+  server s2 127.0.0.1:$B2 check
+listen stats
+  bind 127.0.0.1:$HA_ST
+  stats enable
+  stats uri /stats
+EOF
+}
+write_obsd() {
+  cat > "$WORK/obsd.toml" <<EOF
+[global]
+log_level = "warn"
+[balancer.listen]
+address = "127.0.0.1:0"
+[[balancer.frontends]]
+name = "fe"
+bind = "127.0.0.1:0"
+default_backend = "be"
+maxconn = 20000
+[[balancer.backends]]
+name = "be"
+balance = "roundrobin"
+httpchk = { method = "GET", path = "/small" }
+timeout_check = "5s"
+default_server = { inter = "5s", fall = 2, rise = 3 }
+[[balancer.backends.servers]]
+name = "s1"
+address = "127.0.0.1:$B1"
+[[balancer.backends.servers]]
+name = "s2"
+address = "127.0.0.1:$B2"
+EOF
+}
+
+HA_PID=""; OB_PID=""; OB_FE=""
+start_haproxy() {
+  haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+  HA_PID=$!; PIDS+=("$HA_PID")
+}
+start_obsd() {
+  "$OBSD" --role balancer --config "$WORK/obsd.toml" >"$WORK/obsd.log" 2>&1 &
+  OB_PID=$!; PIDS+=("$OB_PID")
+  for _ in $(seq 100); do
+    OB_FE=$(grep -o 'listener=frontend.fe address=[0-9.:]*' "$WORK/obsd.log" 2>/dev/null | sed 's/.*address=//' || true)
+    [ -n "$OB_FE" ] && break
+    sleep 0.1
+  done
+}
+wait_up() { # $1 = url
+  for _ in $(seq 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
+  echo "balancer at $1 never answered" >&2; exit 1
+}
+
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# Runs wrk; prints "rps p50_ms p99_ms requests failed cpu_s_per_100k".
+measure() { # $1 = pid of balancer, $2 = url, $3 = optional: seconds after which to kill backend 1
+  local before after out
+  before=$(cpu_ticks "$1")
+  if [ -n "${3:-}" ]; then
+    ( sleep "$3"; kill_nginx "$N1" ) &
+  fi
+  out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$2")
+  after=$(cpu_ticks "$1")
+  echo "$out" > "$WORK/last_wrk.txt"
+  echo "$out" | awk -v ticks=$((after - before)) -v hz="$HZ" '
+    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+    /Requests\/sec/ { rps = $2 }
+    /^ +50%/ { p50 = ms($2) }
+    /^ +99%/ { p99 = ms($2) }
+    /requests in/ { reqs = $1 }
+    /Non-2xx or 3xx/ { fail += $5 }
+    /Socket errors/ { gsub(",", ""); fail += $4 + $6 + $8 + $10 }
+    END { printf "%s %.3f %.3f %d %d %.3f\n", rps, p50, p99, reqs, fail, (reqs > 0 ? ticks / hz / reqs * 100000 : 0) }'
+}
+
+run_pair() { # $1 = label, $2 = path, $3 = optional kill delay
+  local ha ob
+  write_haproxy ""; start_haproxy; wait_up "http://127.0.0.1:$HA_FE/small"; sleep 1
+  ha=$(measure "$HA_PID" "http://127.0.0.1:$HA_FE$2" "${3:-}")
+  kill "$HA_PID"; wait "$HA_PID" 2>/dev/null || true
+  if [ -n "${3:-}" ]; then N1=$(start_nginx 1 "$B1"); PIDS+=("$N1"); sleep 1; fi
+  write_obsd; start_obsd; wait_up "http://$OB_FE/small"; sleep 1
+  ob=$(measure "$OB_PID" "http://$OB_FE$2" "${3:-}")
+  kill "$OB_PID"; wait "$OB_PID" 2>/dev/null || true
+  if [ -n "${3:-}" ]; then N1=$(start_nginx 1 "$B1"); PIDS+=("$N1"); sleep 1; fi
+  read -r ha_rps ha_p50 ha_p99 ha_req ha_fail ha_cpu <<<"$ha"
+  read -r ob_rps ob_p50 ob_p99 ob_req ob_fail ob_cpu <<<"$ob"
+  printf '\n== %s (wrk -t%s -c%s -d%ss, keep-alive)\n' "$1" "$THREADS" "$CONNS" "$DURATION"
+  printf '%-10s %12s %10s %10s %10s %8s %16s\n' "" "req/s" "p50 ms" "p99 ms" "requests" "failed" "CPU s/100k req"
+  printf '%-10s %12s %10s %10s %10s %8s %16s\n' "haproxy" "$ha_rps" "$ha_p50" "$ha_p99" "$ha_req" "$ha_fail" "$ha_cpu"
+  printf '%-10s %12s %10s %10s %10s %8s %16s\n' "obsd" "$ob_rps" "$ob_p50" "$ob_p99" "$ob_req" "$ob_fail" "$ob_cpu"
+  awk -v a="$ob_rps" -v b="$ha_rps" -v c="$ob_p50" -v d="$ha_p50" -v e="$ob_p99" -v f="$ha_p99" -v g="$ob_cpu" -v h="$ha_cpu" \
+    'function r(x, y) { return y > 0 ? sprintf("%.2f", x / y) : "n/a" }
+     BEGIN { printf "%-10s %12s %10s %10s %10s %8s %16s\n", "obsd/ha", r(a, b), r(c, d), r(e, f), "", "", r(g, h) }'
+}
+
+echo "obsd $("$OBSD" --version | head -1) vs $(haproxy -v | head -1)"
+echo "backends: 2 x nginx $(nginx -v 2>&1 | sed 's/.*\///'), 1 worker each; $(nproc) cores shared by wrk, balancer and backends"
+run_pair "small responses (3 B)" /small
+run_pair "200 KB responses" /big
+echo
+echo "HAProxy with the seed's settings (retries 3, no redispatch); obsd with its defaults (retries 3, redispatch)."
+run_pair "backend s1 killed (SIGKILL) after 3 s, small responses" /small 3

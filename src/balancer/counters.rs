@@ -1,0 +1,213 @@
+//! The numbers behind HAProxy's `show stat` columns, kept per frontend, backend and server.
+//! Plain atomics: the request path only adds, readers (stats page, /metrics) only load.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+pub struct Counters {
+    pub qcur: AtomicU64,
+    pub qmax: AtomicU64,
+    pub scur: AtomicU64,
+    pub smax: AtomicU64,
+    pub stot: AtomicU64,
+    pub bin: AtomicU64,
+    pub bout: AtomicU64,
+    pub dreq: AtomicU64,
+    pub ereq: AtomicU64,
+    pub econ: AtomicU64,
+    pub eresp: AtomicU64,
+    pub wretr: AtomicU64,
+    pub wredis: AtomicU64,
+    pub lbtot: AtomicU64,
+    pub req_tot: AtomicU64,
+    pub conn_tot: AtomicU64,
+    /// hrsp_1xx..hrsp_5xx, hrsp_other.
+    pub hrsp: [AtomicU64; 6],
+    pub cli_abrt: AtomicU64,
+    pub srv_abrt: AtomicU64,
+    pub session_rate: Rate,
+    pub req_rate: Rate,
+    pub conn_rate: Rate,
+    pub times: Mutex<Times>,
+    pub last_session: Mutex<Option<Instant>>,
+}
+
+/// HAProxy averages its q/c/r/t times over the last 1024 requests; an exponential moving
+/// average with the same window reads the same on a steady load.
+#[derive(Default, Clone, Copy)]
+pub struct Times {
+    pub qtime_ms: f64,
+    pub ctime_ms: f64,
+    pub rtime_ms: f64,
+    pub ttime_ms: f64,
+    pub qtime_max_ms: f64,
+    pub ctime_max_ms: f64,
+    pub rtime_max_ms: f64,
+    pub ttime_max_ms: f64,
+    samples: u64,
+}
+
+impl Times {
+    pub fn record(&mut self, queue: Duration, connect: Duration, response: Duration, total: Duration) {
+        let window = (self.samples + 1).min(1024) as f64;
+        self.samples += 1;
+        let upd = |avg: &mut f64, max: &mut f64, d: Duration| {
+            let ms = d.as_secs_f64() * 1000.0;
+            *avg += (ms - *avg) / window;
+            if ms > *max {
+                *max = ms;
+            }
+        };
+        upd(&mut self.qtime_ms, &mut self.qtime_max_ms, queue);
+        upd(&mut self.ctime_ms, &mut self.ctime_max_ms, connect);
+        upd(&mut self.rtime_ms, &mut self.rtime_max_ms, response);
+        upd(&mut self.ttime_ms, &mut self.ttime_max_ms, total);
+    }
+}
+
+/// Events in the current second, the previous second's count, and the highest seen: what the
+/// `rate`, `rate_max` columns show.
+#[derive(Default)]
+pub struct Rate {
+    state: Mutex<(u64, u64, u64, u64)>, // (second, count this second, count last second, max)
+}
+
+fn now_second() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Rate {
+    pub fn hit(&self) {
+        let sec = now_second();
+        if let Ok(mut s) = self.state.lock() {
+            if s.0 != sec {
+                s.2 = if s.0 + 1 == sec { s.1 } else { 0 };
+                s.0 = sec;
+                s.1 = 0;
+            }
+            s.1 += 1;
+            if s.1 > s.3 {
+                s.3 = s.1;
+            }
+        }
+    }
+
+    /// (current per-second rate, max).
+    pub fn read(&self) -> (u64, u64) {
+        let sec = now_second();
+        match self.state.lock() {
+            Ok(s) if s.0 == sec => (s.1.max(s.2), s.3),
+            Ok(s) if s.0 + 1 == sec => (s.1, s.3),
+            Ok(s) => (0, s.3),
+            Err(_) => (0, 0),
+        }
+    }
+}
+
+pub fn load(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+pub fn inc(a: &AtomicU64) {
+    a.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn add(a: &AtomicU64, n: u64) {
+    a.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Counters {
+    /// One more current session; returns nothing, keeps `smax`.
+    pub fn enter(&self) {
+        let now = self.scur.fetch_add(1, Ordering::Relaxed) + 1;
+        self.smax.fetch_max(now, Ordering::Relaxed);
+        self.session();
+    }
+
+    /// A session counted in `stot` and the session rate, without touching `scur`.
+    pub fn session(&self) {
+        inc(&self.stot);
+        self.session_rate.hit();
+        if let Ok(mut l) = self.last_session.lock() {
+            *l = Some(Instant::now());
+        }
+    }
+
+    pub fn leave(&self) {
+        // Saturating: a reload that swaps counters must never wrap a gauge below zero.
+        let _ = self.scur.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(1)));
+    }
+
+    pub fn queue_enter(&self) {
+        let now = self.qcur.fetch_add(1, Ordering::Relaxed) + 1;
+        self.qmax.fetch_max(now, Ordering::Relaxed);
+    }
+
+    pub fn queue_leave(&self) {
+        let _ = self.qcur.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(1)));
+    }
+
+    pub fn response(&self, status: u16) {
+        let slot = match status {
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            500..=599 => 4,
+            _ => 5,
+        };
+        inc(&self.hrsp[slot]);
+    }
+
+    pub fn times(&self) -> Times {
+        self.times.lock().map(|t| *t).unwrap_or_default()
+    }
+
+    pub fn record_times(&self, queue: Duration, connect: Duration, response: Duration, total: Duration) {
+        if let Ok(mut t) = self.times.lock() {
+            t.record(queue, connect, response, total);
+        }
+    }
+
+    pub fn last_session_age(&self) -> Option<Duration> {
+        self.last_session.lock().ok().and_then(|l| l.map(|i| i.elapsed()))
+    }
+}
+
+/// Request durations per backend, beyond what HAProxy exposes.
+pub struct Histogram {
+    pub bounds: &'static [f64],
+    pub buckets: Vec<AtomicU64>,
+    pub count: AtomicU64,
+    /// Sum in microseconds, so it stays an integer atomic.
+    pub sum_micros: AtomicU64,
+}
+
+pub const DURATION_BUCKETS: &[f64] =
+    &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            bounds: DURATION_BUCKETS,
+            buckets: DURATION_BUCKETS.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = self.bounds.iter().position(|b| secs <= *b)
+            && let Some(bucket) = self.buckets.get(i)
+        {
+            inc(bucket);
+        }
+        inc(&self.count);
+        add(&self.sum_micros, u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    }
+}

@@ -1,0 +1,765 @@
+//! HTTP mode: an HTTP/1.1 reverse proxy. Bodies stream both ways frame by frame (a 50 MB
+//! `/federate` answer is never held whole); only request bodies up to `REPLAY_BUFFER` with a
+//! known length are buffered, so they can be replayed on another server.
+//!
+//! Replay rule: a request goes to another server when (a) it never reached the failing one
+//! (connect refused, connect timeout, or an idle pooled connection found closed before the
+//! request was written), whatever its method; or (b) the server failed before sending any
+//! response byte (reset, close) and the request is idempotent by RFC 9110 (GET, HEAD,
+//! OPTIONS, TRACE, PUT, DELETE) with an empty or buffered body. A timeout waiting for the
+//! response (timeout_server) is never replayed. Non-replayable requests always use a fresh
+//! upstream connection (HAProxy's `http-reuse safe`), so an idle connection the server
+//! closed cannot lose them.
+
+use super::counters::{self, Counters};
+use super::error::{BalancerError, Fault, error_page};
+use super::{Backend, ConnGuard, FrontendRuntime, Inner, ServerState, SessionGuard, pool};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Sleep;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Request bodies up to this size (with a Content-Length) are buffered so they can be replayed.
+const REPLAY_BUFFER: u64 = 64 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Client connections
+
+/// Fails a write that makes no progress for `timeout` (HAProxy's `timeout client` while
+/// sending the response), so a client that stops reading cannot pin a server connection.
+pub struct TimedIo<T> {
+    inner: T,
+    timeout: Duration,
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl<T> TimedIo<T> {
+    pub fn new(inner: T, timeout: Duration) -> Self {
+        TimedIo { inner, timeout, stalled: None }
+    }
+
+    fn stall<R>(&mut self, cx: &mut Context<'_>, r: Poll<std::io::Result<R>>) -> Poll<std::io::Result<R>> {
+        match r {
+            Poll::Ready(v) => {
+                self.stalled = None;
+                Poll::Ready(v)
+            }
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let sleep = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "client write timeout",
+                    )))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.stall(cx, r)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.stall(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_flush(cx);
+        this.stall(cx, r)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+struct LeaveOnDrop(Arc<Counters>);
+
+impl Drop for LeaveOnDrop {
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
+/// Serves one client connection of an HTTP frontend until it closes, the frontend is
+/// removed, or obsd shuts down (then the request in flight finishes first).
+pub async fn serve_connection(
+    inner: Arc<Inner>,
+    name: String,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: watch::Receiver<bool>,
+    _guard: ConnGuard,
+) {
+    let generation = inner.current();
+    let Some(fe) = generation.frontend(&name) else { return };
+    let cfg = fe.config.clone();
+    let fe_counters = fe.counters.clone();
+    drop(generation);
+    counters::inc(&fe_counters.conn_tot);
+    fe_counters.conn_rate.hit();
+    fe_counters.enter();
+    let _leave = LeaveOnDrop(fe_counters.clone());
+    if counters::load(&fe_counters.scur) > cfg.maxconn as u64 {
+        counters::inc(&fe_counters.dreq);
+        tracing::warn!(frontend = %name, %peer, maxconn = cfg.maxconn, "frontend maxconn reached; closing connection");
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    let io = TimedIo::new(stream, cfg.timeout_client);
+    let name: Arc<str> = name.into();
+    match tls {
+        Some(acceptor) => match tokio::time::timeout(cfg.timeout_http_request, acceptor.accept(io)).await {
+            Ok(Ok(s)) => serve_http(TokioIo::new(s), inner, name, peer, true, &cfg, &fe_counters, stop).await,
+            Ok(Err(e)) => {
+                counters::inc(&fe_counters.ereq);
+                tracing::debug!(frontend = %name, %peer, error = %e, "TLS handshake failed");
+            }
+            Err(_) => counters::inc(&fe_counters.ereq),
+        },
+        None => serve_http(TokioIo::new(io), inner, name, peer, false, &cfg, &fe_counters, stop).await,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_http<I>(
+    io: I,
+    inner: Arc<Inner>,
+    name: Arc<str>,
+    peer: SocketAddr,
+    tls: bool,
+    cfg: &crate::config::FrontendConfig,
+    fe_counters: &Arc<Counters>,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // hyper arms its header timer whenever it waits for a request head, idle keep-alive
+    // included, so one timer bounds both the slowloris head and the keep-alive wait.
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(
+            cfg.timeout_http_request.min(cfg.timeout_http_keep_alive.max(cfg.timeout_http_request)),
+        )
+        .max_header_size(cfg.max_header_bytes)
+        .max_headers(cfg.max_header_count)
+        .keep_alive(true);
+    let mut shutdown = inner.shutdown.clone();
+    let handler_inner = inner.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let inner = handler_inner.clone();
+        let name = name.clone();
+        async move { Ok::<_, Infallible>(handle(inner, name, peer, tls, req).await) }
+    });
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stop.changed() => { conn.as_mut().graceful_shutdown(); conn.await }
+        _ = shutdown.changed() => { conn.as_mut().graceful_shutdown(); conn.await }
+    };
+    if let Err(e) = result {
+        if e.is_parse() || e.is_parse_too_large() || e.is_timeout() {
+            counters::inc(&fe_counters.ereq);
+        }
+        tracing::debug!(%peer, error = %e, "client connection ended with an error");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies
+
+/// A client's request body streamed upstream, cut when the client stalls for `timeout_client`.
+pub struct ClientBody {
+    inner: Incoming,
+    timeout: Duration,
+    stalled: Option<Pin<Box<Sleep>>>,
+    read: Arc<AtomicU64>,
+}
+
+/// What obsd sends upstream as a request body.
+pub enum UpBody {
+    Bytes(Option<Bytes>),
+    Stream(ClientBody),
+}
+
+impl Body for UpBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpBody::Bytes(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
+            UpBody::Stream(s) => match Pin::new(&mut s.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(d) = frame.data_ref() {
+                        s.read.fetch_add(d.len() as u64, Ordering::Relaxed);
+                    }
+                    s.stalled = None;
+                    Poll::Ready(Some(Ok(frame)))
+                }
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => {
+                    let timeout = s.timeout;
+                    let sleep = s.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        Poll::Ready(Some(Err(Box::new(BalancerError::ClientTimeout))))
+                    } else {
+                        Poll::Pending
+                    }
+                }
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpBody::Bytes(b) => b.as_ref().is_none_or(|b| b.is_empty()),
+            UpBody::Stream(s) => s.inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpBody::Bytes(b) => SizeHint::with_exact(b.as_ref().map(|b| b.len() as u64).unwrap_or(0)),
+            UpBody::Stream(s) => s.inner.size_hint(),
+        }
+    }
+}
+
+/// The bookkeeping of one request that reached a server, closed when its response ends.
+struct Exchange {
+    fe: Arc<Counters>,
+    backend: Arc<Backend>,
+    server: Arc<ServerState>,
+    _guard: SessionGuard,
+    /// Returned to the pool when the response ends cleanly and the connection may be reused.
+    sender: Option<SendRequest<UpBody>>,
+    reusable: bool,
+    started: Instant,
+    qtime: Duration,
+    ctime: Duration,
+    rtime: Duration,
+    bytes_in: Arc<AtomicU64>,
+    head_in: u64,
+    bytes_out: u64,
+}
+
+impl Exchange {
+    fn finish(mut self, clean: bool) {
+        let total = self.started.elapsed();
+        let bin = self.head_in + self.bytes_in.load(Ordering::Relaxed);
+        for c in [&*self.fe, &self.backend.shared.counters, &self.server.counters] {
+            counters::add(&c.bin, bin);
+            counters::add(&c.bout, self.bytes_out);
+        }
+        for c in [&self.backend.shared.counters, &self.server.counters] {
+            c.record_times(self.qtime, self.ctime, self.rtime, total);
+        }
+        self.backend.shared.histogram.observe(total);
+        if clean
+            && self.reusable
+            && let Some(sender) = self.sender.take()
+        {
+            self.server.pool.checkin(sender);
+        }
+    }
+}
+
+/// The response body obsd sends the client.
+pub enum ProxyBody {
+    Full(Option<Bytes>),
+    Upstream(Box<UpstreamBody>),
+}
+
+pub struct UpstreamBody {
+    inner: Incoming,
+    timeout: Duration,
+    stalled: Option<Pin<Box<Sleep>>>,
+    exchange: Option<Exchange>,
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if let Some(ex) = self.exchange.take() {
+            // hyper stops polling once the body says it has ended; anything else is the
+            // client going away mid-response.
+            let clean = self.inner.is_end_stream();
+            if !clean {
+                counters::inc(&ex.backend.shared.counters.cli_abrt);
+                counters::inc(&ex.server.counters.cli_abrt);
+            }
+            ex.finish(clean);
+        }
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ProxyBody::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Upstream(up) => {
+                let up = &mut **up;
+                match Pin::new(&mut up.inner).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let (Some(d), Some(ex)) = (frame.data_ref(), up.exchange.as_mut()) {
+                            ex.bytes_out += d.len() as u64;
+                        }
+                        up.stalled = None;
+                        Poll::Ready(Some(Ok(frame)))
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        if let Some(ex) = up.exchange.take() {
+                            counters::inc(&ex.backend.shared.counters.srv_abrt);
+                            counters::inc(&ex.server.counters.srv_abrt);
+                            ex.finish(false);
+                        }
+                        Poll::Ready(Some(Err(e.into())))
+                    }
+                    Poll::Ready(None) => {
+                        if let Some(ex) = up.exchange.take() {
+                            ex.finish(true);
+                        }
+                        Poll::Ready(None)
+                    }
+                    Poll::Pending => {
+                        let timeout = up.timeout;
+                        let sleep = up.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                        if sleep.as_mut().poll(cx).is_ready() {
+                            if let Some(ex) = up.exchange.take() {
+                                counters::inc(&ex.backend.shared.counters.srv_abrt);
+                                counters::inc(&ex.server.counters.srv_abrt);
+                                ex.finish(false);
+                            }
+                            Poll::Ready(Some(Err("server timeout while sending the response body".into())))
+                        } else {
+                            Poll::Pending
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Full(b) => b.as_ref().is_none_or(|b| b.is_empty()),
+            ProxyBody::Upstream(up) => up.inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map(|b| b.len() as u64).unwrap_or(0)),
+            ProxyBody::Upstream(up) => up.inner.size_hint(),
+        }
+    }
+}
+
+fn page(status: StatusCode) -> Response<ProxyBody> {
+    error_page(status).map(|b| ProxyBody::Full(Some(b)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+fn head_size(headers: &HeaderMap) -> u64 {
+    headers.iter().map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64).sum::<u64>() + 2
+}
+
+fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, tls: bool) {
+    let ip = peer.ip().to_canonical();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
+        _ => ip.to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    let node = if ip.is_ipv6() { format!("\"[{ip}]\"") } else { ip.to_string() };
+    let mut element = format!("for={node};proto={}", if tls { "https" } else { "http" });
+    if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok())
+        && host.bytes().all(|b| b.is_ascii_graphic())
+    {
+        element.push_str(&format!(";host=\"{host}\""));
+    }
+    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {element}"),
+        _ => element,
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        headers.insert(header::FORWARDED, v);
+    }
+}
+
+enum ReqBody {
+    Bytes(Bytes),
+    /// Taken by the first attempt that sends it.
+    Stream(Option<ClientBody>),
+}
+
+async fn prepare_body(
+    body: Incoming,
+    timeout: Duration,
+    read: &Arc<AtomicU64>,
+) -> Result<ReqBody, BalancerError> {
+    if body.is_end_stream() {
+        return Ok(ReqBody::Bytes(Bytes::new()));
+    }
+    if body.size_hint().exact().is_some_and(|n| n <= REPLAY_BUFFER) {
+        let collected = tokio::time::timeout(timeout, body.collect())
+            .await
+            .map_err(|_| BalancerError::ClientTimeout)?
+            .map_err(|e| BalancerError::ClientBody(e.to_string()))?;
+        let bytes = collected.to_bytes();
+        read.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        return Ok(ReqBody::Bytes(bytes));
+    }
+    Ok(ReqBody::Stream(Some(ClientBody { inner: body, timeout, stalled: None, read: read.clone() })))
+}
+
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+async fn handle(
+    inner: Arc<Inner>,
+    name: Arc<str>,
+    peer: SocketAddr,
+    tls: bool,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let generation = inner.current();
+    let Some(fe) = generation.frontend(&name) else {
+        return page(StatusCode::SERVICE_UNAVAILABLE);
+    };
+    counters::inc(&fe.counters.req_tot);
+    fe.counters.req_rate.hit();
+    let backend = generation.backend(&fe.config.default_backend).cloned();
+    let result = match backend.clone() {
+        Some(b) => forward(fe, b, peer, tls, req, started).await,
+        None => Err(BalancerError::MissingBackend {
+            frontend: fe.config.name.clone(),
+            backend: fe.config.default_backend.clone(),
+        }),
+    };
+    let response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            match e.fault() {
+                Fault::Client => {
+                    counters::inc(&fe.counters.ereq);
+                    tracing::debug!(frontend = %fe.config.name, %peer, error = %e, "client error");
+                }
+                Fault::Upstream => {
+                    tracing::debug!(frontend = %fe.config.name, error = %e, "request failed upstream")
+                }
+                Fault::Internal => tracing::error!(frontend = %fe.config.name, error = %e, "request failed"),
+            }
+            let status = e.status();
+            if let Some(b) = &backend {
+                b.shared.counters.response(status.as_u16());
+                counters::add(&fe.counters.bout, 160);
+            }
+            page(status)
+        }
+    };
+    fe.counters.response(response.status().as_u16());
+    response
+}
+
+async fn forward(
+    fe: &FrontendRuntime,
+    backend: Arc<Backend>,
+    peer: SocketAddr,
+    tls: bool,
+    req: Request<Incoming>,
+    started: Instant,
+) -> Result<Response<ProxyBody>, BalancerError> {
+    let cfg = &backend.config;
+    let (parts, body) = req.into_parts();
+    let method = parts.method;
+    if method == Method::CONNECT {
+        return Err(BalancerError::BadRequest("CONNECT is not supported".into()));
+    }
+    // Servers get origin-form targets even when the client sent absolute-form.
+    let uri: Uri = match parts.uri.path_and_query() {
+        Some(pq) => Uri::from(pq.clone()),
+        None => Uri::from_static("/"),
+    };
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    if !headers.contains_key(header::HOST)
+        && let Some(authority) = parts.uri.authority()
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
+    {
+        headers.insert(header::HOST, v);
+    }
+    if cfg.forwardfor {
+        add_forwarded(&mut headers, peer, tls);
+    }
+    if cfg.httpclose {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    let head_in = (method.as_str().len() + uri.to_string().len() + 11) as u64 + head_size(&headers);
+    let bytes_in = Arc::new(AtomicU64::new(0));
+    let mut body = prepare_body(body, fe.config.timeout_client, &bytes_in).await?;
+    let replayable = idempotent(&method) && matches!(body, ReqBody::Bytes(_));
+    let mut attempts = 0u32;
+    let mut stale = 0u32;
+    let mut avoid: Option<usize> = None;
+    loop {
+        let (index, guard, qtime) = backend.acquire(Some(peer.ip()), avoid).await?;
+        let Some(server) = backend.servers.get(index) else {
+            return Err(BalancerError::Internal("selected server vanished".into()));
+        };
+        let connect_started = Instant::now();
+        let pooled = if !cfg.httpclose && replayable {
+            server.state.pool.checkout(server.config.pool_purge_delay)
+        } else {
+            None
+        };
+        let mut sender = match pooled {
+            Some(s) => s,
+            None => match pool::connect(server.config.address, cfg.timeout_connect).await {
+                Ok(s) => s,
+                Err(e) => {
+                    counters::inc(&server.state.counters.econ);
+                    counters::inc(&backend.shared.counters.econ);
+                    backend.observe(index, true, None);
+                    drop(guard);
+                    if attempts >= cfg.retries {
+                        return Err(BalancerError::Connect {
+                            backend: cfg.name.clone(),
+                            server: server.config.name.clone(),
+                            message: e.to_string(),
+                        });
+                    }
+                    attempts += 1;
+                    avoid = retry_target(&backend, index);
+                    if avoid.is_none() {
+                        // Same server again: give a restarting process a moment.
+                        tokio::time::sleep(Duration::from_millis(100).min(cfg.timeout_connect)).await;
+                    }
+                    continue;
+                }
+            },
+        };
+        let ctime = connect_started.elapsed();
+        let attempt_body = match &mut body {
+            ReqBody::Bytes(b) => UpBody::Bytes(Some(b.clone())),
+            ReqBody::Stream(s) => match s.take() {
+                Some(s) => UpBody::Stream(s),
+                None => {
+                    return Err(BalancerError::ServerFailed {
+                        backend: cfg.name.clone(),
+                        server: server.config.name.clone(),
+                        message: "request body already sent to a failed server; not replayable".into(),
+                    });
+                }
+            },
+        };
+        let mut request = Request::new(attempt_body);
+        *request.method_mut() = method.clone();
+        *request.uri_mut() = uri.clone();
+        *request.version_mut() = Version::HTTP_11;
+        *request.headers_mut() = headers.clone();
+        let sent_at = Instant::now();
+        let outcome = tokio::time::timeout(cfg.timeout_server, sender.try_send_request(request)).await;
+        match outcome {
+            Err(_) => {
+                counters::inc(&server.state.counters.eresp);
+                counters::inc(&backend.shared.counters.eresp);
+                backend.observe(index, false, Some(504));
+                return Err(BalancerError::ServerTimeout {
+                    backend: cfg.name.clone(),
+                    server: server.config.name.clone(),
+                });
+            }
+            Ok(Err(mut e)) => {
+                drop(guard);
+                if let Some(unsent) = e.take_message() {
+                    // The pooled connection was already closed; nothing reached the server.
+                    if let UpBody::Stream(s) = unsent.into_body() {
+                        body = ReqBody::Stream(Some(s));
+                    }
+                    stale += 1;
+                    if stale > 16 {
+                        return Err(BalancerError::ServerFailed {
+                            backend: cfg.name.clone(),
+                            server: server.config.name.clone(),
+                            message: "no usable connection".into(),
+                        });
+                    }
+                    continue;
+                }
+                let error = e.into_error();
+                counters::inc(&server.state.counters.eresp);
+                counters::inc(&backend.shared.counters.eresp);
+                backend.observe(index, true, None);
+                if replayable && attempts < cfg.retries {
+                    attempts += 1;
+                    avoid = retry_target(&backend, index);
+                    tracing::debug!(backend = %cfg.name, server = %server.config.name, error = %error, "replaying an idempotent request");
+                    continue;
+                }
+                return Err(BalancerError::ServerFailed {
+                    backend: cfg.name.clone(),
+                    server: server.config.name.clone(),
+                    message: error.to_string(),
+                });
+            }
+            Ok(Ok(response)) => {
+                let rtime = sent_at.elapsed();
+                let status = response.status().as_u16();
+                backend.observe(index, false, Some(status));
+                for c in [&server.state.counters, &backend.shared.counters] {
+                    c.session();
+                    c.response(status);
+                }
+                let (mut rparts, incoming) = response.into_parts();
+                let server_keeps_alive = rparts.version == Version::HTTP_11
+                    && !rparts
+                        .headers
+                        .get_all(header::CONNECTION)
+                        .iter()
+                        .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains("close")));
+                strip_hop_by_hop(&mut rparts.headers);
+                if cfg.httpclose {
+                    rparts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                let bytes_out = head_size(&rparts.headers) + 17;
+                let exchange = Exchange {
+                    fe: fe.counters.clone(),
+                    backend: backend.clone(),
+                    server: server.state.clone(),
+                    _guard: guard,
+                    sender: Some(sender),
+                    reusable: server_keeps_alive && !cfg.httpclose,
+                    started,
+                    qtime,
+                    ctime,
+                    rtime,
+                    bytes_in,
+                    head_in,
+                    bytes_out,
+                };
+                let body = UpstreamBody {
+                    inner: incoming,
+                    timeout: cfg.timeout_server,
+                    stalled: None,
+                    exchange: Some(exchange),
+                };
+                return Ok(Response::from_parts(rparts, ProxyBody::Upstream(Box::new(body))));
+            }
+        }
+    }
+}
+
+/// Counts a retry and says where it goes: another server when `redispatch` allows and one
+/// exists, else the same server again (None).
+fn retry_target(backend: &Backend, failed: usize) -> Option<usize> {
+    let server = backend.servers.get(failed);
+    if let Some(s) = server {
+        counters::inc(&s.state.counters.wretr);
+    }
+    counters::inc(&backend.shared.counters.wretr);
+    if backend.config.redispatch && backend.servers.len() > 1 {
+        if let Some(s) = server {
+            counters::inc(&s.state.counters.wredis);
+        }
+        counters::inc(&backend.shared.counters.wredis);
+        Some(failed)
+    } else {
+        None
+    }
+}

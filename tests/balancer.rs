@@ -1,0 +1,592 @@
+//! The balancer role end to end: the real obsd binary in front of small HTTP servers on
+//! loopback, driven by real clients.
+
+mod common;
+#[path = "balancer_support/mod.rs"]
+mod support;
+
+use common::Obsd;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use support::{TestServer, client, server_status, stats_csv, wait_for};
+
+const STATS: &str = r#"
+[balancer]
+stats_auth = ["admin:admin"]
+stats_admin = true
+stats_refresh = "5s"
+[balancer.listen]
+address = "127.0.0.1:0"
+"#;
+
+fn backend(name: &str, balance: &str, extra: &str, servers: &[(&str, &TestServer, &str)]) -> String {
+    let mut s = format!(
+        "\n[[balancer.frontends]]\nname = \"{name}\"\nbind = \"127.0.0.1:0\"\ndefault_backend = \"{name}\"\n\
+         \n[[balancer.backends]]\nname = \"{name}\"\nbalance = \"{balance}\"\n{extra}\n"
+    );
+    for (sname, server, opts) in servers {
+        s.push_str(&format!(
+            "[[balancer.backends.servers]]\nname = \"{sname}\"\naddress = \"{}\"\n{opts}\n",
+            server.addr
+        ));
+    }
+    s
+}
+
+const FAST_CHECKS: &str =
+    "httpchk = { method = \"GET\", path = \"/\" }\ndefault_server = { inter = \"100ms\" }";
+
+fn body_of(url: &str) -> String {
+    let r = client().get(url).send().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert_eq!(r.status().as_u16(), 200, "GET {url}");
+    r.text().unwrap()
+}
+
+fn tally(url: &str, n: usize) -> HashMap<String, usize> {
+    let c = client();
+    let mut counts = HashMap::new();
+    for _ in 0..n {
+        let body = c.get(url).send().unwrap().text().unwrap();
+        *counts.entry(body).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn stats_url(obsd: &Obsd) -> String {
+    obsd.url("balancer", "/stats;csv")
+}
+
+/// Waits until every listed server's check has passed once (status plain "UP").
+fn wait_all_up(obsd: &Obsd, backend: &str, servers: &[&str]) {
+    let url = stats_url(obsd);
+    assert!(
+        wait_for(Duration::from_secs(5), || servers.iter().all(|s| server_status(&url, backend, s) == "UP")),
+        "servers never came UP; log:\n{}",
+        obsd.log()
+    );
+}
+
+#[test]
+fn algorithms_distribute_like_haproxy() {
+    let (a, b, c) = (TestServer::start("a"), TestServer::start("b"), TestServer::start("c"));
+    let mut cfg = STATS.to_string();
+    cfg += &backend("rr", "roundrobin", FAST_CHECKS, &[("a", &a, "weight = 3"), ("b", &b, "weight = 1")]);
+    cfg += &backend("lc", "leastconn", FAST_CHECKS, &[("a", &a, ""), ("b", &b, "")]);
+    cfg += &backend("first", "first", FAST_CHECKS, &[("a", &a, ""), ("b", &b, "")]);
+    cfg += &backend("src", "source", FAST_CHECKS, &[("a", &a, ""), ("b", &b, ""), ("c", &c, "")]);
+    cfg += &backend("rnd", "random", FAST_CHECKS, &[("a", &a, ""), ("b", &b, "")]);
+    cfg += &backend(
+        "bk",
+        "roundrobin",
+        FAST_CHECKS,
+        &[("a", &a, ""), ("b", &b, ""), ("c", &c, "backup = true")],
+    );
+    let obsd = Obsd::start("balancer", &cfg);
+    for name in ["rr", "lc", "first", "src", "rnd", "bk"] {
+        let servers: &[&str] = if name == "src" || name == "bk" { &["a", "b", "c"] } else { &["a", "b"] };
+        wait_all_up(&obsd, name, servers);
+    }
+
+    let rr = tally(&obsd.url("frontend.rr", "/"), 200);
+    assert_eq!((rr["a"], rr["b"]), (150, 50), "weighted roundrobin 3:1: {rr:?}");
+
+    // Sequential requests never overlap, so leastconn sees equal load and alternates.
+    let lc = tally(&obsd.url("frontend.lc", "/"), 100);
+    assert_eq!((lc["a"], lc["b"]), (50, 50), "leastconn: {lc:?}");
+
+    let first = tally(&obsd.url("frontend.first", "/"), 50);
+    assert_eq!(first.get("a"), Some(&50), "first: {first:?}");
+
+    let src = tally(&obsd.url("frontend.src", "/"), 30);
+    assert_eq!(src.len(), 1, "source hash pins one client to one server: {src:?}");
+
+    let rnd = tally(&obsd.url("frontend.rnd", "/"), 400);
+    assert!(rnd["a"] > 120 && rnd["b"] > 120, "random(2): {rnd:?}");
+
+    let bk = tally(&obsd.url("frontend.bk", "/"), 40);
+    assert_eq!(bk.get("c"), None, "backup unused while actives are up: {bk:?}");
+    a.set_status(503);
+    b.set_status(503);
+    let url = stats_url(&obsd);
+    assert!(wait_for(Duration::from_secs(5), || server_status(&url, "bk", "a") == "DOWN"
+        && server_status(&url, "bk", "b") == "DOWN"));
+    assert_eq!(body_of(&obsd.url("frontend.bk", "/")), "c", "backup takes over when all actives are down");
+}
+
+#[test]
+fn health_transitions_follow_inter_fall_rise() {
+    let s = TestServer::start("s");
+    let cfg = STATS.to_string()
+        + &backend(
+            "be",
+            "roundrobin",
+            "httpchk = { method = \"GET\", path = \"/\", expect_status = \"200\" }\n\
+             default_server = { inter = \"100ms\", fall = 3, rise = 2 }",
+            &[("s", &s, "")],
+        );
+    let obsd = Obsd::start("balancer", &cfg);
+    let url = stats_url(&obsd);
+    wait_all_up(&obsd, "be", &["s"]);
+
+    // Record every status the page shows while the server fails, then recovers.
+    let mut seen: Vec<String> = Vec::new();
+    let record = |seen: &mut Vec<String>| {
+        let st = server_status(&url, "be", "s");
+        if seen.last() != Some(&st) {
+            seen.push(st.clone());
+        }
+        st
+    };
+    s.set_status(500);
+    let failed_at = Instant::now();
+    while record(&mut seen) != "DOWN" {
+        assert!(failed_at.elapsed() < Duration::from_secs(5), "never went DOWN: {seen:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let down_after = failed_at.elapsed();
+    // fall 3 checks, 100 ms apart (fastinter = inter): about 200-300 ms.
+    assert!(down_after >= Duration::from_millis(150), "went down too early: {down_after:?} {seen:?}");
+    assert!(down_after < Duration::from_millis(1500), "went down too late: {down_after:?}");
+    assert!(seen.contains(&"UP 2/3".to_string()) || seen.contains(&"UP 1/3".to_string()), "{seen:?}");
+
+    let rows = stats_csv(&url);
+    let row = rows.iter().find(|r| r["svname"] == "s").unwrap();
+    assert_eq!(row["chkfail"], "3", "{row:?}");
+    assert_eq!(row["chkdown"], "1");
+    assert_eq!(row["check_status"], "L7STS");
+    assert_eq!(row["check_code"], "500");
+
+    // A DOWN backend answers 503 at once with HAProxy's body.
+    let started = Instant::now();
+    let r = client().get(obsd.url("frontend.be", "/")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(started.elapsed() < Duration::from_millis(500));
+    assert!(r.text().unwrap().contains("No server is available to handle this request."));
+
+    s.set_status(200);
+    seen.clear();
+    let fixed_at = Instant::now();
+    while record(&mut seen) != "UP" {
+        assert!(fixed_at.elapsed() < Duration::from_secs(5), "never came back: {seen:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(fixed_at.elapsed() >= Duration::from_millis(100), "rise 2 needs two checks");
+    assert_eq!(body_of(&obsd.url("frontend.be", "/")), "s");
+
+    let metrics = common::get(&obsd.url("balancer", "/metrics")).1;
+    assert!(metrics.contains("haproxy_server_up{backend=\"be\",server=\"s\"} 1"), "{metrics}");
+    assert!(metrics.contains("haproxy_server_check_failures_total{backend=\"be\",server=\"s\"} 3"));
+    assert!(
+        metrics.contains("obsd_balancer_backend_request_duration_seconds_bucket{backend=\"be\",le=\"+Inf\"}")
+    );
+}
+
+#[test]
+fn all_servers_down_gives_503_at_once() {
+    let dead1 = support::closed_port();
+    let dead2 = support::closed_port();
+    let cfg = format!(
+        "{STATS}\n[[balancer.frontends]]\nname = \"fe\"\nbind = \"127.0.0.1:0\"\ndefault_backend = \"be\"\n\
+         [[balancer.backends]]\nname = \"be\"\ndefault_server = {{ inter = \"100ms\" }}\n\
+         [[balancer.backends.servers]]\nname = \"x\"\naddress = \"{dead1}\"\n\
+         [[balancer.backends.servers]]\nname = \"y\"\naddress = \"{dead2}\"\n"
+    );
+    let obsd = Obsd::start("balancer", &cfg);
+    // Even before the first check marks them DOWN, connect failures end in 503, not a hang.
+    let r = client().get(obsd.url("frontend.fe", "/")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let url = stats_url(&obsd);
+    assert!(wait_for(Duration::from_secs(3), || server_status(&url, "be", "x") == "DOWN"
+        && server_status(&url, "be", "y") == "DOWN"));
+    for _ in 0..5 {
+        let started = Instant::now();
+        let r = client().get(obsd.url("frontend.fe", "/")).send().unwrap();
+        assert!(started.elapsed() < Duration::from_millis(200), "{:?}", started.elapsed());
+        assert_eq!(r.status().as_u16(), 503);
+        assert_eq!(r.headers()["content-type"], "text/html");
+        assert_eq!(
+            r.text().unwrap(),
+            "<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n"
+        );
+    }
+    let metrics = common::get(&obsd.url("balancer", "/metrics")).1;
+    assert!(metrics.contains("haproxy_backend_up{backend=\"be\"} 0"), "{metrics}");
+}
+
+/// Runs `threads` keep-alive clients against `url` until `stop`; returns (ok, failed).
+fn load(url: String, threads: usize, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u64, Vec<String>)> {
+    std::thread::spawn(move || {
+        let ok = Arc::new(AtomicU64::new(0));
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (url, stop, ok) = (url.clone(), stop.clone(), ok.clone());
+                std::thread::spawn(move || {
+                    let c = client();
+                    let mut failures = Vec::new();
+                    while !stop.load(Ordering::SeqCst) {
+                        match c.get(&url).send() {
+                            Ok(r) if r.status().is_success() => {
+                                let _ = r.bytes();
+                                ok.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Ok(r) => failures.push(format!("status {}", r.status())),
+                            Err(e) => failures.push(format!("{e:?}")),
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        let failures = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        (ok.load(Ordering::SeqCst), failures)
+    })
+}
+
+#[test]
+fn killing_a_server_under_load_loses_no_request() {
+    let a = TestServer::start("a");
+    let b = TestServer::start("b");
+    // Default retries/redispatch; checks slow enough that traffic still goes to the dead
+    // server for a while, so retries are what saves the requests.
+    let cfg = STATS.to_string()
+        + &backend(
+            "be",
+            "roundrobin",
+            "default_server = { inter = \"2s\" }",
+            &[("a", &a, ""), ("b", &b, "")],
+        );
+    let obsd = Obsd::start("balancer", &cfg);
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = load(obsd.url("frontend.be", "/"), 8, stop.clone());
+    std::thread::sleep(Duration::from_millis(700));
+    a.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::SeqCst);
+    let (ok, failures) = handle.join().unwrap();
+    assert!(ok > 200, "too little traffic to mean anything: {ok}");
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failures.len(),
+        ok,
+        &failures[..failures.len().min(5)]
+    );
+    let rows = stats_csv(&stats_url(&obsd));
+    let be = rows.iter().find(|r| r["pxname"] == "be" && r["svname"] == "BACKEND").unwrap();
+    assert!(be["wredis"].parse::<u64>().unwrap() > 0 || be["wretr"].parse::<u64>().unwrap() > 0, "{be:?}");
+}
+
+#[test]
+fn stats_page_auth_formats_and_admin_actions() {
+    let a = TestServer::start("a");
+    let b = TestServer::start("b");
+    let cfg = STATS.to_string() + &backend("be", "roundrobin", FAST_CHECKS, &[("a", &a, ""), ("b", &b, "")]);
+    let obsd = Obsd::start("balancer", &cfg);
+    wait_all_up(&obsd, "be", &["a", "b"]);
+    let c = client();
+
+    let r = c.get(obsd.url("balancer", "/stats")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Basic realm=\"HAProxy Statistics\"");
+    let r = c.get(obsd.url("balancer", "/stats")).basic_auth("admin", Some("wrong")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
+    let html = c.get(obsd.url("balancer", "/stats")).basic_auth("admin", Some("admin")).send().unwrap();
+    assert_eq!(html.status().as_u16(), 200);
+    let html = html.text().unwrap();
+    assert!(html.contains("http-equiv=\"refresh\" content=\"5\""), "auto-refresh");
+    assert!(html.contains(">be</th>") && html.contains("name=\"action\""), "{html}");
+
+    let csv = c.get(obsd.url("balancer", "/stats;csv")).basic_auth("admin", Some("admin")).send().unwrap();
+    let csv = csv.text().unwrap();
+    assert!(csv.starts_with("# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,"));
+    assert!(csv.contains("\nbe,a,") && csv.contains("\nbe,BACKEND,") && csv.contains("\nbe,FRONTEND,"));
+
+    let json_text = c
+        .get(obsd.url("balancer", "/stats;json"))
+        .basic_auth("admin", Some("admin"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&json_text).unwrap();
+    let rows = json.as_array().unwrap();
+    let first = &rows[0][0];
+    assert_eq!(first["field"]["name"], "pxname");
+    assert_eq!(first["objType"], "Frontend");
+    assert!(rows.iter().any(|r| r[1]["value"]["value"] == "a" && r[0]["objType"] == "Server"));
+
+    // Admin: drain a, traffic all goes to b; maint shows MAINT; ready restores.
+    let no_redirect =
+        reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let post = |action: &str| {
+        no_redirect
+            .post(obsd.url("balancer", "/stats"))
+            .basic_auth("admin", Some("admin"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("s=a&action={action}&b=%23be"))
+            .send()
+            .unwrap()
+    };
+    let r = post("drain");
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], "/stats;st=DONE");
+    let url = stats_url(&obsd);
+    assert_eq!(server_status(&url, "be", "a"), "DRAIN");
+    let counts = tally(&obsd.url("frontend.be", "/"), 20);
+    assert_eq!(counts.get("b"), Some(&20), "{counts:?}");
+    let metrics = common::get(&obsd.url("balancer", "/metrics")).1;
+    assert!(metrics.contains("haproxy_server_up{backend=\"be\",server=\"a\"} 1"), "DRAIN counts as up");
+    assert!(metrics.contains("haproxy_server_weight{backend=\"be\",server=\"a\"} 0"));
+
+    post("maint");
+    assert_eq!(server_status(&url, "be", "a"), "MAINT");
+    let metrics = common::get(&obsd.url("balancer", "/metrics")).1;
+    assert!(metrics.contains("haproxy_server_up{backend=\"be\",server=\"a\"} 0"));
+    post("ready");
+    assert!(wait_for(Duration::from_secs(3), || server_status(&url, "be", "a") == "UP"));
+    let counts = tally(&obsd.url("frontend.be", "/"), 20);
+    assert_eq!(counts.get("a"), Some(&10), "{counts:?}");
+
+    // Without credentials, no admin.
+    let r = no_redirect.post(obsd.url("balancer", "/stats")).body("s=a&action=maint&b=be").send().unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(common::get(&obsd.url("balancer", "/-/healthy")).0, 200);
+    assert_eq!(common::get(&obsd.url("balancer", "/-/ready")).0, 200);
+}
+
+fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn slowloris_is_cut_and_malformed_requests_get_400() {
+    let a = TestServer::start("a");
+    let cfg = STATS.to_string()
+        + &backend("be", "roundrobin", "", &[("a", &a, "")]).replace(
+            "default_backend = \"be\"",
+            "default_backend = \"be\"\ntimeout_http_request = \"500ms\"\nmax_header_count = 20",
+        );
+    let obsd = Obsd::start("balancer", &cfg);
+    let fe = obsd.address("frontend.be");
+
+    // Slowloris: a header line every 200 ms never completes the head.
+    let mut s = TcpStream::connect(fe).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let started = Instant::now();
+    let mut cut = false;
+    for i in 0..40 {
+        std::thread::sleep(Duration::from_millis(200));
+        if s.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes()).is_err() {
+            cut = true;
+            break;
+        }
+        let mut buf = [0u8; 256];
+        s.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+        if let Ok(0) = s.read(&mut buf) {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut, "slow client never cut");
+    assert!(started.elapsed() < Duration::from_secs(3), "cut after {:?}", started.elapsed());
+
+    // Idle keep-alive is cut too.
+    let mut s = TcpStream::connect(fe).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let idle_started = Instant::now();
+    let mut buf = [0u8; 16];
+    assert_eq!(s.read(&mut buf).unwrap_or(0), 0);
+    assert!(idle_started.elapsed() < Duration::from_secs(3));
+
+    let bad = raw_exchange(fe, b"THIS IS NOT HTTP\r\n\r\n");
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    let bad = raw_exchange(fe, b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n");
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    let mut many = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..50 {
+        many.push_str(&format!("X-{i}: y\r\n"));
+    }
+    many.push_str("\r\n");
+    let too_many = raw_exchange(fe, many.as_bytes());
+    assert!(too_many.starts_with("HTTP/1.1 4"), "{too_many}");
+    let big = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(64 * 1024));
+    let too_big = raw_exchange(fe, big.as_bytes());
+    assert!(too_big.starts_with("HTTP/1.1 431") || too_big.starts_with("HTTP/1.1 400"), "{too_big}");
+    // A good request on the same frontend still works, with forwarding headers added.
+    let headers = body_of(&obsd.url("frontend.be", "/headers"));
+    assert!(headers.to_ascii_lowercase().contains("x-forwarded-for: 127.0.0.1"), "{headers}");
+    assert!(headers.to_ascii_lowercase().contains("forwarded: for=127.0.0.1;proto=http"), "{headers}");
+
+    let rows = stats_csv(&stats_url(&obsd));
+    let fe_row = rows.iter().find(|r| r["pxname"] == "be" && r["svname"] == "FRONTEND").unwrap();
+    assert!(fe_row["ereq"].parse::<u64>().unwrap() >= 3, "{fe_row:?}");
+}
+
+#[test]
+fn large_responses_stream_through() {
+    let a = TestServer::start("a");
+    let cfg = STATS.to_string() + &backend("be", "roundrobin", "", &[("a", &a, "")]);
+    let obsd = Obsd::start("balancer", &cfg);
+    let mut r = client().get(obsd.url("frontend.be", "/big")).send().unwrap();
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = r.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    assert_eq!(total, a.big);
+    let rows = stats_csv(&stats_url(&obsd));
+    let row = rows.iter().find(|r| r["pxname"] == "be" && r["svname"] == "a").unwrap();
+    assert!(row["bout"].parse::<usize>().unwrap() >= a.big, "{row:?}");
+}
+
+#[test]
+fn sighup_reload_under_load_drops_nothing_and_keeps_health() {
+    let a = TestServer::start("a");
+    let b = TestServer::start("b");
+    let c = TestServer::start("c");
+    let dead = support::closed_port();
+    let base = |extra_server: &str| {
+        let mut cfg =
+            STATS.to_string() + &backend("be", "roundrobin", FAST_CHECKS, &[("a", &a, ""), ("b", &b, "")]);
+        cfg.push_str(&format!("[[balancer.backends.servers]]\nname = \"dead\"\naddress = \"{dead}\"\n"));
+        cfg.push_str(extra_server);
+        cfg
+    };
+    let mut obsd = Obsd::start("balancer", &base(""));
+    let url = stats_url(&obsd);
+    wait_all_up(&obsd, "be", &["a", "b"]);
+    assert!(wait_for(Duration::from_secs(3), || server_status(&url, "be", "dead") == "DOWN"));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = load(obsd.url("frontend.be", "/"), 6, stop.clone());
+    for round in 0..3 {
+        std::thread::sleep(Duration::from_millis(300));
+        let extra = if round % 2 == 0 {
+            format!("[[balancer.backends.servers]]\nname = \"c\"\naddress = \"{}\"\n", c.addr)
+        } else {
+            String::new()
+        };
+        std::fs::write(&obsd.config_path, base(&extra)).unwrap();
+        obsd.signal(libc::SIGHUP);
+        std::thread::sleep(Duration::from_millis(30));
+        // The dead server stays DOWN across the reload: its state is kept, not reset to UP.
+        assert_eq!(server_status(&url, "be", "dead"), "DOWN", "round {round}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    let (ok, failures) = handle.join().unwrap();
+    assert!(ok > 100, "{ok}");
+    assert!(failures.is_empty(), "{} failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(c.hits() > 0, "the added server took traffic after reload");
+    assert_eq!(obsd.log().matches("configuration reloaded").count(), 3, "{}", obsd.log());
+    obsd.signal(libc::SIGTERM);
+    assert!(obsd.wait_exit(Duration::from_secs(20)).is_some_and(|s| s.success()));
+}
+
+#[test]
+fn tcp_mode_proxies_bytes() {
+    let echo = support::echo_server();
+    let cfg = format!(
+        "{STATS}\n[[balancer.frontends]]\nname = \"t\"\nbind = \"127.0.0.1:0\"\nmode = \"tcp\"\ndefault_backend = \"t\"\n\
+         [[balancer.backends]]\nname = \"t\"\nmode = \"tcp\"\n\
+         [[balancer.backends.servers]]\nname = \"dead\"\naddress = \"{}\"\ncheck = false\n\
+         [[balancer.backends.servers]]\nname = \"echo\"\naddress = \"{echo}\"\ncheck = false\n",
+        support::closed_port()
+    );
+    let obsd = Obsd::start("balancer", &cfg);
+    // Round-robin hits the dead server half the time; the connect retry redispatches.
+    for i in 0..6 {
+        let mut s = TcpStream::connect(obsd.address("frontend.t")).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let msg = format!("hello {i}\n");
+        s.write_all(msg.as_bytes()).unwrap();
+        let mut buf = vec![0u8; msg.len()];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(buf, msg.as_bytes());
+    }
+    let rows = stats_csv(&stats_url(&obsd));
+    let echo_row = rows.iter().find(|r| r["svname"] == "echo").unwrap();
+    assert_eq!(echo_row["status"], "no check");
+    assert_eq!(echo_row["stot"], "6");
+    assert_eq!(echo_row["mode"], "tcp");
+}
+
+#[test]
+fn import_haproxy_translates_the_seed_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(
+        &path,
+        "global\n    maxconn 4096\n\nfrontend prometheus_frontend\n    bind *:9091\n    default_backend prometheus_backends\n\n\
+         backend prometheus_backends\n    mode http\n    balance leastconn\n    option httpchk GET /\n    option httpclose\n\
+         \x20   timeout check 5s\n    default-server inter 5s fall 2 rise 3\n    server replica1 127.0.0.1:9090 check\n\
+         \x20   server replica2 127.0.0.1:9190 check\n\nlisten stats\n    bind :8404\n    mode http\n    stats enable\n\
+         \x20   stats uri /stats\n    stats auth admin:admin\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::obsd_binary())
+        .args(["balancer", "import-haproxy", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let toml = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "untranslated lines make exit status 2: {err}");
+    assert!(err.contains("line 2: maxconn 4096"), "{err}");
+    let toml_path = dir.path().join("obsd.toml");
+    std::fs::write(&toml_path, &toml).unwrap();
+    let check = std::process::Command::new(common::obsd_binary())
+        .args(["check-config", toml_path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let described = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(check.status.success(), "{toml}\n{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        described.contains("backend prometheus_backends http balance leastconn HTTP GET / check"),
+        "{described}"
+    );
+    assert!(described.contains("frontend prometheus_frontend http on 0.0.0.0:9091"), "{described}");
+}
+
+#[test]
+fn tls_frontend_terminates_and_proxies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (apt-get install openssl)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let a = TestServer::start("a");
+    let cfg = STATS.to_string()
+        + &backend("be", "roundrobin", "", &[("a", &a, "")]).replace(
+            "default_backend = \"be\"",
+            &format!(
+                "default_backend = \"be\"\ntls = {{ cert_file = \"{}\", key_file = \"{}\" }}",
+                cert.display(),
+                key.display()
+            ),
+        );
+    let obsd = Obsd::start("balancer", &cfg);
+    let https = reqwest::blocking::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let url = format!("https://{}/headers", obsd.address("frontend.be"));
+    let body = https.get(&url).send().unwrap().text().unwrap();
+    assert!(body.to_ascii_lowercase().contains("proto=https"), "{body}");
+}
