@@ -6,9 +6,11 @@
 //! and limits), `exposition` (metric families and the text format), `self_metrics` (process
 //! and build metrics every role serves). `app` starts the roles and stops them in order.
 
+pub mod api;
 pub mod app;
 pub mod config;
 pub mod exporter;
 pub mod exposition;
 pub mod http;
+pub mod promql;
 pub mod self_metrics;
