@@ -11,6 +11,7 @@
 //! retention; `Appender`/`Querier` like Prometheus's storage interface), `trace_store` (spans
 //! on sled). `app` starts the roles and stops them in order.
 
+pub mod api;
 pub mod app;
 pub mod balancer;
 pub mod collector;
@@ -19,6 +20,7 @@ pub mod exporter;
 pub mod exposition;
 pub mod http;
 pub mod labels;
+pub mod promql;
 pub mod remote_write;
 pub mod replica;
 pub mod scrape;

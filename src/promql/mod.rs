@@ -1,0 +1,373 @@
+//! PromQL evaluation with the semantics of Prometheus 2.42 (float samples).
+//!
+//! Parsing is `promql-parser`'s; everything after the AST is ours. Entry points:
+//! [`Engine::instant_query`], [`Engine::range_query`] and [`Engine::exec`]; the engine reads
+//! samples only through the [`Queryable`] trait ([`storage`]), so any store can sit behind it.
+//! Evaluation is step-wise like Prometheus's `rangeEval`: every node is evaluated once over all
+//! steps of the query, instant-vector nodes yield series with one point per step.
+
+mod aggregate;
+mod binary;
+mod eval;
+mod functions;
+pub mod memory;
+pub mod storage;
+pub mod value;
+
+pub use memory::MemoryQueryable;
+pub use storage::{LabelMatcher, Labels, MatchOp, Queryable, SeriesData, StorageError};
+pub use value::{InstantSample, QueryValue, RangeSeries};
+
+use promql_parser::parser::{self, Expr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Once};
+use std::time::{Duration, Instant};
+
+/// Why a query failed. The HTTP mapping lives in `api::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The query text does not parse or does not type-check: the user's fault.
+    #[error("{0}")]
+    Parse(String),
+    /// A well-formed query whose parameters are unusable (bad time range, wrong result type
+    /// for a range query): the user's fault.
+    #[error("{0}")]
+    BadData(String),
+    /// Evaluation hit a PromQL runtime error (many-to-many matching, duplicate label sets,
+    /// invalid function argument): the query's fault, found only with the data.
+    #[error("{0}")]
+    Execution(String),
+    #[error("query processing would load too many samples into memory in {0}")]
+    TooManySamples(&'static str),
+    #[error("query timed out in {0}")]
+    Timeout(&'static str),
+    #[error("query was canceled in {0}")]
+    Canceled(&'static str),
+    /// The store failed: not the user's fault.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Engine limits, with Prometheus's command-line defaults.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// `--query.lookback-delta`.
+    pub lookback_delta: Duration,
+    /// `--query.max-samples`.
+    pub max_samples: usize,
+    /// `--query.timeout`.
+    pub timeout: Duration,
+    /// `--query.max-concurrency`.
+    pub max_concurrency: usize,
+    /// Step of subqueries written without one (`[5m:]`): the global evaluation interval.
+    pub default_subquery_step: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            lookback_delta: Duration::from_secs(300),
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+            max_concurrency: 20,
+            default_subquery_step: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One query to run: an instant query has `start_ms == end_ms` and `step_ms == 0`.
+#[derive(Debug, Clone, Default)]
+pub struct QuerySpec {
+    pub query: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub step_ms: i64,
+    /// Lowers the engine timeout for this query (the API's `timeout` parameter).
+    pub timeout: Option<Duration>,
+    /// Set by the caller to abandon the query (client went away).
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+pub struct Engine {
+    options: EngineOptions,
+    running: Mutex<usize>,
+    slot_freed: Condvar,
+}
+
+impl Engine {
+    pub fn new(options: EngineOptions) -> Self {
+        Self { options, running: Mutex::new(0), slot_freed: Condvar::new() }
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    pub fn instant_query(&self, q: &dyn Queryable, query: &str, t_ms: i64) -> Result<QueryValue, QueryError> {
+        self.exec(q, &QuerySpec { query: query.into(), start_ms: t_ms, end_ms: t_ms, ..Default::default() })
+    }
+
+    pub fn range_query(
+        &self,
+        q: &dyn Queryable,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<QueryValue, QueryError> {
+        self.exec(q, &QuerySpec { query: query.into(), start_ms, end_ms, step_ms, ..Default::default() })
+    }
+
+    /// Parses and evaluates; blocks (on the calling thread) while the engine is at its
+    /// concurrency limit, and that wait counts against the timeout as in Prometheus.
+    pub fn exec(&self, q: &dyn Queryable, spec: &QuerySpec) -> Result<QueryValue, QueryError> {
+        let expr = parse(&spec.query)?;
+        let instant = spec.step_ms == 0;
+        if !instant {
+            if spec.step_ms < 0 {
+                return Err(QueryError::BadData(
+                    "zero or negative query resolution step widths are not accepted. Try a positive integer"
+                        .into(),
+                ));
+            }
+            if spec.end_ms < spec.start_ms {
+                return Err(QueryError::BadData("end timestamp must not be before start time".into()));
+            }
+            let vt = expr.value_type();
+            if vt != parser::value::ValueType::Vector && vt != parser::value::ValueType::Scalar {
+                return Err(QueryError::BadData(format!(
+                    "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                    type_name(vt)
+                )));
+            }
+        }
+        let timeout = spec.timeout.map_or(self.options.timeout, |t| t.min(self.options.timeout));
+        let deadline = Instant::now() + timeout;
+        let _slot = self.acquire(deadline, spec.cancel.as_deref())?;
+        let ctx = eval::Ctx {
+            q,
+            lookback: duration_ms(self.options.lookback_delta),
+            max_samples: self.options.max_samples,
+            samples: std::cell::Cell::new(0),
+            deadline,
+            cancel: spec.cancel.as_deref(),
+            query_start: spec.start_ms,
+            query_end: spec.end_ms,
+            default_subquery_step: duration_ms(self.options.default_subquery_step).max(1),
+            checks: std::cell::Cell::new(0),
+        };
+        ctx.run(&expr, spec.start_ms, spec.end_ms, if instant { 0 } else { spec.step_ms })
+    }
+
+    fn acquire(&self, deadline: Instant, cancel: Option<&AtomicBool>) -> Result<Slot<'_>, QueryError> {
+        let limit = self.options.max_concurrency.max(1);
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        while *running >= limit {
+            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(QueryError::Canceled("queue"));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(QueryError::Timeout("queue"));
+            }
+            // Wake periodically so a cancel is seen even without a freed slot.
+            let wait = (deadline - now).min(Duration::from_millis(100));
+            running = self.slot_freed.wait_timeout(running, wait).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        *running += 1;
+        Ok(Slot(self))
+    }
+}
+
+struct Slot<'a>(&'a Engine);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut running = self.0.running.lock().unwrap_or_else(|p| p.into_inner());
+        *running = running.saturating_sub(1);
+        self.0.slot_freed.notify_one();
+    }
+}
+
+pub(crate) fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn type_name(vt: parser::value::ValueType) -> &'static str {
+    use parser::value::ValueType;
+    match vt {
+        ValueType::Scalar => "scalar",
+        ValueType::Vector => "vector",
+        ValueType::Matrix => "range vector",
+        ValueType::String => "string",
+    }
+}
+
+/// The function set of Prometheus 2.42 (`promql/parser/functions.go`); the parser crate knows
+/// newer ones, which 2.42 rejects at parse time.
+const FUNCTIONS_2_42: &[&str] = &[
+    "abs",
+    "absent",
+    "absent_over_time",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atanh",
+    "avg_over_time",
+    "ceil",
+    "changes",
+    "clamp",
+    "clamp_max",
+    "clamp_min",
+    "cos",
+    "cosh",
+    "count_over_time",
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "deg",
+    "delta",
+    "deriv",
+    "exp",
+    "floor",
+    "histogram_count",
+    "histogram_sum",
+    "histogram_fraction",
+    "histogram_quantile",
+    "holt_winters",
+    "hour",
+    "idelta",
+    "increase",
+    "irate",
+    "label_replace",
+    "label_join",
+    "last_over_time",
+    "ln",
+    "log10",
+    "log2",
+    "max_over_time",
+    "min_over_time",
+    "minute",
+    "month",
+    "pi",
+    "predict_linear",
+    "present_over_time",
+    "quantile_over_time",
+    "rad",
+    "rate",
+    "resets",
+    "round",
+    "scalar",
+    "sgn",
+    "sin",
+    "sinh",
+    "sort",
+    "sort_desc",
+    "sqrt",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "sum_over_time",
+    "tan",
+    "tanh",
+    "time",
+    "timestamp",
+    "vector",
+    "year",
+];
+
+static REGISTER: Once = Once::new();
+
+/// Parses a query and rejects what Prometheus 2.42 would not parse. Errors carry Prometheus's
+/// `parse error:` wording so clients that pattern-match it keep working.
+pub fn parse(query: &str) -> Result<Expr, QueryError> {
+    REGISTER.call_once(|| {
+        use parser::value::ValueType;
+        // The crate follows Prometheus 3, where holt_winters became double_exponential_smoothing.
+        let _ = parser::register_extra_functions(vec![parser::Function::new(
+            "holt_winters",
+            vec![ValueType::Matrix, ValueType::Scalar, ValueType::Scalar],
+            0,
+            ValueType::Vector,
+            false,
+        )]);
+    });
+    if query.trim().is_empty() {
+        return Err(QueryError::Parse("1:1: parse error: no expression found in input".into()));
+    }
+    let expr = parser::parse(query).map_err(|e| QueryError::Parse(parse_error_text(query, &e)))?;
+    check_2_42(&expr)?;
+    Ok(expr)
+}
+
+/// Parses a series selector as the API's `match[]` takes it (Prometheus's
+/// `ParseMetricSelector`): a plain vector selector, no offset or `@`.
+pub fn parse_selector(selector: &str) -> Result<Vec<LabelMatcher>, QueryError> {
+    match parse(selector)? {
+        Expr::VectorSelector(vs) if vs.offset.is_none() && vs.at.is_none() => eval::matchers_of(&vs),
+        _ => {
+            Err(QueryError::Parse(format!("1:1: parse error: expected a series selector, got {selector:?}")))
+        }
+    }
+}
+
+fn parse_error_text(query: &str, message: &str) -> String {
+    // The parser crate reports positions only for lexer errors; give Prometheus's
+    // "line:col: parse error:" prefix either way, pointing at the end when unknown.
+    if message.contains("parse error") {
+        return message.to_string();
+    }
+    let lines: Vec<&str> = query.split('\n').collect();
+    let line = lines.len();
+    let col = lines.last().map_or(0, |l| l.chars().count()) + 1;
+    format!("{line}:{col}: parse error: {message}")
+}
+
+fn check_2_42(expr: &Expr) -> Result<(), QueryError> {
+    let unsupported = |what: String| Err(QueryError::Parse(format!("1:1: parse error: {what}")));
+    match expr {
+        Expr::Aggregate(a) => {
+            let op = a.op.to_string();
+            if op == "limitk" || op == "limit_ratio" {
+                return unsupported(format!("unexpected identifier \"{op}\""));
+            }
+            if let Some(p) = &a.param {
+                check_2_42(p)?;
+            }
+            check_2_42(&a.expr)
+        }
+        Expr::Unary(u) => check_2_42(&u.expr),
+        Expr::Binary(b) => {
+            if let Some(m) = &b.modifier
+                && (m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some())
+            {
+                return unsupported("unexpected identifier \"fill\"".into());
+            }
+            check_2_42(&b.lhs)?;
+            check_2_42(&b.rhs)
+        }
+        Expr::Paren(p) => check_2_42(&p.expr),
+        Expr::Subquery(s) => check_2_42(&s.expr),
+        Expr::VectorSelector(vs) => check_selector(vs),
+        Expr::MatrixSelector(ms) => check_selector(&ms.vs),
+        Expr::Call(c) => {
+            if !FUNCTIONS_2_42.contains(&c.func.name) {
+                return unsupported(format!("unknown function with name \"{}\"", c.func.name));
+            }
+            c.args.args.iter().try_for_each(|a| check_2_42(a))
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) => Ok(()),
+        Expr::Extension(_) => unsupported("unsupported expression".into()),
+    }
+}
+
+fn check_selector(vs: &parser::VectorSelector) -> Result<(), QueryError> {
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err(QueryError::Parse(
+            "1:1: parse error: unexpected identifier \"or\" in label matching".into(),
+        ));
+    }
+    Ok(())
+}
