@@ -481,3 +481,54 @@ fn prometheus_remote_writes_into_obsd() {
         .as_u16();
     assert_eq!(status, 404);
 }
+
+#[test]
+fn replica_answers_grafana_shaped_promql_over_its_scraped_data() {
+    let app = metrics_app();
+    let obsd = Obsd::start(
+        "replica",
+        &replica_config(
+            &format!(
+                "[replica.global]\nscrape_interval = \"1s\"\n[[replica.scrape_configs]]\njob_name = \"app\"\nstatic_configs = [{{ targets = [\"127.0.0.1:{}\"] }}]\n",
+                app.port
+            ),
+            "",
+        ),
+    );
+    wait_until("the app scraped", Duration::from_secs(30), || {
+        federate(&obsd, "up").values().any(|v| *v == 1.0)
+    });
+    let client = reqwest::blocking::Client::new();
+    let post = |path: &str, form: &[(&str, String)]| -> serde_json::Value {
+        let resp = client.post(obsd.url("replica", path)).form(form).send().unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        serde_json::from_str(&resp.text().unwrap()).unwrap()
+    };
+    // Grafana's "Save & test".
+    let v = post("/api/v1/query", &[("query", "1+1".into()), ("time", "4".into())]);
+    assert_eq!(v["data"]["result"][1], "2");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let v =
+        post("/api/v1/query", &[("query", "python_app_requests_total".into()), ("time", format!("{now}"))]);
+    assert_eq!(v["data"]["result"][0]["metric"]["job"], "app");
+    assert_eq!(v["data"]["result"][0]["value"][1], "1");
+    let v = post(
+        "/api/v1/query_range",
+        &[
+            ("query", "up{job=\"app\"}".into()),
+            ("start", format!("{}", now - 30.0)),
+            ("end", format!("{now}")),
+            ("step", "1".into()),
+        ],
+    );
+    assert!(!v["data"]["result"][0]["values"].as_array().unwrap().is_empty());
+    let v = post("/api/v1/labels", &[("match[]", "up".into())]);
+    assert!(v["data"].as_array().unwrap().iter().any(|l| l == "job"));
+    let (_, body) = get(&obsd.url("replica", "/api/v1/label/__name__/values"));
+    assert!(body.contains("python_app_request_latency_seconds_bucket"));
+    let (_, body) = get(&obsd.url("replica", "/api/v1/metadata?metric=python_app_request_latency_seconds"));
+    assert!(body.contains("\"histogram\""), "{body}");
+    let (status, body) = get(&obsd.url("replica", "/api/v1/query?query=sum(up"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("bad_data"));
+}

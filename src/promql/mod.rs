@@ -12,6 +12,7 @@ mod eval;
 mod functions;
 pub mod memory;
 pub mod storage;
+pub mod store_source;
 pub mod value;
 
 pub use memory::MemoryQueryable;

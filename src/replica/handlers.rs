@@ -21,7 +21,6 @@ type Shared = Arc<ReplicaState>;
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/federate", get(federate))
-        .route("/api/v1/targets", get(targets))
         .route("/api/v1/write", post(remote_write_receive))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -101,9 +100,8 @@ fn rfc3339(t: Option<std::time::SystemTime>) -> String {
     }
 }
 
-async fn targets(State(state): State<Shared>, RawQuery(raw): RawQuery) -> Response {
-    let wanted =
-        query_pairs(&raw).into_iter().find(|(k, _)| k == "state").map(|(_, v)| v).unwrap_or_default();
+/// The `data` of `/api/v1/targets` for `state` = active, dropped or any.
+pub fn targets_data(state: &ReplicaState, wanted: &str) -> Value {
     let (show_active, show_dropped) = match wanted.to_lowercase().as_str() {
         "active" => (true, false),
         "dropped" => (false, true),
@@ -143,8 +141,32 @@ async fn targets(State(state): State<Shared>, RawQuery(raw): RawQuery) -> Respon
     } else {
         Vec::new()
     };
-    axum::Json(json!({"status": "success", "data": {"activeTargets": active, "droppedTargets": dropped}}))
-        .into_response()
+    json!({"activeTargets": active, "droppedTargets": dropped})
+}
+
+/// The `data` of `/api/v1/metadata`: metric → distinct {type, help, unit} seen by scrapes.
+pub fn metadata_data(state: &ReplicaState, metric: Option<&str>, limit: Option<usize>) -> Value {
+    let mut by_metric: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for a in state.scrape.active_targets() {
+        for m in a.state.metadata {
+            if metric.is_some_and(|want| want != m.metric) {
+                continue;
+            }
+            let entry = json!({"type": m.kind.metadata_name(), "help": m.help, "unit": m.unit});
+            let list = by_metric.entry(m.metric).or_default();
+            if !list.contains(&entry) {
+                list.push(entry);
+            }
+        }
+    }
+    let mut out = serde_json::Map::new();
+    for (name, list) in by_metric {
+        if limit.is_some_and(|l| l > 0 && out.len() >= l) {
+            break;
+        }
+        out.insert(name, Value::Array(list));
+    }
+    Value::Object(out)
 }
 
 /// Prometheus's remote-write receiver: 204 on success, 400 for a bad payload or a sample the

@@ -6,8 +6,11 @@ mod handlers;
 pub mod selector;
 pub mod store_sink;
 
+use crate::api::{self, ApiInfo, BuildInfo};
 use crate::config::{GlobalConfig, ReplicaConfig};
 use crate::http::{self, BoundListener};
+use crate::promql::store_source::StoreSource;
+use crate::promql::{Engine, EngineOptions};
 use crate::scrape::manager::ScrapeManager;
 use crate::store::{Store, StoreOptions};
 use axum::Router;
@@ -61,6 +64,35 @@ pub fn store_options(
     }
 }
 
+/// What the Prometheus API reports about this role: build, flags, config, targets, metadata.
+fn api_info(state: &Arc<ReplicaState>, config: &ReplicaConfig, role: &str) -> ApiInfo {
+    let targets_state = state.clone();
+    let metadata_state = state.clone();
+    let mut flags = std::collections::BTreeMap::new();
+    flags.insert("query.lookback-delta".to_string(), crate::api_duration(config.lookback_delta));
+    flags.insert("storage.tsdb.retention.time".to_string(), crate::api_duration(config.retention_time));
+    flags.insert("web.enable-remote-write-receiver".to_string(), config.remote_write_receiver.to_string());
+    flags.insert("obsd.role".to_string(), role.to_string());
+    ApiInfo {
+        build: BuildInfo {
+            version: crate::self_metrics::VERSION.to_string(),
+            revision: crate::self_metrics::GIT_COMMIT.to_string(),
+            branch: String::new(),
+            build_user: String::new(),
+            build_date: String::new(),
+            go_version: format!("rustc {}", crate::self_metrics::RUST_VERSION),
+        },
+        runtime: None,
+        flags,
+        config_yaml: config.scrape.original_yaml.clone(),
+        targets: Some(Arc::new(move |wanted: &str| handlers::targets_data(&targets_state, wanted))),
+        metadata: Some(Arc::new(move |metric: Option<&str>, limit: Option<usize>| {
+            handlers::metadata_data(&metadata_state, metric, limit)
+        })),
+        tsdb_status: None,
+    }
+}
+
 impl Replica {
     /// Opens the store (replaying its WAL), binds the listener and starts scraping.
     pub async fn start(
@@ -78,7 +110,17 @@ impl Replica {
         let scrape = ScrapeManager::new(Arc::new(store_sink::StoreSink(store.clone())));
         scrape.apply(config.scrape.clone());
         let state = Arc::new(ReplicaState { store, scrape, settings: RwLock::new(config.clone()) });
-        let router = handlers::router(state.clone());
+        let engine = Arc::new(Engine::new(EngineOptions {
+            lookback_delta: config.lookback_delta,
+            default_subquery_step: config.scrape.evaluation_interval,
+            ..EngineOptions::default()
+        }));
+        let api = api::router(
+            engine,
+            Arc::new(StoreSource(state.store.clone())),
+            api_info(&state, config, "replica"),
+        );
+        let router = handlers::router(state.clone()).merge(api);
         Ok((Replica { state }, bound, router))
     }
 

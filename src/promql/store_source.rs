@@ -1,0 +1,61 @@
+//! The sled store as the engine's `Queryable`: matchers translated once, samples decoded from
+//! the chunks overlapping the query range.
+
+use super::storage::{LabelMatcher, MatchOp, Queryable, SeriesData, StorageError};
+use crate::store::{self, Matcher, Store};
+
+pub struct StoreSource(pub Store);
+
+fn matchers(ms: &[LabelMatcher]) -> Result<Vec<Matcher>, StorageError> {
+    ms.iter()
+        .map(|m| {
+            let op = match m.op {
+                MatchOp::Equal => store::MatchOp::Equal,
+                MatchOp::NotEqual => store::MatchOp::NotEqual,
+                MatchOp::RegexMatch => store::MatchOp::Regex,
+                MatchOp::RegexNoMatch => store::MatchOp::NotRegex,
+            };
+            Matcher::new(op, m.name.clone(), m.value.clone())
+                .map_err(|e| StorageError::Internal(e.to_string()))
+        })
+        .collect()
+}
+
+impl Queryable for StoreSource {
+    fn select(
+        &self,
+        ms: &[LabelMatcher],
+        mint_ms: i64,
+        maxt_ms: i64,
+    ) -> Result<Vec<SeriesData>, StorageError> {
+        let ms = matchers(ms)?;
+        let mut out = Vec::new();
+        for series in self.0.querier(mint_ms, maxt_ms).select(&ms) {
+            let series = series.map_err(|e| StorageError::Internal(e.to_string()))?;
+            let samples = series.collect_samples();
+            if !samples.is_empty() {
+                out.push(SeriesData { labels: series.labels.into_vec(), samples });
+            }
+        }
+        Ok(out)
+    }
+
+    fn label_names(
+        &self,
+        ms: &[LabelMatcher],
+        mint_ms: i64,
+        maxt_ms: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        Ok(self.0.querier(mint_ms, maxt_ms).label_names(&matchers(ms)?))
+    }
+
+    fn label_values(
+        &self,
+        name: &str,
+        ms: &[LabelMatcher],
+        mint_ms: i64,
+        maxt_ms: i64,
+    ) -> Result<Vec<String>, StorageError> {
+        Ok(self.0.querier(mint_ms, maxt_ms).label_values(name, &matchers(ms)?))
+    }
+}
