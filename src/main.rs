@@ -69,6 +69,16 @@ enum StoreCommand {
     Stats,
     /// Open the store, replay its WAL and decode every record; fails if anything is damaged.
     Check,
+    /// Print matching samples like `promtool tsdb dump` (benchmarks, debugging).
+    #[command(hide = true)]
+    Dump {
+        #[arg(long = "match", default_value = "{__name__=~\".+\"}")]
+        selector: String,
+        #[arg(long, default_value_t = i64::MIN, allow_negative_numbers = true)]
+        min_time: i64,
+        #[arg(long, default_value_t = i64::MAX, allow_negative_numbers = true)]
+        max_time: i64,
+    },
     /// Append synthetic series as fast as possible, printing durable points (crash tests).
     #[command(hide = true)]
     StressAppend {
@@ -160,6 +170,9 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             StoreCommand::Import { format, file } => store::cli::import(&dir, file, format),
             StoreCommand::Stats => store::cli::stats(&dir),
             StoreCommand::Check => store::cli::check(&dir),
+            StoreCommand::Dump { selector, min_time, max_time } => {
+                store::cli::dump(&dir, selector, *min_time, *max_time)
+            }
             StoreCommand::StressAppend { series, start, sync_every, fsync_interval_ms, count } => {
                 store::cli::stress_append(&dir, *series, *start, *sync_every, *fsync_interval_ms, *count)
             }

@@ -182,6 +182,8 @@ pub fn import(dir: &Path, file: &Path, format: &str) -> anyhow::Result<()> {
     let append_elapsed = started.elapsed();
     store.sync()?;
     let series = store.series_count();
+    // No compaction afterwards: measured, a sled rewrite of a fresh import is larger (12.0 vs
+    // 8.9 bytes/sample), because ascending inserts leave half-full nodes.
     store.close()?;
     let elapsed = started.elapsed();
     println!(
@@ -411,6 +413,87 @@ pub fn stress_append(
     Ok(())
 }
 
+/// Parses a selector as `promtool tsdb dump --match` takes it: `metric{a="b", c=~"d"}` or
+/// `{__name__=~"x.*"}`.
+pub fn parse_selector(sel: &str) -> anyhow::Result<Vec<super::Matcher>> {
+    use super::{MatchOp, Matcher};
+    let sel = sel.trim();
+    let (name, rest) = match sel.find('{') {
+        Some(i) => (&sel[..i], &sel[i..]),
+        None => (sel, ""),
+    };
+    let mut out = Vec::new();
+    if !name.trim().is_empty() {
+        out.push(Matcher::equal(crate::labels::METRIC_NAME, name.trim()));
+    }
+    let body = rest.strip_prefix('{').and_then(|r| r.strip_suffix('}')).unwrap_or("");
+    let mut chars = body.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ' ' || *c == ',') {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let lname: String =
+            std::iter::from_fn(|| chars.next_if(|c| c.is_alphanumeric() || *c == '_')).collect();
+        let op: String =
+            std::iter::from_fn(|| chars.next_if(|c| matches!(c, '=' | '!' | '~' | ' '))).collect();
+        let quote = chars.next().filter(|q| *q == '"' || *q == '\'').context("expected a quoted value")?;
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => value.extend(chars.next()),
+                c if c == quote => break,
+                c => value.push(c),
+            }
+        }
+        let op = match op.trim() {
+            "=" => MatchOp::Equal,
+            "!=" => MatchOp::NotEqual,
+            "=~" => MatchOp::Regex,
+            "!~" => MatchOp::NotRegex,
+            other => bail!("unknown matcher operator {other:?} in {sel:?}"),
+        };
+        out.push(Matcher::new(op, lname, value).with_context(|| format!("bad regex in {sel:?}"))?);
+    }
+    Ok(out)
+}
+
+/// Hidden `obsd store dump`: every sample matching a selector, one line each, in the format
+/// `promtool tsdb dump` prints (so the two can be timed and diffed side by side).
+pub fn dump(dir: &Path, selector: &str, mint: i64, maxt: i64) -> anyhow::Result<()> {
+    let matchers = parse_selector(selector)?;
+    let store =
+        Store::open(dir, cli_options()).with_context(|| format!("opening store {}", dir.display()))?;
+    let started = Instant::now();
+    let out = std::io::stdout();
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, out.lock());
+    let (mut series, mut samples) = (0u64, 0u64);
+    for s in store.querier(mint, maxt).select(&matchers) {
+        let s = s?;
+        series += 1;
+        let mut labels = String::from("{");
+        for (i, (n, v)) in s.labels.iter().enumerate() {
+            if i > 0 {
+                labels.push_str(", ");
+            }
+            labels.push_str(&format!("{n}=\"{}\"", crate::exposition::escape_label_value(v)));
+        }
+        labels.push('}');
+        for (t, v) in s.samples() {
+            samples += 1;
+            writeln!(w, "{labels} {} {t}", crate::exposition::format_go_float(v))?;
+        }
+    }
+    w.flush()?;
+    drop(w);
+    tracing::info!(series, samples, elapsed = ?started.elapsed(), "dumped");
+    eprintln!("dumped {series} series, {samples} samples in {:.3}s", started.elapsed().as_secs_f64());
+    store.close()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,5 +520,17 @@ mod tests {
         assert_eq!(parse_timestamp("-1.25").unwrap(), -1250);
         assert_eq!(parse_timestamp("1.2345").unwrap(), 1234);
         assert!(parse_timestamp("1.x").is_err());
+    }
+
+    #[test]
+    fn parses_selectors() {
+        let ms = parse_selector(r#"up{job="node", instance=~"a.*",code!="5\"00", x!~'y'}"#).unwrap();
+        let text: Vec<String> = ms.iter().map(|m| m.to_string()).collect();
+        assert_eq!(
+            text,
+            [r#"__name__="up""#, r#"job="node""#, r#"instance=~"a.*""#, r#"code!="5\"00""#, r#"x!~"y""#]
+        );
+        assert!(parse_selector(r#"{a=~"("}"#).is_err());
+        assert!(parse_selector(r#"{a=>"x"}"#).is_err());
     }
 }
