@@ -168,7 +168,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
 
 fn reload(current: &mut Config, path: Option<&std::path::Path>, running: &Running) {
     tracing::info!("SIGHUP received; reloading configuration");
-    let new = match config::load(path) {
+    let embedded = current.source.as_deref() == Some(std::path::Path::new(config::ALL_IN_ONE_SOURCE));
+    let loaded = match path {
+        None if embedded => config::all_in_one(),
+        _ => config::load(path),
+    };
+    let new = match loaded {
         Ok(c) => c,
         Err(err) => {
             tracing::error!(error = %err, "reload failed; keeping the running configuration");

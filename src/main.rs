@@ -165,7 +165,12 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 config::load(cli.config.clone().or_else(config::default_path).as_deref())?.global.data_dir
             }
         };
-        let dir = dir.join("store");
+        // The store a role keeps under the data directory; `--role federation` picks that one.
+        let role = cli.role.as_deref().unwrap_or("replica");
+        if role != "replica" && role != "federation" {
+            anyhow::bail!("the store command works on the replica or federation store, not {role:?}");
+        }
+        let dir = dir.join(role).join("tsdb");
         return match command {
             StoreCommand::Import { format, file } => store::cli::import(&dir, file, format),
             StoreCommand::Stats => store::cli::stats(&dir),
@@ -184,7 +189,11 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
     let roles = Role::parse_list(role_text).map_err(anyhow::Error::msg)?;
     let all = role_text.split(',').any(|r| r.trim() == "all");
     let config_path = cli.config.clone().or_else(config::default_path);
-    let mut config = config::load(config_path.as_deref())?;
+    let mut config = match (&config_path, all) {
+        // `--role all` with no config file runs the seed topology on loopback.
+        (None, true) => config::all_in_one()?,
+        _ => config::load(config_path.as_deref())?,
+    };
     if let Some(dir) = cli.data_dir {
         config.global.data_dir = dir;
     }

@@ -60,7 +60,7 @@ fn verify(dir: &Path, durable: Option<i64>) -> Option<i64> {
 fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let dir = data.join("store");
+    let dir = data.join("replica").join("tsdb");
     let mut rng = fastrand::Rng::with_seed(0x5eed);
     let mut durable: Option<i64> = None;
     let mut start = 0i64;

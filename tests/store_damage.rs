@@ -101,7 +101,7 @@ fn wal_torn_and_flipped_tails_are_skipped_and_counted() {
 #[test]
 fn damaged_chunks_are_skipped_reported_and_checked() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data").join("store");
+    let dir = tmp.path().join("data").join("replica").join("tsdb");
     let store = Store::open(&dir, opts()).unwrap();
     fill(&store, 0, 1200);
     store.close().unwrap();

@@ -202,6 +202,15 @@ pub const DEFAULT_SPAN_METRICS_BUCKETS_MS: [f64; 16] = [
     15000.0,
 ];
 
+/// The configuration `--role all` runs when no config file exists (config/all-in-one.toml).
+const ALL_IN_ONE: &str = include_str!("../../config/all-in-one.toml");
+/// The `source` of the embedded all-in-one configuration, so a reload re-reads the same one.
+pub const ALL_IN_ONE_SOURCE: &str = "<embedded config/all-in-one.toml>";
+
+pub fn all_in_one() -> Result<Config, ConfigError> {
+    parse_str(ALL_IN_ONE, Some(Path::new(ALL_IN_ONE_SOURCE)))
+}
+
 /// Where the config comes from when `--config` is not given.
 pub fn default_path() -> Option<PathBuf> {
     let p = Path::new(DEFAULT_CONFIG_PATH);

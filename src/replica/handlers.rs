@@ -20,6 +20,7 @@ type Shared = Arc<ReplicaState>;
 
 pub fn router(state: Shared) -> Router {
     Router::new()
+        .route("/", get(landing))
         .route("/federate", get(federate))
         .route("/api/v1/write", post(remote_write_receive))
         .route("/metrics", get(metrics))
@@ -31,6 +32,17 @@ pub fn query_pairs(raw: &Option<String>) -> Vec<(String, String)> {
     raw.as_deref()
         .map(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_default())
         .unwrap_or_default()
+}
+
+/// Health checks in the seed probe `GET /` (HAProxy's `option httpchk GET /`), so it answers 200.
+async fn landing() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        "<html><head><title>obsd</title></head><body><h1>obsd</h1><ul>\
+         <li><a href=\"/api/v1/targets\">targets</a></li><li><a href=\"/federate?match[]=up\">/federate</a></li>\
+         <li><a href=\"/metrics\">metrics</a></li></ul></body></html>\n",
+    )
+        .into_response()
 }
 
 fn text_error(status: StatusCode, message: String) -> Response {
