@@ -23,7 +23,8 @@ OBSD="${OBSD_BIN:-$CARGO_TARGET_DIR/release/obsd}"
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  # Children first: killing an nginx master alone orphans its workers.
+  for p in "${PIDS[@]}"; do pkill -9 -P "$p" 2>/dev/null || true; kill -9 "$p" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
