@@ -6,7 +6,7 @@
 #   3. one backend killed mid-run           (failed requests: non-2xx + socket errors)
 # and the ratios obsd/HAProxy. Needs: apt-get install haproxy nginx wrk
 #
-# Env: DURATION (s, default 10), CONNS (default 50), THREADS (wrk, default 2).
+# Env: DURATION (s, default 10), CONNS (default 50), THREADS (wrk, default 2), OBSD_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/obsd-target}"
@@ -16,16 +16,19 @@ THREADS="${THREADS:-2}"
 for bin in haproxy nginx wrk; do
   command -v "$bin" >/dev/null || { echo "missing $bin: apt-get install haproxy nginx wrk" >&2; exit 1; }
 done
-cargo build --release --quiet
-OBSD="$CARGO_TARGET_DIR/release/obsd"
+# OBSD_BIN skips the build (e.g. a packaged binary).
+if [ -z "${OBSD_BIN:-}" ]; then cargo build --release --quiet; fi
+OBSD="${OBSD_BIN:-$CARGO_TARGET_DIR/release/obsd}"
 
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  # Children first: killing an nginx master alone orphans its workers.
+  for p in "${PIDS[@]}"; do pkill -9 -P "$p" 2>/dev/null || true; kill -9 "$p" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+[ -n "${DEBUG:-}" ] && trap - EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -33,6 +36,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 mkdir -p "$WORK/www"
 printf 'ok\n' > "$WORK/www/small"
 head -c 204800 /dev/urandom > "$WORK/www/big"
+# nginx workers run unprivileged; mktemp's directory is private.
+chmod 755 "$WORK"; chmod -R a+rX "$WORK/www"
 start_nginx() { # $1 = index, $2 = port; prints master pid
   local dir="$WORK/nginx$1"
   mkdir -p "$dir/logs"
@@ -65,7 +70,7 @@ HA_FE=$(free_port); HA_ST=$(free_port)
 write_haproxy() { # $1 = extra backend lines
   cat > "$WORK/haproxy.cfg" <<EOF
 global
-  maxconn 20000
+  maxconn 4000
 defaults
   mode http
   timeout connect 5s
@@ -91,14 +96,14 @@ EOF
 write_obsd() {
   cat > "$WORK/obsd.toml" <<EOF
 [global]
-log_level = "warn"
+log_level = "info"
 [balancer.listen]
 address = "127.0.0.1:0"
 [[balancer.frontends]]
 name = "fe"
 bind = "127.0.0.1:0"
 default_backend = "be"
-maxconn = 20000
+maxconn = 4000
 [[balancer.backends]]
 name = "be"
 balance = "roundrobin"
@@ -130,7 +135,9 @@ start_obsd() {
 }
 wait_up() { # $1 = url
   for _ in $(seq 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
-  echo "balancer at $1 never answered" >&2; exit 1
+  echo "balancer at $1 never answered" >&2
+  tail -5 "$WORK"/haproxy.log "$WORK"/obsd.log "$WORK"/nginx*/logs/*.log >&2 2>/dev/null || true
+  exit 1
 }
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }

@@ -590,3 +590,37 @@ fn tls_frontend_terminates_and_proxies() {
     let body = https.get(&url).send().unwrap().text().unwrap();
     assert!(body.to_ascii_lowercase().contains("proto=https"), "{body}");
 }
+
+#[test]
+fn maxconn_queues_then_times_out() {
+    let a = TestServer::start("a");
+    let mut cfg = STATS.to_string();
+    cfg += &backend("q", "roundrobin", "timeout_queue = \"3s\"", &[("a", &a, "maxconn = 1\ncheck = false")]);
+    cfg +=
+        &backend("t", "roundrobin", "timeout_queue = \"100ms\"", &[("a", &a, "maxconn = 1\ncheck = false")]);
+    let obsd = Obsd::start("balancer", &cfg);
+    let parallel = |frontend: &str| -> Vec<u16> {
+        let url = obsd.url(frontend, "/slow");
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                let url = url.clone();
+                std::thread::spawn(move || {
+                    client().get(&url).send().map(|r| r.status().as_u16()).unwrap_or(0)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    };
+    // Three 300 ms requests through one slot: they wait their turn.
+    let started = Instant::now();
+    assert_eq!(parallel("frontend.q"), vec![200, 200, 200]);
+    assert!(started.elapsed() >= Duration::from_millis(850), "{:?}", started.elapsed());
+    let rows = stats_csv(&stats_url(&obsd));
+    let q = rows.iter().find(|r| r["pxname"] == "q" && r["svname"] == "BACKEND").unwrap();
+    assert_eq!(q["qmax"], "2", "{q:?}");
+    assert_eq!(rows.iter().find(|r| r["pxname"] == "q" && r["svname"] == "a").unwrap()["smax"], "1");
+    // With a 100 ms queue timeout the ones that cannot get the slot in time get 503.
+    let statuses = parallel("frontend.t");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 503).count(), 2, "{statuses:?}");
+}

@@ -31,7 +31,8 @@ pub struct Counters {
     pub req_rate: Rate,
     pub conn_rate: Rate,
     pub times: Mutex<Times>,
-    pub last_session: Mutex<Option<Instant>>,
+    /// Milliseconds since `EPOCH` of the last session, 0 = never.
+    pub last_session_ms: AtomicU64,
 }
 
 /// HAProxy averages its q/c/r/t times over the last 1024 requests; an exponential moving
@@ -68,28 +69,37 @@ impl Times {
 }
 
 /// Events in the current second, the previous second's count, and the highest seen: what the
-/// `rate`, `rate_max` columns show.
+/// `rate`, `rate_max` columns show. Lock-free: every request hits several of these.
 #[derive(Default)]
 pub struct Rate {
-    state: Mutex<(u64, u64, u64, u64)>, // (second, count this second, count last second, max)
+    /// second << 32 | count in that second.
+    current: AtomicU64,
+    previous: AtomicU64,
+    max: AtomicU64,
 }
 
 fn now_second() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+        & 0xFFFF_FFFF
 }
 
 impl Rate {
     pub fn hit(&self) {
         let sec = now_second();
-        if let Ok(mut s) = self.state.lock() {
-            if s.0 != sec {
-                s.2 = if s.0 + 1 == sec { s.1 } else { 0 };
-                s.0 = sec;
-                s.1 = 0;
-            }
-            s.1 += 1;
-            if s.1 > s.3 {
-                s.3 = s.1;
+        let mut cur = self.current.load(Ordering::Relaxed);
+        loop {
+            let (s, n) = (cur >> 32, cur & 0xFFFF_FFFF);
+            let next = if s == sec { (sec << 32) | (n + 1) } else { (sec << 32) | 1 };
+            match self.current.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => {
+                    if s != sec {
+                        // The second rolled over: keep the finished second's count if adjacent.
+                        self.previous.store(if s + 1 == sec { cur } else { 0 }, Ordering::Relaxed);
+                    }
+                    self.max.fetch_max(next & 0xFFFF_FFFF, Ordering::Relaxed);
+                    return;
+                }
+                Err(actual) => cur = actual,
             }
         }
     }
@@ -97,13 +107,25 @@ impl Rate {
     /// (current per-second rate, max).
     pub fn read(&self) -> (u64, u64) {
         let sec = now_second();
-        match self.state.lock() {
-            Ok(s) if s.0 == sec => (s.1.max(s.2), s.3),
-            Ok(s) if s.0 + 1 == sec => (s.1, s.3),
-            Ok(s) => (0, s.3),
-            Err(_) => (0, 0),
+        let cur = self.current.load(Ordering::Relaxed);
+        let max = self.max.load(Ordering::Relaxed);
+        let (s, n) = (cur >> 32, cur & 0xFFFF_FFFF);
+        if s == sec {
+            let prev = self.previous.load(Ordering::Relaxed);
+            let p = if prev >> 32 == sec.wrapping_sub(1) { prev & 0xFFFF_FFFF } else { 0 };
+            (n.max(p), max)
+        } else if s + 1 == sec {
+            (n, max)
+        } else {
+            (0, max)
         }
     }
+}
+
+/// A process-wide reference instant, so timestamps fit in an atomic.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 pub fn load(a: &AtomicU64) -> u64 {
@@ -130,18 +152,17 @@ impl Counters {
     pub fn session(&self) {
         inc(&self.stot);
         self.session_rate.hit();
-        if let Ok(mut l) = self.last_session.lock() {
-            *l = Some(Instant::now());
-        }
+        let ms = epoch().elapsed().as_millis() as u64;
+        self.last_session_ms.store(ms.max(1), Ordering::Relaxed);
     }
 
     pub fn leave(&self) {
         // Saturating: a reload that swaps counters must never wrap a gauge below zero.
-        let _ = self.scur.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(1)));
+        let _ = self.scur.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| Some(v.saturating_sub(1)));
     }
 
     pub fn queue_enter(&self) {
-        let now = self.qcur.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = self.qcur.fetch_add(1, Ordering::SeqCst) + 1;
         self.qmax.fetch_max(now, Ordering::Relaxed);
     }
 
@@ -172,7 +193,10 @@ impl Counters {
     }
 
     pub fn last_session_age(&self) -> Option<Duration> {
-        self.last_session.lock().ok().and_then(|l| l.map(|i| i.elapsed()))
+        match self.last_session_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(epoch().elapsed().saturating_sub(Duration::from_millis(ms))),
+        }
     }
 }
 

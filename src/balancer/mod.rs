@@ -117,7 +117,9 @@ impl Drop for SessionGuard {
     fn drop(&mut self) {
         self.server.counters.leave();
         self.backend.counters.leave();
-        self.backend.queue.notify_waiters();
+        if self.backend.counters.qcur.load(Ordering::SeqCst) > 0 {
+            self.backend.queue.notify_waiters();
+        }
     }
 }
 
@@ -180,9 +182,13 @@ impl Backend {
         let deadline = tokio::time::Instant::now() + self.config.timeout_queue;
         let mut queued = false;
         let result = loop {
+            // Registering for a wake-up costs a lock, so only requests about to queue do it,
+            // after counting themselves in `qcur` (releases notify only when it is non-zero).
             let notified = self.shared.queue.notified();
             tokio::pin!(notified);
-            notified.as_mut().enable();
+            if queued {
+                notified.as_mut().enable();
+            }
             match self.selector.pick(&self.candidates(avoid), client) {
                 Pick::Server(index) => {
                     let Some(server) = self.servers.get(index) else {
@@ -214,6 +220,9 @@ impl Backend {
                     if !queued {
                         queued = true;
                         self.shared.counters.queue_enter();
+                        // Pick again with the wake-up registered, so a slot freed meanwhile
+                        // is not missed.
+                        continue;
                     }
                     if tokio::time::timeout_at(deadline, notified).await.is_err() {
                         break Err(BalancerError::QueueTimeout { backend: self.config.name.clone() });
