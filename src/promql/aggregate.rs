@@ -57,27 +57,30 @@ struct Group {
     members: Vec<Sample>,
 }
 
-/// The grouping key and the output labels of one input series.
-fn group_of(labels: &Labels, grouping: &[String], without: bool) -> (String, Labels) {
-    let keep = |n: &str| {
-        if without {
-            n != "__name__" && !grouping.iter().any(|g| g == n)
-        } else {
-            grouping.iter().any(|g| g == n)
-        }
-    };
-    let mut key = String::new();
-    let mut out = Vec::new();
+fn in_group(n: &str, grouping: &[String], without: bool) -> bool {
+    if without {
+        n != "__name__" && !grouping.iter().any(|g| g == n)
+    } else {
+        grouping.iter().any(|g| g == n)
+    }
+}
+
+/// The grouping key of one input series, written into `key` to reuse its allocation.
+fn group_key(key: &mut String, labels: &Labels, grouping: &[String], without: bool) {
+    key.clear();
     for (n, v) in labels {
-        if keep(n) {
+        if in_group(n, grouping, without) {
             key.push_str(n);
             key.push('\u{ff}');
             key.push_str(v);
             key.push('\u{ff}');
-            out.push((n.clone(), v.clone()));
         }
     }
-    (key, out)
+}
+
+/// The output labels of a new group.
+fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labels {
+    labels.iter().filter(|(n, _)| in_group(n, grouping, without)).cloned().collect()
 }
 
 fn aggregate(
@@ -119,16 +122,17 @@ fn aggregate(
 
     let mut order: Vec<String> = Vec::new();
     let mut groups: HashMap<String, Group> = HashMap::new();
+    let mut key = String::new();
     for s in input {
         let labels_for_group: Arc<Labels> = match &value_label {
             Some(l) => Arc::new(super::functions::set_label(&s.labels, l, &format_f(s.v))),
             None => s.labels.clone(),
         };
-        let (key, out_labels) = group_of(&labels_for_group, grouping, without);
+        group_key(&mut key, &labels_for_group, grouping, without);
         match groups.get_mut(&key) {
             None => {
                 let mut g = Group {
-                    labels: Arc::new(out_labels),
+                    labels: Arc::new(group_labels(&labels_for_group, grouping, without)),
                     value: s.v,
                     mean: s.v,
                     count: 1,
@@ -141,7 +145,7 @@ fn aggregate(
                     _ => {}
                 }
                 order.push(key.clone());
-                groups.insert(key, g);
+                groups.insert(key.clone(), g);
             }
             Some(g) => match op {
                 "sum" => g.value += s.v,
