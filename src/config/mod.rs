@@ -420,6 +420,30 @@ mod tests {
     }
 
     #[test]
+    fn collector_defaults_and_checks() {
+        let c = parse_str("", None).unwrap().collector;
+        assert_eq!(c.listen.address.port(), 16686);
+        assert_eq!(c.otlp_grpc.address.port(), 4317);
+        assert_eq!(c.otlp_http.address.port(), 4318);
+        assert_eq!(c.jaeger_thrift_http.address.port(), 14268);
+        assert_eq!(c.jaeger_compact_udp.map(|a| a.port()), Some(6831));
+        assert_eq!(c.retention, Duration::from_secs(7 * 86400));
+        assert_eq!(c.span_metrics_namespace, "traces_span_metrics");
+        assert_eq!(c.span_metrics_buckets_ms.len(), 16);
+        let off =
+            parse_str("[collector]\njaeger_binary_udp = \"\"\nretention_size = \"1GB\"\n", None).unwrap();
+        assert_eq!(off.collector.jaeger_binary_udp, None);
+        assert!(off.collector.retention_size_bytes > 0);
+        let p = problems(
+            "[collector]\nretention = \"soon\"\nspan_metrics_namespace = \"9x\"\n[collector.otlp_grpc.basic_auth_users]\nu = \"plain:p\"\n",
+        );
+        let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.line)).collect();
+        assert!(keys.contains(&("collector.retention", 2)), "{keys:?}");
+        assert!(keys.contains(&("collector.span_metrics_namespace", 3)), "{keys:?}");
+        assert!(keys.contains(&("collector.otlp_grpc.basic_auth_users.u", 5)), "{keys:?}");
+    }
+
+    #[test]
     fn role_lists() {
         assert_eq!(Role::parse_list("exporter,balancer").unwrap(), vec![Role::Exporter, Role::Balancer]);
         assert_eq!(Role::parse_list("all").unwrap().len(), 5);

@@ -334,6 +334,22 @@ impl Checker<'_> {
                 ns.get_ref().clone()
             }
         };
+        // tonic serves gRPC on its own HTTP/2 stack, which the shared listener's TLS and basic
+        // auth do not wrap; refuse rather than silently serve in the clear.
+        if let Some(tls) = &raw.otlp_grpc.tls {
+            self.problem(
+                &tls.cert_file,
+                "collector.otlp_grpc.tls",
+                "TLS is not supported on the OTLP gRPC listener yet",
+            );
+        }
+        if let Some((user, secret)) = raw.otlp_grpc.basic_auth_users.iter().flatten().next() {
+            self.problem(
+                secret,
+                &format!("collector.otlp_grpc.basic_auth_users.{user}"),
+                "basic auth is not supported on the OTLP gRPC listener yet",
+            );
+        }
         let mut buckets =
             raw.span_metrics_buckets_ms.clone().unwrap_or_else(|| DEFAULT_SPAN_METRICS_BUCKETS_MS.to_vec());
         buckets.retain(|b| b.is_finite());

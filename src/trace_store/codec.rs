@@ -33,6 +33,14 @@ pub struct StoredSpan {
     pub warnings: Vec<String>,
 }
 
+/// The spans of one trace written by one batch: one sled value, so a write costs one key per
+/// trace and batch instead of one per span.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StoredChunk {
+    #[prost(message, repeated, tag = "1")]
+    pub spans: Vec<StoredSpan>,
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StoredRef {
     /// 0 = CHILD_OF, 1 = FOLLOWS_FROM (Jaeger's enum values).
@@ -126,7 +134,21 @@ pub fn process_hash(encoded: &[u8]) -> u64 {
     h
 }
 
-pub fn encode_span(span: &Span, process_hash: u64) -> Vec<u8> {
+pub fn encode_chunk(spans: &[(&Span, u64)]) -> Vec<u8> {
+    StoredChunk { spans: spans.iter().map(|(s, h)| stored_span(s, *h)).collect() }.encode_to_vec()
+}
+
+/// Decodes a chunk; `process` maps a process hash to the process.
+pub fn decode_chunk(
+    trace_id: TraceId,
+    bytes: &[u8],
+    process: impl Fn(u64) -> Arc<Process>,
+) -> Result<Vec<Span>, prost::DecodeError> {
+    let chunk = StoredChunk::decode(bytes)?;
+    Ok(chunk.spans.into_iter().map(|s| span_from(trace_id, s, &process)).collect())
+}
+
+fn stored_span(span: &Span, process_hash: u64) -> StoredSpan {
     StoredSpan {
         span_id: span.span_id.as_u64(),
         operation_name: span.operation_name.clone(),
@@ -157,17 +179,10 @@ pub fn encode_span(span: &Span, process_hash: u64) -> Vec<u8> {
         process_hash,
         warnings: span.warnings.clone(),
     }
-    .encode_to_vec()
 }
 
-/// Decodes a stored span; `process` is looked up by the caller from the returned hash.
-pub fn decode_span(
-    trace_id: TraceId,
-    bytes: &[u8],
-    process: impl FnOnce(u64) -> Arc<Process>,
-) -> Result<Span, prost::DecodeError> {
-    let s = StoredSpan::decode(bytes)?;
-    Ok(Span {
+fn span_from(trace_id: TraceId, s: StoredSpan, process: &impl Fn(u64) -> Arc<Process>) -> Span {
+    Span {
         trace_id,
         span_id: SpanId::from_u64(s.span_id),
         operation_name: s.operation_name,
@@ -191,5 +206,5 @@ pub fn decode_span(
             .collect(),
         process: process(s.process_hash),
         warnings: s.warnings,
-    })
+    }
 }

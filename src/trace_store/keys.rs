@@ -4,16 +4,20 @@
 //! name (`web` vs `webapp`), which Jaeger's separator-less concatenation would.
 //!
 //! ```text
-//! 0x80 SPAN      | trace_id(16) | start_us(8) | span_id(8)                     → StoredSpan
-//! 0x81 SERVICE   | service | start_us(8) | trace_id(16)                          → ""
-//! 0x82 OPERATION | service | operation | start_us(8) | trace_id(16)              → ""
-//! 0x83 TAG       | service | key | value | start_us(8) | trace_id(16)            → ""
-//! 0x84 DURATION  | service | duration_us(8) | start_us(8) | trace_id(16)        → ""
+//! 0x80 SPANS     | trace_id(16) | start_us(8) | seq(8)                 → StoredChunk
+//! 0x81 SERVICE   | service | start_us(8) | trace_id(16)                  → ""
+//! 0x82 OPERATION | service | operation | start_us(8) | trace_id(16)      → ""
+//! 0x83 TAG       | service | key | value | start_us(8) | trace_id(16)    → ""
+//! 0x84 DURATION  | service | duration_us(8) | start_us(8) | trace_id(16) → ""
 //! ```
 //!
-//! Span keys sort by trace id, so a trace is one prefix scan per bucket; index keys end with the
-//! start time, so a time window is one range scan, newest first when reversed. Index values
-//! are empty: a search yields trace ids, then the traces are read by id.
+//! Unlike Jaeger's one key per span, a write stores one chunk per trace per batch (`seq` makes
+//! it unique) and each index entry once per chunk (`start_us` = the chunk's earliest span),
+//! because sled's cost is per key: this cuts keys per span several-fold. Durations index only
+//! each chunk's shortest and longest span per service (exact for a min or a max bound alone).
+//! Chunk keys sort by trace id, so a trace is one prefix scan per bucket; index keys end with
+//! the start time, so a time window is one range scan, newest first when reversed. Index
+//! values are empty: a search yields trace ids, then the traces are read by id.
 //!
 //! The `meta` tree holds what outlives buckets:
 //!
@@ -62,12 +66,12 @@ pub fn read_str(key: &[u8], pos: usize) -> Option<(&str, usize)> {
     Some((s, pos + 2 + len))
 }
 
-pub fn span_key(trace_id: &[u8; 16], start_us: u64, span_id: &[u8; 8]) -> Vec<u8> {
+pub fn chunk_key(trace_id: &[u8; 16], start_us: u64, seq: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(33);
     k.push(SPAN);
     k.extend_from_slice(trace_id);
     k.extend_from_slice(&start_us.to_be_bytes());
-    k.extend_from_slice(span_id);
+    k.extend_from_slice(&seq.to_be_bytes());
     k
 }
 

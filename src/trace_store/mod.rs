@@ -77,6 +77,8 @@ pub(crate) struct Inner {
     /// service → newest bucket start already recorded in `meta`, to write it once per bucket.
     services_seen: Mutex<HashMap<String, u64>>,
     operations_seen: Mutex<HashMap<(String, String, String), u64>>,
+    /// Makes chunk keys unique; starts at the open time in µs so it keeps rising across restarts.
+    next_seq: std::sync::atomic::AtomicU64,
 }
 
 /// A handle to the open store; clones share it.
@@ -152,6 +154,7 @@ impl Store {
                 processes: RwLock::new(processes),
                 services_seen: Mutex::new(HashMap::new()),
                 operations_seen: Mutex::new(HashMap::new()),
+                next_seq: std::sync::atomic::AtomicU64::new(now_us()),
             }),
         })
     }

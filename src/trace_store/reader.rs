@@ -58,14 +58,18 @@ impl Reader {
                     Err(sled::Error::CollectionNotFound(_)) => break,
                     Err(e) => return Err(e.into()),
                 };
-                let span = codec::decode_span(trace_id, &v, |h| self.inner.process(h))
+                let chunk = codec::decode_chunk(trace_id, &v, |h| self.inner.process(h))
                     .map_err(|e| corrupt(&k, e))?;
-                spans.push(span);
+                spans.extend(chunk);
             }
         }
         if spans.is_empty() {
             return Ok(None);
         }
+        // A span sent twice (exporter retry) is kept once: the copy written last.
+        let mut seen = HashSet::new();
+        spans.reverse();
+        spans.retain(|s| seen.insert(s.span_id));
         spans.sort_by(|a, b| a.start_time_us.cmp(&b.start_time_us).then(a.span_id.cmp(&b.span_id)));
         Ok(Some(spans))
     }
@@ -196,22 +200,24 @@ impl Reader {
             for item in bucket.tree.scan_prefix([keys::SPAN]) {
                 let (k, v) = item?;
                 let Some(trace) = k.get(1..17).and_then(|t| <[u8; 16]>::try_from(t).ok()) else { continue };
-                let span = codec::decode_span(TraceId(trace), &v, |h| self.inner.process(h))
+                let chunk = codec::decode_chunk(TraceId(trace), &v, |h| self.inner.process(h))
                     .map_err(|e| corrupt(&k, e))?;
-                if !(lo..=end_us).contains(&span.start_time_us) {
-                    continue;
+                for span in chunk {
+                    if !(lo..=end_us).contains(&span.start_time_us) {
+                        continue;
+                    }
+                    let service = names
+                        .entry(span.process.service_name.clone())
+                        .or_insert_with(|| Arc::from(span.process.service_name.as_str()))
+                        .clone();
+                    let parents = span
+                        .references
+                        .iter()
+                        .filter(|r| r.ref_type == RefType::ChildOf && r.trace_id == span.trace_id)
+                        .map(|r| r.span_id)
+                        .collect();
+                    traces.entry(trace).or_default().push((span.span_id, service, parents));
                 }
-                let service = names
-                    .entry(span.process.service_name.clone())
-                    .or_insert_with(|| Arc::from(span.process.service_name.as_str()))
-                    .clone();
-                let parents = span
-                    .references
-                    .iter()
-                    .filter(|r| r.ref_type == RefType::ChildOf && r.trace_id == span.trace_id)
-                    .map(|r| r.span_id)
-                    .collect();
-                traces.entry(trace).or_default().push((span.span_id, service, parents));
             }
         }
         let mut edges: BTreeMap<(Arc<str>, Arc<str>), u64> = BTreeMap::new();

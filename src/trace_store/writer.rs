@@ -5,8 +5,9 @@ use super::codec;
 use super::keys;
 use super::model::{Span, Value};
 use super::{Inner, StoreError, now_us};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 #[derive(Clone)]
 pub struct Writer {
@@ -25,11 +26,13 @@ impl Writer {
         let inner = &self.inner;
         let cutoff = now_us().saturating_sub(inner.retention_us);
         let mut outcome = WriteOutcome::default();
-        let mut batches: HashMap<u64, (Arc<super::Bucket>, sled::Batch)> = HashMap::new();
         let mut meta = sled::Batch::default();
         let mut meta_dirty = false;
         // Processes of one batch are usually one Arc; hash each distinct one once.
         let mut hashed: Vec<(*const super::Process, u64)> = Vec::new();
+        // (bucket start, trace) → its spans with their process hash, in arrival order.
+        type ChunkKey = (u64, [u8; 16]);
+        let mut chunks: BTreeMap<ChunkKey, Vec<(&Span, u64)>> = BTreeMap::new();
         for span in spans {
             if span.start_time_us.saturating_add(span.duration_us) < cutoff {
                 outcome.expired += 1;
@@ -54,12 +57,21 @@ impl Writer {
                     h
                 }
             };
-            let bucket = inner.bucket_for(span.start_time_us)?;
             let bucket_start = span.start_time_us - span.start_time_us % inner.bucket_width_us;
-            let (_, batch) = batches.entry(bucket_start).or_insert_with(|| (bucket, sled::Batch::default()));
-            index_span(batch, span, hash);
+            chunks.entry((bucket_start, span.trace_id.0)).or_default().push((span, hash));
             meta_dirty |= self.note_names(&mut meta, span, bucket_start);
             outcome.stored += 1;
+        }
+        let mut batches: HashMap<u64, (Arc<super::Bucket>, sled::Batch)> = HashMap::new();
+        for ((bucket_start, trace), chunk) in &chunks {
+            let (_, batch) = match batches.entry(*bucket_start) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert((inner.bucket_for(*bucket_start)?, sled::Batch::default()))
+                }
+            };
+            let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
+            index_chunk(batch, trace, chunk, seq);
         }
         for (_, (bucket, batch)) in batches {
             bucket.tree.apply_batch(batch)?;
@@ -98,21 +110,36 @@ impl Writer {
     }
 }
 
-fn index_span(batch: &mut sled::Batch, span: &Span, process_hash: u64) {
-    let trace = &span.trace_id.0;
-    let start = span.start_time_us;
-    let service = &span.process.service_name;
-    batch.insert(keys::span_key(trace, start, &span.span_id.0), codec::encode_span(span, process_hash));
-    batch.insert(keys::with_time(&keys::service_prefix(service), start, trace), &[]);
-    batch.insert(keys::with_time(&keys::operation_prefix(service, &span.operation_name), start, trace), &[]);
-    let mut duration = keys::duration_prefix(service);
-    duration.extend_from_slice(&span.duration_us.to_be_bytes());
-    batch.insert(keys::with_time(&duration, start, trace), &[]);
-    for kv in span.tags.iter().chain(span.process.tags.iter()) {
-        if let Some(text) = kv.value.as_search_text()
-            && text.len() <= keys::MAX_INDEXED_STRING
-        {
-            batch.insert(keys::with_time(&keys::tag_prefix(service, &kv.key, &text), start, trace), &[]);
+/// One chunk key for the trace's spans, then each index entry once per chunk.
+fn index_chunk(batch: &mut sled::Batch, trace: &[u8; 16], chunk: &[(&Span, u64)], seq: u64) {
+    let start = chunk.iter().map(|(s, _)| s.start_time_us).min().unwrap_or(0);
+    batch.insert(keys::chunk_key(trace, start, seq), codec::encode_chunk(chunk));
+    let mut index: HashSet<Vec<u8>> = HashSet::new();
+    // service → (shortest, longest) span duration in this chunk.
+    let mut durations: HashMap<&str, (u64, u64)> = HashMap::new();
+    for (span, _) in chunk {
+        let service = &span.process.service_name;
+        index.insert(keys::service_prefix(service));
+        index.insert(keys::operation_prefix(service, &span.operation_name));
+        for kv in span.tags.iter().chain(span.process.tags.iter()) {
+            if let Some(text) = kv.value.as_search_text()
+                && text.len() <= keys::MAX_INDEXED_STRING
+            {
+                index.insert(keys::tag_prefix(service, &kv.key, &text));
+            }
         }
+        let d = durations.entry(service.as_str()).or_insert((u64::MAX, 0));
+        d.0 = d.0.min(span.duration_us);
+        d.1 = d.1.max(span.duration_us);
+    }
+    for (service, (shortest, longest)) in durations {
+        for d in [shortest, longest] {
+            let mut prefix = keys::duration_prefix(service);
+            prefix.extend_from_slice(&d.to_be_bytes());
+            index.insert(prefix);
+        }
+    }
+    for prefix in index {
+        batch.insert(keys::with_time(&prefix, start, trace), &[]);
     }
 }
