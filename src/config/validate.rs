@@ -157,7 +157,15 @@ impl Checker<'_> {
                     }
                 };
                 match serde_norway::from_str::<PrometheusFile>(&text) {
-                    Ok(f) => (f, path.get_ref().clone(), text),
+                    Ok(mut f) => {
+                        if let Err(e) = crate::scrape::config::load_scrape_config_files(
+                            &mut f,
+                            std::path::Path::new(path.get_ref()),
+                        ) {
+                            self.problem(path, &format!("{section}.prometheus_config"), e);
+                        }
+                        (f, path.get_ref().clone(), text)
+                    }
                     Err(e) => {
                         let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
                         self.problem(

@@ -12,21 +12,30 @@ pub struct FederatedSample<'a> {
     pub value: f64,
 }
 
-/// Writes samples, which must be sorted by metric name, as text format 0.0.4.
-pub fn write_federation(out: &mut String, samples: &[FederatedSample], external_labels: &[(String, String)]) {
-    let mut external: Vec<(String, String)> = external_labels.to_vec();
-    if !external.iter().any(|(n, _)| n == "instance") {
-        external.push(("instance".into(), String::new()));
+/// Writes samples one at a time (so an answer can be streamed in chunks); samples must come
+/// sorted by metric name.
+pub struct FederationWriter {
+    external: Vec<(String, String)>,
+    last_name: Option<String>,
+}
+
+impl FederationWriter {
+    pub fn new(external_labels: &[(String, String)]) -> Self {
+        let mut external: Vec<(String, String)> = external_labels.to_vec();
+        if !external.iter().any(|(n, _)| n == "instance") {
+            external.push(("instance".into(), String::new()));
+        }
+        external.sort();
+        FederationWriter { external, last_name: None }
     }
-    external.sort();
-    let mut last_name: Option<&str> = None;
-    for s in samples {
+
+    pub fn write(&mut self, out: &mut String, s: &FederatedSample) {
         let Some(name) = s.labels.iter().find(|(n, _)| n == "__name__").map(|(_, v)| v.as_str()) else {
-            continue;
+            return;
         };
-        if last_name != Some(name) {
+        if self.last_name.as_deref() != Some(name) {
             let _ = writeln!(out, "# TYPE {name} untyped");
-            last_name = Some(name);
+            self.last_name = Some(name.to_string());
         }
         out.push_str(name);
         let mut first = true;
@@ -41,7 +50,7 @@ pub fn write_federation(out: &mut String, samples: &[FederatedSample], external_
             }
             push(out, n, v);
         }
-        for (n, v) in &external {
+        for (n, v) in &self.external {
             if !s.labels.iter().any(|(sn, sv)| sn == n && !sv.is_empty()) {
                 push(out, n, v);
             }
@@ -50,6 +59,14 @@ pub fn write_federation(out: &mut String, samples: &[FederatedSample], external_
             out.push('}');
         }
         let _ = writeln!(out, " {} {}", format_go_float(s.value), s.t_ms);
+    }
+}
+
+/// Writes samples, which must be sorted by metric name, as text format 0.0.4.
+pub fn write_federation(out: &mut String, samples: &[FederatedSample], external_labels: &[(String, String)]) {
+    let mut writer = FederationWriter::new(external_labels);
+    for s in samples {
+        writer.write(out, s);
     }
 }
 

@@ -9,7 +9,7 @@ mod float;
 mod parse;
 mod text;
 
-pub use federate::{FederatedSample, write_federation};
+pub use federate::{FederatedSample, FederationWriter, write_federation};
 pub use float::format_go_float;
 pub use parse::{
     Exemplar, Format, ParseError, ParsedFamily, ParsedSample, is_valid_label_name, is_valid_metric_name,

@@ -2,7 +2,10 @@
 
 use super::ReplicaState;
 use super::selector::parse_match;
-use crate::exposition::{self, FederatedSample};
+use crate::exposition::{self, FederatedSample, FederationWriter};
+
+/// Size of the pieces a `/federate` answer is sent in.
+const FEDERATE_CHUNK_BYTES: usize = 64 * 1024;
 use crate::labels::Labels;
 use crate::remote_write;
 use crate::store::{Exemplar, StoreError, is_stale_nan};
@@ -81,18 +84,45 @@ async fn federate(State(state): State<Shared>, RawQuery(raw): RawQuery) -> Respo
             }
         }
         latest.sort_by(|a, b| (a.0.name(), a.0.as_slice()).cmp(&(b.0.name(), b.0.as_slice())));
-        let samples: Vec<FederatedSample> = latest
-            .iter()
-            .map(|(l, t, v)| FederatedSample { labels: l.as_slice(), t_ms: *t, value: *v })
-            .collect();
-        let mut body = String::with_capacity(samples.len() * 96);
-        exposition::write_federation(&mut body, &samples, &state2.external_labels());
-        Ok::<_, String>(body)
+        Ok::<_, String>(latest)
     })
     .await;
     match result {
-        Ok(Ok(body)) => {
-            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+        Ok(Ok(latest)) => {
+            // Like Prometheus, the newest sample per series is gathered and sorted first; the
+            // text, several times larger, goes out in chunks as it is written.
+            let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+            let external = state.external_labels();
+            tokio::task::spawn_blocking(move || {
+                let mut writer = FederationWriter::new(&external);
+                let mut chunk = String::with_capacity(FEDERATE_CHUNK_BYTES + 1024);
+                for (labels, t, v) in &latest {
+                    writer.write(
+                        &mut chunk,
+                        &FederatedSample { labels: labels.as_slice(), t_ms: *t, value: *v },
+                    );
+                    if chunk.len() >= FEDERATE_CHUNK_BYTES {
+                        let full =
+                            std::mem::replace(&mut chunk, String::with_capacity(FEDERATE_CHUNK_BYTES + 1024));
+                        if tx.blocking_send(Ok(Bytes::from(full))).is_err() {
+                            return; // the client went away
+                        }
+                    }
+                }
+                if !chunk.is_empty() {
+                    let _ = tx.blocking_send(Ok(Bytes::from(chunk)));
+                }
+            });
+            let stream =
+                futures_util::stream::unfold(
+                    rx,
+                    |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
+                );
+            (
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                axum::body::Body::from_stream(stream),
+            )
+                .into_response()
         }
         Ok(Err(e)) => text_error(StatusCode::INTERNAL_SERVER_ERROR, format!("federation failed: {e}")),
         Err(e) => text_error(StatusCode::INTERNAL_SERVER_ERROR, format!("federation failed: {e}")),

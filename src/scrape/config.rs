@@ -184,6 +184,40 @@ impl PrometheusFile {
     }
 }
 
+/// A file named by `scrape_config_files` (Prometheus 2.43+): it holds only `scrape_configs`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScrapeConfigFile {
+    #[serde(default)]
+    scrape_configs: Vec<ScrapeConfig>,
+}
+
+/// Appends the jobs of every file `scrape_config_files` names (globs in the last path element,
+/// relative paths from the main file's directory), as Prometheus 2.43 does.
+pub fn load_scrape_config_files(
+    file: &mut PrometheusFile,
+    main_path: &std::path::Path,
+) -> Result<(), String> {
+    let base = main_path.parent().unwrap_or(std::path::Path::new("."));
+    for pattern in file.scrape_config_files.clone() {
+        let full = if std::path::Path::new(&pattern).is_absolute() {
+            pattern.clone()
+        } else {
+            base.join(&pattern).display().to_string()
+        };
+        for path in super::target::expand_pattern(&full) {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("scrape_config_files: {}: {e}", path.display()))?;
+            let extra: ScrapeConfigFile = serde_norway::from_str(&text).map_err(|e| {
+                let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+                format!("scrape_config_files: {}:{line}:{col}: {e}", path.display())
+            })?;
+            file.scrape_configs.extend(extra.scrape_configs);
+        }
+    }
+    Ok(())
+}
+
 /// One job's settings with every default applied.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -402,6 +436,23 @@ rule_files: ['rules.yml']
         let short = "global:\n  scrape_interval: 5s\nscrape_configs:\n  - job_name: a\n";
         let s = resolve(&serde_norway::from_str(short).unwrap(), String::new()).unwrap();
         assert_eq!(s.jobs[0].timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn scrape_config_files_are_merged() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("jobs-a.yml"), "scrape_configs:\n  - job_name: a\n").unwrap();
+        std::fs::write(dir.path().join("jobs-b.yml"), "scrape_configs:\n  - job_name: b\n").unwrap();
+        let main = dir.path().join("prometheus.yml");
+        let mut file: PrometheusFile = serde_norway::from_str(
+            "scrape_config_files: ['jobs-*.yml']\nscrape_configs:\n  - job_name: main\n",
+        )
+        .unwrap();
+        load_scrape_config_files(&mut file, &main).unwrap();
+        let names: Vec<_> = file.scrape_configs.iter().map(|s| s.job_name.as_str()).collect();
+        assert_eq!(names, vec!["main", "a", "b"]);
+        std::fs::write(dir.path().join("jobs-c.yml"), "scrape_configs:\n  - job_nam: c\n").unwrap();
+        assert!(load_scrape_config_files(&mut file, &main).unwrap_err().contains("jobs-c.yml:"));
     }
 
     #[test]
