@@ -137,42 +137,7 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
 }
 
 fn prom_duration(s: &str) -> Option<i64> {
-    if s.is_empty() {
-        return None;
-    }
-    if s == "0" {
-        return Some(0);
-    }
-    let units: [(&str, i64); 7] = [
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    let mut rest = s;
-    let mut total: i64 = 0;
-    let mut last_unit = 0usize;
-    while !rest.is_empty() {
-        let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 {
-            return None;
-        }
-        let n: i64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        // "ms" must be tried before "m"; units must come in decreasing order, once each.
-        let idx =
-            if rest.starts_with("ms") { 6 } else { units.iter().position(|(u, _)| rest.starts_with(u))? };
-        if idx < last_unit || (idx == last_unit && total > 0) {
-            return None;
-        }
-        last_unit = idx;
-        rest = &rest[units[idx].0.len()..];
-        total = total.checked_add(n.checked_mul(units[idx].1)?)?;
-    }
-    Some(total)
+    crate::config::parse_duration(s).ok().and_then(|d| i64::try_from(d.as_millis()).ok())
 }
 
 /// Grafana escapes label names that are not legacy-valid as `U__` + `_<hex>_` sequences

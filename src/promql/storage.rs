@@ -8,16 +8,8 @@
 use regex::Regex;
 use std::fmt;
 
-/// Prometheus's staleness marker. Compared by bits: every other NaN is an ordinary value.
-pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
-
-pub fn is_stale_nan(v: f64) -> bool {
-    v.to_bits() == STALE_NAN_BITS
-}
-
-pub fn stale_nan() -> f64 {
-    f64::from_bits(STALE_NAN_BITS)
-}
+/// Prometheus's staleness marker, defined once by the store.
+pub use crate::store::{STALE_NAN_BITS, is_stale_nan, stale_nan};
 
 /// A label set sorted by name; `__name__` is an ordinary entry.
 pub type Labels = Vec<(String, String)>;

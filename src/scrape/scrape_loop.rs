@@ -12,16 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
-/// Prometheus's staleness marker: a NaN with this exact bit pattern.
-pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
-
-pub fn stale_nan() -> f64 {
-    f64::from_bits(STALE_NAN_BITS)
-}
-
-pub fn is_stale_nan(v: f64) -> bool {
-    v.to_bits() == STALE_NAN_BITS
-}
+/// Prometheus's staleness marker, defined once by the store.
+pub use crate::store::{STALE_NAN_BITS, is_stale_nan, stale_nan};
 
 pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
