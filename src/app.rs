@@ -6,13 +6,10 @@ use crate::balancer::{self, Balancer};
 use crate::collector::Collector;
 use crate::config::{self, Config, ListenerConfig, Role};
 use crate::exporter::{self, Exporter};
-use crate::exposition;
 use crate::http;
 use crate::replica::Replica;
 use anyhow::{Context, bail};
 use axum::Router;
-use axum::http::header;
-use axum::response::IntoResponse;
 use axum::routing::get;
 use std::path::PathBuf;
 use tokio::signal::unix::{SignalKind, signal};
@@ -55,17 +52,6 @@ fn common_routes() -> Router {
     Router::new()
         .route("/-/healthy", get(|| async { "Healthy.\n" }))
         .route("/-/ready", get(|| async { "Ready.\n" }))
-}
-
-/// `/metrics` for roles whose own families are only obsd's process metrics.
-#[allow(dead_code)]
-async fn self_metrics_page() -> impl IntoResponse {
-    let mut families = crate::self_metrics::process_metrics();
-    families.push(crate::self_metrics::build_info());
-    let families = exposition::merge_and_sort(families);
-    let mut body = String::new();
-    exposition::write_families(&mut body, &families);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }
 
 struct Running {
