@@ -111,21 +111,27 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
     if let Some(b) = &running.balancer {
         servers.spawn(b.clone().run_until_shutdown(drain));
     }
+    // Handlers go in before READY=1: a SIGHUP sent right after readiness must reload, not kill.
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     tracing::info!(
         roles = %roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(","),
         config = %config.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<embedded defaults>".into()),
         "obsd started"
     );
+    crate::systemd::notify("READY=1");
 
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let mut current = config;
     loop {
         tokio::select! {
             _ = sigterm.recv() => { tracing::info!("SIGTERM received; draining"); break; }
             _ = sigint.recv() => { tracing::info!("SIGINT received; draining"); break; }
-            _ = sighup.recv() => reload(&mut current, config_path.as_deref(), &running),
+            _ = sighup.recv() => {
+                crate::systemd::notify(&crate::systemd::reloading_message());
+                reload(&mut current, config_path.as_deref(), &running);
+                crate::systemd::notify("READY=1");
+            }
             Some(done) = servers.join_next() => {
                 if let Err(err) = done {
                     tracing::error!(error = %err, "a listener task failed");
@@ -136,6 +142,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
             }
         }
     }
+    crate::systemd::notify("STOPPING=1");
     let _ = shutdown_tx.send(true);
     let deadline = drain + std::time::Duration::from_secs(1);
     if tokio::time::timeout(deadline, async { while servers.join_next().await.is_some() {} }).await.is_err() {

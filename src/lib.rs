@@ -9,7 +9,7 @@
 //! and build metrics every role serves), `labels` (the sorted label set every engine names
 //! series by), `store` (the time-series store on sled: Gorilla chunks, WAL, postings index,
 //! retention; `Appender`/`Querier` like Prometheus's storage interface), `trace_store` (spans
-//! on sled). `app` starts the roles and stops them in order.
+//! on sled). `app` starts the roles and stops them in order, telling systemd (`systemd`).
 
 pub mod api;
 pub mod app;
@@ -26,6 +26,7 @@ pub mod replica;
 pub mod scrape;
 pub mod self_metrics;
 pub mod store;
+pub mod systemd;
 pub mod trace_store;
 
 /// Formats a duration the way Prometheus prints one (`1m`, `15s`, `1h30m`, `500ms`).

@@ -105,17 +105,60 @@ fn port_in_use_fails_start_with_reason() {
     assert!(err.contains("cannot bind") && err.contains(&addr.to_string()), "{err}");
 }
 
+/// Every example under config/ (the seed hosts in config/seed/ too) and the packaged
+/// /etc/obsd/obsd.toml must pass check-config, or a user copying one gets a daemon that
+/// refuses to start.
 #[test]
 fn every_example_config_is_valid() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pending = vec![root.join("config"), root.join("packaging/debian")];
     let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            let (code, out, err) = run(&["check-config", path.to_str().unwrap()]);
-            assert_eq!(code, 0, "{}: {err}{out}", path.display());
-            checked += 1;
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                let (code, out, err) = run(&["check-config", path.to_str().unwrap()]);
+                assert_eq!(code, 0, "{}: {err}{out}", path.display());
+                checked += 1;
+            }
         }
     }
-    assert!(checked >= 1, "no example configs found in {}", dir.display());
+    assert!(checked >= 8, "expected every role, the seed hosts and the packaged config; found {checked}");
+}
+
+/// The systemd unit is `Type=notify`: the binary must send READY=1 once it serves, RELOADING=1
+/// then READY=1 around a SIGHUP, and STOPPING=1 on SIGTERM, to the datagram socket systemd
+/// names in NOTIFY_SOCKET.
+#[test]
+fn notifies_systemd_on_ready_reload_and_stop() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let config = dir.path().join("obsd.toml");
+    std::fs::write(&config, "[exporter.listen]\naddress = \"127.0.0.1:0\"\n").unwrap();
+    let mut child = Command::new(obsd_binary())
+        .args(["--role", "exporter", "--config", config.to_str().unwrap()])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let next = || {
+        let mut buf = [0u8; 512];
+        let n = socket.recv(&mut buf).expect("a notification within 30s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(next(), "READY=1");
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let reloading = next();
+    assert!(reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="), "{reloading}");
+    assert_eq!(next(), "READY=1");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(next(), "STOPPING=1");
+    assert!(child.wait().unwrap().success());
 }

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Packaging test: builds two revisions of the .deb, runs lintian, and in a fresh Debian 12
+# root (debootstrap, cached under /var/tmp) installs obsd from the local apt repository,
+# checks files, user, unit and conffile, upgrades with an edited conffile, runs the Ansible
+# playbook for the seed's host1 against the root, then removes and purges.
+#
+#   packaging/test-deb.sh            # packages $CARGO_TARGET_DIR/debug/obsd (built by cargo test)
+#   OBSD_BINARY=path packaging/test-deb.sh
+# Needs root (chroot), and the Debian packages dpkg-dev binutils lintian debootstrap apt-utils
+# ansible systemd (installed here when missing). The first run downloads the root (~1 min);
+# later runs extract the cached tarball.
+set -euo pipefail
+root_dir=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root_dir"
+export DEBIAN_FRONTEND=noninteractive
+target_dir=${CARGO_TARGET_DIR:-$root_dir/target}
+
+need=()
+for tool_pkg in dpkg-shlibdeps:dpkg-dev strip:binutils lintian:lintian debootstrap:debootstrap \
+                apt-ftparchive:apt-utils ansible-playbook:ansible systemd-analyze:systemd; do
+  command -v "${tool_pkg%%:*}" >/dev/null || need+=("${tool_pkg##*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+binary=${OBSD_BINARY:-$target_dir/debug/obsd}
+if [ ! -x "$binary" ]; then
+  cargo build --bin obsd
+fi
+
+work=$(mktemp -d /var/tmp/obsd-test-deb.XXXXXX)
+chroot_root=$work/root
+cleanup() {
+  # Nothing is mounted outside the unshared mount namespaces below, so removal is safe.
+  rm -rf "$work"
+}
+trap cleanup EXIT
+step() { echo "== $*"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+step "build obsd 1 and 2"
+export DEB_COMPRESSION=gzip
+deb1=$(OBSD_BINARY=$binary DEB_REVISION=1 OUT_DIR=$work/debs packaging/build-deb.sh 2>/dev/null | tail -1)
+deb2=$(OBSD_BINARY=$binary DEB_REVISION=2 OUT_DIR=$work/debs packaging/build-deb.sh 2>/dev/null | tail -1)
+
+step "lintian"
+lintian --allow-root --fail-on error,warning --display-info "$deb1" || fail "lintian reported problems"
+
+step "Debian 12 root"
+# The include list is part of the cache name: changing it builds a new root.
+includes=adduser,procps,python3,python3-apt,systemd
+cache=/var/tmp/obsd-debroot-bookworm-$(echo "$includes" | md5sum | cut -c1-8).tar.gz
+if [ ! -f "$cache" ]; then
+  debootstrap --variant=minbase --include="$includes" bookworm "$work/bootstrap" \
+    "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$work/debootstrap.log" 2>&1 \
+    || { tail -20 "$work/debootstrap.log"; fail "debootstrap"; }
+  rm -rf "$work/bootstrap/var/cache/apt/archives/"*.deb "$work/bootstrap/var/lib/apt/lists/"*
+  tar -C "$work/bootstrap" -czf "$cache.tmp" . && mv "$cache.tmp" "$cache"
+  rm -rf "$work/bootstrap"
+fi
+mkdir "$chroot_root"
+tar -C "$chroot_root" -xzf "$cache"
+# Offline from here on: the only apt source is the obsd repository.
+rm -f "$chroot_root/etc/apt/sources.list" "$chroot_root/etc/apt/sources.list.d/"*
+echo 'deb [trusted=yes] file:/srv/obsd-apt ./' > "$chroot_root/etc/apt/sources.list.d/obsd.list"
+# As in any chroot: no daemon may start during package installation.
+printf '#!/bin/sh\nexit 101\n' > "$chroot_root/usr/sbin/policy-rc.d"
+chmod 0755 "$chroot_root/usr/sbin/policy-rc.d"
+
+# Runs a shell command in the root, with /proc, /dev and /sys mounted in a private mount
+# namespace that vanishes with the command.
+in_root() {
+  unshare --mount --fork sh -euc '
+    r=$1; shift
+    mount -t proc proc "$r/proc"
+    mount --rbind /dev "$r/dev"
+    mount --rbind /sys "$r/sys"
+    exec chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive HOME=/root sh -euc "$1"
+  ' sh "$chroot_root" "$1"
+}
+
+step "install obsd 1 from the apt repository"
+packaging/make-apt-repo.sh "$chroot_root/srv/obsd-apt" "$deb1" >/dev/null
+in_root 'apt-get update -qq && apt-get install -y -qq obsd >/dev/null'
+
+step "files, user, unit, conffile"
+in_root '
+  test -x /usr/bin/obsd
+  obsd --version | grep -q "^obsd 0\."
+  obsd --version
+  test -f /lib/systemd/system/obsd@.service
+  test -f /usr/share/doc/obsd/copyright
+  test -f /usr/share/doc/obsd/examples/seed/host1.toml
+  test -f /usr/share/man/man1/obsd.1.gz
+  getent passwd obsd | grep -q ":/var/lib/obsd:/usr/sbin/nologin$"
+  getent group obsd >/dev/null
+  test "$(stat -c "%U:%G %a" /var/lib/obsd)" = "obsd:obsd 750"
+  test "$(stat -c "%U:%G" /var/lib/obsd/textfile)" = "obsd:obsd"
+  dpkg-query -W -f="\${Conffiles}\n" obsd | grep -q "^ /etc/obsd/obsd.toml "
+  obsd check-config /etc/obsd/obsd.toml >/dev/null
+  systemd-analyze verify --man=no /lib/systemd/system/obsd@exporter.service
+  systemctl enable obsd@exporter obsd@replica
+  test -L /etc/systemd/system/multi-user.target.wants/obsd@exporter.service
+'
+
+step "obsd runs as its user on the packaged config"
+in_root '
+  setpriv --reuid=obsd --regid=obsd --clear-groups sh -c "
+    obsd --role exporter --config /etc/obsd/obsd.toml 2>/tmp/obsd.log &
+    pid=\$!
+    for i in \$(seq 50); do grep -q \"obsd started\" /tmp/obsd.log && break; sleep 0.1; done
+    kill -TERM \$pid; wait \$pid
+  "
+  grep -q "obsd started" /tmp/obsd.log || { cat /tmp/obsd.log; exit 1; }
+'
+
+step "upgrade to obsd 2 keeps an edited conffile"
+in_root 'sed -i "s/^log_level = \"info\"/log_level = \"debug\"  # edited by the admin/" /etc/obsd/obsd.toml'
+packaging/make-apt-repo.sh "$chroot_root/srv/obsd-apt" "$deb2" >/dev/null
+in_root '
+  apt-get update -qq && apt-get upgrade -y -qq >/dev/null
+  test "$(dpkg-query -W -f="\${Version}" obsd)" = "0.1.0-2"
+  grep -q "^log_level = \"debug\"  # edited by the admin" /etc/obsd/obsd.toml
+  test ! -e /etc/obsd/obsd.toml.dpkg-new && test ! -e /etc/obsd/obsd.toml.dpkg-old
+  getent passwd obsd >/dev/null
+'
+
+step "ansible: the seed host1 play against the root, then again in check mode"
+ansible_dir=$root_dir/packaging/ansible
+cat > "$work/inventory.ini" <<INV
+[exporter]
+host1 ansible_connection=community.general.chroot ansible_host=$chroot_root ansible_become=false obsd_address=127.0.0.1
+[replica]
+host1 obsd_replica_label=replica-1
+[balancer_replicas]
+host1
+[balancer:children]
+balancer_replicas
+[collector]
+host1
+INV
+ansible_env=(ANSIBLE_CONFIG="$ansible_dir/ansible.cfg" ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_NOCOLOR=1)
+run_playbook() {
+  # The chroot connection needs /proc in the root for apt and systemctl; the namespace keeps
+  # the mounts private to this run.
+  unshare --mount --fork sh -euc '
+    r=$1; shift
+    mount -t proc proc "$r/proc"
+    exec "$@"
+  ' sh "$chroot_root" env "${ansible_env[@]}" ansible-playbook -i "$work/inventory.ini" \
+    "$ansible_dir/playbook.yml" -e obsd_apt_repo_url=file:/srv/obsd-apt "$@"
+}
+run_playbook >"$work/ansible.log" 2>&1 || { cat "$work/ansible.log"; fail "ansible-playbook"; }
+grep -q "failed=0" "$work/ansible.log" || { cat "$work/ansible.log"; fail "ansible-playbook"; }
+in_root '
+  grep -q "prometheus_instance = \"replica-1\"" /etc/obsd/obsd.toml
+  test "$(stat -c "%U:%G %a" /etc/obsd/obsd.toml)" = "root:obsd 640"
+  for role in exporter replica balancer collector; do
+    test -L /etc/systemd/system/multi-user.target.wants/obsd@$role.service
+  done
+'
+run_playbook --check >"$work/ansible-check.log" 2>&1 || { cat "$work/ansible-check.log"; fail "ansible-playbook --check"; }
+grep -Eq "host1 +: ok=[0-9]+ +changed=0 .*failed=0" "$work/ansible-check.log" \
+  || { cat "$work/ansible-check.log"; fail "a second run would still change things"; }
+
+step "remove keeps config and data, purge removes them and the user"
+in_root '
+  apt-get remove -y -qq obsd >/dev/null
+  test ! -e /usr/bin/obsd
+  test -f /etc/obsd/obsd.toml
+  getent passwd obsd >/dev/null
+  apt-get purge -y -qq obsd >/dev/null
+  test ! -e /etc/obsd/obsd.toml
+  test ! -e /var/lib/obsd
+  ! getent passwd obsd >/dev/null
+  ! getent group obsd >/dev/null
+  test -z "$(find /etc/systemd/system -name "obsd@*")"
+'
+echo "packaging test: OK"
