@@ -106,7 +106,7 @@ pub struct Config {
     pub global: GlobalConfig,
     pub exporter: ExporterConfig,
     pub replica: ReplicaConfig,
-    pub federation: ListenerOnlyRole,
+    pub federation: FederationConfig,
     pub balancer: BalancerConfig,
     pub collector: CollectorConfig,
 }
@@ -153,9 +153,41 @@ pub struct ReplicaConfig {
     pub remote_write_receiver: bool,
 }
 
+/// The federation role: the replica's scrape, store and API, plus HA dedup and remote write.
 #[derive(Debug, Clone)]
-pub struct ListenerOnlyRole {
+pub struct FederationConfig {
     pub listen: ListenerConfig,
+    pub scrape: crate::scrape::config::ScrapeSettings,
+    pub scrape_source: String,
+    pub lookback_delta: Duration,
+    pub retention_time: Duration,
+    pub retention_size: Option<u64>,
+    pub dedup: DedupConfig,
+    pub remote_write: Vec<RemoteWriteConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DedupConfig {
+    pub enabled: bool,
+    pub replica_label: String,
+    pub failover_timeout: Duration,
+    pub forget_after: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteWriteConfig {
+    pub name: String,
+    pub url: String,
+    pub basic_auth: Option<(String, String)>,
+    pub bearer_token: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub remote_timeout: Duration,
+    pub shards: usize,
+    pub max_samples_per_send: usize,
+    pub max_backlog: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    pub max_queue_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -315,10 +347,32 @@ pub fn describe(config: &Config) -> String {
         config.global.data_dir.display(),
     ));
     out.push_str(&describe_balancer(&config.balancer, &listener));
+    let f = &config.federation;
     out.push_str(&format!(
-        "federation: would listen on {} (role not built yet)\n",
-        listener(&config.federation.listen)
+        "federation: serves the Prometheus API and /federate on {}; scrape settings from {}; {} jobs ({}); dedup {}; retention {}\n",
+        listener(&f.listen),
+        f.scrape_source,
+        f.scrape.jobs.len(),
+        f.scrape.jobs.iter().map(|j| format!("{} every {} ({} targets)", j.name, crate::api_duration(j.interval), j.static_configs.iter().map(|s| s.targets.len()).sum::<usize>())).collect::<Vec<_>>().join(", "),
+        if f.dedup.enabled {
+            format!("on (replica label {:?}, failover after {})", f.dedup.replica_label, crate::api_duration(f.dedup.failover_timeout))
+        } else {
+            "off".to_string()
+        },
+        crate::api_duration(f.retention_time),
     ));
+    for rw in &f.remote_write {
+        out.push_str(&format!(
+            "  remote_write {} -> {}: {} shards, {} samples per send, backlog up to {}, queue {}/federation/rw-queue/{}\n",
+            rw.name,
+            rw.url,
+            rw.shards,
+            rw.max_samples_per_send,
+            crate::api_duration(rw.max_backlog),
+            config.global.data_dir.display(),
+            rw.name,
+        ));
+    }
     out
 }
 
