@@ -465,6 +465,46 @@ mod tests {
     }
 
     #[test]
+    fn federation_defaults_fan_out_and_remote_write() {
+        let c = parse_str("", None).unwrap();
+        assert_eq!(c.federation.listen.address.to_string(), "0.0.0.0:9090");
+        assert_eq!(c.federation.dedup.replica_label, "prometheus_instance");
+        assert!(c.federation.dedup.enabled && c.federation.remote_write.is_empty());
+        let c = parse_str(
+            "[federation]\nreplica_label = \"__replica__\"\n\
+             fan_out = { replicas = [\"10.0.0.1:9090\", \"10.0.0.2:9090\"], scrape_interval = \"10s\" }\n\
+             [[federation.remote_write]]\nurl = \"http://mimir:9009/api/v1/push\"\nmax_backlog = \"30m\"\n",
+            None,
+        )
+        .unwrap();
+        let f = &c.federation;
+        assert_eq!(f.dedup.replica_label, "__replica__");
+        let job = &f.scrape.jobs[0];
+        assert_eq!(
+            (job.name.as_str(), job.metrics_path.as_str(), job.honor_labels),
+            ("federate", "/federate", true)
+        );
+        assert_eq!(job.params["match[]"], vec!["{__name__=~\".+\"}".to_string()]);
+        assert_eq!(job.static_configs[0].targets.len(), 2);
+        assert_eq!(f.dedup.failover_timeout, Duration::from_secs(5), "half the scrape interval");
+        let rw = &f.remote_write[0];
+        assert_eq!((rw.max_backlog, rw.shards), (Duration::from_secs(1800), 4));
+        assert!(rw.name.starts_with("rw-"), "stable generated name: {}", rw.name);
+    }
+
+    #[test]
+    fn federation_errors_name_keys() {
+        let p = problems(
+            "[federation]\nreplica_label = \"bad-label\"\nfan_out = { replicas = [\"http://x/\"] }\n[[federation.remote_write]]\nurl = \"ftp://x\"\nmax_backlog = \"soon\"\n",
+        );
+        let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.line)).collect();
+        assert!(keys.contains(&("federation.replica_label", 2)), "{keys:?}");
+        assert!(keys.contains(&("federation.fan_out.replicas", 3)), "{keys:?}");
+        assert!(keys.contains(&("federation.remote_write[0].url", 5)), "{keys:?}");
+        assert!(keys.contains(&("federation.remote_write[0].max_backlog", 6)), "{keys:?}");
+    }
+
+    #[test]
     fn role_lists() {
         assert_eq!(Role::parse_list("exporter,balancer").unwrap(), vec![Role::Exporter, Role::Balancer]);
         assert_eq!(Role::parse_list("all").unwrap().len(), 5);

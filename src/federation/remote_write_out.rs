@@ -645,6 +645,66 @@ mod tests {
         assert_eq!(q.counters.dropped_backlog.load(Ordering::Relaxed), 4);
     }
 
+    /// A receiver answering 429, 503, then 204, then 400 (a batch it will never take), then 204.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn retries_on_429_and_5xx_drops_on_4xx() {
+        use axum::body::Bytes;
+        use axum::http::StatusCode;
+        let answers = Arc::new(Mutex::new(vec![204u16, 400, 204, 503, 429]));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let (a, r) = (answers.clone(), received.clone());
+        let app = axum::Router::new().route(
+            "/api/v1/write",
+            axum::routing::post(move |body: Bytes| {
+                let (a, r) = (a.clone(), r.clone());
+                async move {
+                    let code = a.lock().unwrap().pop().unwrap_or(204);
+                    if code == 204 {
+                        let req = remote_write::decode(&body, 1 << 20).unwrap();
+                        r.lock().unwrap().extend(req.timeseries.into_iter().map(|t| t.samples[0].timestamp));
+                    }
+                    StatusCode::from_u16(code).unwrap()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(1);
+        c.url = format!("http://{addr}/api/v1/write");
+        let q = RemoteWriteQueue::open(c, dir.path()).unwrap();
+        let (_stop, stop_rx) = watch::channel(false);
+        q.spawn_senders(stop_rx);
+        let counters = q.counters.clone();
+        let wait = |sent: u64, dropped: u64| {
+            let counters = counters.clone();
+            async move {
+                for _ in 0..200 {
+                    if counters.sent.load(Ordering::Relaxed) == sent
+                        && counters.dropped_http.load(Ordering::Relaxed) == dropped
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                panic!("sent {sent} / dropped {dropped} not reached");
+            }
+        };
+        q.append(&samples(3, 1000)).unwrap();
+        wait(3, 0).await;
+        assert_eq!(counters.failed.load(Ordering::Relaxed), 6, "two retried attempts of 3 samples");
+        q.append(&samples(3, 2000)).unwrap();
+        wait(3, 3).await;
+        q.append(&samples(3, 3000)).unwrap();
+        wait(6, 3).await;
+        assert_eq!(counters.pending.load(Ordering::Relaxed), 0);
+        assert_eq!(counters.highest_sent_ms.load(Ordering::Relaxed), 3000);
+        assert_eq!(*received.lock().unwrap(), vec![1000, 1000, 1000, 3000, 3000, 3000]);
+        let text = q.metric_families().iter().map(|f| format!("{f:?}")).collect::<String>();
+        assert!(text.contains("obsd_remote_write_samples_dropped_total"));
+    }
+
     #[test]
     fn shards_are_stable() {
         let l = Labels::from_pairs(vec![("__name__", "up"), ("job", "x")]);
