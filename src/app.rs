@@ -6,6 +6,7 @@ use crate::balancer::{self, Balancer};
 use crate::collector::Collector;
 use crate::config::{self, Config, ListenerConfig, Role};
 use crate::exporter::{self, Exporter};
+use crate::federation::Federation;
 use crate::http;
 use crate::replica::Replica;
 use anyhow::{Context, bail};
@@ -16,13 +17,29 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 /// Roles obsd can run today; the others are refused with a clear message.
-pub const BUILT_ROLES: &[Role] = &[Role::Exporter, Role::Replica, Role::Balancer, Role::Collector];
+pub const BUILT_ROLES: &[Role] =
+    &[Role::Exporter, Role::Replica, Role::Federation, Role::Balancer, Role::Collector];
 
 /// What the command line asked for.
 pub struct RoleSelection {
     pub roles: Vec<Role>,
     /// `--role all`: run every built role and name the ones skipped.
     pub all: bool,
+}
+
+/// `--role all` with embedded defaults would put the replica and the federation on the same
+/// port (both default to Prometheus's :9090); the federation then stays off with a warning.
+pub fn drop_clashing_federation(roles: &mut Vec<Role>, config: &Config) {
+    if roles.contains(&Role::Replica)
+        && roles.contains(&Role::Federation)
+        && config.replica.listen.address == config.federation.listen.address
+    {
+        tracing::warn!(
+            address = %config.federation.listen.address,
+            "--role all: the federation listens where the replica does; set [federation.listen] to run both"
+        );
+        roles.retain(|r| *r != Role::Federation);
+    }
 }
 
 /// Decides which roles run; an explicitly named role that is not built yet is an error.
@@ -58,12 +75,14 @@ struct Running {
     exporter: Option<Exporter>,
     collector: Option<Collector>,
     replica: Option<Replica>,
+    federation: Option<Federation>,
     balancer: Option<Balancer>,
 }
 
 pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut running = Running { exporter: None, collector: None, replica: None, balancer: None };
+    let mut running =
+        Running { exporter: None, collector: None, replica: None, federation: None, balancer: None };
     let mut listeners: Vec<(http::BoundListener, Router)> = Vec::new();
     for role in &roles {
         match role {
@@ -79,6 +98,13 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
                 replica.spawn_background(shutdown_rx.clone());
                 listeners.push((bound, router.merge(common_routes())));
                 running.replica = Some(replica);
+            }
+            Role::Federation => {
+                let (federation, bound, router) =
+                    Federation::start(&config.federation, &config.global, shutdown_rx.clone()).await?;
+                federation.spawn_background(shutdown_rx.clone());
+                listeners.push((bound, router.merge(common_routes())));
+                running.federation = Some(federation);
             }
             Role::Collector => {
                 let (collector, bound) =
@@ -97,7 +123,6 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
                 listeners.push((bound, balancer::router(b.clone())));
                 running.balancer = Some(b);
             }
-            other => bail!("role {} is not built yet", other.name()),
         }
     }
     if listeners.is_empty() {
@@ -152,6 +177,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
     if let Some(replica) = running.replica.take() {
         replica.stop().await;
     }
+    if let Some(federation) = running.federation.take() {
+        federation.stop().await;
+    }
     if let Some(collector) = running.collector.take() {
         collector.stop(drain).await;
     }
@@ -180,6 +208,10 @@ fn reload(current: &mut Config, path: Option<&std::path::Path>, running: &Runnin
     if let Some(replica) = &running.replica {
         warn_listener_change("replica", &current.replica.listen, &new.replica.listen);
         replica.reload(&new.replica);
+    }
+    if let Some(federation) = &running.federation {
+        warn_listener_change("federation", &current.federation.listen, &new.federation.listen);
+        federation.reload(&new.federation);
     }
     if running.collector.is_some() {
         warn_listener_change("collector", &current.collector.listen, &new.collector.listen);

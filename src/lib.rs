@@ -3,7 +3,8 @@
 //! Roles (one folder each): `exporter` (node_exporter), `replica` (a Prometheus replica:
 //! scraping, the store, /federate, remote-write receive), `balancer` (HAProxy + haproxy_exporter),
 //! `collector` (Jaeger: OTLP and Jaeger thrift intake, the Jaeger query API, span RED metrics).
-//! The federation role is named in `config::Role` and refused at start until built.
+//! `federation` (the central Prometheus: scrapes the replicas' /federate, merges HA replicas
+//! into one series, serves the same API, remote-writes onward).
 //! Shared engines: `config` (TOML → resolved config), `http` (listeners with TLS, basic auth
 //! and limits), `exposition` (metric families and the text format), `self_metrics` (process
 //! and build metrics every role serves), `labels` (the sorted label set every engine names
@@ -18,6 +19,7 @@ pub mod collector;
 pub mod config;
 pub mod exporter;
 pub mod exposition;
+pub mod federation;
 pub mod http;
 pub mod labels;
 pub mod promql;

@@ -198,7 +198,10 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         config.global.data_dir = dir;
     }
     init_logging(cli.log_level.as_deref().unwrap_or(&config.global.log_level));
-    let roles = app::select_roles(&RoleSelection { roles, all })?;
+    let mut roles = app::select_roles(&RoleSelection { roles, all })?;
+    if all {
+        app::drop_clashing_federation(&mut roles, &config);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("obsd")

@@ -7,6 +7,8 @@
 pub mod error;
 pub mod json;
 mod params;
+pub mod selector;
+pub mod serving;
 mod v1;
 
 use crate::promql::{Engine, Queryable};

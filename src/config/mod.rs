@@ -106,7 +106,7 @@ pub struct Config {
     pub global: GlobalConfig,
     pub exporter: ExporterConfig,
     pub replica: ReplicaConfig,
-    pub federation: ListenerOnlyRole,
+    pub federation: FederationConfig,
     pub balancer: BalancerConfig,
     pub collector: CollectorConfig,
 }
@@ -153,9 +153,41 @@ pub struct ReplicaConfig {
     pub remote_write_receiver: bool,
 }
 
+/// The federation role: the replica's scrape, store and API, plus HA dedup and remote write.
 #[derive(Debug, Clone)]
-pub struct ListenerOnlyRole {
+pub struct FederationConfig {
     pub listen: ListenerConfig,
+    pub scrape: crate::scrape::config::ScrapeSettings,
+    pub scrape_source: String,
+    pub lookback_delta: Duration,
+    pub retention_time: Duration,
+    pub retention_size: Option<u64>,
+    pub dedup: DedupConfig,
+    pub remote_write: Vec<RemoteWriteConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DedupConfig {
+    pub enabled: bool,
+    pub replica_label: String,
+    pub failover_timeout: Duration,
+    pub forget_after: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteWriteConfig {
+    pub name: String,
+    pub url: String,
+    pub basic_auth: Option<(String, String)>,
+    pub bearer_token: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub remote_timeout: Duration,
+    pub shards: usize,
+    pub max_samples_per_send: usize,
+    pub max_backlog: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    pub max_queue_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -324,10 +356,32 @@ pub fn describe(config: &Config) -> String {
         config.global.data_dir.display(),
     ));
     out.push_str(&describe_balancer(&config.balancer, &listener));
+    let f = &config.federation;
     out.push_str(&format!(
-        "federation: would listen on {} (role not built yet)\n",
-        listener(&config.federation.listen)
+        "federation: serves the Prometheus API and /federate on {}; scrape settings from {}; {} jobs ({}); dedup {}; retention {}\n",
+        listener(&f.listen),
+        f.scrape_source,
+        f.scrape.jobs.len(),
+        f.scrape.jobs.iter().map(|j| format!("{} every {} ({} targets)", j.name, crate::api_duration(j.interval), j.static_configs.iter().map(|s| s.targets.len()).sum::<usize>())).collect::<Vec<_>>().join(", "),
+        if f.dedup.enabled {
+            format!("on (replica label {:?}, failover after {})", f.dedup.replica_label, crate::api_duration(f.dedup.failover_timeout))
+        } else {
+            "off".to_string()
+        },
+        crate::api_duration(f.retention_time),
     ));
+    for rw in &f.remote_write {
+        out.push_str(&format!(
+            "  remote_write {} -> {}: {} shards, {} samples per send, backlog up to {}, queue {}/federation/rw-queue/{}\n",
+            rw.name,
+            rw.url,
+            rw.shards,
+            rw.max_samples_per_send,
+            crate::api_duration(rw.max_backlog),
+            config.global.data_dir.display(),
+            rw.name,
+        ));
+    }
     out
 }
 
@@ -441,6 +495,46 @@ mod tests {
         assert!(keys.contains(&("collector.retention", 2)), "{keys:?}");
         assert!(keys.contains(&("collector.span_metrics_namespace", 3)), "{keys:?}");
         assert!(keys.contains(&("collector.otlp_grpc.basic_auth_users.u", 5)), "{keys:?}");
+    }
+
+    #[test]
+    fn federation_defaults_fan_out_and_remote_write() {
+        let c = parse_str("", None).unwrap();
+        assert_eq!(c.federation.listen.address.to_string(), "0.0.0.0:9090");
+        assert_eq!(c.federation.dedup.replica_label, "prometheus_instance");
+        assert!(c.federation.dedup.enabled && c.federation.remote_write.is_empty());
+        let c = parse_str(
+            "[federation]\nreplica_label = \"__replica__\"\n\
+             fan_out = { replicas = [\"10.0.0.1:9090\", \"10.0.0.2:9090\"], scrape_interval = \"10s\" }\n\
+             [[federation.remote_write]]\nurl = \"http://mimir:9009/api/v1/push\"\nmax_backlog = \"30m\"\n",
+            None,
+        )
+        .unwrap();
+        let f = &c.federation;
+        assert_eq!(f.dedup.replica_label, "__replica__");
+        let job = &f.scrape.jobs[0];
+        assert_eq!(
+            (job.name.as_str(), job.metrics_path.as_str(), job.honor_labels),
+            ("federate", "/federate", true)
+        );
+        assert_eq!(job.params["match[]"], vec!["{__name__=~\".+\"}".to_string()]);
+        assert_eq!(job.static_configs[0].targets.len(), 2);
+        assert_eq!(f.dedup.failover_timeout, Duration::from_secs(5), "half the scrape interval");
+        let rw = &f.remote_write[0];
+        assert_eq!((rw.max_backlog, rw.shards), (Duration::from_secs(1800), 4));
+        assert!(rw.name.starts_with("rw-"), "stable generated name: {}", rw.name);
+    }
+
+    #[test]
+    fn federation_errors_name_keys() {
+        let p = problems(
+            "[federation]\nreplica_label = \"bad-label\"\nfan_out = { replicas = [\"http://x/\"] }\n[[federation.remote_write]]\nurl = \"ftp://x\"\nmax_backlog = \"soon\"\n",
+        );
+        let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.line)).collect();
+        assert!(keys.contains(&("federation.replica_label", 2)), "{keys:?}");
+        assert!(keys.contains(&("federation.fan_out.replicas", 3)), "{keys:?}");
+        assert!(keys.contains(&("federation.remote_write[0].url", 5)), "{keys:?}");
+        assert!(keys.contains(&("federation.remote_write[0].max_backlog", 6)), "{keys:?}");
     }
 
     #[test]

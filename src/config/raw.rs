@@ -11,7 +11,7 @@ pub struct RawConfig {
     pub global: RawGlobal,
     pub exporter: RawExporter,
     pub replica: RawReplica,
-    pub federation: RawRole,
+    pub federation: RawFederation,
     pub balancer: super::balancer::RawBalancer,
     pub collector: RawCollector,
 }
@@ -46,11 +46,75 @@ pub struct RawTls {
     pub key_file: Spanned<String>,
 }
 
-/// A role section not yet built beyond its listener.
+/// `[federation]`: the central Prometheus. Scrapes `/federate` of the replicas with the
+/// replica's scrape settings, deduplicates HA replicas, stores, serves the same API and may
+/// remote-write onward.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct RawRole {
+pub struct RawFederation {
     pub listen: RawListener,
+    pub prometheus_config: Option<Spanned<String>>,
+    pub global: Option<crate::scrape::config::GlobalConfig>,
+    pub scrape_configs: Option<Vec<crate::scrape::config::ScrapeConfig>>,
+    pub lookback_delta: Option<Spanned<String>>,
+    pub retention_time: Option<Spanned<String>>,
+    pub retention_size: Option<Spanned<String>>,
+    /// The label that tells HA replicas apart (`prometheus_instance` in the seed; Thanos and
+    /// Mimir users often call it `replica` or `__replica__`). Dropped before storing.
+    pub replica_label: Option<Spanned<String>>,
+    /// Targets mode: scrape every replica of `replicas` directly (one federate job per entry)
+    /// instead of trusting a balancer.
+    pub fan_out: Option<RawFanOut>,
+    pub dedup: RawDedup,
+    pub remote_write: Vec<RawRemoteWrite>,
+}
+
+/// Fan-out: obsd builds a federate job that scrapes every listed replica itself.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFanOut {
+    /// `host:port` of each replica.
+    pub replicas: Vec<Spanned<String>>,
+    /// `match[]` selectors; every series by default.
+    pub match_selectors: Option<Vec<String>>,
+    pub scrape_interval: Option<Spanned<String>>,
+    pub scrape_timeout: Option<Spanned<String>>,
+    pub job_name: Option<String>,
+    pub scheme: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDedup {
+    /// Turn HA deduplication off (the replica label is then kept as an ordinary label).
+    pub enabled: Option<bool>,
+    /// How far (in sample time) another replica must be ahead of the current leader of a
+    /// series before it takes over. Default: half the shortest federation scrape interval.
+    pub failover_timeout: Option<Spanned<String>>,
+    /// Series state not touched for this long is forgotten.
+    pub forget_after: Option<Spanned<String>>,
+}
+
+/// One `[[federation.remote_write]]`: Prometheus's remote_write block, TOML-spelled.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRemoteWrite {
+    pub url: Option<Spanned<String>>,
+    /// Names the queue directory and the `url` label of the self metrics; defaults to a hash.
+    pub name: Option<Spanned<String>>,
+    pub basic_auth: Option<crate::scrape::config::BasicAuth>,
+    pub bearer_token: Option<String>,
+    pub bearer_token_file: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub remote_timeout: Option<Spanned<String>>,
+    pub shards: Option<usize>,
+    pub max_samples_per_send: Option<usize>,
+    /// Samples older than the newest queued one by more than this are dropped (and counted).
+    pub max_backlog: Option<Spanned<String>>,
+    pub min_backoff: Option<Spanned<String>>,
+    pub max_backoff: Option<Spanned<String>>,
+    /// Cap on the queue's size on disk (`4GB`); oldest data is dropped beyond it.
+    pub max_queue_size: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,10 +1,11 @@
 //! Raw TOML → resolved `Config`. Collects every problem instead of stopping at the first,
 //! so one edit-and-retry fixes a file.
 
-use super::raw::{RawCollector, RawConfig, RawExporter, RawListener, RawReplica};
+use super::raw::{RawCollector, RawConfig, RawExporter, RawFederation, RawListener, RawReplica};
 use super::{
-    CollectorConfig, Config, ConfigProblem, DEFAULT_SPAN_METRICS_BUCKETS_MS, ExporterConfig, GlobalConfig,
-    ListenerConfig, ListenerOnlyRole, PasswordCheck, ReplicaConfig, TlsConfig, line_col, parse_duration,
+    CollectorConfig, Config, ConfigProblem, DEFAULT_SPAN_METRICS_BUCKETS_MS, DedupConfig, ExporterConfig,
+    FederationConfig, GlobalConfig, ListenerConfig, PasswordCheck, RemoteWriteConfig, ReplicaConfig,
+    TlsConfig, line_col, parse_duration,
 };
 use crate::exporter::collectors;
 use crate::scrape::config::{PrometheusFile, ScrapeSettings};
@@ -129,6 +130,7 @@ impl Checker<'_> {
         file: &Option<Spanned<String>>,
         global: &Option<crate::scrape::config::GlobalConfig>,
         scrape_configs: &Option<Vec<crate::scrape::config::ScrapeConfig>>,
+        extra_jobs: Vec<crate::scrape::config::ScrapeConfig>,
     ) -> (ScrapeSettings, String) {
         let empty = ScrapeSettings {
             external_labels: Vec::new(),
@@ -136,7 +138,7 @@ impl Checker<'_> {
             jobs: Vec::new(),
             original_yaml: String::new(),
         };
-        let (parsed, source, original) = match file {
+        let (mut parsed, source, original) = match file {
             Some(path) => {
                 if global.is_some() || scrape_configs.is_some() {
                     self.problem(
@@ -186,6 +188,7 @@ impl Checker<'_> {
                 (f, format!("[{section}] in the obsd config"), self.text.to_string())
             }
         };
+        parsed.scrape_configs.extend(extra_jobs);
         for ignored in parsed.ignored_sections() {
             tracing::warn!(
                 section = ignored,
@@ -211,8 +214,13 @@ impl Checker<'_> {
     }
 
     fn replica(&mut self, raw: &RawReplica) -> ReplicaConfig {
-        let (scrape, scrape_source) =
-            self.scrape_settings("replica", &raw.prometheus_config, &raw.global, &raw.scrape_configs);
+        let (scrape, scrape_source) = self.scrape_settings(
+            "replica",
+            &raw.prometheus_config,
+            &raw.global,
+            &raw.scrape_configs,
+            Vec::new(),
+        );
         let retention_size = raw.retention_size.as_ref().and_then(|s| {
             match crate::scrape::config::parse_byte_size(s.get_ref()) {
                 Some(b) => Some(b),
@@ -238,6 +246,211 @@ impl Checker<'_> {
             ),
             retention_size,
             remote_write_receiver: raw.remote_write_receiver.unwrap_or(false),
+        }
+    }
+
+    fn byte_size(&mut self, value: &Option<Spanned<String>>, key: &str) -> Option<u64> {
+        let s = value.as_ref()?;
+        match crate::scrape::config::parse_byte_size(s.get_ref()) {
+            Some(b) => Some(b),
+            None => {
+                self.problem(s, key, "not a size (expected e.g. 10GB, 512MB)");
+                None
+            }
+        }
+    }
+
+    /// The federate job fan-out mode adds: every replica scraped directly, labels honored.
+    fn fan_out_job(&mut self, raw: &RawFederation) -> Vec<crate::scrape::config::ScrapeConfig> {
+        let Some(f) = &raw.fan_out else { return Vec::new() };
+        let mut replicas = Vec::new();
+        for r in &f.replicas {
+            if r.get_ref().contains('/') || !r.get_ref().contains(':') {
+                self.problem(r, "federation.fan_out.replicas", "expected host:port");
+            } else {
+                replicas.push(r.get_ref().clone());
+            }
+        }
+        let selectors = f.match_selectors.clone().unwrap_or_else(|| vec!["{__name__=~\".+\"}".to_string()]);
+        let mut job = serde_json::json!({
+            "job_name": f.job_name.clone().unwrap_or_else(|| "federate".to_string()),
+            "honor_labels": true,
+            "metrics_path": "/federate",
+            "params": { "match[]": selectors },
+            "scheme": f.scheme.clone().unwrap_or_else(|| "http".to_string()),
+            "static_configs": [ { "targets": replicas } ],
+        });
+        for (key, value) in [("scrape_interval", &f.scrape_interval), ("scrape_timeout", &f.scrape_timeout)] {
+            if let Some(v) = value {
+                match parse_duration(v.get_ref()) {
+                    Ok(_) => job[key] = serde_json::Value::String(v.get_ref().clone()),
+                    Err(e) => self.problem(v, &format!("federation.fan_out.{key}"), e.to_string()),
+                }
+            }
+        }
+        match serde_json::from_value::<crate::scrape::config::ScrapeConfig>(job) {
+            Ok(j) => vec![j],
+            Err(e) => {
+                if let Some(first) = f.replicas.first() {
+                    self.problem(first, "federation.fan_out", e.to_string());
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    fn federation(&mut self, raw: &RawFederation) -> FederationConfig {
+        let extra = self.fan_out_job(raw);
+        let (scrape, scrape_source) = self.scrape_settings(
+            "federation",
+            &raw.prometheus_config,
+            &raw.global,
+            &raw.scrape_configs,
+            extra,
+        );
+        let retention_size = self.byte_size(&raw.retention_size, "federation.retention_size");
+        let replica_label = match &raw.replica_label {
+            None => "prometheus_instance".to_string(),
+            Some(l) => {
+                if !crate::exposition::is_valid_label_name(l.get_ref()) {
+                    self.problem(l, "federation.replica_label", "not a valid label name");
+                }
+                l.get_ref().clone()
+            }
+        };
+        // Half the shortest interval: a replica that is a full interval behind its peer has
+        // missed a scrape, while two healthy replicas are never that far apart.
+        let shortest = scrape.jobs.iter().map(|j| j.interval).min().unwrap_or(Duration::from_secs(60));
+        let dedup = DedupConfig {
+            enabled: raw.dedup.enabled.unwrap_or(true),
+            replica_label,
+            failover_timeout: self.duration(
+                &raw.dedup.failover_timeout,
+                "federation.dedup.failover_timeout",
+                shortest / 2,
+            ),
+            forget_after: self.duration(
+                &raw.dedup.forget_after,
+                "federation.dedup.forget_after",
+                Duration::from_secs(600),
+            ),
+        };
+        let mut remote_write = Vec::new();
+        for (i, rw) in raw.remote_write.iter().enumerate() {
+            let key = |k: &str| format!("federation.remote_write[{i}].{k}");
+            let Some(url) = &rw.url else {
+                self.problems.push(ConfigProblem {
+                    line: 1,
+                    column: 1,
+                    key: key("url"),
+                    message: "every [[federation.remote_write]] needs a url".into(),
+                });
+                continue;
+            };
+            if !(url.get_ref().starts_with("http://") || url.get_ref().starts_with("https://")) {
+                self.problem(url, &key("url"), "expected an http:// or https:// URL");
+            }
+            let name = match &rw.name {
+                Some(n) => {
+                    let ok = !n.get_ref().is_empty()
+                        && n.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                    if !ok {
+                        self.problem(n, &key("name"), "use letters, digits, '-' and '_' only");
+                    }
+                    n.get_ref().clone()
+                }
+                None => {
+                    // A stable name from the URL, so the queue directory survives restarts.
+                    let digest = crc32fast::hash(url.get_ref().as_bytes());
+                    format!("rw-{digest:08x}")
+                }
+            };
+            if remote_write.iter().any(|r: &RemoteWriteConfig| r.name == name) {
+                self.problem(url, &key("name"), format!("two remote_write blocks share the name {name:?}"));
+            }
+            let basic_auth = rw.basic_auth.as_ref().and_then(|b| {
+                let password = match (&b.password, &b.password_file) {
+                    (Some(p), None) => Some(p.clone()),
+                    (None, Some(f)) => match std::fs::read_to_string(f) {
+                        Ok(p) => Some(p.trim().to_string()),
+                        Err(e) => {
+                            self.problem(
+                                url,
+                                &key("basic_auth.password_file"),
+                                format!("cannot read {f}: {e}"),
+                            );
+                            None
+                        }
+                    },
+                    (None, None) => Some(String::new()),
+                    (Some(_), Some(_)) => {
+                        self.problem(url, &key("basic_auth"), "at most one of password and password_file");
+                        None
+                    }
+                };
+                password.map(|p| (b.username.clone(), p))
+            });
+            let bearer_token = match (&rw.bearer_token, &rw.bearer_token_file) {
+                (Some(t), None) => Some(t.clone()),
+                (None, Some(f)) => match std::fs::read_to_string(f) {
+                    Ok(t) => Some(t.trim().to_string()),
+                    Err(e) => {
+                        self.problem(url, &key("bearer_token_file"), format!("cannot read {f}: {e}"));
+                        None
+                    }
+                },
+                (None, None) => None,
+                (Some(_), Some(_)) => {
+                    self.problem(
+                        url,
+                        &key("bearer_token"),
+                        "at most one of bearer_token and bearer_token_file",
+                    );
+                    None
+                }
+            };
+            remote_write.push(RemoteWriteConfig {
+                name,
+                url: url.get_ref().clone(),
+                basic_auth,
+                bearer_token,
+                headers: rw.headers.clone().unwrap_or_default().into_iter().collect(),
+                remote_timeout: self.duration(
+                    &rw.remote_timeout,
+                    &key("remote_timeout"),
+                    Duration::from_secs(30),
+                ),
+                shards: rw.shards.unwrap_or(4).clamp(1, 256),
+                max_samples_per_send: rw.max_samples_per_send.unwrap_or(2000).max(1),
+                max_backlog: self.duration(
+                    &rw.max_backlog,
+                    &key("max_backlog"),
+                    Duration::from_secs(2 * 3600),
+                ),
+                min_backoff: self.duration(&rw.min_backoff, &key("min_backoff"), Duration::from_millis(30)),
+                max_backoff: self.duration(&rw.max_backoff, &key("max_backoff"), Duration::from_secs(5)),
+                max_queue_bytes: self
+                    .byte_size(&rw.max_queue_size, &key("max_queue_size"))
+                    .unwrap_or(4 << 30),
+            });
+        }
+        FederationConfig {
+            listen: self.listener(&raw.listen, "federation.listen", "0.0.0.0:9090"),
+            scrape,
+            scrape_source,
+            lookback_delta: self.duration(
+                &raw.lookback_delta,
+                "federation.lookback_delta",
+                Duration::from_secs(300),
+            ),
+            retention_time: self.duration(
+                &raw.retention_time,
+                "federation.retention_time",
+                Duration::from_secs(15 * 86400),
+            ),
+            retention_size,
+            dedup,
+            remote_write,
         }
     }
 
@@ -446,8 +659,7 @@ pub fn resolve(raw: RawConfig, text: &str, source: Option<PathBuf>) -> Result<Co
     };
     let exporter = c.exporter(&raw.exporter);
     let replica = c.replica(&raw.replica);
-    let federation =
-        ListenerOnlyRole { listen: c.listener(&raw.federation.listen, "federation.listen", "0.0.0.0:9090") };
+    let federation = c.federation(&raw.federation);
     let balancer = c.balancer(&raw.balancer);
     let collector = c.collector(&raw.collector);
     if !c.problems.is_empty() {

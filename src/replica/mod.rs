@@ -3,10 +3,10 @@
 //! the shared API engine, PromQL to Grafana and the federation node.
 
 mod handlers;
-pub mod selector;
 pub mod store_sink;
 
-use crate::api::{self, ApiInfo, BuildInfo};
+use crate::api::serving::{self, FederateSettings, FederateState};
+use crate::api::{self, ApiInfo};
 use crate::config::{GlobalConfig, ReplicaConfig};
 use crate::http::{self, BoundListener};
 use crate::promql::store_source::StoreSource;
@@ -44,6 +44,7 @@ impl ReplicaState {
 
 pub struct Replica {
     pub state: Arc<ReplicaState>,
+    federate: Arc<FederateState>,
 }
 
 /// Where a role keeps its store below the data directory.
@@ -66,30 +67,18 @@ pub fn store_options(
 
 /// What the Prometheus API reports about this role: build, flags, config, targets, metadata.
 fn api_info(state: &Arc<ReplicaState>, config: &ReplicaConfig, role: &str) -> ApiInfo {
-    let targets_state = state.clone();
-    let metadata_state = state.clone();
     let mut flags = std::collections::BTreeMap::new();
     flags.insert("query.lookback-delta".to_string(), crate::api_duration(config.lookback_delta));
     flags.insert("storage.tsdb.retention.time".to_string(), crate::api_duration(config.retention_time));
     flags.insert("web.enable-remote-write-receiver".to_string(), config.remote_write_receiver.to_string());
     flags.insert("obsd.role".to_string(), role.to_string());
-    ApiInfo {
-        build: BuildInfo {
-            version: crate::self_metrics::VERSION.to_string(),
-            revision: crate::self_metrics::GIT_COMMIT.to_string(),
-            branch: String::new(),
-            build_user: String::new(),
-            build_date: String::new(),
-            go_version: format!("rustc {}", crate::self_metrics::RUST_VERSION),
-        },
-        runtime: None,
-        flags,
-        config_yaml: config.scrape.original_yaml.clone(),
-        targets: Some(Arc::new(move |wanted: &str| handlers::targets_data(&targets_state, wanted))),
-        metadata: Some(Arc::new(move |metric: Option<&str>, limit: Option<usize>| {
-            handlers::metadata_data(&metadata_state, metric, limit)
-        })),
-        tsdb_status: None,
+    serving::scrape_api_info(&state.scrape, flags, config.scrape.original_yaml.clone())
+}
+
+fn federate_settings(config: &ReplicaConfig) -> FederateSettings {
+    FederateSettings {
+        external_labels: config.scrape.external_labels.clone(),
+        lookback: config.lookback_delta,
     }
 }
 
@@ -120,8 +109,10 @@ impl Replica {
             Arc::new(StoreSource(state.store.clone())),
             api_info(&state, config, "replica"),
         );
-        let router = handlers::router(state.clone()).merge(api);
-        Ok((Replica { state }, bound, router))
+        let federate = FederateState::new(state.store.clone(), federate_settings(config));
+        let router =
+            handlers::router(state.clone()).merge(serving::federate_router(federate.clone())).merge(api);
+        Ok((Replica { state, federate }, bound, router))
     }
 
     /// Runs file_sd watching until shutdown.
@@ -131,6 +122,7 @@ impl Replica {
 
     pub fn reload(&self, config: &ReplicaConfig) {
         self.state.scrape.apply(config.scrape.clone());
+        self.federate.update(federate_settings(config));
         if let Ok(mut s) = self.state.settings.write() {
             *s = config.clone();
         }

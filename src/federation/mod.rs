@@ -1,0 +1,259 @@
+//! The federation role: the central Prometheus of the seed. It scrapes `/federate` of the
+//! replicas (through a balancer, or every replica directly in fan-out mode) with the
+//! replica's scrape engine, merges HA replicas into one series per identity (`dedup`) before
+//! the store, serves the same API and `/federate` as a replica, and optionally remote-writes
+//! what it stored to a clustered engine (`remote_write_out`).
+
+pub mod dedup;
+pub mod remote_write_out;
+
+use crate::api::serving::{self, FederateSettings, FederateState};
+use crate::config::{FederationConfig, GlobalConfig};
+use crate::exposition::{self, MetricFamily};
+use crate::http::{self, BoundListener};
+use crate::labels::Labels;
+use crate::promql::store_source::StoreSource;
+use crate::promql::{Engine, EngineOptions};
+use crate::scrape::manager::ScrapeManager;
+use crate::scrape::scrape_loop::{AppendOutcome, SampleSink, ScrapedSample};
+use crate::store::{Exemplar, Store, StoreError, StoreOptions};
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use dedup::Dedup;
+use remote_write_out::RemoteWriteQueue;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FederationError {
+    #[error("federation store in {dir}: {message}")]
+    Store { dir: String, message: String },
+    #[error(transparent)]
+    RemoteWrite(#[from] remote_write_out::RemoteWriteError),
+    #[error(transparent)]
+    Listener(#[from] http::HttpError),
+}
+
+/// The scrape loops' sink: dedup, then the store, then the remote-write queues. One lock
+/// covers dedup and append so two replicas' scrapes landing at once cannot reorder a series
+/// between the decision and the store.
+pub struct DedupSink {
+    dedup: Option<Mutex<Dedup>>,
+    store: Store,
+    remote: Vec<Arc<RemoteWriteQueue>>,
+    append_lock: Mutex<()>,
+}
+
+impl DedupSink {
+    fn dedup_stats(&self) -> Option<(dedup::DedupStats, usize)> {
+        let d = self.dedup.as_ref()?.lock().ok()?;
+        Some((d.stats.clone(), d.tracked_series()))
+    }
+}
+
+impl SampleSink for DedupSink {
+    fn append(&self, samples: Vec<ScrapedSample>) -> Result<AppendOutcome, String> {
+        let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let samples = match &self.dedup {
+            Some(d) => d.lock().unwrap_or_else(|p| p.into_inner()).offer_batch(samples),
+            None => samples,
+        };
+        let mut app = self.store.appender();
+        let mut outcome = AppendOutcome::default();
+        let mut forward: Vec<(Labels, i64, f64)> = Vec::new();
+        for s in samples {
+            let labels = Labels::from_sorted(s.labels);
+            match app.append(&labels, s.t_ms, s.value) {
+                Ok(series) => {
+                    if let Some(e) = s.exemplar {
+                        let t = e.timestamp_ms.unwrap_or(s.t_ms);
+                        app.append_exemplar(
+                            &series,
+                            Exemplar { labels: Labels::from_pairs(e.labels), value: e.value, t },
+                        );
+                    }
+                    if !self.remote.is_empty() {
+                        forward.push((labels, s.t_ms, s.value));
+                    }
+                }
+                Err(StoreError::OutOfOrderSample { .. }) => outcome.out_of_order += 1,
+                Err(StoreError::DuplicateSample { .. }) => outcome.duplicates += 1,
+                Err(e) if e.is_user_error() => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        let summary = app.commit().map_err(|e| e.to_string())?;
+        outcome.appended = summary.appended as u64;
+        outcome.out_of_order += summary.out_of_order as u64;
+        outcome.duplicates += summary.duplicate as u64;
+        // Only what the store accepted goes out, so the receiver's answer equals ours.
+        for queue in &self.remote {
+            if let Err(e) = queue.append(&forward) {
+                tracing::error!(remote = %queue.name(), error = %e, "remote write queue append failed; samples lost for this remote");
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+pub struct Federation {
+    scrape: ScrapeManager,
+    store: Store,
+    federate: Arc<FederateState>,
+    sink: Arc<DedupSink>,
+}
+
+fn store_dir(global: &GlobalConfig) -> std::path::PathBuf {
+    global.data_dir.join("federation").join("tsdb")
+}
+
+fn federate_settings(config: &FederationConfig) -> FederateSettings {
+    FederateSettings {
+        external_labels: config.scrape.external_labels.clone(),
+        lookback: config.lookback_delta,
+    }
+}
+
+fn flags(config: &FederationConfig) -> std::collections::BTreeMap<String, String> {
+    let mut flags = std::collections::BTreeMap::new();
+    flags.insert("query.lookback-delta".to_string(), crate::api_duration(config.lookback_delta));
+    flags.insert("storage.tsdb.retention.time".to_string(), crate::api_duration(config.retention_time));
+    flags.insert("obsd.role".to_string(), "federation".to_string());
+    flags.insert("obsd.dedup.replica-label".to_string(), config.dedup.replica_label.clone());
+    flags.insert("obsd.dedup.enabled".to_string(), config.dedup.enabled.to_string());
+    flags
+}
+
+impl Federation {
+    /// Opens the store and the remote-write queues, binds the listener, starts scraping.
+    pub async fn start(
+        config: &FederationConfig,
+        global: &GlobalConfig,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(Federation, BoundListener, Router), FederationError> {
+        let dir = store_dir(global);
+        let options = StoreOptions {
+            retention: config.retention_time,
+            retention_bytes: config.retention_size,
+            out_of_order_window: Duration::ZERO,
+            ..StoreOptions::default()
+        };
+        let shown = dir.display().to_string();
+        let store = tokio::task::spawn_blocking(move || Store::open(&dir, options))
+            .await
+            .map_err(|e| FederationError::Store { dir: shown.clone(), message: e.to_string() })?
+            .map_err(|e| FederationError::Store { dir: shown.clone(), message: e.to_string() })?;
+        let mut remote = Vec::new();
+        for rw in &config.remote_write {
+            let queue_dir = global.data_dir.join("federation").join("rw-queue").join(&rw.name);
+            let queue = RemoteWriteQueue::open(rw.clone(), &queue_dir)?;
+            queue.spawn_senders(shutdown.clone());
+            remote.push(queue);
+        }
+        let bound = http::bind("federation", &config.listen).await?;
+        let dedup = config.dedup.enabled.then(|| {
+            Mutex::new(Dedup::new(
+                &config.dedup.replica_label,
+                config.dedup.failover_timeout,
+                config.dedup.forget_after,
+            ))
+        });
+        let sink = Arc::new(DedupSink { dedup, store: store.clone(), remote, append_lock: Mutex::new(()) });
+        let scrape = ScrapeManager::new(sink.clone());
+        scrape.apply(config.scrape.clone());
+        let engine = Arc::new(Engine::new(EngineOptions {
+            lookback_delta: config.lookback_delta,
+            default_subquery_step: config.scrape.evaluation_interval,
+            ..EngineOptions::default()
+        }));
+        let api = crate::api::router(
+            engine,
+            Arc::new(StoreSource(store.clone())),
+            serving::scrape_api_info(&scrape, flags(config), config.scrape.original_yaml.clone()),
+        );
+        let federate = FederateState::new(store.clone(), federate_settings(config));
+        let federation = Federation { scrape, store, federate: federate.clone(), sink: sink.clone() };
+        let router = Router::new()
+            .route("/metrics", get(metrics))
+            .with_state(sink)
+            .merge(serving::federate_router(federate))
+            .merge(api);
+        tracing::info!(
+            jobs = config.scrape.jobs.len(),
+            dedup = config.dedup.enabled,
+            replica_label = %config.dedup.replica_label,
+            remote_writes = config.remote_write.len(),
+            "federation started"
+        );
+        Ok((federation, bound, router))
+    }
+
+    pub fn spawn_background(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
+        tokio::spawn(self.scrape.clone().watch_files(shutdown));
+    }
+
+    /// Scrape jobs and `/federate` settings follow a reload; dedup and remote-write settings
+    /// need a restart (their state lives on disk and in the leaders map).
+    pub fn reload(&self, config: &FederationConfig) {
+        self.scrape.apply(config.scrape.clone());
+        self.federate.update(federate_settings(config));
+    }
+
+    /// Stops scraping, then flushes the store and the queues' open segments.
+    pub async fn stop(self) {
+        self.scrape.stop_all();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for q in &self.sink.remote {
+            q.sync();
+        }
+        let store = self.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.sync()).await;
+    }
+}
+
+fn counter(name: &str, help: &str, value: f64) -> MetricFamily {
+    MetricFamily::counter(name, help).with_value(value)
+}
+
+async fn metrics(State(sink): State<Arc<DedupSink>>) -> impl IntoResponse {
+    let store = sink.store.clone();
+    let mut families = tokio::task::spawn_blocking(move || store.metric_families()).await.unwrap_or_default();
+    if let Some((stats, tracked)) = sink.dedup_stats() {
+        families.push(counter(
+            "obsd_federation_dedup_samples_accepted_total",
+            "Samples carrying the replica label that HA dedup kept.",
+            stats.accepted as f64,
+        ));
+        families.push(counter(
+            "obsd_federation_dedup_samples_duplicate_total",
+            "Samples dropped because the leading replica had already sent them.",
+            stats.dropped_duplicate as f64,
+        ));
+        families.push(counter(
+            "obsd_federation_dedup_samples_other_replica_total",
+            "Samples dropped because another replica leads their series.",
+            stats.dropped_other_replica as f64,
+        ));
+        families.push(counter(
+            "obsd_federation_dedup_failovers_total",
+            "Times a series switched to another replica.",
+            stats.failovers as f64,
+        ));
+        families.push(
+            MetricFamily::gauge("obsd_federation_dedup_series", "Series whose leading replica is tracked.")
+                .with_value(tracked as f64),
+        );
+    }
+    for q in &sink.remote {
+        families.extend(q.metric_families());
+    }
+    families.extend(crate::self_metrics::process_metrics());
+    families.push(crate::self_metrics::build_info());
+    let families = exposition::merge_and_sort(families);
+    let mut body = String::new();
+    exposition::write_families(&mut body, &families);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+}
