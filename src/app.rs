@@ -125,6 +125,11 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
     if let Some(b) = &running.balancer {
         servers.spawn(b.clone().run_until_shutdown(drain));
     }
+    // Handlers first: "obsd started" and READY=1 invite signals (systemctl reload, a test's
+    // SIGHUP), and SIGHUP's default action would kill the process.
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     tracing::info!(
         roles = %roles.iter().map(|r| r.name()).collect::<Vec<_>>().join(","),
         config = %config.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<embedded defaults>".into()),
@@ -132,9 +137,6 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
     );
     crate::systemd::notify("READY=1");
 
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let mut current = config;
     loop {
         tokio::select! {
