@@ -44,8 +44,12 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 step "build obsd 1 and 2"
 export DEB_COMPRESSION=gzip
-deb1=$(OBSD_BINARY=$binary DEB_REVISION=1 OUT_DIR=$work/debs packaging/build-deb.sh 2>/dev/null | tail -1)
-deb2=$(OBSD_BINARY=$binary DEB_REVISION=2 OUT_DIR=$work/debs packaging/build-deb.sh 2>/dev/null | tail -1)
+build() {
+  OBSD_BINARY=$binary DEB_REVISION=$1 OUT_DIR=$work/debs packaging/build-deb.sh 2>"$work/build.log" | tail -1
+  [ "${PIPESTATUS[0]}" -eq 0 ] || { cat "$work/build.log" >&2; fail "build-deb.sh"; }
+}
+deb1=$(build 1)
+deb2=$(build 2)
 
 step "lintian"
 lintian --allow-root --fail-on error,warning --display-info "$deb1" || fail "lintian reported problems"
