@@ -68,7 +68,8 @@ echo /etc/obsd/obsd.toml > "$pkg/DEBIAN/conffiles"
 shlib=$stage/shlib
 mkdir -p "$shlib/debian"
 printf 'Source: obsd\n\nPackage: obsd\nArchitecture: any\n' > "$shlib/debian/control"
-shlibs=$(cd "$shlib" && dpkg-shlibdeps -O "$pkg/usr/bin/obsd" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+shlibs=$(cd "$shlib" && dpkg-shlibdeps -O "$pkg/usr/bin/obsd" | sed -n 's/^shlibs:Depends=//p')
+[ -n "$shlibs" ] || { echo "build-deb: dpkg-shlibdeps found no library dependencies" >&2; exit 1; }
 
 # procps: the unit reloads with /bin/kill.
 installed_size=$(du -sk --exclude=DEBIAN "$pkg" | cut -f1)

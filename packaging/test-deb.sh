@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Packaging test: builds two revisions of the .deb, runs lintian, and in a fresh Debian 12
 # root (debootstrap, cached under /var/tmp) installs obsd from the local apt repository,
-# checks files, user, unit and conffile, upgrades with an edited conffile, runs the Ansible
-# playbook for the seed's host1 against the root, then removes and purges.
+# checks files, user, unit and conffile, upgrades with an edited conffile (the maintainer
+# scripts' systemd calls recorded by a stand-in systemctl), removes and purges, then lets the
+# Ansible playbook install the seed's host1 into the purged root.
 #
 #   packaging/test-deb.sh            # packages $CARGO_TARGET_DIR/debug/obsd (built by cargo test)
 #   OBSD_BINARY=path packaging/test-deb.sh
@@ -35,7 +36,7 @@ work=$(mktemp -d /var/tmp/obsd-test-deb.XXXXXX)
 chroot_root=$work/root
 cleanup() {
   # Nothing is mounted outside the unshared mount namespaces below, so removal is safe.
-  rm -rf "$work"
+  if [ -n "${OBSD_TEST_KEEP:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 step() { echo "== $*"; }
@@ -43,8 +44,12 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 step "build obsd 1 and 2"
 export DEB_COMPRESSION=gzip
-deb1=$(OBSD_BINARY=$binary DEB_REVISION=1 OUT_DIR=$work/debs packaging/build-deb.sh 2>/dev/null | tail -1)
-deb2=$(OBSD_BINARY=$binary DEB_REVISION=2 OUT_DIR=$work/debs packaging/build-deb.sh 2>/dev/null | tail -1)
+build() {
+  OBSD_BINARY=$binary DEB_REVISION=$1 OUT_DIR=$work/debs packaging/build-deb.sh 2>"$work/build.log" | tail -1
+  [ "${PIPESTATUS[0]}" -eq 0 ] || { cat "$work/build.log" >&2; fail "build-deb.sh"; }
+}
+deb1=$(build 1)
+deb2=$(build 2)
 
 step "lintian"
 lintian --allow-root --fail-on error,warning --display-info "$deb1" || fail "lintian reported problems"
@@ -101,7 +106,10 @@ in_root '
   test "$(stat -c "%U:%G" /var/lib/obsd/textfile)" = "obsd:obsd"
   dpkg-query -W -f="\${Conffiles}\n" obsd | grep -q "^ /etc/obsd/obsd.toml "
   obsd check-config /etc/obsd/obsd.toml >/dev/null
-  systemd-analyze verify --man=no /lib/systemd/system/obsd@exporter.service
+  # Warnings do not change the exit status, so any output fails. --man=no: no man-db here.
+  out=$(systemd-analyze verify --man=no /lib/systemd/system/obsd@exporter.service 2>&1)
+  [ -z "$out" ] || { echo "$out"; exit 1; }
+  test "$(zcat /usr/share/man/man1/obsd.1.gz | head -1 | cut -c1-8)" = ".TH OBSD"
   systemctl enable obsd@exporter obsd@replica
   test -L /etc/systemd/system/multi-user.target.wants/obsd@exporter.service
 '
@@ -117,6 +125,23 @@ in_root '
   grep -q "obsd started" /tmp/obsd.log || { cat /tmp/obsd.log; exit 1; }
 '
 
+step "maintainer scripts drive systemd (a stand-in systemctl records the calls)"
+# No systemd runs in a chroot; this stand-in answers as if obsd@exporter were enabled and
+# running, so postinst/prerm/postrm take their systemd branches and deb-systemd-invoke acts.
+# It goes in /usr/sbin, ahead of the real /usr/bin/systemctl in the PATH apt gives dpkg.
+mkdir -p "$chroot_root/run/systemd/system"
+cat > "$chroot_root/usr/sbin/systemctl" <<'FAKE'
+#!/bin/sh
+echo "$*" >> /tmp/systemctl.log
+case "$*" in
+  *list-units*) echo "obsd@exporter.service loaded active running obsd exporter role" ;;
+  *is-enabled*) echo enabled ;;
+esac
+exit 0
+FAKE
+chmod 0755 "$chroot_root/usr/sbin/systemctl"
+mv "$chroot_root/usr/sbin/policy-rc.d" "$work/policy-rc.d"
+
 step "upgrade to obsd 2 keeps an edited conffile"
 in_root 'sed -i "s/^log_level = \"info\"/log_level = \"debug\"  # edited by the admin/" /etc/obsd/obsd.toml'
 packaging/make-apt-repo.sh "$chroot_root/srv/obsd-apt" "$deb2" >/dev/null
@@ -126,9 +151,28 @@ in_root '
   grep -q "^log_level = \"debug\"  # edited by the admin" /etc/obsd/obsd.toml
   test ! -e /etc/obsd/obsd.toml.dpkg-new && test ! -e /etc/obsd/obsd.toml.dpkg-old
   getent passwd obsd >/dev/null
+  grep -q "restart obsd@exporter.service" /tmp/systemctl.log || { cat /tmp/systemctl.log; exit 1; }
+  grep -q "daemon-reload" /tmp/systemctl.log
 '
 
-step "ansible: the seed host1 play against the root, then again in check mode"
+step "remove keeps config and data, purge removes them and the user"
+in_root '
+  apt-get remove -y -qq obsd >/dev/null
+  grep -q "stop obsd@exporter.service" /tmp/systemctl.log || { cat /tmp/systemctl.log; exit 1; }
+  test ! -e /usr/bin/obsd
+  test -f /etc/obsd/obsd.toml
+  getent passwd obsd >/dev/null
+  apt-get purge -y -qq obsd >/dev/null
+  test ! -e /etc/obsd/obsd.toml
+  test ! -e /var/lib/obsd
+  ! getent passwd obsd >/dev/null
+  ! getent group obsd >/dev/null
+  test -z "$(find /etc/systemd/system -name "obsd@*")"
+'
+rm -rf "$chroot_root/usr/sbin/systemctl" "$chroot_root/run/systemd/system"
+mv "$work/policy-rc.d" "$chroot_root/usr/sbin/policy-rc.d"
+
+step "ansible: the seed host1 play installs into the purged root, then a check-mode rerun changes nothing"
 ansible_dir=$root_dir/packaging/ansible
 cat > "$work/inventory.ini" <<INV
 [exporter]
@@ -166,17 +210,4 @@ run_playbook --check >"$work/ansible-check.log" 2>&1 || { cat "$work/ansible-che
 grep -Eq "host1 +: ok=[0-9]+ +changed=0 .*failed=0" "$work/ansible-check.log" \
   || { cat "$work/ansible-check.log"; fail "a second run would still change things"; }
 
-step "remove keeps config and data, purge removes them and the user"
-in_root '
-  apt-get remove -y -qq obsd >/dev/null
-  test ! -e /usr/bin/obsd
-  test -f /etc/obsd/obsd.toml
-  getent passwd obsd >/dev/null
-  apt-get purge -y -qq obsd >/dev/null
-  test ! -e /etc/obsd/obsd.toml
-  test ! -e /var/lib/obsd
-  ! getent passwd obsd >/dev/null
-  ! getent group obsd >/dev/null
-  test -z "$(find /etc/systemd/system -name "obsd@*")"
-'
 echo "packaging test: OK"

@@ -136,7 +136,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
     if let Some(b) = &running.balancer {
         servers.spawn(b.clone().run_until_shutdown(drain));
     }
-    // Handlers go in before READY=1: a SIGHUP sent right after readiness must reload, not kill.
+    // Handlers first: "obsd started" and READY=1 invite signals (systemctl reload, a test's
+    // SIGHUP), and SIGHUP's default action would kill the process.
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
