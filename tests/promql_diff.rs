@@ -1,11 +1,16 @@
-//! Differential suite: the same data in Prometheus 2.42 (the oracle) and in obsd's engine,
-//! every expression of tests/promql/corpus.txt run as instant queries at several times and as
-//! range queries, answers compared with a float tolerance (errors by errorType).
+//! Differential suite: the same data remote-written into Prometheus 2.42 (the oracle) and into
+//! the real obsd binary (replica role, sled store), every expression of tests/promql/corpus.txt
+//! run over HTTP as instant queries at several times and as range queries (POST forms, as
+//! Grafana sends them), answers compared with a float tolerance, errors by errorType and HTTP
+//! status. The same data also goes into an in-memory `MemoryQueryable` evaluated in-process:
+//! when obsd's HTTP answer differs but the in-memory one agrees, the fault is in the store path
+//! rather than the engine, which the failure message says.
 //!
 //! Data reaches Prometheus by remote write rather than `promtool tsdb create-blocks-from
 //! openmetrics`, because stale markers are a NaN bit pattern that no text format can carry.
 //! Skips (with a message) when /usr/bin/prometheus is absent.
 
+mod common;
 #[path = "promql/dataset.rs"]
 mod dataset;
 
@@ -107,7 +112,9 @@ fn write_request(series: &[(&dataset::Labels, &[(i64, f64)])]) -> Vec<u8> {
     req
 }
 
-fn load_into_prometheus(p: &Prometheus, data: &Dataset) {
+/// Sends the data set in ten-minute slices, every series in time order across and within
+/// requests: both Prometheus and obsd refuse a sample older than a series' newest.
+fn remote_write_dataset(base: &str, data: &Dataset) {
     let client = reqwest::blocking::Client::new();
     let slice = 10 * 60 * 1000;
     let mut from = data.start_ms - 1000;
@@ -124,7 +131,7 @@ fn load_into_prometheus(p: &Prometheus, data: &Dataset) {
             .collect();
         let body = snap::raw::Encoder::new().compress_vec(&write_request(&parts)).expect("snappy");
         let r = client
-            .post(format!("{}/api/v1/write", p.base))
+            .post(format!("{base}/api/v1/write"))
             .header("Content-Type", "application/x-protobuf")
             .header("Content-Encoding", "snappy")
             .header("X-Prometheus-Remote-Write-Version", "0.1.0")
@@ -132,7 +139,7 @@ fn load_into_prometheus(p: &Prometheus, data: &Dataset) {
             .send()
             .expect("remote write");
         let status = r.status();
-        assert!(status.is_success(), "remote write: {status} {}", r.text().unwrap_or_default());
+        assert!(status.is_success(), "remote write to {base}: {status} {}", r.text().unwrap_or_default());
         from = to;
     }
 }
@@ -220,7 +227,10 @@ fn error_type(e: &QueryError) -> &'static str {
 
 fn from_obsd(r: Result<QueryValue, QueryError>) -> Answer {
     match r {
-        Err(e) => Answer::Error(error_type(&e).to_string()),
+        Err(e) => {
+            let t = error_type(&e);
+            Answer::Error(format!("{t}/{}", obsd::api::error::ApiError::from(e).status().as_u16()))
+        }
         Ok(QueryValue::Scalar { v, .. }) => Answer::Scalar(v),
         Ok(QueryValue::String { v, .. }) => Answer::Str(v),
         Ok(QueryValue::Vector(v)) => Answer::Vector(v.iter().map(|s| (labels_key(&s.labels), s.v)).collect()),
@@ -307,17 +317,24 @@ fn corpus() -> Vec<String> {
     text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect()
 }
 
+/// The replica config the suite runs obsd with: remote write in, Prometheus's lookback.
+pub const OBSD_CONFIG: &str = "[replica]\nremote_write_receiver = true\nlookback_delta = \"5m\"\n[replica.listen]\naddress = \"127.0.0.1:0\"\n";
+
 #[test]
 fn promql_matches_prometheus_2_42() {
     if !std::path::Path::new(PROMETHEUS).exists() {
         eprintln!("skipping: {PROMETHEUS} not installed");
         return;
     }
+    let started = Instant::now();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as i64;
     let end = (now - 20 * 60 * 1000) / 60_000 * 60_000;
     let data = Dataset::generate(end);
     let prom = Prometheus::start();
-    load_into_prometheus(&prom, &data);
+    let obsd = common::Obsd::start("replica", OBSD_CONFIG);
+    let obsd_base = obsd.url("replica", "");
+    remote_write_dataset(&prom.base, &data);
+    remote_write_dataset(&obsd_base, &data);
     let mut mem = MemoryQueryable::new();
     for (labels, samples) in &data.series {
         for (t, v) in samples {
@@ -325,7 +342,8 @@ fn promql_matches_prometheus_2_42() {
         }
     }
     let engine = Engine::new(EngineOptions::default());
-    let client = reqwest::blocking::Client::new();
+    let client =
+        reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
     let (s, e) = (data.start_ms, data.end_ms);
     let instants = [
         e,
@@ -342,18 +360,30 @@ fn promql_matches_prometheus_2_42() {
     let only = std::env::var("PROMQL_DIFF_ONLY").ok();
     let mut failures = Vec::new();
     let mut compared = 0usize;
+    let mut check = |what: String, expr: &str, want: Answer, got_http: Answer, got_mem: Answer| {
+        compared += 1;
+        if let Err(msg) = compare(expr, &want, &got_http) {
+            let engine_too = if compare(expr, &want, &got_mem).is_err() {
+                "in-memory engine differs too"
+            } else {
+                "in-memory engine agrees: store path"
+            };
+            failures.push(format!("{what} [obsd over HTTP; {engine_too}]: {msg}"));
+        } else if let Err(msg) = compare(expr, &want, &got_mem) {
+            failures.push(format!("{what} [in-memory engine only]: {msg}"));
+        }
+    };
     for expr in &exprs {
         if only.as_deref().is_some_and(|o| !expr.contains(o)) {
             continue;
         }
         for &t in &instants {
             let secs = format!("{:.3}", t as f64 / 1000.0);
-            let want = query(&client, &prom, "query", &[("query", expr.as_str()), ("time", &secs)]);
-            let got = from_obsd(engine.instant_query(&mem, expr, t));
-            compared += 1;
-            if let Err(msg) = compare(expr, &want, &got) {
-                failures.push(format!("instant {expr} @ {t} (start+{}s): {msg}", (t - s) / 1000));
-            }
+            let params = [("query", expr.as_str()), ("time", secs.as_str())];
+            let want = query(&client, &prom.base, "query", &params);
+            let got = query(&client, &obsd_base, "query", &params);
+            let mem_got = from_obsd(engine.instant_query(&mem, expr, t));
+            check(format!("instant {expr} @ {t} (start+{}s)", (t - s) / 1000), expr, want, got, mem_got);
         }
         for &(a, b, step) in &ranges {
             let (sa, sb, ss) = (
@@ -361,23 +391,18 @@ fn promql_matches_prometheus_2_42() {
                 format!("{:.3}", b as f64 / 1000.0),
                 format!("{}", step as f64 / 1000.0),
             );
-            let want = query(
-                &client,
-                &prom,
-                "query_range",
-                &[("query", expr.as_str()), ("start", &sa), ("end", &sb), ("step", &ss)],
-            );
-            let got = from_obsd(engine.range_query(&mem, expr, a, b, step));
-            compared += 1;
-            if let Err(msg) = compare(expr, &want, &got) {
-                failures.push(format!("range {expr} [{a}..{b} step {step}]: {msg}"));
-            }
+            let params = [("query", expr.as_str()), ("start", &sa), ("end", &sb), ("step", &ss)];
+            let want = query(&client, &prom.base, "query_range", &params);
+            let got = query(&client, &obsd_base, "query_range", &params);
+            let mem_got = from_obsd(engine.range_query(&mem, expr, a, b, step));
+            check(format!("range {expr} [{a}..{b} step {step}]"), expr, want, got, mem_got);
         }
     }
     eprintln!(
-        "promql differential: {} expressions, {compared} comparisons, {} failures",
+        "promql differential: {} expressions, {compared} comparisons, {} failures, {:.1}s",
         exprs.len(),
-        failures.len()
+        failures.len(),
+        started.elapsed().as_secs_f64()
     );
     for f in failures.iter().take(40) {
         eprintln!("FAIL {f}\n");
@@ -385,17 +410,20 @@ fn promql_matches_prometheus_2_42() {
     assert!(failures.is_empty(), "{} of {compared} comparisons differ from Prometheus 2.42", failures.len());
 }
 
-fn query(
-    client: &reqwest::blocking::Client,
-    p: &Prometheus,
-    endpoint: &str,
-    params: &[(&str, &str)],
-) -> Answer {
-    let mut r =
-        client.post(format!("{}/api/v1/{endpoint}", p.base)).form(params).send().expect("query prometheus");
+/// POSTs a form, as Grafana does, and normalizes the answer; errors keep their HTTP status.
+fn query(client: &reqwest::blocking::Client, base: &str, endpoint: &str, params: &[(&str, &str)]) -> Answer {
+    let mut r = client
+        .post(format!("{base}/api/v1/{endpoint}"))
+        .form(params)
+        .send()
+        .unwrap_or_else(|e| panic!("query {base}: {e}"));
+    let status = r.status().as_u16();
     let mut body = String::new();
     let _ = r.read_to_string(&mut body);
     let json: serde_json::Value =
-        serde_json::from_str(&body).unwrap_or_else(|_| panic!("prometheus answered {body}"));
-    from_prometheus(&json)
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("{base} answered {status} {body}"));
+    match from_prometheus(&json) {
+        Answer::Error(t) => Answer::Error(format!("{t}/{status}")),
+        a => a,
+    }
 }
