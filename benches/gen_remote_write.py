@@ -12,6 +12,7 @@ Standard library only: protobuf is written by hand, and the snappy body is one l
 (valid snappy, just not compressed), which every snappy decoder accepts.
 """
 import argparse
+import concurrent.futures
 import struct
 import time
 import urllib.request
@@ -87,6 +88,17 @@ def value(idx, kind, param, step):
     return float(int(step * 20.0 * param))  # cumulative buckets: never decreasing with le
 
 
+def post(url, body):
+    req = urllib.request.Request(url, data=body, headers={
+        "Content-Type": "application/x-protobuf",
+        "Content-Encoding": "snappy",
+        "X-Prometheus-Remote-Write-Version": "0.1.0",
+    })
+    with urllib.request.urlopen(req, timeout=300) as r:
+        if r.status // 100 != 2:
+            raise SystemExit(f"remote write to {url}: {r.status} {r.read()!r}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", action="append", required=True)
@@ -100,6 +112,7 @@ def main():
     all_series = series(a.series)
     started = time.time()
     sent = 0
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(a.url))
     for step in range(steps + 1):
         t = end_ms - (steps - step) * STEP_MS
         ts_tail = b"\x10" + varint(t)
@@ -110,15 +123,10 @@ def main():
                 sample = b"\x09" + struct.pack("<d", value(idx, kind, param, step)) + ts_tail
                 parts.append(field(1, lb + field(2, sample)))
             body = snappy_literal(b"".join(parts))
-            for url in a.url:
-                req = urllib.request.Request(url, data=body, headers={
-                    "Content-Type": "application/x-protobuf",
-                    "Content-Encoding": "snappy",
-                    "X-Prometheus-Remote-Write-Version": "0.1.0",
-                })
-                with urllib.request.urlopen(req, timeout=300) as r:
-                    if r.status // 100 != 2:
-                        raise SystemExit(f"remote write to {url}: {r.status} {r.read()!r}")
+            # Every server gets the batch at once; the next batch waits for all of them, so
+            # each series still arrives in time order everywhere.
+            for f in [pool.submit(post, url, body) for url in a.url]:
+                f.result()
             sent += len(parts)
     print(f"series={len(all_series)} samples={sent} end={end_ms // 1000} seconds={time.time() - started:.1f}")
 

@@ -70,7 +70,7 @@ O_LOAD_KB=$(hwm $OPID)
 
 PBASE="http://127.0.0.1:$PPORT" OBASE="http://127.0.0.1:$OPORT" END="$END" MINUTES="$MINUTES" \
 REPEAT="$REPEAT" python3 - <<'PY'
-import json, os, statistics, time, urllib.parse, urllib.request
+import json, os, statistics, sys, time, urllib.error, urllib.parse, urllib.request
 
 pbase, obase = os.environ["PBASE"], os.environ["OBASE"]
 end = int(os.environ["END"]) // 15 * 15
@@ -90,11 +90,16 @@ def run(base, endpoint, params):
     req = urllib.request.Request(f"{base}/api/v1/{endpoint}", data=body,
                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
     t0 = time.perf_counter()
-    with urllib.request.urlopen(req, timeout=600) as r:
-        data = r.read()
+    try:
+        with urllib.request.urlopen(req, timeout=600) as r:
+            data = r.read()
+    except urllib.error.HTTPError as e:  # the error envelope is the answer to show
+        data = e.read()
     return time.perf_counter() - t0, json.loads(data)
 
 def size(ans):
+    if ans.get("status") != "success":
+        return f'{ans.get("errorType")}: {ans.get("error")}'
     res = ans["data"]["result"]
     if ans["data"]["resultType"] == "matrix":
         return f'{len(res)}x{sum(len(s["values"]) for s in res)}pts'
@@ -105,6 +110,8 @@ def close(a, b):
     return a == b or abs(a - b) <= 1e-6 * max(abs(a), abs(b))
 
 def same(a, b):
+    if a.get("status") != "success" or b.get("status") != "success":
+        return a.get("errorType") == b.get("errorType")
     ra, rb = a["data"]["result"], b["data"]["result"]
     if len(ra) != len(rb):
         return False
@@ -129,6 +136,9 @@ for q, endpoint, extra in queries:
         times[name] = statistics.median(run(base, endpoint, params)[0] for _ in range(repeat))
     label = q + (" [1h/15s]" if endpoint == "query_range" else "")
     ok = "same" if same(answers["prom"], answers["obsd"]) else "DIFFERENT"
+    for name in ("prom", "obsd"):
+        if answers[name].get("status") != "success":
+            print(f"  {name}: {size(answers[name])}", file=sys.stderr)
     print(f"{label:<62} {times['prom']*1000:>9.1f} {times['obsd']*1000:>9.1f} "
           f"{times['obsd']/times['prom']:>6.2f}  {size(answers['obsd'])}, {ok}")
 PY
