@@ -1,7 +1,7 @@
 //! The `/api/v1` handlers (Prometheus 2.42 `web/api/v1/api.go`).
 
 use super::error::ApiError;
-use super::json::{json_string, query_data, success, write_labels};
+use super::json::{format_timestamp, format_value, json_string, query_data, success, write_labels};
 use super::params::{
     MAX_TIME_MS, MIN_TIME_MS, Params, invalid_param, parse_duration, time_param, unescape_label_name,
 };
@@ -13,7 +13,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -168,15 +168,69 @@ async fn query_range(
     )
 }
 
-async fn query_exemplars(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
-    result((|| {
-        let p = params(q, &headers, &body)?;
-        time_param(&p, "start", MIN_TIME_MS)?;
-        time_param(&p, "end", MAX_TIME_MS)?;
-        // The query must still be valid PromQL; there are no exemplars to return yet.
-        promql::parse(p.get("query").unwrap_or("")).map_err(ApiError::from)?;
-        Ok(ok_json(&serde_json::json!([])))
-    })())
+/// Exemplars of every series any selector of `query` matches (Prometheus 2.42
+/// `queryExemplars`): one entry per series, series sorted by labels, exemplars in time order.
+async fn query_exemplars(
+    State(st): State<ApiState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    result(
+        async {
+            let p = params(q, &headers, &body)?;
+            let start = time_param(&p, "start", MIN_TIME_MS)?;
+            let end = time_param(&p, "end", MAX_TIME_MS)?;
+            if end < start {
+                return Err(ApiError::BadData("end timestamp must not be before start time".into()));
+            }
+            let expr = promql::parse(p.get("query").unwrap_or("")).map_err(ApiError::from)?;
+            let sets = promql::extract_selectors(&expr).map_err(ApiError::from)?;
+            if sets.is_empty() {
+                // Prometheus returns no data at all here, which its wrapper sends as 204.
+                return Ok(StatusCode::NO_CONTENT.into_response());
+            }
+            let store = st.store.clone();
+            let found = blocking(move || {
+                // A series matched by several selectors is reported once.
+                let mut by_series: BTreeMap<Labels, Vec<promql::ExemplarData>> = BTreeMap::new();
+                for set in &sets {
+                    for (labels, ex) in
+                        store.exemplars(set, start, end).map_err(|e| ApiError::Internal(e.to_string()))?
+                    {
+                        by_series.entry(labels).or_insert(ex);
+                    }
+                }
+                Ok(by_series)
+            })
+            .await?;
+            let mut out = String::from("[");
+            for (i, (labels, ex)) in found.iter().filter(|(_, ex)| !ex.is_empty()).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"seriesLabels\":");
+                write_labels(&mut out, labels);
+                out.push_str(",\"exemplars\":[");
+                for (j, e) in ex.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    out.push_str("{\"labels\":");
+                    write_labels(&mut out, &e.labels);
+                    out.push_str(",\"value\":\"");
+                    out.push_str(&format_value(e.value));
+                    out.push_str("\",\"timestamp\":");
+                    out.push_str(&format_timestamp(e.t_ms));
+                    out.push('}');
+                }
+                out.push_str("]}");
+            }
+            out.push(']');
+            Ok(respond(success(&out, &[])))
+        }
+        .await,
+    )
 }
 
 async fn format_query(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {

@@ -156,6 +156,13 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Gives back samples counted by [`add_samples`](Self::add_samples) once they are no
+    /// longer held (a range function's window after its series is done), so the limit bounds
+    /// the samples held at once, as Prometheus's `currentSamples` does, not the total ever read.
+    pub fn release_samples(&self, n: usize) {
+        self.samples.set(self.samples.get().saturating_sub(n));
+    }
+
     fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
         match at {
             None => None,

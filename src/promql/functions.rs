@@ -546,6 +546,10 @@ fn eval_matrix_call(ctx: &Ctx<'_>, name: &str, args: &[&Expr], range: Range) -> 
     for s in &src.series {
         let labels = if name == "last_over_time" { s.labels.clone() } else { drop_metric_name(&s.labels) };
         let mut points = Vec::new();
+        // Samples of this series counted against the limit so far: each raw sample once, when
+        // it enters the sliding window (Prometheus's matrixIterSlice), not once per step.
+        let mut counted_to = 0usize;
+        let mut held = 0usize;
         for step in 0..steps {
             ctx.check("expression evaluation")?;
             let ts = range.ts(step);
@@ -556,18 +560,24 @@ fn eval_matrix_call(ctx: &Ctx<'_>, name: &str, args: &[&Expr], range: Range) -> 
             if lo >= hi {
                 continue;
             }
+            let entering = hi.saturating_sub(lo.max(counted_to));
+            ctx.add_samples(entering)?;
+            held += entering;
+            counted_to = counted_to.max(hi);
             for (i, o) in others.iter().enumerate() {
                 if i != matrix_idx {
                     scalars[i] = o.get(step).copied().unwrap_or(f64::NAN);
                 }
             }
             let win = &s.points[lo..hi];
-            ctx.add_samples(win.len())?;
             if let Some(v) = matrix_fn(name, win, &scalars, ts, rstart, rend, src.range_ms)? {
                 points.push((ts, v));
             }
         }
+        // The window is dropped; the output points stay held until the query ends.
+        ctx.release_samples(held);
         if !points.is_empty() {
+            ctx.add_samples(points.len())?;
             out.push(Series { labels, points });
         }
     }

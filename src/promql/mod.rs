@@ -16,7 +16,7 @@ pub mod store_source;
 pub mod value;
 
 pub use memory::MemoryQueryable;
-pub use storage::{LabelMatcher, Labels, MatchOp, Queryable, SeriesData, StorageError};
+pub use storage::{ExemplarData, LabelMatcher, Labels, MatchOp, Queryable, SeriesData, StorageError};
 pub use value::{InstantSample, QueryValue, RangeSeries};
 
 use promql_parser::parser::{self, Expr};
@@ -312,6 +312,29 @@ pub fn parse_selector(selector: &str) -> Result<Vec<LabelMatcher>, QueryError> {
             Err(QueryError::Parse(format!("1:1: parse error: expected a series selector, got {selector:?}")))
         }
     }
+}
+
+/// The matchers of every vector and matrix selector in `expr`, in order of appearance: what
+/// Prometheus's `parser.ExtractSelectors` gives `/api/v1/query_exemplars`.
+pub fn extract_selectors(expr: &Expr) -> Result<Vec<Vec<LabelMatcher>>, QueryError> {
+    struct Collect(Vec<Vec<LabelMatcher>>);
+    impl promql_parser::util::ExprVisitor for Collect {
+        type Error = QueryError;
+        fn pre_visit(&mut self, e: &Expr) -> Result<bool, QueryError> {
+            match e {
+                Expr::VectorSelector(vs) => self.0.push(eval::matchers_of(vs)?),
+                Expr::MatrixSelector(ms) => self.0.push(eval::matchers_of(&ms.vs)?),
+                _ => {}
+            }
+            Ok(true)
+        }
+        fn post_visit(&mut self, _: &Expr) -> Result<bool, QueryError> {
+            Ok(true)
+        }
+    }
+    let mut c = Collect(Vec::new());
+    promql_parser::util::walk_expr(&mut c, expr)?;
+    Ok(c.0)
 }
 
 fn parse_error_text(query: &str, message: &str) -> String {

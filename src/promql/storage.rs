@@ -110,6 +110,14 @@ pub struct SeriesData {
     pub samples: Vec<(i64, f64)>,
 }
 
+/// One exemplar of a series: its own labels (usually `trace_id`), value and time in ms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExemplarData {
+    pub labels: Labels,
+    pub value: f64,
+    pub t_ms: i64,
+}
+
 /// What the engine needs from a store. All times are Unix milliseconds, bounds inclusive.
 pub trait Queryable: Send + Sync {
     /// Series matching every matcher with their samples in `[mint_ms, maxt_ms]`. A series with
@@ -150,6 +158,18 @@ pub trait Queryable: Send + Sync {
         mint_ms: i64,
         maxt_ms: i64,
     ) -> Result<Vec<String>, StorageError>;
+
+    /// Exemplars with times in `[mint_ms, maxt_ms]` of the series matching `matchers`, per
+    /// series in time order. A store that keeps none answers empty, as Prometheus does
+    /// without exemplar storage.
+    fn exemplars(
+        &self,
+        _matchers: &[LabelMatcher],
+        _mint_ms: i64,
+        _maxt_ms: i64,
+    ) -> Result<Vec<(Labels, Vec<ExemplarData>)>, StorageError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Prometheus's legacy label-name rule `[a-zA-Z_][a-zA-Z0-9_]*`.

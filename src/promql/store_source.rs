@@ -1,7 +1,7 @@
 //! The sled store as the engine's `Queryable`: matchers translated once, samples decoded from
 //! the chunks overlapping the query range.
 
-use super::storage::{LabelMatcher, MatchOp, Queryable, SeriesData, StorageError};
+use super::storage::{ExemplarData, LabelMatcher, Labels, MatchOp, Queryable, SeriesData, StorageError};
 use crate::store::{self, Matcher, Store};
 
 pub struct StoreSource(pub Store);
@@ -57,5 +57,26 @@ impl Queryable for StoreSource {
         maxt_ms: i64,
     ) -> Result<Vec<String>, StorageError> {
         Ok(self.0.querier(mint_ms, maxt_ms).label_values(name, &matchers(ms)?))
+    }
+
+    fn exemplars(
+        &self,
+        ms: &[LabelMatcher],
+        mint_ms: i64,
+        maxt_ms: i64,
+    ) -> Result<Vec<(Labels, Vec<ExemplarData>)>, StorageError> {
+        let found = self.0.querier(mint_ms, maxt_ms).select_exemplars(&matchers(ms)?);
+        Ok(found
+            .into_iter()
+            .map(|(labels, ex)| {
+                let mut ex: Vec<ExemplarData> = ex
+                    .into_iter()
+                    .map(|e| ExemplarData { labels: e.labels.into_vec(), value: e.value, t_ms: e.t })
+                    .collect();
+                // The store keeps them in arrival order; Prometheus answers in time order.
+                ex.sort_by_key(|e| e.t_ms);
+                (labels.into_vec(), ex)
+            })
+            .collect())
     }
 }
