@@ -395,3 +395,25 @@ fn check_selector(vs: &parser::VectorSelector) -> Result<(), QueryError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    /// The sample limit bounds what a query holds at once: a raw sample counts once however
+    /// many overlapping windows of a range query see it (Prometheus's `currentSamples`).
+    #[test]
+    fn range_windows_count_each_sample_once() {
+        let mut m = MemoryQueryable::new();
+        for i in 0..=100 {
+            m.add_sample(&[("__name__", "c")], i * 1000, i as f64);
+        }
+        // 101 selected + 101 entering windows + ~100 output points; counting every window
+        // per step would be about 50 × 100.
+        let engine = |max_samples| Engine::new(EngineOptions { max_samples, ..EngineOptions::default() });
+        let ok = engine(1000).range_query(&m, "rate(c[50s])", 0, 100_000, 1000);
+        assert!(ok.is_ok(), "{ok:?}");
+        let too_many = engine(150).range_query(&m, "rate(c[50s])", 0, 100_000, 1000);
+        assert!(matches!(too_many, Err(QueryError::TooManySamples(_))), "{too_many:?}");
+    }
+}
