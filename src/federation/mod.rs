@@ -19,7 +19,7 @@ use crate::scrape::scrape_loop::{AppendOutcome, SampleSink, ScrapedSample};
 use crate::store::{Exemplar, Store, StoreError, StoreOptions};
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use dedup::Dedup;
@@ -178,6 +178,9 @@ impl Federation {
         let federation = Federation { scrape, store, federate: federate.clone(), sink: sink.clone() };
         let router = Router::new()
             .route("/metrics", get(metrics))
+            // Prometheus answers `GET /` with a redirect; the seed's `option httpchk GET /`
+            // in balancer#1 counts that 3xx as healthy.
+            .route("/", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/graph")]) }))
             .with_state(sink)
             .merge(serving::federate_router(federate))
             .merge(api);
