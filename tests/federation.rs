@@ -136,12 +136,12 @@ fn replica_config(port: u16, name: &str, exporter: &str, app: u16, balancer_metr
     c
 }
 
-/// An obsd balancer: one HTTP frontend on a free port, leastconn, HTTP checks.
-fn balancer_config(stats_port: u16, backend: &str, servers: &[(&str, String)]) -> String {
+/// An obsd balancer: one HTTP frontend on a free port, leastconn, HTTP checks on `check`.
+fn balancer_config(stats_port: u16, backend: &str, check: &str, servers: &[(&str, String)]) -> String {
     let mut c = format!(
         "[balancer]\n[balancer.listen]\naddress = \"127.0.0.1:{stats_port}\"\n[balancer.defaults]\nretries = 3\nredispatch = true\ntimeout_connect = \"1s\"\n\
          [[balancer.frontends]]\nname = \"frontend\"\nbind = \"127.0.0.1:0\"\ndefault_backend = \"{backend}\"\n\
-         [[balancer.backends]]\nname = \"{backend}\"\nbalance = \"leastconn\"\nhttpchk = {{ method = \"GET\", path = \"/-/ready\" }}\n\
+         [[balancer.backends]]\nname = \"{backend}\"\nbalance = \"leastconn\"\nhttpchk = {{ method = \"GET\", path = \"{check}\" }}\n\
          default_server = {{ inter = \"500ms\", fall = 2, rise = 3 }}\n"
     );
     for (name, addr) in servers {
@@ -220,6 +220,7 @@ fn seed_chain_with_ha_failover() {
         &balancer_config(
             b2_stats,
             "prometheus_backends",
+            "/-/ready",
             &[("replica1", format!("127.0.0.1:{r1_port}")), ("replica2", format!("127.0.0.1:{r2_port}"))],
         ),
     );
@@ -232,6 +233,7 @@ fn seed_chain_with_ha_failover() {
         &balancer_config(
             free_port(),
             "federation_backends",
+            "/",
             &[("federation", fed.address("federation").to_string())],
         ),
     );

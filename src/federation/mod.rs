@@ -178,6 +178,7 @@ impl Federation {
         let federation = Federation { scrape, store, federate: federate.clone(), sink: sink.clone() };
         let router = Router::new()
             .route("/metrics", get(metrics))
+            // `GET /` (the seed's `option httpchk GET /`) is answered by the shared serving router.
             .with_state(sink)
             .merge(serving::federate_router(federate))
             .merge(api);
