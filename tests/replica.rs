@@ -53,6 +53,11 @@ fn prometheus(config: &str, extra_flags: &[&str]) -> Peer {
         .spawn()
         .expect("start prometheus");
     wait_port(port, "prometheus");
+    // The port opens before the TSDB is ready; the API answers 503 until then.
+    wait_until("prometheus /-/ready", Duration::from_secs(60), || {
+        reqwest::blocking::get(format!("http://127.0.0.1:{port}/-/ready"))
+            .is_ok_and(|r| r.status().is_success())
+    });
     Peer { child, port, _dir: dir }
 }
 
