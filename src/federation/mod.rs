@@ -16,7 +16,8 @@ use crate::promql::store_source::StoreSource;
 use crate::promql::{Engine, EngineOptions};
 use crate::scrape::manager::ScrapeManager;
 use crate::scrape::scrape_loop::{AppendOutcome, SampleSink, ScrapedSample};
-use crate::store::{Exemplar, Store, StoreError, StoreOptions};
+use crate::scrape::store_sink::append_scrape;
+use crate::store::{Store, StoreOptions};
 use axum::Router;
 use axum::extract::State;
 use axum::http::header;
@@ -61,34 +62,13 @@ impl SampleSink for DedupSink {
             Some(d) => d.lock().unwrap_or_else(|p| p.into_inner()).offer_batch(samples),
             None => samples,
         };
-        let mut app = self.store.appender();
-        let mut outcome = AppendOutcome::default();
         let mut forward: Vec<(Labels, i64, f64)> = Vec::new();
-        for s in samples {
-            let labels = Labels::from_sorted(s.labels);
-            match app.append(&labels, s.t_ms, s.value) {
-                Ok(series) => {
-                    if let Some(e) = s.exemplar {
-                        let t = e.timestamp_ms.unwrap_or(s.t_ms);
-                        app.append_exemplar(
-                            &series,
-                            Exemplar { labels: Labels::from_pairs(e.labels), value: e.value, t },
-                        );
-                    }
-                    if !self.remote.is_empty() {
-                        forward.push((labels, s.t_ms, s.value));
-                    }
-                }
-                Err(StoreError::OutOfOrderSample { .. }) => outcome.out_of_order += 1,
-                Err(StoreError::DuplicateSample { .. }) => outcome.duplicates += 1,
-                Err(e) if e.is_user_error() => {}
-                Err(e) => return Err(e.to_string()),
+        let forwarding = !self.remote.is_empty();
+        let outcome = append_scrape(&self.store, samples, |labels, t, v| {
+            if forwarding {
+                forward.push((labels.clone(), t, v));
             }
-        }
-        let summary = app.commit().map_err(|e| e.to_string())?;
-        outcome.appended = summary.appended as u64;
-        outcome.out_of_order += summary.out_of_order as u64;
-        outcome.duplicates += summary.duplicate as u64;
+        })?;
         // Only what the store accepted goes out, so the receiver's answer equals ours.
         for queue in &self.remote {
             if let Err(e) = queue.append(&forward) {

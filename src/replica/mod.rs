@@ -3,7 +3,6 @@
 //! the shared API engine, PromQL to Grafana and the federation node.
 
 mod handlers;
-pub mod store_sink;
 
 use crate::api::serving::{self, FederateSettings, FederateState};
 use crate::api::{self, ApiInfo};
@@ -96,7 +95,7 @@ impl Replica {
             .map_err(|e| ReplicaError::Store { dir: shown.clone(), message: e.to_string() })?
             .map_err(|e| ReplicaError::Store { dir: shown.clone(), message: e.to_string() })?;
         let bound = http::bind("replica", &config.listen).await?;
-        let scrape = ScrapeManager::new(Arc::new(store_sink::StoreSink(store.clone())));
+        let scrape = ScrapeManager::new(Arc::new(crate::scrape::store_sink::StoreSink(store.clone())));
         scrape.apply(config.scrape.clone());
         let state = Arc::new(ReplicaState { store, scrape, settings: RwLock::new(config.clone()) });
         let engine = Arc::new(Engine::new(EngineOptions {

@@ -6,4 +6,5 @@ pub mod config;
 pub mod manager;
 pub mod relabel;
 pub mod scrape_loop;
+pub mod store_sink;
 pub mod target;
