@@ -5,61 +5,12 @@
 
 mod common;
 
-use common::{Obsd, free_port, get, peer};
+use common::{Obsd, Peer, free_port, get, metrics_app, peer, url_encode, wait_port, wait_until};
 use serde_json::Value;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const INTERVAL_S: f64 = 1.0;
-
-struct Peer {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not open port {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-/// The seed's Flask app with `--load 20`: steady traffic for the rate panels.
-fn metrics_app() -> Peer {
-    let venv = std::env::var("OBSD_VENV_DIR").unwrap_or_else(|_| "/var/tmp/obsd-venvs".into());
-    let python = format!("{venv}/metrics/bin/python");
-    assert!(std::path::Path::new(&python).exists(), "{python} missing: run tests/peers/setup_python.sh");
-    let port = free_port();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/metrics_app.py");
-    #[allow(clippy::zombie_processes)] // reaped in Peer's Drop
-    let child = Command::new(python)
-        .arg(script)
-        .arg(port.to_string())
-        .args(["--load", "20"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start metrics app");
-    wait_port(port, "metrics app");
-    Peer { child, port, _dir: tempfile::tempdir().unwrap() }
-}
 
 fn victoria_metrics(port: u16, dir: tempfile::TempDir) -> Peer {
     #[allow(clippy::zombie_processes)] // reaped in Peer's Drop
@@ -75,12 +26,6 @@ fn victoria_metrics(port: u16, dir: tempfile::TempDir) -> Peer {
         .expect("start victoria-metrics");
     wait_port(port, "victoria-metrics");
     Peer { child, port, _dir: dir }
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
 }
 
 /// `GET {base}/api/v1/query?query=…[&time=…]`, the `data.result` array.
@@ -205,7 +150,7 @@ fn check_request_series(base: &str, from: f64, to: f64, what: &str) {
 
 #[test]
 fn seed_chain_with_ha_failover() {
-    let app = metrics_app();
+    let app = metrics_app(Some(20));
     let exp = exporter();
     let (r1_port, r2_port, b2_stats) = (free_port(), free_port(), free_port());
     let exporter_addr = exp.address("exporter").to_string();
@@ -291,7 +236,7 @@ fn metric_value(text: &str, name: &str) -> f64 {
 
 #[test]
 fn fan_out_and_remote_write_through_an_outage() {
-    let app = metrics_app();
+    let app = metrics_app(Some(20));
     let exp = exporter();
     let exporter_addr = exp.address("exporter").to_string();
     let (r1_port, r2_port) = (free_port(), free_port());

@@ -4,38 +4,17 @@
 
 mod common;
 
-use common::{Obsd, free_port, get, peer};
+use common::{Obsd, Peer, free_port, get, metrics_app, peer, url_encode, wait_port, wait_until};
 use obsd::exposition::parse_text;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 type LabelSet = BTreeMap<String, String>;
-
-struct Peer {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not open port {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Debian's Prometheus 2.42 with the given config (`PORT` placeholders already filled).
 fn prometheus(config: &str, extra_flags: &[&str]) -> Peer {
@@ -61,36 +40,10 @@ fn prometheus(config: &str, extra_flags: &[&str]) -> Peer {
     Peer { child, port, _dir: dir }
 }
 
-fn metrics_app() -> Peer {
-    let venv = std::env::var("OBSD_VENV_DIR").unwrap_or_else(|_| "/var/tmp/obsd-venvs".into());
-    let python = format!("{venv}/metrics/bin/python");
-    assert!(std::path::Path::new(&python).exists(), "{python} missing: run tests/peers/setup_python.sh");
-    let port = free_port();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/metrics_app.py");
-    #[allow(clippy::zombie_processes)] // reaped in Peer's Drop
-    let child = Command::new(python)
-        .arg(script)
-        .arg(port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start metrics app");
-    wait_port(port, "metrics app");
-    // One request so the labelled counter and histogram have series.
-    let _ = get(&format!("http://127.0.0.1:{port}/"));
-    Peer { child, port, _dir: tempfile::tempdir().unwrap() }
-}
-
 fn prom_json(port: u16, path: &str) -> serde_json::Value {
     let (status, body) = get(&format!("http://127.0.0.1:{port}{path}"));
     assert_eq!(status, 200, "{path}: {body}");
     serde_json::from_str(&body).unwrap()
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
 }
 
 /// Prometheus's series for a selector, as label maps.
@@ -119,14 +72,6 @@ fn federate(obsd: &Obsd, selector: &str) -> BTreeMap<LabelSet, f64> {
         }
     }
     out
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 fn replica_config(scrape_yaml_jobs: &str, extra: &str) -> String {
@@ -182,7 +127,7 @@ fn prometheus_federates_from_an_obsd_replica() {
 
 #[test]
 fn scrapes_node_exporter_and_a_python_app_as_they_expose() {
-    let app = metrics_app();
+    let app = metrics_app(None);
     let ne_port = free_port();
     #[allow(clippy::zombie_processes)]
     let mut ne = Command::new(peer("prometheus-node-exporter", "prometheus-node-exporter"))
@@ -235,7 +180,7 @@ fn scrapes_node_exporter_and_a_python_app_as_they_expose() {
 
 #[test]
 fn relabelling_matches_prometheus() {
-    let app = metrics_app();
+    let app = metrics_app(None);
     let job = format!(
         r#"  - job_name: relabel
     static_configs:
@@ -489,7 +434,7 @@ fn prometheus_remote_writes_into_obsd() {
 
 #[test]
 fn replica_answers_grafana_shaped_promql_over_its_scraped_data() {
-    let app = metrics_app();
+    let app = metrics_app(None);
     let obsd = Obsd::start(
         "replica",
         &replica_config(

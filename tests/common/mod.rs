@@ -174,3 +174,60 @@ pub fn peer(binary: &str, package: &str) -> PathBuf {
     assert!(path.exists(), "{binary} is missing: apt-get install {package} (bash .ci/run installs it)");
     path
 }
+
+/// A peer process (Prometheus, the Flask app, victoria-metrics) killed and reaped on drop.
+pub struct Peer {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub _dir: tempfile::TempDir,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not open port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// The seed-like prometheus_client Flask app (tests/peers/metrics_app.py); `load` requests per
+/// second it sends itself, for steady rate() panels.
+pub fn metrics_app(load: Option<u32>) -> Peer {
+    let venv = std::env::var("OBSD_VENV_DIR").unwrap_or_else(|_| "/var/tmp/obsd-venvs".into());
+    let python = format!("{venv}/metrics/bin/python");
+    assert!(std::path::Path::new(&python).exists(), "{python} missing: run tests/peers/setup_python.sh");
+    let port = free_port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/metrics_app.py");
+    let mut command = Command::new(python);
+    command.arg(script).arg(port.to_string());
+    if let Some(rps) = load {
+        command.args(["--load", &rps.to_string()]);
+    }
+    #[allow(clippy::zombie_processes)] // reaped in Peer's Drop
+    let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start metrics app");
+    wait_port(port, "metrics app");
+    // One request so the labelled counter and histogram have series from the first scrape.
+    let _ = get(&format!("http://127.0.0.1:{port}/"));
+    Peer { child, port, _dir: tempfile::tempdir().unwrap() }
+}
