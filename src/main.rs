@@ -170,7 +170,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         if role != "replica" && role != "federation" {
             anyhow::bail!("the store command works on the replica or federation store, not {role:?}");
         }
-        let dir = dir.join(role).join("tsdb");
+        let dir = store::role_dir(&dir, role);
         return match command {
             StoreCommand::Import { format, file } => store::cli::import(&dir, file, format),
             StoreCommand::Stats => store::cli::stats(&dir),

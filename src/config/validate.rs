@@ -221,15 +221,7 @@ impl Checker<'_> {
             &raw.scrape_configs,
             Vec::new(),
         );
-        let retention_size = raw.retention_size.as_ref().and_then(|s| {
-            match crate::scrape::config::parse_byte_size(s.get_ref()) {
-                Some(b) => Some(b),
-                None => {
-                    self.problem(s, "replica.retention_size", "not a size (expected e.g. 10GB, 512MB)");
-                    None
-                }
-            }
-        });
+        let retention_size = self.byte_size(&raw.retention_size, "replica.retention_size");
         ReplicaConfig {
             listen: self.listener(&raw.listen, "replica.listen", "0.0.0.0:9090"),
             scrape,
@@ -596,13 +588,9 @@ impl Checker<'_> {
                 "0.0.0.0:6832",
             ),
             retention,
-            retention_size_bytes: match &raw.retention_size {
-                None => 0,
-                Some(s) => crate::scrape::config::parse_byte_size(s.get_ref()).unwrap_or_else(|| {
-                    self.problem(s, "collector.retention_size", "not a size (expected e.g. 10GB, 512MB)");
-                    0
-                }),
-            },
+            retention_size_bytes: self
+                .byte_size(&raw.retention_size, "collector.retention_size")
+                .unwrap_or(0),
             flush_interval: self.duration(
                 &raw.flush_interval,
                 "collector.flush_interval",

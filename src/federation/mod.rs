@@ -86,10 +86,6 @@ pub struct Federation {
     sink: Arc<DedupSink>,
 }
 
-fn store_dir(global: &GlobalConfig) -> std::path::PathBuf {
-    global.data_dir.join("federation").join("tsdb")
-}
-
 fn federate_settings(config: &FederationConfig) -> FederateSettings {
     FederateSettings {
         external_labels: config.scrape.external_labels.clone(),
@@ -114,11 +110,10 @@ impl Federation {
         global: &GlobalConfig,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(Federation, BoundListener, Router), FederationError> {
-        let dir = store_dir(global);
+        let dir = crate::store::role_dir(&global.data_dir, "federation");
         let options = StoreOptions {
             retention: config.retention_time,
             retention_bytes: config.retention_size,
-            out_of_order_window: Duration::ZERO,
             ..StoreOptions::default()
         };
         let shown = dir.display().to_string();

@@ -46,24 +46,6 @@ pub struct Replica {
     federate: Arc<FederateState>,
 }
 
-/// Where a role keeps its store below the data directory.
-pub fn store_dir(global: &GlobalConfig, role: &str) -> std::path::PathBuf {
-    global.data_dir.join(role).join("tsdb")
-}
-
-pub fn store_options(
-    retention: Duration,
-    retention_size: Option<u64>,
-    out_of_order_window: Duration,
-) -> StoreOptions {
-    StoreOptions {
-        retention,
-        retention_bytes: retention_size,
-        out_of_order_window,
-        ..StoreOptions::default()
-    }
-}
-
 /// What the Prometheus API reports about this role: build, flags, config, targets, metadata.
 fn api_info(state: &Arc<ReplicaState>, config: &ReplicaConfig, role: &str) -> ApiInfo {
     let mut flags = std::collections::BTreeMap::new();
@@ -87,8 +69,12 @@ impl Replica {
         config: &ReplicaConfig,
         global: &GlobalConfig,
     ) -> Result<(Replica, BoundListener, Router), ReplicaError> {
-        let dir = store_dir(global, "replica");
-        let options = store_options(config.retention_time, config.retention_size, Duration::ZERO);
+        let dir = crate::store::role_dir(&global.data_dir, "replica");
+        let options = StoreOptions {
+            retention: config.retention_time,
+            retention_bytes: config.retention_size,
+            ..StoreOptions::default()
+        };
         let shown = dir.display().to_string();
         let store = tokio::task::spawn_blocking(move || Store::open(&dir, options))
             .await

@@ -242,6 +242,12 @@ fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Where a role (replica, federation) keeps its store below the data directory; the roles and
+/// `obsd store …` agree on it through this one function.
+pub fn role_dir(data_dir: &Path, role: &str) -> PathBuf {
+    data_dir.join(role).join("tsdb")
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
