@@ -16,17 +16,6 @@ use std::path::PathBuf;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-/// Roles obsd can run today; the others are refused with a clear message.
-pub const BUILT_ROLES: &[Role] =
-    &[Role::Exporter, Role::Replica, Role::Federation, Role::Balancer, Role::Collector];
-
-/// What the command line asked for.
-pub struct RoleSelection {
-    pub roles: Vec<Role>,
-    /// `--role all`: run every built role and name the ones skipped.
-    pub all: bool,
-}
-
 /// `--role all` with embedded defaults would put the replica and the federation on the same
 /// port (both default to Prometheus's :9090); the federation then stays off with a warning.
 pub fn drop_clashing_federation(roles: &mut Vec<Role>, config: &Config) {
@@ -40,29 +29,6 @@ pub fn drop_clashing_federation(roles: &mut Vec<Role>, config: &Config) {
         );
         roles.retain(|r| *r != Role::Federation);
     }
-}
-
-/// Decides which roles run; an explicitly named role that is not built yet is an error.
-pub fn select_roles(selection: &RoleSelection) -> anyhow::Result<Vec<Role>> {
-    let mut run = Vec::new();
-    for role in &selection.roles {
-        if BUILT_ROLES.contains(role) {
-            run.push(*role);
-        } else if selection.all {
-            tracing::warn!(
-                role = role.name(),
-                "role not built yet in this obsd version; skipped by --role all"
-            );
-        } else {
-            bail!(
-                "role {:?} is not built yet in obsd {}; built roles: {}",
-                role.name(),
-                crate::self_metrics::VERSION,
-                BUILT_ROLES.iter().map(|r| r.name()).collect::<Vec<_>>().join(", ")
-            );
-        }
-    }
-    Ok(run)
 }
 
 fn common_routes() -> Router {

@@ -2,7 +2,7 @@
 //!
 //! Roles (one folder each): `exporter` (node_exporter), `replica` (a Prometheus replica:
 //! scraping, the store, /federate, remote-write receive), `balancer` (HAProxy + haproxy_exporter),
-//! `collector` (Jaeger: OTLP and Jaeger thrift intake, the Jaeger query API, span RED metrics).
+//! `collector` (Jaeger: OTLP and Jaeger thrift intake, the Jaeger query API, span RED metrics),
 //! `federation` (the central Prometheus: scrapes the replicas' /federate, merges HA replicas
 //! into one series, serves the same API, remote-writes onward).
 //! Shared engines: `config` (TOML → resolved config), `http` (listeners with TLS, basic auth

@@ -1,6 +1,6 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use obsd::app::{self, RoleSelection};
+use obsd::app;
 use obsd::config::{self, Role};
 use obsd::store;
 use std::io::IsTerminal;
@@ -186,7 +186,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
     let role_text = cli.role.as_deref().context(
         "--role is required: exporter, replica, federation, balancer, collector or all (e.g. obsd --role all)",
     )?;
-    let roles = Role::parse_list(role_text).map_err(anyhow::Error::msg)?;
+    let mut roles = Role::parse_list(role_text).map_err(anyhow::Error::msg)?;
     let all = role_text.split(',').any(|r| r.trim() == "all");
     let config_path = cli.config.clone().or_else(config::default_path);
     let mut config = match (&config_path, all) {
@@ -198,7 +198,6 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         config.global.data_dir = dir;
     }
     init_logging(cli.log_level.as_deref().unwrap_or(&config.global.log_level));
-    let mut roles = app::select_roles(&RoleSelection { roles, all })?;
     if all {
         app::drop_clashing_federation(&mut roles, &config);
     }
