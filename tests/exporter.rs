@@ -3,29 +3,20 @@
 
 mod common;
 
-use common::{Obsd, free_port, get, peer};
+use common::{Obsd, Peer, free_port, get, peer, wait_port};
 use obsd::exposition::{MetricType, ParsedFamily, parse_text};
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const UPSTREAM_MOUNT_POINTS_EXCLUDE: &str =
     "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
 
-struct NodeExporter(Child, String);
-
-impl Drop for NodeExporter {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Debian's node_exporter with upstream 1.5 defaults (Debian patches some of them).
-fn start_node_exporter(textfile_dir: &std::path::Path) -> NodeExporter {
+fn start_node_exporter(textfile_dir: &std::path::Path) -> Peer {
     let binary = peer("prometheus-node-exporter", "prometheus-node-exporter");
     let port = free_port();
-    #[allow(clippy::zombie_processes)] // reaped by NodeExporter's Drop
+    #[allow(clippy::zombie_processes)] // reaped in Peer's Drop
     let child = Command::new(binary)
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg(format!("--collector.textfile.directory={}", textfile_dir.display()))
@@ -35,15 +26,8 @@ fn start_node_exporter(textfile_dir: &std::path::Path) -> NodeExporter {
         .stderr(Stdio::null())
         .spawn()
         .expect("start node_exporter");
-    let url = format!("http://127.0.0.1:{port}/metrics");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return NodeExporter(child, url);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("node_exporter did not start on port {port}");
+    wait_port(port, "node_exporter");
+    Peer { child, port, _dir: tempfile::tempdir().unwrap() }
 }
 
 fn textfile_dir() -> tempfile::TempDir {
@@ -133,11 +117,11 @@ fn matches_node_exporter_on_the_same_machine() {
     let tf = textfile_dir();
     let ne = start_node_exporter(tf.path());
     let obsd = Obsd::start("exporter", &obsd_config(tf.path()));
-    let before = families(&get(&ne.1).1);
+    let before = families(&get(&format!("http://127.0.0.1:{}/metrics", ne.port)).1);
     let (status, body) = get(&obsd.url("exporter", "/metrics"));
     assert_eq!(status, 200);
     let ours = families(&body);
-    let after = families(&get(&ne.1).1);
+    let after = families(&get(&format!("http://127.0.0.1:{}/metrics", ne.port)).1);
 
     let mut problems = Vec::new();
     let mut compared_series = 0;
@@ -245,7 +229,7 @@ fn promtool_finds_nothing_node_exporter_does_not_also_draw() {
     let ne = start_node_exporter(tf.path());
     let obsd = Obsd::start("exporter", &obsd_config(tf.path()));
     let (code, ours) = promtool_findings(&get(&obsd.url("exporter", "/metrics")).1);
-    let (_, theirs) = promtool_findings(&get(&ne.1).1);
+    let (_, theirs) = promtool_findings(&get(&format!("http://127.0.0.1:{}/metrics", ne.port)).1);
     assert!(code == 0 || code == 3, "promtool exit {code}: {ours:?}");
     assert!(!ours.iter().any(|l| l.contains("error while linting") || l.contains("parse")), "{ours:?}");
     let extra: Vec<_> = ours.difference(&theirs).collect();
