@@ -209,13 +209,58 @@ fn parse_timestamp(text: &str, format: Format) -> Result<i64, String> {
     }
 }
 
-fn parse_sample(line: &str, format: Format) -> Result<ParsedSample, String> {
+/// One sample line, read without allocating its labels: a scrape looks its `series` text up
+/// in a cache and parses the labels only for text it has not seen (as Prometheus does).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleLine<'a> {
+    pub name: &'a str,
+    /// The metric name and label block exactly as written; equal text means equal labels.
+    pub series: &'a str,
+    label_block: &'a str,
+    pub value: f64,
+    pub timestamp_ms: Option<i64>,
+    pub exemplar: Option<Exemplar>,
+    /// Index into [`ExpositionReader::families`].
+    pub family: usize,
+    pub line: usize,
+}
+
+impl SampleLine<'_> {
+    /// The labels of the line, `__name__` not included; duplicate names are an error.
+    pub fn labels(&self) -> Result<Vec<(String, String)>, ParseError> {
+        let mut c = Cursor { s: self.label_block.as_bytes(), i: 0 };
+        parse_labels(&mut c).map_err(|message| ParseError { line: self.line, message })
+    }
+}
+
+/// Steps over a label block, checking only its quoting; [`parse_labels`] checks the rest.
+fn skip_label_block(c: &mut Cursor) -> Result<(), String> {
+    if c.peek() != Some(b'{') {
+        return Ok(());
+    }
+    let mut quoted = false;
+    while let Some(b) = c.peek() {
+        c.i += 1;
+        match (quoted, b) {
+            (true, b'\\') => c.i += 1,
+            (_, b'"') => quoted = !quoted,
+            (false, b'}') => return Ok(()),
+            _ => {}
+        }
+    }
+    Err(if quoted { "unterminated label value" } else { "expected ',' or '}' after a label" }.into())
+}
+
+fn parse_sample_line<'a>(line: &'a str, line_no: usize, format: Format) -> Result<SampleLine<'a>, String> {
     let mut c = Cursor { s: line.as_bytes(), i: 0 };
-    let name = c.name(false).ok_or("expected a metric name")?.to_string();
+    let name = c.name(false).ok_or("expected a metric name")?;
     if format == Format::Text {
         c.skip_spaces();
     }
-    let labels = parse_labels(&mut c)?;
+    let block_start = c.i;
+    skip_label_block(&mut c)?;
+    let series = &line[..c.i];
+    let label_block = &line[block_start..c.i];
     c.skip_spaces();
     let value_text = c.token();
     let value =
@@ -237,7 +282,7 @@ fn parse_sample(line: &str, format: Format) -> Result<ParsedSample, String> {
     if c.peek().is_some() {
         return Err("unexpected text after the sample".into());
     }
-    Ok(ParsedSample { name, labels, value, timestamp_ms, exemplar })
+    Ok(SampleLine { name, series, label_block, value, timestamp_ms, exemplar, family: 0, line: line_no })
 }
 
 fn parse_exemplar(c: &mut Cursor) -> Result<Exemplar, String> {
@@ -262,8 +307,8 @@ fn parse_exemplar(c: &mut Cursor) -> Result<Exemplar, String> {
     Ok(Exemplar { labels, value, timestamp_ms })
 }
 
-fn family_of<'f>(families: &'f mut [ParsedFamily], sample: &str) -> Option<&'f mut ParsedFamily> {
-    families.iter_mut().rev().find(|f| {
+fn family_of(families: &[FamilyMeta], sample: &str) -> Option<usize> {
+    families.iter().rposition(|f| {
         f.name == sample
             || match f.kind {
                 MetricType::Histogram => ["_bucket", "_sum", "_count"]
@@ -289,109 +334,183 @@ pub fn parse_text(text: &str) -> Result<Vec<ParsedFamily>, ParseError> {
     parse_exposition(text, Format::Text)
 }
 
-/// Parses a whole exposition; families appear in input order.
-pub fn parse_exposition(text: &str, format: Format) -> Result<Vec<ParsedFamily>, ParseError> {
-    let om = format == Format::OpenMetrics;
-    let mut families: Vec<ParsedFamily> = Vec::new();
-    let mut saw_eof = false;
-    for (idx, raw) in text.lines().enumerate() {
-        let line_no = idx + 1;
-        let err = |message: String| ParseError { line: line_no, message };
-        if saw_eof {
-            if raw.is_empty() && idx + 1 == text.lines().count() {
-                continue;
+/// A family's metadata as read so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FamilyMeta {
+    pub name: String,
+    pub help: Option<String>,
+    pub unit: Option<String>,
+    pub kind: MetricType,
+    pub samples: usize,
+}
+
+/// Reads an exposition line by line: metadata lines update [`ExpositionReader::families`],
+/// sample lines come out of [`ExpositionReader::next_sample`] one at a time.
+pub struct ExpositionReader<'a> {
+    text: &'a str,
+    lines: std::iter::Enumerate<std::str::Lines<'a>>,
+    format: Format,
+    saw_eof: bool,
+    families: Vec<FamilyMeta>,
+}
+
+impl<'a> ExpositionReader<'a> {
+    pub fn new(text: &'a str, format: Format) -> Self {
+        ExpositionReader {
+            text,
+            lines: text.lines().enumerate(),
+            format,
+            saw_eof: false,
+            families: Vec::new(),
+        }
+    }
+
+    /// Families in input order (a sample with no metadata makes an untyped family).
+    pub fn families(&self) -> &[FamilyMeta] {
+        &self.families
+    }
+
+    pub fn into_families(self) -> Vec<FamilyMeta> {
+        self.families
+    }
+
+    /// The next sample, `None` at the end of a well-formed text.
+    pub fn next_sample(&mut self) -> Result<Option<SampleLine<'a>>, ParseError> {
+        let om = self.format == Format::OpenMetrics;
+        while let Some((idx, raw)) = self.lines.next() {
+            let line_no = idx + 1;
+            let err = |message: String| ParseError { line: line_no, message };
+            if self.saw_eof {
+                if raw.is_empty() && idx + 1 == self.text.lines().count() {
+                    continue;
+                }
+                return Err(err("unexpected data after # EOF".into()));
             }
-            return Err(err("unexpected data after # EOF".into()));
-        }
-        let line = if om { raw } else { raw.trim_start() };
-        if line.trim().is_empty() {
-            if om {
-                return Err(err("empty line in OpenMetrics".into()));
-            }
-            continue;
-        }
-        if om && line == "# EOF" {
-            saw_eof = true;
-            continue;
-        }
-        if let Some(comment) = line.strip_prefix('#') {
-            let mut parts = comment.trim_start().splitn(3, [' ', '\t']);
-            let keyword = parts.next().unwrap_or("");
-            if keyword != "HELP" && keyword != "TYPE" && !(om && keyword == "UNIT") {
+            let line = if om { raw } else { raw.trim_start() };
+            if line.trim().is_empty() {
                 if om {
-                    return Err(err(format!("unexpected comment {line:?} in OpenMetrics")));
+                    return Err(err("empty line in OpenMetrics".into()));
                 }
                 continue;
             }
-            let name = parts.next().unwrap_or("").trim();
-            if !is_valid_metric_name(name) {
-                return Err(err(format!("invalid metric name {name:?} in {keyword} line")));
+            if om && line == "# EOF" {
+                self.saw_eof = true;
+                continue;
             }
-            let rest = parts.next().unwrap_or("").trim();
-            let existing = families.iter().position(|f| f.name == name);
-            let family = match existing {
-                Some(i) => &mut families[i],
+            if let Some(comment) = line.strip_prefix('#') {
+                self.metadata_line(comment, line, om).map_err(err)?;
+                continue;
+            }
+            let mut sample = parse_sample_line(line, line_no, self.format).map_err(err)?;
+            sample.family = match family_of(&self.families, sample.name) {
+                Some(i) => i,
                 None => {
-                    families.push(ParsedFamily {
-                        name: name.to_string(),
+                    self.families.push(FamilyMeta {
+                        name: sample.name.to_string(),
                         help: None,
                         unit: None,
                         kind: MetricType::Untyped,
-                        samples: Vec::new(),
+                        samples: 0,
                     });
-                    let last = families.len() - 1;
-                    &mut families[last]
+                    self.families.len() - 1
                 }
             };
-            if keyword == "UNIT" {
-                family.unit = Some(rest.to_string());
-            } else if keyword == "HELP" {
-                if family.help.is_some() {
-                    return Err(err(format!("second HELP line for metric name {name:?}")));
-                }
-                family.help = Some(if om {
-                    unescape_om_help(rest)
-                } else {
-                    rest.replace("\\n", "\n").replace("\\\\", "\\")
-                });
-            } else {
-                if !family.samples.is_empty() {
-                    return Err(err(format!("TYPE line for {name:?} after its samples")));
-                }
-                family.kind = match rest {
-                    "counter" => MetricType::Counter,
-                    "gauge" => MetricType::Gauge,
-                    "histogram" => MetricType::Histogram,
-                    "summary" => MetricType::Summary,
-                    "untyped" if !om => MetricType::Untyped,
-                    "unknown" if om => MetricType::Untyped,
-                    "gaugehistogram" if om => MetricType::GaugeHistogram,
-                    "info" if om => MetricType::Info,
-                    "stateset" if om => MetricType::StateSet,
-                    other => return Err(err(format!("unknown metric type {other:?}"))),
-                };
-            }
-            continue;
+            self.families[sample.family].samples += 1;
+            return Ok(Some(sample));
         }
-        let sample = parse_sample(line, format).map_err(err)?;
-        match family_of(&mut families, &sample.name) {
-            Some(f) => f.samples.push(sample),
-            None => families.push(ParsedFamily {
-                name: sample.name.clone(),
-                help: None,
-                unit: None,
-                kind: MetricType::Untyped,
-                samples: vec![sample],
-            }),
+        if om && !self.saw_eof {
+            return Err(ParseError {
+                line: self.text.lines().count(),
+                message: "data does not end with # EOF".into(),
+            });
         }
+        Ok(None)
     }
-    if om && !saw_eof {
-        return Err(ParseError {
-            line: text.lines().count(),
-            message: "data does not end with # EOF".into(),
+
+    fn metadata_line(&mut self, comment: &str, line: &str, om: bool) -> Result<(), String> {
+        let mut parts = comment.trim_start().splitn(3, [' ', '\t']);
+        let keyword = parts.next().unwrap_or("");
+        if keyword != "HELP" && keyword != "TYPE" && !(om && keyword == "UNIT") {
+            if om {
+                return Err(format!("unexpected comment {line:?} in OpenMetrics"));
+            }
+            return Ok(());
+        }
+        let name = parts.next().unwrap_or("").trim();
+        if !is_valid_metric_name(name) {
+            return Err(format!("invalid metric name {name:?} in {keyword} line"));
+        }
+        let rest = parts.next().unwrap_or("").trim();
+        let family = match self.families.iter().position(|f| f.name == name) {
+            Some(i) => &mut self.families[i],
+            None => {
+                self.families.push(FamilyMeta {
+                    name: name.to_string(),
+                    help: None,
+                    unit: None,
+                    kind: MetricType::Untyped,
+                    samples: 0,
+                });
+                let last = self.families.len() - 1;
+                &mut self.families[last]
+            }
+        };
+        if keyword == "UNIT" {
+            family.unit = Some(rest.to_string());
+        } else if keyword == "HELP" {
+            if family.help.is_some() {
+                return Err(format!("second HELP line for metric name {name:?}"));
+            }
+            family.help = Some(if om {
+                unescape_om_help(rest)
+            } else {
+                rest.replace("\\n", "\n").replace("\\\\", "\\")
+            });
+        } else {
+            if family.samples > 0 {
+                return Err(format!("TYPE line for {name:?} after its samples"));
+            }
+            family.kind = match rest {
+                "counter" => MetricType::Counter,
+                "gauge" => MetricType::Gauge,
+                "histogram" => MetricType::Histogram,
+                "summary" => MetricType::Summary,
+                "untyped" if !om => MetricType::Untyped,
+                "unknown" if om => MetricType::Untyped,
+                "gaugehistogram" if om => MetricType::GaugeHistogram,
+                "info" if om => MetricType::Info,
+                "stateset" if om => MetricType::StateSet,
+                other => return Err(format!("unknown metric type {other:?}")),
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Parses a whole exposition; families appear in input order.
+pub fn parse_exposition(text: &str, format: Format) -> Result<Vec<ParsedFamily>, ParseError> {
+    let mut reader = ExpositionReader::new(text, format);
+    let mut samples: Vec<Vec<ParsedSample>> = Vec::new();
+    while let Some(line) = reader.next_sample()? {
+        if samples.len() <= line.family {
+            samples.resize_with(line.family + 1, Vec::new);
+        }
+        let labels = line.labels()?;
+        samples[line.family].push(ParsedSample {
+            name: line.name.to_string(),
+            labels,
+            value: line.value,
+            timestamp_ms: line.timestamp_ms,
+            exemplar: line.exemplar,
         });
     }
-    Ok(families)
+    samples.resize_with(reader.families().len(), Vec::new);
+    Ok(reader
+        .into_families()
+        .into_iter()
+        .zip(samples)
+        .map(|(f, samples)| ParsedFamily { name: f.name, help: f.help, unit: f.unit, kind: f.kind, samples })
+        .collect())
 }
 
 fn unescape_om_help(text: &str) -> String {

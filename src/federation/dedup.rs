@@ -29,15 +29,18 @@
 //! Samples without the replica label (the federation's own `up`, a non-HA source) pass
 //! through untouched; the store orders them itself.
 
-use crate::scrape::relabel::LabelSet;
-use crate::scrape::scrape_loop::{ScrapedSample, is_stale_nan};
+use crate::labels::Labels;
+use crate::scrape::scrape_loop::{ScrapedSample, ScrapedSeries, is_stale_nan};
 use std::collections::HashMap;
+use std::sync::Arc;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 struct SeriesState {
     /// The replica whose samples the series follows; None after it sent a staleness marker.
-    leader: Option<String>,
+    leader: Option<Arc<str>>,
     last_t: i64,
+    /// The series without the replica label, as stored (its store handle is cached on it).
+    identity: Arc<ScrapedSeries>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,11 +54,17 @@ pub struct DedupStats {
     pub passed_through: u64,
 }
 
+/// A scraped series, the series it is stored as (no replica label), and the replica.
+type SplitSeries = (Arc<ScrapedSeries>, Arc<ScrapedSeries>, Arc<str>);
+
 pub struct Dedup {
     replica_label: String,
     failover_ms: i64,
     forget_after_ms: i64,
-    series: HashMap<LabelSet, SeriesState>,
+    series: HashMap<Labels, SeriesState>,
+    /// A scraped series (by address; the Arc is held so the address stays its own) and what
+    /// it splits into, so a repeated series is not split again each scrape.
+    sources: HashMap<usize, SplitSeries>,
     newest_t: i64,
     last_sweep_t: i64,
     pub stats: DedupStats,
@@ -72,6 +81,7 @@ impl Dedup {
             failover_ms: failover.as_millis() as i64,
             forget_after_ms: forget_after.as_millis().max(1) as i64,
             series: HashMap::new(),
+            sources: HashMap::new(),
             newest_t: i64::MIN,
             last_sweep_t: i64::MIN,
             stats: DedupStats::default(),
@@ -94,28 +104,48 @@ impl Dedup {
         out
     }
 
-    pub fn offer(&mut self, mut sample: ScrapedSample) -> Option<ScrapedSample> {
-        let Some(pos) = sample.labels.iter().position(|(n, _)| *n == self.replica_label) else {
+    /// The series without the replica label and the replica's name; `None` without the label.
+    fn split(&mut self, source: &Arc<ScrapedSeries>) -> Option<(Arc<ScrapedSeries>, Arc<str>)> {
+        let key = Arc::as_ptr(source) as usize;
+        if let Some((_, identity, replica)) = self.sources.get(&key) {
+            return Some((identity.clone(), replica.clone()));
+        }
+        let replica: Arc<str> = source.labels.get(&self.replica_label)?.into();
+        let mut labels = source.labels.clone();
+        labels.remove(&self.replica_label);
+        let identity = match self.series.get(&labels) {
+            Some(state) => state.identity.clone(),
+            None => ScrapedSeries::new(labels),
+        };
+        self.sources.insert(key, (source.clone(), identity.clone(), replica.clone()));
+        Some((identity, replica))
+    }
+
+    pub fn offer(&mut self, sample: ScrapedSample) -> Option<ScrapedSample> {
+        let Some((identity, replica)) = self.split(&sample.series) else {
             self.stats.passed_through += 1;
             return Some(sample);
         };
-        let (_, replica) = sample.labels.remove(pos);
+        let sample = ScrapedSample { series: identity, ..sample };
         let t = sample.t_ms;
         let stale = is_stale_nan(sample.value);
         if t > self.newest_t {
             self.newest_t = t;
         }
-        let Some(state) = self.series.get_mut(&sample.labels) else {
+        let Some(state) = self.series.get_mut(&sample.series.labels) else {
             if stale {
                 // Nothing to end; a marker must not start a series either.
                 self.stats.dropped_duplicate += 1;
                 return None;
             }
-            self.series.insert(sample.labels.clone(), SeriesState { leader: Some(replica), last_t: t });
+            self.series.insert(
+                sample.series.labels.clone(),
+                SeriesState { leader: Some(replica), last_t: t, identity: sample.series.clone() },
+            );
             self.stats.accepted += 1;
             return Some(sample);
         };
-        let leads = state.leader.as_deref() == Some(replica.as_str());
+        let leads = state.leader.as_deref() == Some(&*replica);
         if leads {
             if t <= state.last_t {
                 self.stats.dropped_duplicate += 1;
@@ -137,7 +167,7 @@ impl Dedup {
             if !leader_gone {
                 self.stats.failovers += 1;
                 tracing::debug!(
-                    series = ?sample.labels,
+                    series = %sample.series.labels,
                     from = ?state.leader,
                     to = %replica,
                     "dedup failover"
@@ -164,6 +194,8 @@ impl Dedup {
         self.last_sweep_t = self.newest_t;
         let horizon = self.newest_t - self.forget_after_ms;
         self.series.retain(|_, s| s.last_t >= horizon);
+        let series = &self.series;
+        self.sources.retain(|_, (_, identity, _)| series.contains_key(&identity.labels));
     }
 }
 
@@ -181,8 +213,12 @@ mod tests {
         if !replica.is_empty() {
             labels.push(("prometheus_instance".to_string(), replica.to_string()));
         }
-        labels.sort();
-        ScrapedSample { labels, t_ms: t, value: v, exemplar: None }
+        ScrapedSample {
+            series: ScrapedSeries::new(Labels::from_pairs(labels)),
+            t_ms: t,
+            value: v,
+            exemplar: None,
+        }
     }
 
     fn dedup() -> Dedup {
@@ -194,7 +230,7 @@ mod tests {
         let mut out = Vec::new();
         for scrape in scrapes {
             for a in d.offer_batch(scrape) {
-                assert!(!a.labels.iter().any(|(n, _)| n == "prometheus_instance"), "replica label dropped");
+                assert!(a.series.labels.get("prometheus_instance").is_none(), "replica label dropped");
                 out.push((a.t_ms, a.value));
             }
         }
@@ -357,8 +393,9 @@ mod tests {
         run(&mut d, vec![vec![s("a", 0, 1.0)]]);
         assert_eq!(d.tracked_series(), 1);
         let mut other = s("a", 120_000, 1.0);
-        other.labels.push(("x".into(), "y".into()));
-        other.labels.sort();
+        let mut labels = other.series.labels.clone();
+        labels.set("x", "y");
+        other.series = ScrapedSeries::new(labels);
         run(&mut d, vec![vec![other]]);
         assert_eq!(d.tracked_series(), 1, "the series last seen 120 s ago is forgotten");
     }

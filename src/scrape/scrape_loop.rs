@@ -6,8 +6,11 @@
 use super::config::Job;
 use super::relabel::{self, LabelSet};
 use super::target::Target;
-use crate::exposition::{self, Exemplar, Format, MetricType};
-use std::collections::HashSet;
+use crate::exposition::{self, Exemplar, ExpositionReader, Format, MetricType};
+use crate::labels::Labels;
+use crate::store::SeriesRef;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -17,10 +20,44 @@ pub use crate::store::{STALE_NAN_BITS, is_stale_nan, stale_nan};
 
 pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
+/// A series as one scrape loop knows it: its final labels and the store's handle for it, so a
+/// line seen in an earlier scrape costs one hash lookup instead of parsing, relabelling and an
+/// index search (Prometheus's scrape cache).
+#[derive(Debug)]
+pub struct ScrapedSeries {
+    /// Sorted, `__name__` included.
+    pub labels: Labels,
+    /// Staleness tracks series by this hash of the labels, as Prometheus does.
+    hash: u64,
+    store_ref: Mutex<Option<SeriesRef>>,
+}
+
+impl ScrapedSeries {
+    pub fn new(labels: Labels) -> Arc<ScrapedSeries> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        labels.hash(&mut h);
+        Arc::new(ScrapedSeries { labels, hash: h.finish(), store_ref: Mutex::new(None) })
+    }
+
+    /// The store's handle, once a sink has looked the series up.
+    pub fn store_ref(&self) -> Option<SeriesRef> {
+        self.store_ref.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set_store_ref(&self, r: SeriesRef) {
+        *self.store_ref.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+    }
+}
+
+impl PartialEq for ScrapedSeries {
+    fn eq(&self, other: &Self) -> bool {
+        self.labels == other.labels
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScrapedSample {
-    /// Sorted by name, `__name__` included.
-    pub labels: LabelSet,
+    pub series: Arc<ScrapedSeries>,
     pub t_ms: i64,
     pub value: f64,
     pub exemplar: Option<Exemplar>,
@@ -238,58 +275,32 @@ pub struct Processed {
     pub samples: Vec<ScrapedSample>,
     /// Samples in the response before metric relabelling.
     pub scraped: usize,
+    /// Series this loop had not seen before (Prometheus's `scrape_series_added`).
+    pub added: usize,
     pub metadata: Vec<MetricMetadata>,
 }
 
-pub fn process(
+/// The labels a line's series text becomes, or `None` when relabelling drops it.
+fn resolve_series(
     job: &Job,
     target: &Target,
-    body: &[u8],
-    format: Format,
-    scrape_ms: i64,
-) -> Result<Processed, ScrapeError> {
-    let text =
-        std::str::from_utf8(body).map_err(|_| ScrapeError::Parse("response is not valid UTF-8".into()))?;
-    let families =
-        exposition::parse_exposition(text, format).map_err(|e| ScrapeError::Parse(e.to_string()))?;
-    let mut samples = Vec::new();
-    let mut scraped = 0;
-    let mut metadata = Vec::new();
-    for family in families {
-        metadata.push(MetricMetadata {
-            metric: family.name.clone(),
-            kind: family.kind,
-            help: family.help.clone().unwrap_or_default(),
-            unit: family.unit.clone().unwrap_or_default(),
-        });
-        for s in family.samples {
-            scraped += 1;
-            let mut labels = s.labels;
-            labels.push(("__name__".into(), s.name));
-            let labels = attach_target_labels(labels, target, job.honor_labels);
-            let Some(labels) = relabel::process(labels, &job.metric_relabel_configs) else { continue };
-            if !labels.iter().any(|(n, v)| n == "__name__" && !v.is_empty()) {
-                continue;
-            }
-            check_label_limits(job, &labels)?;
-            let t_ms = match s.timestamp_ms {
-                Some(ts) if job.honor_timestamps => ts,
-                _ => scrape_ms,
-            };
-            samples.push(ScrapedSample { labels, t_ms, value: s.value, exemplar: s.exemplar });
-        }
+    line: &exposition::SampleLine,
+) -> Result<Option<Arc<ScrapedSeries>>, ScrapeError> {
+    let mut labels = line.labels().map_err(|e| ScrapeError::Parse(e.to_string()))?;
+    labels.push(("__name__".into(), line.name.to_string()));
+    let labels = attach_target_labels(labels, target, job.honor_labels);
+    let Some(labels) = relabel::process(labels, &job.metric_relabel_configs) else { return Ok(None) };
+    if !labels.iter().any(|(n, v)| n == "__name__" && !v.is_empty()) {
+        return Ok(None);
     }
-    if job.sample_limit > 0 && samples.len() as u64 > job.sample_limit {
-        return Err(ScrapeError::SampleLimit);
-    }
-    Ok(Processed { samples, scraped, metadata })
+    check_label_limits(job, &labels)?;
+    Ok(Some(ScrapedSeries::new(Labels::from_pairs(labels))))
 }
 
-fn synthetic(target: &Target, t_ms: i64, name: &str, value: f64) -> ScrapedSample {
+fn synthetic(target: &Target, name: &str) -> Arc<ScrapedSeries> {
     let mut labels = target.labels.clone();
     labels.push(("__name__".into(), name.into()));
-    labels.sort();
-    ScrapedSample { labels, t_ms, value, exemplar: None }
+    ScrapedSeries::new(Labels::from_pairs(labels))
 }
 
 const SYNTHETIC: [&str; 5] = [
@@ -313,13 +324,128 @@ pub fn first_delay(hash: u64, interval: Duration) -> Duration {
     Duration::from_nanos(next)
 }
 
-/// Keeps the last scrape's series so vanished ones get staleness markers.
+/// Hashes a u64 that already is a hash (label-set hashes) by taking it as is.
+#[derive(Default)]
+struct PrehashedU64(u64);
+
+impl Hasher for PrehashedU64 {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type ByLabelHash = HashMap<u64, Arc<ScrapedSeries>, BuildHasherDefault<PrehashedU64>>;
+
+struct CacheEntry {
+    /// `None`: metric relabelling drops this series.
+    series: Option<Arc<ScrapedSeries>>,
+    /// The iteration that last saw the line.
+    seen: u64,
+}
+
+/// Scrapes after which a series text no target line has used is forgotten.
+const CACHE_KEEP_ITERATIONS: u64 = 10;
+
+/// One target's memory across scrapes: what each series text resolved to, and which series the
+/// last scrape appended, so vanished ones get staleness markers.
 #[derive(Default)]
 pub struct ScrapeCache {
-    series: HashSet<LabelSet>,
+    entries: HashMap<Box<str>, CacheEntry>,
+    iteration: u64,
+    previous: ByLabelHash,
+    synthetic: Vec<Arc<ScrapedSeries>>,
 }
 
 impl ScrapeCache {
+    /// Parses a response into samples, resolving each line's series through the cache.
+    pub fn process(
+        &mut self,
+        job: &Job,
+        target: &Target,
+        body: &[u8],
+        format: Format,
+        scrape_ms: i64,
+    ) -> Result<Processed, ScrapeError> {
+        let text = std::str::from_utf8(body)
+            .map_err(|_| ScrapeError::Parse("response is not valid UTF-8".into()))?;
+        self.iteration += 1;
+        let iteration = self.iteration;
+        let mut reader = ExpositionReader::new(text, format);
+        let mut samples = Vec::with_capacity(self.previous.len());
+        let mut scraped = 0;
+        let mut added = 0;
+        while let Some(line) = reader.next_sample().map_err(|e| ScrapeError::Parse(e.to_string()))? {
+            scraped += 1;
+            let series = match self.entries.get_mut(line.series) {
+                Some(entry) => {
+                    entry.seen = iteration;
+                    entry.series.clone()
+                }
+                None => {
+                    let series = resolve_series(job, target, &line)?;
+                    added += usize::from(series.is_some());
+                    self.entries
+                        .insert(line.series.into(), CacheEntry { series: series.clone(), seen: iteration });
+                    series
+                }
+            };
+            let Some(series) = series else { continue };
+            let t_ms = match line.timestamp_ms {
+                Some(ts) if job.honor_timestamps => ts,
+                _ => scrape_ms,
+            };
+            samples.push(ScrapedSample { series, t_ms, value: line.value, exemplar: line.exemplar });
+        }
+        if job.sample_limit > 0 && samples.len() as u64 > job.sample_limit {
+            return Err(ScrapeError::SampleLimit);
+        }
+        if iteration.is_multiple_of(CACHE_KEEP_ITERATIONS) {
+            self.entries.retain(|_, e| iteration - e.seen < CACHE_KEEP_ITERATIONS);
+        }
+        let metadata = reader
+            .into_families()
+            .into_iter()
+            .map(|f| MetricMetadata {
+                metric: f.name,
+                kind: f.kind,
+                help: f.help.unwrap_or_default(),
+                unit: f.unit.unwrap_or_default(),
+            })
+            .collect();
+        Ok(Processed { samples, scraped, added, metadata })
+    }
+
+    /// Remembers the series this scrape appended at its own timestamp (explicit timestamps are
+    /// not tracked, as in Prometheus) and returns markers for those of the last scrape that
+    /// are gone.
+    fn stale_markers(&mut self, samples: &[ScrapedSample], t_ms: i64) -> Vec<ScrapedSample> {
+        let mut current = ByLabelHash::with_capacity_and_hasher(self.previous.len(), Default::default());
+        for s in samples.iter().filter(|s| s.t_ms == t_ms) {
+            current.insert(s.series.hash, s.series.clone());
+        }
+        let previous = std::mem::replace(&mut self.previous, current);
+        previous
+            .into_iter()
+            .filter(|(hash, _)| !self.previous.contains_key(hash))
+            .map(|(_, series)| ScrapedSample { series, t_ms, value: stale_nan(), exemplar: None })
+            .collect()
+    }
+
+    fn synthetic_series(&mut self, target: &Target) -> Vec<Arc<ScrapedSeries>> {
+        if self.synthetic.is_empty() {
+            self.synthetic = SYNTHETIC.iter().map(|name| synthetic(target, name)).collect();
+        }
+        self.synthetic.clone()
+    }
+
     /// Runs one scrape and appends its outcome; returns the new state for the target.
     pub async fn scrape_once(
         &mut self,
@@ -332,59 +458,39 @@ impl ScrapeCache {
         let wall = SystemTime::now();
         let t_ms = now_ms();
         let result = match tokio::time::timeout(job.timeout, fetch(client, job, target)).await {
-            Ok(Ok((body, format))) => process(job, target, &body, format, t_ms),
+            Ok(Ok((body, format))) => self.process(job, target, &body, format, t_ms),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(ScrapeError::Timeout),
         };
         let duration = started.elapsed();
-        let mut batch = Vec::new();
         let mut state =
             TargetState { last_scrape: Some(wall), last_duration: duration, ..Default::default() };
-        let (up, scraped, post_relabel, added) = match result {
+        let (mut batch, up, scraped, post_relabel, added) = match result {
             Ok(processed) => {
-                let mut current = HashSet::new();
-                let mut added = 0u64;
-                for s in &processed.samples {
-                    // Series with explicit timestamps are not tracked for staleness (Prometheus).
-                    if s.t_ms == t_ms {
-                        if !self.series.contains(&s.labels) {
-                            added += 1;
-                        }
-                        current.insert(s.labels.clone());
-                    }
-                }
-                for gone in self.series.difference(&current) {
-                    batch.push(ScrapedSample {
-                        labels: gone.clone(),
-                        t_ms,
-                        value: stale_nan(),
-                        exemplar: None,
-                    });
-                }
-                self.series = current;
+                let markers = self.stale_markers(&processed.samples, t_ms);
                 let post = processed.samples.len();
-                batch.extend(processed.samples);
+                let mut batch = processed.samples;
+                // Markers after the samples: a series that is back under another spelling
+                // keeps its sample and the marker is the one refused.
+                batch.extend(markers);
                 state.health = Health::Up;
                 state.metadata = processed.metadata;
-                (1.0, processed.scraped, post, added)
+                (batch, 1.0, processed.scraped, post, processed.added)
             }
             Err(err) => {
-                for gone in self.series.drain() {
-                    batch.push(ScrapedSample { labels: gone, t_ms, value: stale_nan(), exemplar: None });
-                }
+                let batch = self
+                    .previous
+                    .drain()
+                    .map(|(_, gone)| ScrapedSample { series: gone, t_ms, value: stale_nan(), exemplar: None })
+                    .collect();
                 state.health = Health::Down;
                 state.last_error = err.to_string();
-                (0.0, 0, 0, 0)
+                (batch, 0.0, 0, 0, 0)
             }
         };
-        for (name, value) in SYNTHETIC.iter().zip([
-            up,
-            duration.as_secs_f64(),
-            scraped as f64,
-            post_relabel as f64,
-            added as f64,
-        ]) {
-            batch.push(synthetic(target, t_ms, name, value));
+        let values = [up, duration.as_secs_f64(), scraped as f64, post_relabel as f64, added as f64];
+        for (series, value) in self.synthetic_series(target).into_iter().zip(values) {
+            batch.push(ScrapedSample { series, t_ms, value, exemplar: None });
         }
         if let Err(e) = sink.append(batch) {
             tracing::warn!(job = %job.name, target = %target.url, error = %e, "append failed");
@@ -399,11 +505,16 @@ impl ScrapeCache {
     pub fn end_of_run(&mut self, target: &Target, sink: &dyn SampleSink) {
         let t_ms = now_ms();
         let mut batch: Vec<ScrapedSample> = self
-            .series
+            .previous
             .drain()
-            .map(|labels| ScrapedSample { labels, t_ms, value: stale_nan(), exemplar: None })
+            .map(|(_, series)| ScrapedSample { series, t_ms, value: stale_nan(), exemplar: None })
             .collect();
-        batch.extend(SYNTHETIC.iter().map(|name| synthetic(target, t_ms, name, stale_nan())));
+        batch.extend(self.synthetic_series(target).into_iter().map(|series| ScrapedSample {
+            series,
+            t_ms,
+            value: stale_nan(),
+            exemplar: None,
+        }));
         if let Err(e) = sink.append(batch) {
             tracing::warn!(target = %target.url, error = %e, "appending end-of-run staleness markers failed");
         }
@@ -460,15 +571,25 @@ mod tests {
         }
     }
 
-    fn get<'a>(l: &'a LabelSet, n: &str) -> Option<&'a str> {
-        l.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str())
+    fn get<'a>(l: &'a Arc<ScrapedSeries>, n: &str) -> Option<&'a str> {
+        l.labels.get(n)
+    }
+
+    fn process(
+        job: &Job,
+        target: &Target,
+        body: &[u8],
+        format: Format,
+        t: i64,
+    ) -> Result<Processed, ScrapeError> {
+        ScrapeCache::default().process(job, target, body, format, t)
     }
 
     #[test]
     fn conflicting_labels_are_exported_unless_honored() {
         let body = b"m{job=\"inner\",instance=\"\"} 1 1000\n";
         let p = process(&job(""), &target(), body, Format::Text, 5000).unwrap();
-        let l = &p.samples[0].labels;
+        let l = &p.samples[0].series;
         assert_eq!(
             (get(l, "job"), get(l, "exported_job"), get(l, "instance")),
             (Some("app"), Some("inner"), Some("h:1"))
@@ -482,7 +603,7 @@ mod tests {
             5000,
         )
         .unwrap();
-        let l = &p.samples[0].labels;
+        let l = &p.samples[0].series;
         assert_eq!((get(l, "job"), get(l, "exported_job")), (Some("inner"), None));
         assert_eq!(get(l, "instance"), None, "an empty honored label is dropped");
         assert_eq!(p.samples[0].t_ms, 5000);
@@ -519,11 +640,46 @@ mod tests {
     fn end_of_run_marks_everything_stale() {
         let sink = Collect(Mutex::new(Vec::new()));
         let mut cache = ScrapeCache::default();
-        cache.series.insert(vec![("__name__".into(), "m".into())]);
+        let m = ScrapedSeries::new(Labels::metric("m", &[]));
+        cache.previous.insert(m.hash, m);
         cache.end_of_run(&target(), &sink);
         let got = sink.0.lock().unwrap();
         assert_eq!(got.len(), 6);
         assert!(got.iter().all(|s| is_stale_nan(s.value)));
+    }
+
+    #[test]
+    fn cache_resolves_a_repeated_line_once_and_marks_vanished_series_stale() {
+        let j = job(
+            "    metric_relabel_configs:\n      - source_labels: [__name__]\n        regex: dropped\n        action: drop\n",
+        );
+        let mut cache = ScrapeCache::default();
+        let first =
+            cache.process(&j, &target(), b"a{x=\"1\"} 1\nb 2\ndropped 3\n", Format::Text, 1000).unwrap();
+        assert_eq!((first.scraped, first.samples.len(), first.added), (3, 2, 2));
+        let again = cache.process(&j, &target(), b"a{x=\"1\"} 5\ndropped 3\n", Format::Text, 2000).unwrap();
+        assert_eq!((again.scraped, again.samples.len(), again.added), (2, 1, 0));
+        assert!(
+            Arc::ptr_eq(&first.samples[0].series, &again.samples[0].series),
+            "the cached series is reused"
+        );
+        assert_eq!(again.samples[0].value, 5.0);
+        // Another spelling of the same labels is a new cache entry with equal labels.
+        let spelled = cache.process(&j, &target(), b"a { x=\"1\" } 6\n", Format::Text, 3000).unwrap();
+        assert_eq!(spelled.samples[0].series.labels, first.samples[0].series.labels);
+        assert_eq!(spelled.added, 1);
+
+        let mut c = ScrapeCache::default();
+        let mut stale_after = |body: &[u8], t: i64| {
+            let p = c.process(&j, &target(), body, Format::Text, t).unwrap();
+            let markers = c.stale_markers(&p.samples, t);
+            assert!(markers.iter().all(|m| is_stale_nan(m.value) && m.t_ms == t));
+            markers.iter().map(|m| m.series.labels.name().unwrap_or("").to_string()).collect::<Vec<_>>()
+        };
+        assert!(stale_after(b"a 1\nb 1\nc 1 5\n", 1).is_empty());
+        assert_eq!(stale_after(b"a 1\nc 1 6\n", 2), vec!["b"], "explicit timestamps are not tracked");
+        assert_eq!(stale_after(b"a{} 1\n", 3), Vec::<String>::new(), "same labels, other spelling");
+        assert_eq!(stale_after(b"", 4), vec!["a"]);
     }
 
     #[test]

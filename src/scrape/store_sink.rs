@@ -1,9 +1,22 @@
 //! Scraped samples into the store: one appender and one commit per scrape. Out-of-order and
 //! duplicate samples are counted, as Prometheus's scrape loop counts them, and the rest goes on.
 
-use super::scrape_loop::{AppendOutcome, SampleSink, ScrapedSample};
+use super::scrape_loop::{AppendOutcome, SampleSink, ScrapedSample, ScrapedSeries};
 use crate::labels::Labels;
-use crate::store::{Exemplar, Store, StoreError};
+use crate::store::{Appender, Exemplar, SeriesRef, Store, StoreError};
+
+/// The store's handle for a scraped series: cached on the series after the first lookup, and
+/// looked up again if retention removed the series meanwhile.
+fn series_ref(app: &mut Appender, series: &ScrapedSeries) -> Result<SeriesRef, StoreError> {
+    if let Some(r) = series.store_ref()
+        && r.is_live()
+    {
+        return Ok(r);
+    }
+    let r = app.series_ref(&series.labels)?;
+    series.set_store_ref(r.clone());
+    Ok(r)
+}
 
 /// Appends one scrape's samples; `accepted` sees every sample the store took (the federation
 /// forwards exactly those to remote write).
@@ -15,17 +28,20 @@ pub fn append_scrape(
     let mut app = store.appender();
     let mut outcome = AppendOutcome::default();
     for s in samples {
-        let labels = Labels::from_sorted(s.labels);
-        match app.append(&labels, s.t_ms, s.value) {
-            Ok(series) => {
+        let appended = series_ref(&mut app, &s.series).and_then(|r| {
+            app.append_ref(&r, s.t_ms, s.value)?;
+            Ok(r)
+        });
+        match appended {
+            Ok(r) => {
                 if let Some(e) = s.exemplar {
                     let t = e.timestamp_ms.unwrap_or(s.t_ms);
                     app.append_exemplar(
-                        &series,
+                        &r,
                         Exemplar { labels: Labels::from_pairs(e.labels), value: e.value, t },
                     );
                 }
-                accepted(&labels, s.t_ms, s.value);
+                accepted(&s.series.labels, s.t_ms, s.value);
             }
             Err(StoreError::OutOfOrderSample { .. }) => outcome.out_of_order += 1,
             Err(StoreError::DuplicateSample { .. }) => outcome.duplicates += 1,

@@ -154,6 +154,11 @@ impl SeriesRef {
     pub fn id(&self) -> u64 {
         self.0.sid
     }
+
+    /// False once retention removed the series: a cached reference must be looked up again.
+    pub fn is_live(&self) -> bool {
+        !self.0.removed.load(Ordering::Acquire)
+    }
 }
 
 /// What a commit did; rejected samples are counted, not fatal, as Prometheus's scrape loop
@@ -1240,6 +1245,9 @@ impl Appender {
 
     /// Queues a sample for a series already referenced.
     pub fn append_ref(&mut self, r: &SeriesRef, t: i64, v: f64) -> Result<(), StoreError> {
+        if !r.is_live() {
+            return Err(StoreError::UnknownSeries(r.0.sid));
+        }
         let check = r.0.lock_head().check(t, v, self.inner.ooo_window_ms());
         match check {
             Ok(()) => {
