@@ -21,6 +21,27 @@ fn main() {
         .and_then(|s| s.split_whitespace().nth(1).map(str::to_string))
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=OBSD_RUSTC_VERSION={version}");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // Only this checkout's HEAD and its branch: commits on other branches or worktrees of
+    // the same repository must not rebuild this one.
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    if let Some(git_dir) = git(&["rev-parse", "--git-dir"]) {
+        println!("cargo:rerun-if-changed={git_dir}/HEAD");
+        if let (Some(common), Some(branch)) =
+            (git(&["rev-parse", "--git-common-dir"]), git(&["symbolic-ref", "-q", "HEAD"]))
+        {
+            println!("cargo:rerun-if-changed={common}/{branch}");
+            println!("cargo:rerun-if-changed={common}/packed-refs");
+        }
+    } else {
+        println!("cargo:rerun-if-changed=build.rs");
+    }
 }

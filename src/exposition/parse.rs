@@ -80,8 +80,16 @@ pub fn parse_value(text: &str) -> Option<f64> {
 }
 
 struct Cursor<'a> {
+    /// `s` as text: names and tokens end at ASCII bytes, so they slice it on char boundaries.
+    text: &'a str,
     s: &'a [u8],
     i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(text: &'a str) -> Self {
+        Cursor { text, s: text.as_bytes(), i: 0 }
+    }
 }
 
 impl<'a> Cursor<'a> {
@@ -108,7 +116,7 @@ impl<'a> Cursor<'a> {
             }
             self.i += 1;
         }
-        (self.i > start).then(|| std::str::from_utf8(&self.s[start..self.i]).unwrap_or(""))
+        (self.i > start).then(|| self.text.get(start..self.i).unwrap_or(""))
     }
     fn quoted(&mut self) -> Result<String, String> {
         if self.peek() != Some(b'"') {
@@ -154,7 +162,7 @@ impl<'a> Cursor<'a> {
             }
             self.i += 1;
         }
-        std::str::from_utf8(&self.s[start..self.i]).unwrap_or("")
+        self.text.get(start..self.i).unwrap_or("")
     }
 }
 
@@ -228,7 +236,7 @@ pub struct SampleLine<'a> {
 impl SampleLine<'_> {
     /// The labels of the line, `__name__` not included; duplicate names are an error.
     pub fn labels(&self) -> Result<Vec<(String, String)>, ParseError> {
-        let mut c = Cursor { s: self.label_block.as_bytes(), i: 0 };
+        let mut c = Cursor::new(self.label_block);
         parse_labels(&mut c).map_err(|message| ParseError { line: self.line, message })
     }
 }
@@ -252,7 +260,7 @@ fn skip_label_block(c: &mut Cursor) -> Result<(), String> {
 }
 
 fn parse_sample_line<'a>(line: &'a str, line_no: usize, format: Format) -> Result<SampleLine<'a>, String> {
-    let mut c = Cursor { s: line.as_bytes(), i: 0 };
+    let mut c = Cursor::new(line);
     let name = c.name(false).ok_or("expected a metric name")?;
     if format == Format::Text {
         c.skip_spaces();

@@ -16,7 +16,7 @@ use crate::promql::store_source::StoreSource;
 use crate::promql::{Engine, EngineOptions};
 use crate::scrape::manager::ScrapeManager;
 use crate::scrape::scrape_loop::{AppendOutcome, SampleSink, ScrapedSample};
-use crate::scrape::store_sink::append_scrape;
+use crate::scrape::store_sink::{Accepted, append_scrape};
 use crate::store::{Store, StoreOptions};
 use axum::Router;
 use axum::extract::State;
@@ -64,11 +64,9 @@ impl SampleSink for DedupSink {
         };
         let mut forward: Vec<(Labels, i64, f64)> = Vec::new();
         let forwarding = !self.remote.is_empty();
-        let outcome = append_scrape(&self.store, samples, |labels, t, v| {
-            if forwarding {
-                forward.push((labels.clone(), t, v));
-            }
-        })?;
+        let mut forward_accepted = |labels: &Labels, t: i64, v: f64| forward.push((labels.clone(), t, v));
+        let callback: Option<&mut Accepted> = if forwarding { Some(&mut forward_accepted) } else { None };
+        let outcome = append_scrape(&self.store, samples, callback)?;
         // Only what the store accepted goes out, so the receiver's answer equals ours.
         for queue in &self.remote {
             if let Err(e) = queue.append(&forward) {

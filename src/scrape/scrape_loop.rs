@@ -358,7 +358,8 @@ const CACHE_KEEP_ITERATIONS: u64 = 10;
 /// last scrape appended, so vanished ones get staleness markers.
 #[derive(Default)]
 pub struct ScrapeCache {
-    entries: HashMap<Box<str>, CacheEntry>,
+    /// Keyed by text the target sent; FxHash as Prometheus uses xxhash: fast, unkeyed.
+    entries: rustc_hash::FxHashMap<Box<str>, CacheEntry>,
     iteration: u64,
     previous: ByLabelHash,
     synthetic: Vec<Arc<ScrapedSeries>>,

@@ -5,6 +5,9 @@ use super::scrape_loop::{AppendOutcome, SampleSink, ScrapedSample, ScrapedSeries
 use crate::labels::Labels;
 use crate::store::{Appender, Exemplar, SeriesRef, Store, StoreError};
 
+/// Called with each sample the store took.
+pub type Accepted<'a> = dyn FnMut(&Labels, i64, f64) + 'a;
+
 /// The store's handle for a scraped series: cached on the series after the first lookup, and
 /// looked up again if retention removed the series meanwhile.
 fn series_ref(app: &mut Appender, series: &ScrapedSeries) -> Result<SeriesRef, StoreError> {
@@ -18,31 +21,32 @@ fn series_ref(app: &mut Appender, series: &ScrapedSeries) -> Result<SeriesRef, S
     Ok(r)
 }
 
-/// Appends one scrape's samples; `accepted` sees every sample the store took (the federation
-/// forwards exactly those to remote write).
+/// Appends one scrape's samples. With `accepted`, each sample is checked as it is queued and
+/// the callback sees every sample the store took (the federation forwards exactly those to
+/// remote write); without it the commit alone refuses and counts, which is cheaper.
 pub fn append_scrape(
     store: &Store,
     samples: Vec<ScrapedSample>,
-    mut accepted: impl FnMut(&Labels, i64, f64),
+    mut accepted: Option<&mut Accepted>,
 ) -> Result<AppendOutcome, String> {
     let mut app = store.appender();
     let mut outcome = AppendOutcome::default();
     for s in samples {
-        let appended = series_ref(&mut app, &s.series).and_then(|r| {
-            app.append_ref(&r, s.t_ms, s.value)?;
-            Ok(r)
-        });
-        match appended {
-            Ok(r) => {
-                if let Some(e) = s.exemplar {
-                    let t = e.timestamp_ms.unwrap_or(s.t_ms);
-                    app.append_exemplar(
-                        &r,
-                        Exemplar { labels: Labels::from_pairs(e.labels), value: e.value, t },
-                    );
-                }
-                accepted(&s.series.labels, s.t_ms, s.value);
-            }
+        let r = match series_ref(&mut app, &s.series) {
+            Ok(r) => r,
+            Err(e) if e.is_user_error() => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        if let Some(e) = s.exemplar {
+            let t = e.timestamp_ms.unwrap_or(s.t_ms);
+            app.append_exemplar(&r, Exemplar { labels: Labels::from_pairs(e.labels), value: e.value, t });
+        }
+        let Some(accepted) = accepted.as_mut() else {
+            app.queue(r, s.t_ms, s.value);
+            continue;
+        };
+        match app.append_ref(&r, s.t_ms, s.value) {
+            Ok(()) => accepted(&s.series.labels, s.t_ms, s.value),
             Err(StoreError::OutOfOrderSample { .. }) => outcome.out_of_order += 1,
             Err(StoreError::DuplicateSample { .. }) => outcome.duplicates += 1,
             Err(e) if e.is_user_error() => {}
@@ -61,6 +65,6 @@ pub struct StoreSink(pub Store);
 
 impl SampleSink for StoreSink {
     fn append(&self, samples: Vec<ScrapedSample>) -> Result<AppendOutcome, String> {
-        append_scrape(&self.0, samples, |_, _, _| {})
+        append_scrape(&self.0, samples, None)
     }
 }

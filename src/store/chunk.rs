@@ -47,13 +47,14 @@ impl BitWriter {
         self.free -= 1;
     }
 
-    /// Writes the low `n` bits of `v`, most significant first.
+    /// Writes the low `n` bits of `v`, most significant first: the partial last byte first,
+    /// then whole bytes at once.
     fn write_bits(&mut self, v: u64, mut n: u8) {
-        while n > 0 {
-            if self.free == 0 {
-                self.bytes.push(0);
-                self.free = 8;
-            }
+        if n == 0 {
+            return;
+        }
+        let v = if n >= 64 { v } else { v & ((1u64 << n) - 1) };
+        if self.free > 0 {
             let take = n.min(self.free);
             let chunk = ((v >> (n - take)) & ((1u64 << take) - 1)) as u8;
             if let Some(last) = self.bytes.last_mut() {
@@ -61,6 +62,16 @@ impl BitWriter {
             }
             self.free -= take;
             n -= take;
+        }
+        let whole = usize::from(n / 8);
+        if whole > 0 {
+            let aligned = (v << (64 - u32::from(n))).to_be_bytes();
+            self.bytes.extend_from_slice(&aligned[..whole]);
+            n %= 8;
+        }
+        if n > 0 {
+            self.bytes.push(((v & ((1u64 << n) - 1)) as u8) << (8 - n));
+            self.free = 8 - n;
         }
     }
 
@@ -152,7 +163,9 @@ impl Default for XorAppender {
 impl XorAppender {
     pub fn new() -> Self {
         XorAppender {
-            w: BitWriter { bytes: vec![0, 0], free: 0 },
+            // A full chunk of a moving counter is ~150-250 bytes; growing from 2 reallocates
+            // six times per chunk.
+            w: BitWriter { bytes: Self::fresh_bytes(), free: 0 },
             count: 0,
             t: 0,
             t_delta: 0,
@@ -161,6 +174,12 @@ impl XorAppender {
             leading: 0xff,
             trailing: 0,
         }
+    }
+
+    fn fresh_bytes() -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(128);
+        bytes.extend_from_slice(&[0, 0]);
+        bytes
     }
 
     /// Re-opens an encoded chunk for appending (a head loaded from a checkpoint).

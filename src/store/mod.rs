@@ -1258,6 +1258,12 @@ impl Appender {
         }
     }
 
+    /// Queues a sample without the early check: the commit refuses and counts what does not
+    /// fit (the scrape path, which only needs the counts).
+    pub fn queue(&mut self, r: SeriesRef, t: i64, v: f64) {
+        self.samples.push((r.0, t, v));
+    }
+
     fn rejection(&self, s: &MemSeries, rej: Rejection, t: i64) -> StoreError {
         let series = read(&self.inner.index).labels_of(s).to_string();
         match rej {
