@@ -38,8 +38,12 @@ fn main() {
         if let (Some(common), Some(branch)) =
             (git(&["rev-parse", "--git-common-dir"]), git(&["symbolic-ref", "-q", "HEAD"]))
         {
-            println!("cargo:rerun-if-changed={common}/{branch}");
-            println!("cargo:rerun-if-changed={common}/packed-refs");
+            // A path that does not exist reruns the script every build, so only existing ones.
+            for path in [format!("{common}/{branch}"), format!("{common}/packed-refs")] {
+                if std::path::Path::new(&path).exists() {
+                    println!("cargo:rerun-if-changed={path}");
+                }
+            }
         }
     } else {
         println!("cargo:rerun-if-changed=build.rs");

@@ -6,8 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGETS="${TARGETS:-50}"; SERIES="${SERIES:-2000}"; SECONDS_RUN="${SECONDS:-60}"; INTERVAL="${INTERVAL:-1s}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/obsd-target}"
-cargo build --release --quiet
-OBSD="$CARGO_TARGET_DIR/release/obsd"
+# OBSD=path measures a binary already built (e.g. under perf) instead of building one.
+if [ -z "${OBSD:-}" ]; then
+  cargo build --release --quiet
+  OBSD="$CARGO_TARGET_DIR/release/obsd"
+fi
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; sleep 0.5; rm -rf "$work"' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
