@@ -39,11 +39,14 @@ struct Series {
     exemplars: Vec<Option<Exemplar>>,
 }
 
+/// Span kind label, status label and the series with them.
+type KindStatusSeries = (&'static str, &'static str, Series);
+
 /// Series by service, then span name, then (kind, status): looked up with the span's own
 /// strings, so counting a span allocates nothing once its series exists.
 #[derive(Default)]
 struct Table {
-    by_service: HashMap<String, HashMap<String, Vec<(&'static str, &'static str, Series)>>>,
+    by_service: HashMap<String, HashMap<String, Vec<KindStatusSeries>>>,
     len: usize,
 }
 

@@ -199,7 +199,8 @@ fn apply(
 ) -> Result<(), StoreError> {
     let mut value = Vec::new();
     // Tag partition prefix → (newest posting start, its terms' postings).
-    let mut partitions: HashMap<Vec<u8>, (u64, Vec<(Vec<u8>, Vec<keys::Posting>)>)> = HashMap::new();
+    type TermPostings = (Vec<u8>, Vec<keys::Posting>);
+    let mut partitions: HashMap<Vec<u8>, (u64, Vec<TermPostings>)> = HashMap::new();
     for (term, list) in postings.terms {
         let max_start = list.iter().map(|p| p.start_us).max().unwrap_or(0);
         if term.first() == Some(&keys::TAG) {
