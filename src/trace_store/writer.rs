@@ -1,5 +1,7 @@
-//! Writes spans: per bucket one sled batch holding each span's key and all its index keys, so a
-//! span is never visible in an index without its body (sled applies a batch atomically).
+//! Writes spans: per bucket one sled batch holding the write's trace chunks and posting lists
+//! (layouts in `keys`), so a trace is never found through an index without its spans (sled
+//! applies a batch atomically). Spans are encoded straight from the borrowed batch; the only
+//! per-span work is the index terms, gathered in reused buffers.
 
 use super::codec;
 use super::keys;
