@@ -561,6 +561,15 @@ fn restart_keeps_traces_even_after_kill() {
     assert_eq!(data(&obsd, &format!("/api/traces/{TRACE_B}"))[0]["spans"][0]["operationName"], "two");
     assert_eq!(data(&obsd, &format!("/api/traces/{TRACE_A}")), before);
     assert_eq!(trace_ids(&data(&obsd, "/api/traces?service=durable")).len(), 2);
+    // The index postings survive with the spans: tag, operation and duration searches.
+    assert_eq!(trace_ids(&data(&obsd, "/api/traces?service=durable&tag=http.status_code:200")).len(), 2);
+    assert!(trace_ids(&data(&obsd, "/api/traces?service=durable&tag=http.status_code:500")).is_empty());
+    assert_eq!(
+        trace_ids(&data(&obsd, "/api/traces?service=durable&operation=two")),
+        vec![TRACE_B.to_string()]
+    );
+    assert_eq!(trace_ids(&data(&obsd, "/api/traces?service=durable&minDuration=1ms")).len(), 2);
+    assert!(trace_ids(&data(&obsd, "/api/traces?service=durable&minDuration=3ms")).is_empty());
 }
 
 #[test]

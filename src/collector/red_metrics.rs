@@ -5,7 +5,7 @@
 //! exemplar (`trace_id`, `span_id`), written only in OpenMetrics output, where exemplars exist.
 
 use crate::exposition::{MetricFamily, MetricType, escape_help, escape_label_value, format_go_float};
-use crate::trace_store::{Span, Value};
+use crate::trace_store::{Span, SpanId, TraceId, Value};
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -23,8 +23,9 @@ struct SeriesKey {
 
 #[derive(Debug, Clone)]
 struct Exemplar {
-    trace_id: String,
-    span_id: String,
+    // Ids, not their hex text: formatting happens per scrape, not per span.
+    trace_id: TraceId,
+    span_id: SpanId,
     value_ms: f64,
     timestamp_s: f64,
 }
@@ -38,10 +39,21 @@ struct Series {
     exemplars: Vec<Option<Exemplar>>,
 }
 
+/// Span kind label, status label and the series with them.
+type KindStatusSeries = (&'static str, &'static str, Series);
+
+/// Series by service, then span name, then (kind, status): looked up with the span's own
+/// strings, so counting a span allocates nothing once its series exists.
+#[derive(Default)]
+struct Table {
+    by_service: HashMap<String, HashMap<String, Vec<KindStatusSeries>>>,
+    len: usize,
+}
+
 pub struct RedMetrics {
     namespace: String,
     bounds_ms: Vec<f64>,
-    series: Mutex<HashMap<SeriesKey, Series>>,
+    series: Mutex<Table>,
     dropped: Mutex<u64>,
 }
 
@@ -77,7 +89,7 @@ impl RedMetrics {
         RedMetrics {
             namespace: namespace.to_string(),
             bounds_ms: bounds_ms.to_vec(),
-            series: Mutex::new(HashMap::new()),
+            series: Mutex::new(Table::default()),
             dropped: Mutex::new(0),
         }
     }
@@ -88,34 +100,57 @@ impl RedMetrics {
 
     pub fn record(&self, spans: &[Span]) {
         let now_s = crate::trace_store::now_us() as f64 / 1e6;
-        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let table = &mut *guard;
+        let n = self.bounds_ms.len() + 1;
         let mut dropped = 0;
         for span in spans {
-            let key = SeriesKey {
-                service: span.process.service_name.clone(),
-                span_name: span.operation_name.clone(),
-                kind: kind_label(span),
-                status: status_label(span),
+            let (kind, status) = (kind_label(span), status_label(span));
+            let service = span.process.service_name.as_str();
+            let name = span.operation_name.as_str();
+            let existing = table
+                .by_service
+                .get_mut(service)
+                .and_then(|ops| ops.get_mut(name))
+                .and_then(|v| v.iter().position(|(k, st, _)| *k == kind && *st == status));
+            let s = match existing {
+                Some(i) => {
+                    // Found just above: the lookups cannot miss.
+                    let Some(list) = table.by_service.get_mut(service).and_then(|ops| ops.get_mut(name))
+                    else {
+                        continue;
+                    };
+                    &mut list[i].2
+                }
+                None if table.len >= MAX_SERIES => {
+                    dropped += 1;
+                    continue;
+                }
+                None => {
+                    table.len += 1;
+                    let list = table
+                        .by_service
+                        .entry(service.to_string())
+                        .or_default()
+                        .entry(name.to_string())
+                        .or_default();
+                    list.push((
+                        kind,
+                        status,
+                        Series { calls: 0, buckets: vec![0; n], sum_ms: 0.0, exemplars: vec![None; n] },
+                    ));
+                    let last = list.len() - 1;
+                    &mut list[last].2
+                }
             };
-            let n = self.bounds_ms.len() + 1;
-            if !series.contains_key(&key) && series.len() >= MAX_SERIES {
-                dropped += 1;
-                continue;
-            }
-            let s = series.entry(key).or_insert_with(|| Series {
-                calls: 0,
-                buckets: vec![0; n],
-                sum_ms: 0.0,
-                exemplars: vec![None; n],
-            });
             let ms = span.duration_us as f64 / 1000.0;
             let idx = self.bounds_ms.iter().position(|b| ms <= *b).unwrap_or(n - 1);
             s.calls += 1;
             s.buckets[idx] += 1;
             s.sum_ms += ms;
             s.exemplars[idx] = Some(Exemplar {
-                trace_id: span.trace_id.to_string(),
-                span_id: span.span_id.to_string(),
+                trace_id: span.trace_id,
+                span_id: span.span_id,
                 value_ms: ms,
                 timestamp_s: now_s,
             });
@@ -130,8 +165,17 @@ impl RedMetrics {
     }
 
     fn sorted(&self) -> Vec<(SeriesKey, Series)> {
-        let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let mut all: Vec<_> = series.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let table = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = Vec::with_capacity(table.len);
+        for (service, ops) in &table.by_service {
+            for (span_name, list) in ops {
+                for (kind, status, series) in list {
+                    let key =
+                        SeriesKey { service: service.clone(), span_name: span_name.clone(), kind, status };
+                    all.push((key, series.clone()));
+                }
+            }
+        }
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
     }

@@ -3,7 +3,10 @@
 //! skipped by old readers, missing ones read as defaults).
 //!
 //! The trace id is not repeated in the value (it is in the key) and the process is stored once
-//! per distinct process under its hash, not once per span.
+//! per distinct process under its hash, not once per span. Chunks are written straight from
+//! the borrowed spans (the same wire format `StoredChunk` decodes, without copying every string
+//! into it first) and snappy-compressed: the spans of one trace repeat tag keys, names and
+//! values, so this about halves them for little CPU.
 
 use super::model::{KeyValue, Log, Process, RefType, Span, SpanId, SpanRef, TraceId, Value};
 use prost::Message;
@@ -126,6 +129,11 @@ pub fn decode_process(bytes: &[u8]) -> Result<Process, prost::DecodeError> {
 
 /// FNV-1a over the encoded process: stable across restarts and builds, unlike `DefaultHasher`.
 pub fn process_hash(encoded: &[u8]) -> u64 {
+    fnv1a(encoded)
+}
+
+/// FNV-1a: a hash stable across restarts and builds, for what is stored.
+pub fn fnv1a(encoded: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in encoded {
         h ^= u64::from(*b);
@@ -134,8 +142,100 @@ pub fn process_hash(encoded: &[u8]) -> u64 {
     h
 }
 
+/// The stored value of a chunk: the format byte, then snappy-compressed `StoredChunk`.
 pub fn encode_chunk(spans: &[(&Span, u64)]) -> Vec<u8> {
-    StoredChunk { spans: spans.iter().map(|(s, h)| stored_span(s, *h)).collect() }.encode_to_vec()
+    let mut raw = Vec::new();
+    let mut body = Vec::new();
+    for (span, hash) in spans {
+        body.clear();
+        wire::span(span, *hash, &mut body);
+        wire::message(1, &body, &mut raw);
+    }
+    let mut out = vec![0; 1 + snap::raw::max_compress_len(raw.len())];
+    out[0] = super::keys::CHUNK_SNAPPY;
+    match snap::raw::Encoder::new().compress(&raw, &mut out[1..]) {
+        Ok(n) => {
+            out.truncate(1 + n);
+            out
+        }
+        // Cannot happen with a buffer of max_compress_len; the raw form is readable too.
+        Err(_) => raw,
+    }
+}
+
+/// Protobuf encoding of the `Stored*` messages from borrowed model values.
+mod wire {
+    use super::super::model::{KeyValue, RefType, Span, Value};
+    use prost::encoding::{self, WireType, encode_key, encode_varint};
+
+    pub fn message(tag: u32, body: &[u8], out: &mut Vec<u8>) {
+        encode_key(tag, WireType::LengthDelimited, out);
+        encode_varint(body.len() as u64, out);
+        out.extend_from_slice(body);
+    }
+
+    fn str(tag: u32, s: &str, out: &mut Vec<u8>) {
+        message(tag, s.as_bytes(), out);
+    }
+
+    fn kv(tag: u32, kv: &KeyValue, scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
+        scratch.clear();
+        str(1, &kv.key, scratch);
+        match &kv.value {
+            Value::Str(s) => str(2, s, scratch),
+            Value::Bool(b) => encoding::bool::encode(3, b, scratch),
+            Value::Int64(i) => encoding::sint64::encode(4, i, scratch),
+            Value::Float64(f) => encoding::double::encode(5, f, scratch),
+            Value::Binary(b) => message(6, b, scratch),
+        }
+        message(tag, scratch, out);
+    }
+
+    pub fn span(span: &Span, process_hash: u64, out: &mut Vec<u8>) {
+        let mut scratch = Vec::new();
+        let mut inner = Vec::new();
+        encoding::fixed64::encode(1, &span.span_id.as_u64(), out);
+        str(2, &span.operation_name, out);
+        for r in &span.references {
+            scratch.clear();
+            let ref_type: u32 = match r.ref_type {
+                RefType::ChildOf => 0,
+                RefType::FollowsFrom => 1,
+            };
+            encoding::uint32::encode(1, &ref_type, &mut scratch);
+            if r.trace_id != span.trace_id {
+                message(2, &r.trace_id.0, &mut scratch);
+            }
+            encoding::fixed64::encode(3, &r.span_id.as_u64(), &mut scratch);
+            message(3, &scratch, out);
+        }
+        encoding::uint32::encode(4, &span.flags, out);
+        encoding::uint64::encode(5, &span.start_time_us, out);
+        encoding::uint64::encode(6, &span.duration_us, out);
+        for t in &span.tags {
+            kv(7, t, &mut scratch, out);
+        }
+        for l in &span.logs {
+            inner.clear();
+            encoding::uint64::encode(1, &l.timestamp_us, &mut inner);
+            for f in &l.fields {
+                kv(2, f, &mut scratch, &mut inner);
+            }
+            message(8, &inner, out);
+        }
+        encoding::fixed64::encode(9, &process_hash, out);
+        for w in &span.warnings {
+            str(10, w, out);
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkError {
+    #[error("snappy: {0}")]
+    Snappy(#[from] snap::Error),
+    #[error("protobuf: {0}")]
+    Decode(#[from] prost::DecodeError),
 }
 
 /// Decodes a chunk; `process` maps a process hash to the process.
@@ -143,42 +243,14 @@ pub fn decode_chunk(
     trace_id: TraceId,
     bytes: &[u8],
     process: impl Fn(u64) -> Arc<Process>,
-) -> Result<Vec<Span>, prost::DecodeError> {
-    let chunk = StoredChunk::decode(bytes)?;
+) -> Result<Vec<Span>, ChunkError> {
+    let chunk = match bytes.split_first() {
+        Some((&super::keys::CHUNK_SNAPPY, compressed)) => {
+            StoredChunk::decode(snap::raw::Decoder::new().decompress_vec(compressed)?.as_slice())?
+        }
+        _ => StoredChunk::decode(bytes)?,
+    };
     Ok(chunk.spans.into_iter().map(|s| span_from(trace_id, s, &process)).collect())
-}
-
-fn stored_span(span: &Span, process_hash: u64) -> StoredSpan {
-    StoredSpan {
-        span_id: span.span_id.as_u64(),
-        operation_name: span.operation_name.clone(),
-        references: span
-            .references
-            .iter()
-            .map(|r| StoredRef {
-                ref_type: match r.ref_type {
-                    RefType::ChildOf => 0,
-                    RefType::FollowsFrom => 1,
-                },
-                trace_id: if r.trace_id == span.trace_id { Vec::new() } else { r.trace_id.0.to_vec() },
-                span_id: r.span_id.as_u64(),
-            })
-            .collect(),
-        flags: span.flags,
-        start_time_us: span.start_time_us,
-        duration_us: span.duration_us,
-        tags: span.tags.iter().map(kv_out).collect(),
-        logs: span
-            .logs
-            .iter()
-            .map(|l| StoredLog {
-                timestamp_us: l.timestamp_us,
-                fields: l.fields.iter().map(kv_out).collect(),
-            })
-            .collect(),
-        process_hash,
-        warnings: span.warnings.clone(),
-    }
 }
 
 fn span_from(trace_id: TraceId, s: StoredSpan, process: &impl Fn(u64) -> Arc<Process>) -> Span {
@@ -206,5 +278,58 @@ fn span_from(trace_id: TraceId, s: StoredSpan, process: &impl Fn(u64) -> Arc<Pro
             .collect(),
         process: process(s.process_hash),
         warnings: s.warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_round_trip_compressed_and_legacy_raw() {
+        let process =
+            Arc::new(Process { service_name: "web".into(), tags: vec![KeyValue::str("host", "a")] });
+        let trace_id = TraceId([3; 16]);
+        let span = Span {
+            trace_id,
+            span_id: SpanId::from_u64(7),
+            operation_name: "GET /".into(),
+            references: vec![
+                SpanRef { ref_type: RefType::ChildOf, trace_id, span_id: SpanId::from_u64(1) },
+                SpanRef {
+                    ref_type: RefType::FollowsFrom,
+                    trace_id: TraceId([9; 16]),
+                    span_id: SpanId::from_u64(2),
+                },
+            ],
+            flags: 1,
+            start_time_us: 1_000_000,
+            duration_us: 250,
+            tags: vec![
+                KeyValue::str("s", "x"),
+                KeyValue { key: "b".into(), value: Value::Bool(false) },
+                KeyValue { key: "i".into(), value: Value::Int64(-5) },
+                KeyValue { key: "f".into(), value: Value::Float64(0.5) },
+                KeyValue { key: "bin".into(), value: Value::Binary(vec![0, 1]) },
+            ],
+            logs: vec![Log { timestamp_us: 1_000_100, fields: vec![KeyValue::str("event", "e")] }],
+            process: process.clone(),
+            warnings: vec!["w".into()],
+        };
+        let stored = encode_chunk(&[(&span, 42), (&span, 42)]);
+        assert_eq!(stored[0], super::super::keys::CHUNK_SNAPPY);
+        let back = decode_chunk(trace_id, &stored, |h| {
+            assert_eq!(h, 42);
+            process.clone()
+        })
+        .unwrap();
+        assert_eq!(back, vec![span.clone(), span.clone()]);
+        // What earlier versions stored: the raw protobuf.
+        let raw = snap::raw::Decoder::new().decompress_vec(&stored[1..]).unwrap();
+        assert_eq!(raw[0], 0x0a);
+        assert_eq!(decode_chunk(trace_id, &raw, |_| process.clone()).unwrap(), vec![span.clone(), span]);
+        assert!(
+            decode_chunk(trace_id, &[super::super::keys::CHUNK_SNAPPY, 0xff], |_| process.clone()).is_err()
+        );
     }
 }

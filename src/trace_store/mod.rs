@@ -76,7 +76,8 @@ pub(crate) struct Inner {
     processes: RwLock<HashMap<u64, Arc<Process>>>,
     /// service → newest bucket start already recorded in `meta`, to write it once per bucket.
     services_seen: Mutex<HashMap<String, u64>>,
-    operations_seen: Mutex<HashMap<(String, String, String), u64>>,
+    /// The same for operations, keyed by their `meta` key.
+    operations_seen: Mutex<HashMap<Vec<u8>, u64>>,
     /// Makes chunk keys unique; starts at the open time in µs so it keeps rising across restarts.
     next_seq: std::sync::atomic::AtomicU64,
 }

@@ -105,15 +105,22 @@ pub enum Value {
 }
 
 impl Value {
-    /// The text a tag search (`tag=key:value`) compares with, as Jaeger's `AsString`.
-    pub fn as_search_text(&self) -> Option<String> {
+    /// Appends the text a tag search (`tag=key:value`) compares with, as Jaeger's `AsString`;
+    /// false for binary values, which are not searchable.
+    pub fn write_search_text(&self, out: &mut String) -> bool {
+        use std::fmt::Write;
         match self {
-            Value::Str(s) => Some(s.clone()),
-            Value::Bool(b) => Some(b.to_string()),
-            Value::Int64(i) => Some(i.to_string()),
-            Value::Float64(f) => Some(f.to_string()),
-            Value::Binary(_) => None,
+            Value::Str(s) => out.push_str(s),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Int64(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Float64(f) => {
+                let _ = write!(out, "{f}");
+            }
+            Value::Binary(_) => return false,
         }
+        true
     }
 }
 

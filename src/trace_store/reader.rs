@@ -82,59 +82,93 @@ impl Reader {
         if query.limit == 0 {
             return Ok(found);
         }
+        let (dmin, dmax) = (query.duration_min_us.unwrap_or(0), query.duration_max_us.unwrap_or(u64::MAX));
         for (_, bucket) in self.inner.buckets_overlapping(lo, hi) {
             let tree = &bucket.tree;
-            // Sets from the selective conditions first; each must contain the trace.
+            // Traces having each tag; a match must be in all of them.
             let mut filters: Vec<HashSet<[u8; 16]>> = Vec::new();
             for (key, value) in &query.tags {
-                let (a, b) = keys::time_range(&keys::tag_prefix(&query.service, key, value), lo, hi);
+                let term = keys::tag_term(key, value);
+                let (a, b) = keys::index_range_from(&keys::tag_partition_prefix(&query.service, &term), lo);
                 let mut set = HashSet::new();
                 for item in tree.range(a..=b) {
-                    let (k, _) = item?;
-                    if let Some(t) = keys::index_trace_id(&k) {
-                        set.insert(t);
-                    }
+                    let (k, v) = item?;
+                    let postings =
+                        keys::tag_postings(&k, &v, &term).ok_or_else(|| corrupt(&k, "bad tag postings"))?;
+                    set.extend(
+                        postings.iter().filter(|p| (lo..=hi).contains(&p.start_us)).map(|p| p.trace_id),
+                    );
+                }
+                if set.is_empty() {
+                    break;
                 }
                 filters.push(set);
             }
-            if query.duration_min_us.is_some() || query.duration_max_us.is_some() {
-                let prefix = keys::duration_prefix(&query.service);
-                let (a, b) = keys::time_range(
-                    &prefix,
-                    query.duration_min_us.unwrap_or(0),
-                    query.duration_max_us.unwrap_or(u64::MAX),
-                );
-                let mut set = HashSet::new();
-                for item in tree.range(a..=b) {
-                    let (k, _) = item?;
-                    if let (Some(t), Some(start)) = (keys::index_trace_id(&k), keys::index_start_us(&k))
-                        && (lo..=hi).contains(&start)
-                    {
-                        set.insert(t);
-                    }
-                }
-                filters.push(set);
-            }
-            if filters.iter().any(HashSet::is_empty) {
+            if filters.len() < query.tags.len() {
                 continue;
             }
             let primary = match &query.operation {
                 Some(op) => keys::operation_prefix(&query.service, op),
                 None => keys::service_prefix(&query.service),
             };
-            let (a, b) = keys::time_range(&primary, lo, hi);
+            let (a, b) = keys::index_range_from(&primary, lo);
+            let wanted = query.limit - found.len();
+            // (start, trace, whether its durations only may match): gathered newest batch first
+            // until no later batch can hold a newer match than the `wanted` newest found.
+            let mut candidates: Vec<(u64, [u8; 16], bool)> = Vec::new();
             for item in tree.range(a..=b).rev() {
-                let (k, _) = item?;
-                let Some(t) = keys::index_trace_id(&k) else { continue };
-                if filters.iter().all(|f| f.contains(&t)) && seen.insert(t) {
-                    found.push(TraceId(t));
-                    if found.len() >= query.limit {
-                        return Ok(found);
+                let (k, v) = item?;
+                let key_max = keys::index_max_start_us(&k).unwrap_or(u64::MAX);
+                if candidates.len() >= wanted {
+                    let newer: HashSet<&[u8; 16]> =
+                        candidates.iter().filter(|c| c.0 > key_max && !c.2).map(|c| &c.1).collect();
+                    if newer.len() >= wanted {
+                        break;
                     }
+                }
+                let postings = keys::decode_postings(&k, &v).ok_or_else(|| corrupt(&k, "bad postings"))?;
+                for p in postings {
+                    // Spans of the term in this chunk last from min to max: one of them is in
+                    // [dmin, dmax] if an end is, maybe if the ranges only overlap.
+                    let surely = (dmin..=dmax).contains(&p.min_duration_us)
+                        || (dmin..=dmax).contains(&p.max_duration_us);
+                    let maybe = p.min_duration_us <= dmax && p.max_duration_us >= dmin;
+                    if (lo..=hi).contains(&p.start_us)
+                        && maybe
+                        && filters.iter().all(|f| f.contains(&p.trace_id))
+                    {
+                        candidates.push((p.start_us, p.trace_id, !surely));
+                    }
+                }
+            }
+            candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.2.cmp(&b.2)));
+            for (_, t, unsure) in candidates {
+                if seen.contains(&t) || (unsure && !self.has_span_in(TraceId(t), query, dmin, dmax)?) {
+                    continue;
+                }
+                seen.insert(t);
+                found.push(TraceId(t));
+                if found.len() >= query.limit {
+                    return Ok(found);
                 }
             }
         }
         Ok(found)
+    }
+
+    /// Whether the trace has a span of the query's service (and operation) lasting within
+    /// [dmin, dmax]: the exact check when a posting's duration range only overlaps the bounds.
+    fn has_span_in(&self, id: TraceId, query: &TraceQuery, dmin: u64, dmax: u64) -> Result<bool, StoreError> {
+        Ok(self.trace(id)?.is_some_and(|spans| {
+            spans.iter().any(|s| {
+                keys::truncate(&s.process.service_name) == keys::truncate(&query.service)
+                    && query
+                        .operation
+                        .as_ref()
+                        .is_none_or(|op| keys::truncate(&s.operation_name) == keys::truncate(op))
+                    && (dmin..=dmax).contains(&s.duration_us)
+            })
+        }))
     }
 
     pub fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Vec<Span>>, StoreError> {

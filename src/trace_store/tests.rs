@@ -104,3 +104,67 @@ fn retention_drops_old_buckets() {
     assert!(store.reader().trace(TraceId([1; 16])).unwrap().is_none());
     assert!(store.reader().trace(TraceId([2; 16])).unwrap().is_some());
 }
+
+#[test]
+fn duration_search_is_exact_when_a_trace_has_short_and_long_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let now = now_us();
+    let web = process("web");
+    store
+        .writer()
+        .write(&[
+            // Trace 1: spans of 10 µs and 5 ms, none between 100 µs and 1 ms.
+            span(1, 1, None, &web, "GET /", now - 9000, 5000),
+            span(1, 2, Some(1), &web, "GET /", now - 8000, 10),
+            span(2, 3, None, &web, "GET /", now - 7000, 500),
+        ])
+        .unwrap();
+    let q = TraceQuery {
+        service: "web".into(),
+        start_min_us: now - 60_000_000,
+        start_max_us: now,
+        duration_min_us: Some(100),
+        duration_max_us: Some(1000),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(store.reader().find_trace_ids(&q).unwrap(), vec![TraceId([2; 16])]);
+    let q = TraceQuery { duration_max_us: Some(5000), operation: Some("GET /".into()), ..q };
+    assert_eq!(store.reader().find_trace_ids(&q).unwrap(), vec![TraceId([2; 16]), TraceId([1; 16])]);
+}
+
+#[test]
+fn search_returns_the_newest_traces_across_many_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let now = now_us();
+    let web = process("web");
+    // 30 writes of 4 traces each, written out of time order, so batches overlap in time.
+    for w in 0..30u64 {
+        let spans: Vec<Span> = (0..4u64)
+            .map(|i| {
+                let n = (w * 7 % 30) * 4 + i;
+                span(1, n + 1, None, &web, "op", now - 10_000_000 + n * 1000, 5)
+            })
+            .map(|mut s| {
+                let n = s.span_id.as_u64() - 1;
+                s.trace_id = TraceId::from_high_low(1, n + 1);
+                s
+            })
+            .collect();
+        store.writer().write(&spans).unwrap();
+    }
+    let q = TraceQuery {
+        service: "web".into(),
+        start_min_us: now - 60_000_000,
+        start_max_us: now,
+        limit: 5,
+        ..Default::default()
+    };
+    let ids = store.reader().find_trace_ids(&q).unwrap();
+    let want: Vec<TraceId> = (0..5u64).map(|k| TraceId::from_high_low(1, 120 - k)).collect();
+    assert_eq!(ids, want);
+    let q = TraceQuery { tags: vec![("http.status_code".into(), "200".into())], limit: 200, ..q };
+    assert_eq!(store.reader().find_trace_ids(&q).unwrap().len(), 120);
+}

@@ -1,11 +1,13 @@
-//! Writes spans: per bucket one sled batch holding each span's key and all its index keys, so a
-//! span is never visible in an index without its body (sled applies a batch atomically).
+//! Writes spans: per bucket one sled batch holding the write's trace chunks and posting lists
+//! (layouts in `keys`), so a trace is never found through an index without its spans (sled
+//! applies a batch atomically). Spans are encoded straight from the borrowed batch; the only
+//! per-span work is the index terms, gathered in reused buffers.
 
 use super::codec;
 use super::keys;
 use super::model::{Span, Value};
 use super::{Inner, StoreError, now_us};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -28,6 +30,7 @@ impl Writer {
         let mut outcome = WriteOutcome::default();
         let mut meta = sled::Batch::default();
         let mut meta_dirty = false;
+        let mut op_key = Vec::new();
         // Processes of one batch are usually one Arc; hash each distinct one once.
         let mut hashed: Vec<(*const super::Process, u64)> = Vec::new();
         // (bucket start, trace) → its spans with their process hash, in arrival order.
@@ -59,22 +62,35 @@ impl Writer {
             };
             let bucket_start = span.start_time_us - span.start_time_us % inner.bucket_width_us;
             chunks.entry((bucket_start, span.trace_id.0)).or_default().push((span, hash));
-            meta_dirty |= self.note_names(&mut meta, span, bucket_start);
+            meta_dirty |= self.note_names(&mut meta, span, bucket_start, &mut op_key);
             outcome.stored += 1;
         }
-        let mut batches: HashMap<u64, (Arc<super::Bucket>, sled::Batch)> = HashMap::new();
+        // One sequence number per write: it makes this write's index keys unique.
+        let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
+        let mut current: Option<(u64, Arc<super::Bucket>, sled::Batch, Postings)> = None;
+        let mut text = String::new();
+        // Chunks are ordered by bucket, so each bucket's batch is built and applied in turn.
         for ((bucket_start, trace), chunk) in &chunks {
-            let (_, batch) = match batches.entry(*bucket_start) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert((inner.bucket_for(*bucket_start)?, sled::Batch::default()))
+            if current.as_ref().is_none_or(|(start, ..)| start != bucket_start) {
+                if let Some((_, bucket, batch, postings)) = current.take() {
+                    apply(&bucket, batch, postings, seq)?;
                 }
-            };
-            let seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
-            index_chunk(batch, trace, chunk, seq);
+                current = Some((
+                    *bucket_start,
+                    inner.bucket_for(*bucket_start)?,
+                    sled::Batch::default(),
+                    Postings::default(),
+                ));
+            }
+            if let Some((_, _, batch, postings)) = current.as_mut() {
+                let chunk_seq = inner.next_seq.fetch_add(1, Ordering::Relaxed);
+                let start = chunk.iter().map(|(s, _)| s.start_time_us).min().unwrap_or(0);
+                batch.insert(keys::chunk_key(trace, start, chunk_seq), codec::encode_chunk(chunk));
+                postings.add_chunk(trace, start, chunk, &mut text);
+            }
         }
-        for (_, (bucket, batch)) in batches {
-            bucket.tree.apply_batch(batch)?;
+        if let Some((_, bucket, batch, postings)) = current.take() {
+            apply(&bucket, batch, postings, seq)?;
         }
         if meta_dirty {
             inner.meta.apply_batch(meta)?;
@@ -83,7 +99,13 @@ impl Writer {
     }
 
     /// Records service and operation names in `meta` the first time each is seen in a bucket.
-    fn note_names(&self, meta: &mut sled::Batch, span: &Span, bucket_start: u64) -> bool {
+    fn note_names(
+        &self,
+        meta: &mut sled::Batch,
+        span: &Span,
+        bucket_start: u64,
+        op_key: &mut Vec<u8>,
+    ) -> bool {
         let service = &span.process.service_name;
         let kind = match span.tag("span.kind") {
             Some(Value::Str(k)) => k.as_str(),
@@ -99,47 +121,109 @@ impl Writer {
                 dirty = true;
             }
         }
+        op_key.clear();
+        keys::push_meta_operation(op_key, service, kind, &span.operation_name);
         let mut seen = self.inner.operations_seen.lock().unwrap_or_else(|p| p.into_inner());
-        let op_key = (service.clone(), kind.to_string(), span.operation_name.clone());
-        if seen.get(&op_key).is_none_or(|last| *last < bucket_start) {
-            meta.insert(keys::meta_operation(service, kind, &span.operation_name), &value);
-            seen.insert(op_key, bucket_start);
+        if seen.get(op_key.as_slice()).is_none_or(|last| *last < bucket_start) {
+            meta.insert(op_key.as_slice(), &value);
+            seen.insert(op_key.clone(), bucket_start);
             dirty = true;
         }
         dirty
     }
 }
 
-/// One chunk key for the trace's spans, then each index entry once per chunk.
-fn index_chunk(batch: &mut sled::Batch, trace: &[u8; 16], chunk: &[(&Span, u64)], seq: u64) {
-    let start = chunk.iter().map(|(s, _)| s.start_time_us).min().unwrap_or(0);
-    batch.insert(keys::chunk_key(trace, start, seq), codec::encode_chunk(chunk));
-    let mut index: HashSet<Vec<u8>> = HashSet::new();
-    // service → (shortest, longest) span duration in this chunk.
-    let mut durations: HashMap<&str, (u64, u64)> = HashMap::new();
-    for (span, _) in chunk {
-        let service = &span.process.service_name;
-        index.insert(keys::service_prefix(service));
-        index.insert(keys::operation_prefix(service, &span.operation_name));
-        for kv in span.tags.iter().chain(span.process.tags.iter()) {
-            if let Some(text) = kv.value.as_search_text()
-                && text.len() <= keys::MAX_INDEXED_STRING
-            {
-                index.insert(keys::tag_prefix(service, &kv.key, &text));
+/// The posting lists one write adds to one bucket: index term → traces with that term.
+#[derive(Default)]
+struct Postings {
+    terms: HashMap<Vec<u8>, Vec<keys::Posting>>,
+    term: Vec<u8>,
+}
+
+impl Postings {
+    /// Adds (or widens) the posting of the term now in `self.term` for this chunk's trace.
+    fn note(&mut self, trace: &[u8; 16], start: u64, duration: Option<u64>) {
+        let d = duration.unwrap_or(0);
+        let list = match self.terms.get_mut(self.term.as_slice()) {
+            Some(list) => list,
+            None => self.terms.entry(self.term.clone()).or_default(),
+        };
+        // A chunk's spans are noted one after another, so its posting is the last one.
+        match list.last_mut() {
+            Some(p) if p.trace_id == *trace && p.start_us == start => {
+                p.min_duration_us = p.min_duration_us.min(d);
+                p.max_duration_us = p.max_duration_us.max(d);
+            }
+            _ => list.push(keys::Posting {
+                trace_id: *trace,
+                start_us: start,
+                min_duration_us: d,
+                max_duration_us: d,
+            }),
+        }
+    }
+
+    /// Index terms of each span: its service, service+operation, and every span and process
+    /// tag with a searchable value short enough to index.
+    fn add_chunk(&mut self, trace: &[u8; 16], start: u64, chunk: &[(&Span, u64)], text: &mut String) {
+        for (span, _) in chunk {
+            let service = span.process.service_name.as_str();
+            self.term.clear();
+            self.term.push(keys::SERVICE);
+            keys::push_str(&mut self.term, service);
+            self.note(trace, start, Some(span.duration_us));
+            self.term[0] = keys::OPERATION;
+            keys::push_str(&mut self.term, &span.operation_name);
+            self.note(trace, start, Some(span.duration_us));
+            for kv in span.tags.iter().chain(span.process.tags.iter()) {
+                text.clear();
+                if !kv.value.write_search_text(text) || text.len() > keys::MAX_INDEXED_STRING {
+                    continue;
+                }
+                self.term.clear();
+                self.term.push(keys::TAG);
+                keys::push_str(&mut self.term, service);
+                keys::push_str(&mut self.term, &kv.key);
+                keys::push_str(&mut self.term, text);
+                self.note(trace, start, None);
             }
         }
-        let d = durations.entry(service.as_str()).or_insert((u64::MAX, 0));
-        d.0 = d.0.min(span.duration_us);
-        d.1 = d.1.max(span.duration_us);
     }
-    for (service, (shortest, longest)) in durations {
-        for d in [shortest, longest] {
-            let mut prefix = keys::duration_prefix(service);
-            prefix.extend_from_slice(&d.to_be_bytes());
-            index.insert(prefix);
+}
+
+/// Writes the chunks and posting lists of one bucket in one sled batch, so a trace is never
+/// found through an index without its spans being there (sled applies a batch atomically).
+fn apply(
+    bucket: &super::Bucket,
+    mut batch: sled::Batch,
+    postings: Postings,
+    seq: u64,
+) -> Result<(), StoreError> {
+    let mut value = Vec::new();
+    // Tag partition prefix → (newest posting start, its terms' postings).
+    type TermPostings = (Vec<u8>, Vec<keys::Posting>);
+    let mut partitions: HashMap<Vec<u8>, (u64, Vec<TermPostings>)> = HashMap::new();
+    for (term, list) in postings.terms {
+        let max_start = list.iter().map(|p| p.start_us).max().unwrap_or(0);
+        if term.first() == Some(&keys::TAG) {
+            // A tag term is `TAG | service | key | value`: partitioned by `key | value`.
+            let Some((service, at)) = keys::read_str(&term, 1) else { continue };
+            let partition = partitions.entry(keys::tag_partition_prefix(service, &term[at..])).or_default();
+            partition.0 = partition.0.max(max_start);
+            partition.1.push((term[at..].to_vec(), list));
+            continue;
         }
+        value.clear();
+        keys::encode_postings(&list, max_start, keys::has_durations(&term), &mut value);
+        batch.insert(keys::index_key(&term, max_start, seq), value.as_slice());
     }
-    for prefix in index {
-        batch.insert(keys::with_time(&prefix, start, trace), &[]);
+    for (prefix, (max_start, terms)) in partitions {
+        value.clear();
+        for (term, list) in terms {
+            keys::encode_tag_entry(&term, &list, max_start, &mut value);
+        }
+        batch.insert(keys::index_key(&prefix, max_start, seq), value.as_slice());
     }
+    bucket.tree.apply_batch(batch)?;
+    Ok(())
 }
