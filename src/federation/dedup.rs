@@ -82,6 +82,17 @@ impl Dedup {
         self.series.len()
     }
 
+    /// How many series each replica leads; series whose leader ended them are not counted.
+    pub fn series_by_leader(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for state in self.series.values() {
+            if let Some(leader) = &state.leader {
+                *out.entry(leader.clone()).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
     /// One scrape's samples in; the ones to store out, replica label removed.
     pub fn offer_batch(&mut self, samples: Vec<ScrapedSample>) -> Vec<ScrapedSample> {
         let mut out = Vec::with_capacity(samples.len());

@@ -49,9 +49,9 @@ pub struct DedupSink {
 }
 
 impl DedupSink {
-    fn dedup_stats(&self) -> Option<(dedup::DedupStats, usize)> {
+    fn dedup_stats(&self) -> Option<(dedup::DedupStats, usize, std::collections::BTreeMap<String, usize>)> {
         let d = self.dedup.as_ref()?.lock().ok()?;
-        Some((d.stats.clone(), d.tracked_series()))
+        Some((d.stats.clone(), d.tracked_series(), d.series_by_leader()))
     }
 }
 
@@ -155,7 +155,10 @@ impl Federation {
             .route("/metrics", get(metrics))
             // `GET /` (the seed's `option httpchk GET /`) is answered by the shared serving router.
             .with_state(sink)
-            .merge(serving::federate_router(federate))
+            .merge(serving::federate_router(
+                federate,
+                crate::webui::Features { metrics: true, federation: true, ..Default::default() },
+            ))
             .merge(api);
         tracing::info!(
             jobs = config.scrape.jobs.len(),
@@ -197,7 +200,15 @@ fn counter(name: &str, help: &str, value: f64) -> MetricFamily {
 async fn metrics(State(sink): State<Arc<DedupSink>>) -> impl IntoResponse {
     let store = sink.store.clone();
     let mut families = tokio::task::spawn_blocking(move || store.metric_families()).await.unwrap_or_default();
-    if let Some((stats, tracked)) = sink.dedup_stats() {
+    if let Some((stats, tracked, by_leader)) = sink.dedup_stats() {
+        let mut led = MetricFamily::gauge(
+            "obsd_federation_dedup_series_by_replica",
+            "Series whose samples come from this replica (the one each series follows).",
+        );
+        for (replica, n) in &by_leader {
+            led.add(&[("replica", replica.as_str())], *n as f64);
+        }
+        families.push(led);
         families.push(counter(
             "obsd_federation_dedup_samples_accepted_total",
             "Samples carrying the replica label that HA dedup kept.",
