@@ -17,6 +17,8 @@ const USER: &str = "viewer";
 const PASSWORD: &str = "look-but-do-not-touch";
 const SEED_EXPR: &str = "rate(python_app_requests_total[1m])";
 const MANY_EXPR: &str = "webui_load_series";
+const EXEMPLAR_EXPR: &str =
+    "histogram_quantile(0.95, sum by (le) (rate(traces_span_metrics_duration_milliseconds_bucket[1m])))";
 const BAD_EXPR: &str = "sum(rate(python_app_requests_total[1m])";
 
 fn venv_python(name: &str) -> PathBuf {
@@ -104,6 +106,7 @@ fn web_ui_in_headless_chromium() {
     let app = common::metrics_app(Some(5));
     let exporter_port = common::free_port();
     let replica_port = common::free_port();
+    let collector_port = common::free_port();
     let auth = format!("[replica.listen.basic_auth_users]\n{USER} = \"plain:{PASSWORD}\"\n");
     let config = format!(
         r#"
@@ -123,6 +126,10 @@ static_configs = [{{ targets = ["127.0.0.1:{app}"] }}]
 [[replica.scrape_configs]]
 job_name = "node"
 static_configs = [{{ targets = ["127.0.0.1:{exporter_port}"] }}]
+[[replica.scrape_configs]]
+job_name = "collector"
+basic_auth = {{ username = "{USER}", password = "{PASSWORD}" }}
+static_configs = [{{ targets = ["127.0.0.1:{collector_port}"] }}]
 [[replica.scrape_configs]]
 job_name = "missing"
 static_configs = [{{ targets = ["127.0.0.1:{closed}"] }}]
@@ -163,7 +170,7 @@ name = "dead"
 address = "127.0.0.1:{closed}"
 [collector]
 [collector.listen]
-address = "127.0.0.1:0"
+address = "127.0.0.1:{collector_port}"
 [collector.listen.basic_auth_users]
 {USER} = "plain:{PASSWORD}"
 [collector.otlp_grpc]
@@ -206,6 +213,9 @@ address = "127.0.0.1:0"
                 .2
                 .contains("obsd_federation_dedup_series_by_replica{")
             && query_count(&obsd, "rate(node_cpu_seconds_total[1m])") > 0
+            && api(&obsd, "replica", &format!("/api/v1/query_exemplars?query={}", url_encode(EXEMPLAR_EXPR)))
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
             && api(&obsd, "collector", &format!("/api/traces/{trace_id}"))[0]["spans"]
                 .as_array()
                 .map_or(0, |s| s.len())
@@ -264,6 +274,7 @@ address = "127.0.0.1:0"
         ])
         .args(["--user", USER, "--password", PASSWORD, "--shots", &shots.display().to_string()])
         .args(["--seed-expr", SEED_EXPR, "--many-expr", MANY_EXPR, "--bad-expr", BAD_EXPR])
+        .args(["--exemplar-expr", EXEMPLAR_EXPR])
         .args(["--service", service, "--trace-id", &trace_id])
         .env("PYTHONWARNINGS", "ignore")
         .stderr(Stdio::inherit())
@@ -328,6 +339,22 @@ address = "127.0.0.1:0"
     assert!(m["painted_pixels"].as_u64().unwrap() > 1000, "{m}");
     assert_ne!(m["zoom"]["before"], m["zoom"]["after"], "dragging did not zoom: {m}");
     assert!(m["tooltip"].as_str().unwrap().contains(MANY_EXPR), "hovering shows the nearest series: {m}");
+
+    // An exemplar on the metrics side links to its trace in the collector's UI, which shows it.
+    let sent_ids: BTreeSet<String> = sent["checkout"]
+        .as_object()
+        .unwrap()
+        .values()
+        .chain([&sent["fail"], &sent["replay"]])
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    let ex = &seen["exemplars"];
+    let linked = ex["trace_id"].as_str().unwrap_or("");
+    assert!(sent_ids.contains(linked), "exemplar link {ex} is not one of the sent traces {sent_ids:?}");
+    assert!(ex["href"].as_str().unwrap().starts_with(traces_base.trim_end_matches('/')), "{ex}");
+    let linked_spans =
+        api(&obsd, "collector", &format!("/api/traces/{linked}"))[0]["spans"].as_array().unwrap().len();
+    assert_eq!(ex["waterfall_spans"].as_u64(), Some(linked_spans as u64), "{ex}");
 
     // Targets by job with the health the API reports.
     let targets = api(&obsd, "replica", "/api/v1/targets");

@@ -19,7 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 p = argparse.ArgumentParser()
-for a in ["metrics", "traces", "balancer", "federation", "user", "password", "shots", "seed-expr", "many-expr", "service", "trace-id", "bad-expr"]:
+for a in ["metrics", "traces", "balancer", "federation", "user", "password", "shots", "seed-expr", "many-expr", "service", "trace-id", "bad-expr", "exemplar-expr"]:
     p.add_argument("--" + a, required=True)
 args = p.parse_args()
 os.makedirs(args.shots, exist_ok=True)
@@ -181,6 +181,17 @@ many["zoom"] = {"before": before, "after": [chart.get_attribute("data-xmin"), ch
 many["painted_pixels"] = driver.execute_script(PAINTED, chart)
 out["many"] = many
 shot("query-1000-series")
+
+# --- exemplars: a latency exemplar links to its trace in the collector's UI ---------------------
+driver.execute_script("localStorage.setItem('obsd.traceUi', arguments[0])", args.traces)
+q = urllib.parse.urlencode({"expr": args.exemplar_expr, "tab": "graph", "range": "5m"})
+open_page(f"{args.metrics}/#/query?{q}")
+link = until("#exemplars a.trace-link")[0]
+out["exemplars"] = {"count": len(css("#exemplars a.trace-link")), "href": link.get_attribute("href"), "trace_id": link.text}
+shot("query-exemplars")
+driver.get(link.get_attribute("href"))
+until("#waterfall .span-row")
+out["exemplars"]["waterfall_spans"] = len(css("#waterfall .span-row"))
 
 # --- targets and store status ------------------------------------------------------------------
 out["first_paint_ms"]["targets"] = fresh(f"{args.metrics}/#/targets")

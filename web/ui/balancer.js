@@ -1,7 +1,7 @@
 // The balancer's state from its stats page (`<stats uri>;json`, HAProxy's `show stat` fields):
 // frontends, backends and servers with health, sessions and errors; with `stats admin`, the
 // READY/DRAIN/MAINT actions of HAProxy's page, posted to the same URI.
-import { el, settings, fmtSeconds } from './api.js';
+import { el, settings } from './api.js';
 
 const COLUMNS = [
   ['status', 'Status'], ['weight', 'Weight'], ['scur', 'Sessions'], ['smax', 'Max'], ['slim', 'Limit'],
@@ -19,6 +19,19 @@ export function parseStats(json) {
   });
 }
 
+// HAProxy's "1d2h", "5m3s" style for lastchg/downtime seconds.
+function age(sec) {
+  if (!Number.isFinite(sec)) return '';
+  const d = Math.floor(sec / 86400);
+  const h = Math.floor((sec % 86400) / 3600);
+  const m = Math.floor((sec % 3600) / 60);
+  const s = Math.floor(sec % 60);
+  if (d) return `${d}d${h}h`;
+  if (h) return `${h}h${m}m`;
+  if (m) return `${m}m${s}s`;
+  return `${s}s`;
+}
+
 function statusClass(s) {
   const t = String(s || '');
   if (t.startsWith('UP') || t === 'OPEN') return 'up';
@@ -29,7 +42,7 @@ function statusClass(s) {
 function cell(key, v) {
   if (v === undefined || v === '') return el('td', {}, '');
   if (key === 'status') return el('td', {}, el('span', { class: `badge ${statusClass(v)}` }, v));
-  if (key === 'lastchg' || key === 'downtime') return el('td', { class: 'num' }, fmtSeconds(Number(v)));
+  if (key === 'lastchg' || key === 'downtime') return el('td', { class: 'num' }, age(Number(v)));
   return el('td', { class: typeof v === 'number' ? 'num' : '' }, typeof v === 'number' ? v.toLocaleString() : v);
 }
 

@@ -24,7 +24,7 @@ export function alignMatrix(result, start, end, step) {
 }
 
 // Draws into `container`; returns the uPlot instance (call .destroy() when done).
-export function drawChart(container, { xs, series, stacked = false, height = 340 }) {
+export function drawChart(container, { xs, series, stacked = false, height = 340, markers = [] }) {
   const many = series.length > 40;
   const raw = [xs, ...series.map((s) => s.values)];
   let data = raw;
@@ -71,7 +71,10 @@ export function drawChart(container, { xs, series, stacked = false, height = 340
           container.dataset.xmax = String(u.scales.x.max);
         }
       }],
-      draw: [() => (container.dataset.drawnAt = String(performance.now()))],
+      draw: [(u) => {
+        drawMarkers(u, markers);
+        container.dataset.drawnAt = String(performance.now());
+      }],
       setCursor: many ? [(u) => nearestTip(u, tip, data, raw, series)] : [],
     },
   };
@@ -80,6 +83,28 @@ export function drawChart(container, { xs, series, stacked = false, height = 340
   if (many) plot.over.append(tip);
   plot.root.addEventListener('dblclick', () => plot.setScale('x', { min: xs[0], max: xs[xs.length - 1] }));
   return plot;
+}
+
+// Exemplars as small diamonds over the lines.
+function drawMarkers(u, markers) {
+  if (!markers.length) return;
+  const ctx = u.ctx;
+  ctx.save();
+  ctx.fillStyle = 'rgba(29, 35, 48, 0.85)';
+  for (const m of markers) {
+    const x = u.valToPos(m.t, 'x', true);
+    const y = u.valToPos(m.v, 'y', true);
+    if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
+    const r = 4 * devicePixelRatio;
+    ctx.beginPath();
+    ctx.moveTo(x, y - r);
+    ctx.lineTo(x + r, y);
+    ctx.lineTo(x, y + r);
+    ctx.lineTo(x - r, y);
+    ctx.closePath();
+    ctx.fill();
+  }
+  ctx.restore();
 }
 
 function nearestTip(u, tip, data, raw, series) {

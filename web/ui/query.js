@@ -1,6 +1,6 @@
 // The expression browser: PromQL with completion, table or graph, range/end/step, stacking;
 // every setting lives in the URL so a link reproduces the view.
-import { getJSON, el, fmtValue, metricName, parseDuration } from './api.js';
+import { getJSON, el, fmtValue, metricName, parseDuration, fmtTime } from './api.js';
 import { attachCompletion } from './complete.js';
 import { alignMatrix, drawChart, autoResize } from './chart.js';
 import { setParams } from './app.js';
@@ -28,6 +28,29 @@ export function errorView(message, query) {
     }
   }
   return box;
+}
+
+// Where the collector's UI is (its own listener, :16686 by default); a browser can override it.
+export function traceUi() {
+  return localStorage.getItem('obsd.traceUi') || `${location.protocol}//${location.hostname}:16686`;
+}
+
+const traceIdOf = (labels) => labels.trace_id || labels.traceID || labels.traceId || '';
+
+// query_exemplars → chart markers and a table linking each exemplar to its trace.
+function exemplarView(found) {
+  const rows = [];
+  for (const s of found) for (const e of s.exemplars) rows.push({ s: s.seriesLabels, e });
+  rows.sort((a, b) => b.e.timestamp - a.e.timestamp);
+  const t = el('table', { class: 'data', id: 'exemplars' },
+    el('tr', {}, el('th', {}, 'Exemplar'), el('th', {}, 'Value'), el('th', {}, 'Series'), el('th', {}, 'Trace')));
+  for (const { s, e } of rows.slice(0, 200)) {
+    const id = traceIdOf(e.labels);
+    t.append(el('tr', {}, el('td', {}, fmtTime(e.timestamp * 1000)), el('td', { class: 'num' }, e.value),
+      el('td', { class: 'mono' }, metricName(s)),
+      el('td', { class: 'mono' }, id ? el('a', { class: 'trace-link', href: `${traceUi()}/#/traces?trace=${encodeURIComponent(id)}`, target: '_blank', rel: 'noopener' }, id) : '')));
+  }
+  return el('div', {}, el('h3', {}, `Exemplars (${rows.length})`), t);
 }
 
 export async function render(root, params) {
@@ -128,7 +151,11 @@ export async function render(root, params) {
         if (!(stepS > 0)) throw new Error(`bad step "${state.step}"`);
         const start = Math.floor((endS - rangeS) / stepS) * stepS;
         const end = Math.floor(endS / stepS) * stepS;
-        const data = await getJSON('/api/v1/query_range', { query: expr, start, end, step: stepS });
+        const [data, exemplars] = await Promise.all([
+          getJSON('/api/v1/query_range', { query: expr, start, end, step: stepS }),
+          // 204 (no selector in the query) and errors simply mean no exemplars.
+          getJSON('/api/v1/query_exemplars', { query: expr, start, end }).catch(() => []),
+        ]);
         const fetched = performance.now();
         if (data.resultType !== 'matrix') throw new Error(`expected a range vector, got ${data.resultType}`);
         const chartBox = el('div', { class: 'chart', id: 'chart' });
@@ -137,10 +164,12 @@ export async function render(root, params) {
           chartBox.append(el('p', { class: 'muted' }, 'No data in this range.'));
         } else {
           const aligned = alignMatrix(data.result, start, end, stepS);
-          plot = drawChart(chartBox, { ...aligned, stacked: state.stacked });
+          const markers = (exemplars || []).flatMap((x) => x.exemplars.map((e) => ({ t: e.timestamp, v: parseFloat(e.value) })));
+          plot = drawChart(chartBox, { ...aligned, stacked: state.stacked, markers });
           stopResize = autoResize(plot, chartBox);
         }
         const drawn = performance.now();
+        if (exemplars && exemplars.length) out.append(exemplarView(exemplars));
         chartBox.dataset.series = String(data.result.length);
         chartBox.dataset.drawMs = String(Math.round(drawn - fetched));
         info.textContent = `${data.result.length} series · step ${stepS}s · query ${Math.round(fetched - t0)} ms · draw ${Math.round(drawn - fetched)} ms`;

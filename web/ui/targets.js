@@ -77,7 +77,7 @@ function storeView(tsdb, runtime, self) {
   ];
   const dl = el('dl', { class: 'kv', id: 'store-status' });
   for (const [k, v] of rows) {
-    if (v === undefined || (typeof v === 'number' && Number.isNaN(v))) continue;
+    if (v === undefined || v === null || v === '' || (typeof v === 'number' && Number.isNaN(v))) continue;
     dl.append(el('dt', {}, k), el('dd', {}, typeof v === 'number' ? v.toLocaleString() : String(v)));
   }
   const top = el('table', { class: 'data' }, el('tr', {}, el('th', {}, 'Metric'), el('th', {}, 'Series')));
