@@ -67,6 +67,18 @@ fn query_count(obsd: &Obsd, expr: &str) -> usize {
         .map_or(0, |a| a.len())
 }
 
+/// Points of the seed query's series over the last minute: enough for the graph to draw lines.
+fn seed_points(obsd: &Obsd) -> usize {
+    let end = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let path =
+        format!("/api/v1/query_range?query={}&start={}&end={end}&step=1", url_encode(SEED_EXPR), end - 60);
+    api(obsd, "replica", &path)["result"]
+        .as_array()
+        .and_then(|r| r.first())
+        .and_then(|s| s["values"].as_array())
+        .map_or(0, |v| v.len())
+}
+
 /// 1,000 series with ten minutes of history at 2 s (300 points each), through remote write so
 /// the graph has a realistic number of points without waiting for scrapes.
 fn push_many_series(obsd: &Obsd) {
@@ -209,6 +221,7 @@ address = "127.0.0.1:0"
 
     common::wait_until("two scrapes of every target and the stored trace", Duration::from_secs(60), || {
         query_count(&obsd, SEED_EXPR) > 0
+            && seed_points(&obsd) >= 3
             && fetch(&obsd.url("federation", "/metrics"), true)
                 .2
                 .contains("obsd_federation_dedup_series_by_replica{")
@@ -416,6 +429,20 @@ address = "127.0.0.1:0"
     assert_eq!(services, BTreeSet::from([service, "webui-shop-inventory"]));
     assert!(seen["span_detail"].as_str().unwrap().contains("Process"), "{seen}");
 
+    let events = seen["event_detail"].as_array().unwrap();
+    assert!(events.iter().any(|d| d.as_str().unwrap().contains("Logs / events")), "{events:?}");
+    let ids = |key: &str| -> BTreeSet<String> {
+        seen[key].as_array().unwrap().iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+    };
+    assert_eq!(ids("search_error_tag"), BTreeSet::from([sent["fail"].as_str().unwrap().to_string()]));
+    let checkouts: BTreeSet<String> = sent["checkout"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    assert_eq!(ids("search_min_duration"), checkouts, "only the checkouts wait 30 ms for the inventory");
+
     // The service map has the edge of the two-service trace.
     let edges = seen["service_map"].as_array().unwrap();
     assert!(
@@ -458,4 +485,38 @@ address = "127.0.0.1:0"
     ] {
         assert!(shots.join(format!("{page}.png")).exists(), "no screenshot of {page}");
     }
+}
+
+/// The UI comes with its listener's TLS and (bcrypt) basic auth, like every other route there.
+#[test]
+fn web_ui_over_tls_with_basic_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = common::self_signed(dir.path());
+    let hash = bcrypt::hash(PASSWORD, 4).unwrap();
+    let obsd = Obsd::start(
+        "replica",
+        &format!(
+            "[replica.listen]\naddress = \"127.0.0.1:0\"\n[replica.listen.tls]\ncert_file = {cert:?}\nkey_file = {key:?}\n\
+             [replica.listen.basic_auth_users]\n{USER} = {hash:?}\n"
+        ),
+    );
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let base = format!("https://{}", obsd.address("replica"));
+    for path in ["/", "/ui/query.js", "/ui/vendor/uPlot.min.css"] {
+        let anonymous = client.get(format!("{base}{path}")).send().unwrap();
+        assert_eq!(anonymous.status().as_u16(), 401, "{path}");
+        assert!(anonymous.headers().contains_key("www-authenticate"), "{path}: the browser must be asked");
+        let ok = client.get(format!("{base}{path}")).basic_auth(USER, Some(PASSWORD)).send().unwrap();
+        assert_eq!(ok.status().as_u16(), 200, "{path}");
+        assert!(!ok.text().unwrap().is_empty());
+    }
+    let plain = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    assert!(
+        plain.get(format!("http://{}/", obsd.address("replica"))).send().is_err(),
+        "no plain HTTP on a TLS listener"
+    );
 }

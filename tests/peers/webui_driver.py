@@ -239,6 +239,28 @@ if row:
     until(".wf-detail")
     out["span_detail"] = css(".wf-detail")[0].text
     shot("trace-waterfall")
+    # The client span carries an event: its details list it under logs/events.
+    [s for s in spans if "reserve-stock" in s.text][0].click()
+    until(".wf-detail", 2)
+    out["event_detail"] = [d.text for d in css(".wf-detail") if "reserve-stock" in d.text]
+
+# Search by tag and by duration through the form.
+def search(tags="", min_duration=""):
+    open_page(f"{args.traces}/#/traces?service={args.service}&lookback=1h")
+    until("#trace-results tr.trace-item, #no-traces")
+    css("#tags")[0].clear()
+    css("#tags")[0].send_keys(tags)
+    css("#min-duration")[0].clear()
+    css("#min-duration")[0].send_keys(min_duration)
+    before = css("#trace-search-out")[0].get_attribute("innerHTML")
+    css("#find")[0].click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#trace-results tr.trace-item, #no-traces, #trace-error")
+               and css("#trace-search-out")[0].get_attribute("innerHTML") != before)
+    return [r.get_attribute("data-trace-id") for r in css("#trace-results tr.trace-item")]
+
+out["search_error_tag"] = search(tags="error=true")
+out["search_min_duration"] = search(min_duration="20ms")
+shot("trace-search-duration")
 out["first_paint_ms"]["map"] = fresh(f"{args.traces}/#/map?lookback=1h")
 until("#service-map g.edge")
 out["service_map"] = [{"parent": e.get_attribute("data-parent"), "child": e.get_attribute("data-child"),

@@ -35,6 +35,14 @@ export function drawChart(container, { xs, series, stacked = false, height = 340
       data.push(s.values.map((v, i) => (v === null ? null : (acc[i] += v))));
     }
   }
+  const isolated = data.map((col, si) => {
+    if (si === 0) return null;
+    const idx = [];
+    for (let i = 0; i < col.length; i++) {
+      if (col[i] !== null && (i === 0 || col[i - 1] === null) && (i === col.length - 1 || col[i + 1] === null)) idx.push(i);
+    }
+    return idx.length ? idx : null;
+  });
   const width = Math.max(300, container.clientWidth || 800);
   const opts = {
     width,
@@ -46,7 +54,8 @@ export function drawChart(container, { xs, series, stacked = false, height = 340
         stroke: color(i),
         width: 1.25,
         fill: stacked ? color(i, 0.3) : undefined,
-        points: { show: xs.length < 60 && !many },
+        // A sample with no neighbour draws no line, so it gets a dot.
+        points: { show: xs.length < 60 && !many, filter: (u, si, show) => (show ? null : isolated[si]) },
         // Hover shows the series' own value even when the drawn line is stacked.
         value: (u, v, si, idx) => (idx === null || idx === undefined ? '—' : fmtValue(raw[si][idx])),
       })),
