@@ -323,6 +323,8 @@ address = "127.0.0.1:0"
         "{q}"
     );
     assert!(q["url"].as_str().unwrap().contains("expr=rate%28python_app_requests_total"), "{q}");
+    assert!(q["stacked_url"].as_str().unwrap().contains("stacked=1"), "{q}");
+    assert!(q["stacked_painted_pixels"].as_u64().unwrap() > 200, "the stacked chart is empty: {q}");
     assert!(q["table_rows"].as_u64().unwrap() as usize >= expected, "{q}");
 
     // Completion from the label API.

@@ -121,6 +121,13 @@ o.dispatchEvent(new MouseEvent('mousemove', {clientX: r.right - 1, clientY: r.to
 time.sleep(0.2)
 out["query"]["hover_values"] = [e.text for e in css("#chart .u-legend .u-series:not(:first-child) .u-value")]
 shot("query-graph")
+css("#stacked")[0].click()
+wait.until(lambda d: "stacked=1" in d.current_url)
+chart = until("#chart[data-series]")[0]
+out["query"]["stacked_painted_pixels"] = driver.execute_script(PAINTED, chart)
+out["query"]["stacked_url"] = driver.current_url
+css("#stacked")[0].click()
+until("#chart[data-series]")
 css(".tabs button[data-tab=table]")[0].click()
 until("#result-table tr", 2)
 out["query"]["table_rows"] = len(css("#result-table tr")) - 1

@@ -166,6 +166,9 @@ export async function render(root, params) {
           const aligned = alignMatrix(data.result, start, end, stepS);
           const markers = (exemplars || []).flatMap((x) => x.exemplars.map((e) => ({ t: e.timestamp, v: parseFloat(e.value) })));
           plot = drawChart(chartBox, { ...aligned, stacked: state.stacked, markers });
+          if (aligned.series.every((x) => x.values.every((v) => v === null))) {
+            chartBox.prepend(el('p', { class: 'muted' }, 'Every value in this range is NaN or infinite: nothing to draw.'));
+          }
           stopResize = autoResize(plot, chartBox);
         }
         const drawn = performance.now();

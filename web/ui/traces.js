@@ -310,14 +310,16 @@ function drawMap(deps) {
     if (!cols.has(l)) cols.set(l, []);
     cols.get(l).push(n);
   }
-  const colW = 240;
+  // Boxes wide enough for the longest name (up to 30 characters), columns a box and an arrow apart.
+  const boxW = Math.min(230, Math.max(120, Math.max(...[...nodes].map((n) => n.length)) * 7.2 + 24));
+  const colW = boxW + 120;
   const rowH = 80;
   const maxRows = Math.max(...[...cols.values()].map((c) => c.length));
   const W = Math.max(400, cols.size * colW + 40);
   const H = Math.max(160, maxRows * rowH + 40);
   const pos = new Map();
   for (const [l, list] of cols) {
-    list.sort().forEach((n, i) => pos.set(n, { x: 40 + l * colW + 70, y: (H - list.length * rowH) / 2 + i * rowH + rowH / 2 }));
+    list.sort().forEach((n, i) => pos.set(n, { x: 30 + l * colW + boxW / 2, y: (H - list.length * rowH) / 2 + i * rowH + rowH / 2 }));
   }
   const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H });
   g.append(svg('defs', {}, svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 8, markerHeight: 8, orient: 'auto-start-reverse' },
@@ -333,7 +335,7 @@ function drawMap(deps) {
       const dx = b.x - a.x;
       const dy = b.y - a.y;
       const len = Math.hypot(dx, dy) || 1;
-      const r = 60;
+      const r = boxW / 2;
       const x1 = a.x + (dx / len) * r;
       const y1 = a.y + (dy / len) * 20;
       const x2 = b.x - (dx / len) * r;
@@ -345,8 +347,9 @@ function drawMap(deps) {
   }
   for (const [n, p] of pos) {
     g.append(svg('g', { class: 'node', 'data-service': n },
-      svg('rect', { x: p.x - 60, y: p.y - 18, width: 120, height: 36, rx: 8, fill: serviceColor(n, 0.15), stroke: serviceColor(n), 'stroke-width': 2 }),
-      svg('text', { x: p.x, y: p.y + 4, 'text-anchor': 'middle', fill: '#1d2330' }, n.length > 18 ? n.slice(0, 17) + '…' : n)));
+      svg('rect', { x: p.x - boxW / 2, y: p.y - 18, width: boxW, height: 36, rx: 8, fill: serviceColor(n, 0.15), stroke: serviceColor(n), 'stroke-width': 2 }),
+      svg('text', { x: p.x, y: p.y + 4, 'text-anchor': 'middle', fill: '#1d2330' }, n.length > 30 ? n.slice(0, 29) + '…' : n),
+      svg('title', {}, n)));
   }
   return g;
 }
