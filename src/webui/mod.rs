@@ -3,6 +3,7 @@
 //! calling the APIs that listener already serves. No request leaves the machine.
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -126,7 +127,7 @@ impl Shell {
     }
 
     pub fn response(&self, headers: &HeaderMap) -> Response {
-        respond(headers, "text/html; charset=utf-8", self.html.as_bytes().to_vec(), &self.tag)
+        respond(headers, "text/html; charset=utf-8", Body::from(self.html.clone()), &self.tag)
     }
 }
 
@@ -153,13 +154,13 @@ pub fn asset(path: &str, headers: &HeaderMap) -> Response {
     match ASSETS.iter().position(|a| a.name == path) {
         Some(i) => {
             let a = &ASSETS[i];
-            respond(headers, a.content_type, a.body.to_vec(), &etags()[i])
+            respond(headers, a.content_type, Body::from(a.body), &etags()[i])
         }
         None => (StatusCode::NOT_FOUND, "no such UI asset\n").into_response(),
     }
 }
 
-fn respond(headers: &HeaderMap, content_type: &'static str, body: Vec<u8>, tag: &str) -> Response {
+fn respond(headers: &HeaderMap, content_type: &'static str, body: Body, tag: &str) -> Response {
     // Revalidated on every load: the binary can be upgraded under the same URL, and a 304
     // costs one small round trip.
     let cache = [(header::CACHE_CONTROL, "no-cache")];
@@ -187,13 +188,46 @@ mod vendor_check;
 mod tests {
     use super::*;
 
+    /// Every module a page imports is embedded (else the browser gets a 404), and every
+    /// embedded file is used by the shell or another asset (else it is dead weight).
     #[test]
-    fn every_asset_is_referenced_and_non_empty() {
-        for a in ASSETS {
+    fn assets_and_imports_match() {
+        let import = regex::Regex::new(r#"(?:from|import\()\s*'\./([^']+)'"#).unwrap();
+        let mut used = std::collections::BTreeSet::new();
+        for a in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
             assert!(!a.body.is_empty(), "{} is empty", a.name);
+            let text = std::str::from_utf8(a.body).unwrap();
+            let dir = a.name.rsplit_once('/').map_or("", |(d, _)| d);
+            for c in import.captures_iter(text) {
+                let name = if dir.is_empty() { c[1].to_string() } else { format!("{dir}/{}", &c[1]) };
+                assert!(
+                    ASSETS.iter().any(|x| x.name == name),
+                    "{} imports {name}, which is not embedded",
+                    a.name
+                );
+                used.insert(name);
+            }
         }
-        assert!(INDEX.contains("{{FEATURES}}"));
-        assert!(INDEX.contains("/ui/app.js"));
+        for a in ASSETS {
+            let linked = INDEX.contains(&format!("/ui/{}", a.name));
+            assert!(linked || used.contains(a.name), "{} is embedded but nothing loads it", a.name);
+        }
+        assert!(INDEX.contains("{{FEATURES}}") && INDEX.contains("{{SETTINGS}}"));
+    }
+
+    #[test]
+    fn settings_are_escaped_into_the_attribute() {
+        let f = Features {
+            balancer: Some(BalancerUi { stats_uri: "/st\"a<ts>".into(), admin: true }),
+            ..Default::default()
+        };
+        let shell = Shell::new(&f);
+        assert!(shell.html.contains(r#"content="balancer""#));
+        assert!(
+            shell.html.contains("&quot;statsUri&quot;:&quot;/st\\&quot;a&lt;ts&gt;&quot;"),
+            "{}",
+            shell.html
+        );
     }
 
     #[test]
