@@ -336,6 +336,13 @@ address = "127.0.0.1:0"
         seen["completion_value"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(["app", "node", "missing"].iter().all(|j| values.contains(j)), "{values:?}");
 
+    let labels: BTreeSet<&str> =
+        seen["completion_label"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(
+        labels.contains("job") && labels.contains("instance") && !labels.contains("__name__"),
+        "{labels:?}"
+    );
+
     // The invalid query shows the API's own error and its position.
     let (_, _, bad) =
         fetch(&obsd.url("replica", &format!("/api/v1/query?query={}", url_encode(BAD_EXPR))), true);
@@ -437,6 +444,7 @@ address = "127.0.0.1:0"
         seen[key].as_array().unwrap().iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
     };
     assert_eq!(ids("search_error_tag"), BTreeSet::from([sent["fail"].as_str().unwrap().to_string()]));
+    assert!(seen["search_past_range"].as_str().unwrap().contains("lookback=custom"), "{seen}");
     let checkouts: BTreeSet<String> = sent["checkout"]
         .as_object()
         .unwrap()

@@ -145,6 +145,11 @@ box.send_keys('up{job="')
 wait.until(lambda d: any(e.is_displayed() for e in d.find_elements(By.CSS_SELECTOR, ".completion div")))
 out["completion_value"] = [option_text(e) for e in css(".completion div")]
 
+box.clear()
+box.send_keys("sum by (")
+wait.until(lambda d: any(e.is_displayed() for e in d.find_elements(By.CSS_SELECTOR, ".completion div")))
+out["completion_label"] = [option_text(e) for e in css(".completion div")]
+
 # An invalid query shows the API's error with its position.
 q = urllib.parse.urlencode({"expr": args.bad_expr, "tab": "graph"})
 open_page(f"{args.metrics}/#/query?{q}")
@@ -266,6 +271,18 @@ def search(tags="", min_duration=""):
     return [r.get_attribute("data-trace-id") for r in css("#trace-results tr.trace-item")]
 
 out["search_error_tag"] = search(tags="error=true")
+# A custom time range that ends before the test began finds nothing.
+open_page(f"{args.traces}/#/traces?service={args.service}&lookback=1h")
+until("#trace-results tr.trace-item")
+Select(css("#lookback")[0]).select_by_value("custom")
+for field, when in [("#start", "-3h"), ("#end", "-2h")]:
+    driver.execute_script(
+        "const d = new Date(Date.now() + (arguments[1] === '-3h' ? -3 : -2) * 3600e3);"
+        "arguments[0].value = new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 19);",
+        css(field)[0], when)
+css("#find")[0].click()
+until("#no-traces")
+out["search_past_range"] = driver.current_url
 out["search_min_duration"] = search(min_duration="20ms")
 shot("trace-search-duration")
 out["first_paint_ms"]["map"] = fresh(f"{args.traces}/#/map?lookback=1h")
