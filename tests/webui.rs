@@ -468,6 +468,13 @@ address = "127.0.0.1:0"
         "{leaders:?}"
     );
 
+    let per_series = seen["federation_series"].as_array().unwrap();
+    assert!(!per_series.is_empty());
+    assert!(
+        per_series.iter().all(|r| r[0].as_str().unwrap().contains("job=\"app\"") && r[1] == "replica-1"),
+        "{per_series:?}"
+    );
+
     // The balancer page: the stats page's servers with their health, and an admin action.
     let servers: BTreeSet<(String, String)> = seen["balancer"]["servers"]
         .as_array()

@@ -153,6 +153,7 @@ impl Federation {
         let federation = Federation { scrape, store, federate: federate.clone(), sink: sink.clone() };
         let router = Router::new()
             .route("/metrics", get(metrics))
+            .route("/api/v1/status/dedup", get(dedup_leaders))
             // `GET /` (the seed's `option httpchk GET /`) is answered by the shared serving router.
             .with_state(sink)
             .merge(serving::federate_router(
@@ -191,6 +192,31 @@ impl Federation {
         let store = self.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.sync()).await;
     }
+}
+
+/// `GET /api/v1/status/dedup?match=<substring>&limit=<n>`: which replica each series follows,
+/// for the web UI's replica view (an obsd extension in the Prometheus API's envelope).
+async fn dedup_leaders(
+    State(sink): State<Arc<DedupSink>>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> impl IntoResponse {
+    let filter = q.get("match").cloned().unwrap_or_default();
+    let limit = q.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(500).min(10_000);
+    let data = match sink.dedup.as_ref().and_then(|d| d.lock().ok()) {
+        Some(d) => {
+            let (total, rows) = d.leaders(&filter, limit);
+            let series: Vec<serde_json::Value> = rows
+                .into_iter()
+                .map(|(labels, replica, t)| serde_json::json!({ "labels": labels, "replica": replica, "lastSampleMs": t }))
+                .collect();
+            serde_json::json!({ "enabled": true, "total": total, "series": series })
+        }
+        None => serde_json::json!({ "enabled": false, "total": 0, "series": [] }),
+    };
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({ "status": "success", "data": data }).to_string(),
+    )
 }
 
 fn counter(name: &str, help: &str, value: f64) -> MetricFamily {

@@ -60,9 +60,15 @@ def css(sel):
     return driver.find_elements(By.CSS_SELECTOR, sel)
 
 
-def option_text(e):
-    """A completion entry's candidate, without its hint."""
-    return driver.execute_script("return arguments[0].firstChild.textContent", e)
+def completion(hint):
+    """The candidates of the open completion list once it offers `hint` entries (read in one
+    script, as the list is re-rendered while typing)."""
+    return wait.until(lambda d: d.execute_script("""
+const box = document.querySelector('.completion');
+if (!box || box.hidden) return null;
+const items = [...box.children].filter(e => e.querySelector('small')?.textContent === arguments[0]);
+return items.length ? items.map(e => e.firstChild.textContent) : null;
+""", hint))
 
 
 def open_page(url):
@@ -137,18 +143,15 @@ shot("query-table")
 driver.get(f"{args.metrics}/#/query")
 box = until("#expr")[0]
 box.send_keys("python_app_req")
-until(".completion div")
-out["completion_metric"] = [option_text(e) for e in css(".completion div")]
+out["completion_metric"] = completion("metric")
 shot("query-completion")
 box.clear()
 box.send_keys('up{job="')
-wait.until(lambda d: any(e.is_displayed() for e in d.find_elements(By.CSS_SELECTOR, ".completion div")))
-out["completion_value"] = [option_text(e) for e in css(".completion div")]
+out["completion_value"] = completion("job")
 
 box.clear()
 box.send_keys("sum by (")
-wait.until(lambda d: any(e.is_displayed() for e in d.find_elements(By.CSS_SELECTOR, ".completion div")))
-out["completion_label"] = [option_text(e) for e in css(".completion div")]
+out["completion_label"] = completion("label")
 
 # An invalid query shows the API's error with its position.
 q = urllib.parse.urlencode({"expr": args.bad_expr, "tab": "graph"})
@@ -208,11 +211,12 @@ out["exemplars"]["waterfall_spans"] = len(css("#waterfall .span-row"))
 # --- targets and store status ------------------------------------------------------------------
 out["first_paint_ms"]["targets"] = fresh(f"{args.metrics}/#/targets")
 until("tr.target")
-out["targets"] = [{"job": r.find_element(By.XPATH, "ancestor::div[@data-job]").get_attribute("data-job"),
-                   "endpoint": r.find_elements(By.TAG_NAME, "td")[0].text,
-                   "health": r.get_attribute("data-health"),
-                   "state_text": r.find_elements(By.TAG_NAME, "td")[1].text}
-                  for r in css("tr.target")]
+# Read in one script: the page re-renders the targets every 10 s.
+out["targets"] = driver.execute_script("""
+return [...document.querySelectorAll('tr.target')].map(r => ({
+  job: r.closest('[data-job]').dataset.job, endpoint: r.cells[0].textContent,
+  health: r.dataset.health, state_text: r.cells[1].textContent}));
+""")
 out["store_status"] = css("#store-status")[0].text if css("#store-status") else ""
 shot("targets")
 
@@ -297,6 +301,9 @@ until("#replica-leaders tr", 2)
 out["federation_leaders"] = [{"replica": r.find_elements(By.TAG_NAME, "td")[0].text,
                               "series": r.find_elements(By.TAG_NAME, "td")[1].text}
                              for r in css("#replica-leaders tr")[1:]]
+until("tr.dedup-row")
+out["federation_series"] = [[td.text for td in r.find_elements(By.TAG_NAME, "td")] for r in css("tr.dedup-row")]
+driver.execute_script("document.querySelector('#replica-leaders').scrollIntoView()")
 shot("federation")
 
 # --- balancer: servers with health, then DRAIN one through the admin action ---------------------
@@ -304,18 +311,21 @@ out["first_paint_ms"]["balancer"] = fresh(f"{args.balancer}/ui/#/balancer")
 until("tr.stat-row.server", 2)
 wait.until(lambda d: any(r.get_attribute("data-status").startswith("DOWN")
                          for r in d.find_elements(By.CSS_SELECTOR, "tr.stat-row.server")))
-out["balancer"] = {"servers": [{"name": r.get_attribute("data-name"), "status": r.get_attribute("data-status")}
-                               for r in css("tr.stat-row.server")]}
+# The page re-renders every 5 s, so reads and the admin action each run as one script.
+out["balancer"] = {"servers": driver.execute_script(
+    "return [...document.querySelectorAll('tr.stat-row.server')].map(r => ({name: r.dataset.name, status: r.dataset.status}))")}
 shot("balancer")
-card = css(".card[data-proxy='prometheus_backends']")[0]
-card.find_element(By.CSS_SELECTOR, "input[value='app']").click()
-Select(card.find_element(By.TAG_NAME, "select")).select_by_value("drain")
-card.find_element(By.CSS_SELECTOR, "button.apply").click()
-wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".admin-result") and
-           d.find_elements(By.CSS_SELECTOR, ".admin-result")[0].text.startswith("result"))
-out["balancer"]["admin_result"] = css(".admin-result")[0].text
-wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr.stat-row.server[data-name='app'][data-status='DRAIN']"))
-out["balancer"]["after_drain"] = css("tr.stat-row.server[data-name='app']")[0].get_attribute("data-status")
+driver.execute_script("""
+const card = document.querySelector(".card[data-proxy='prometheus_backends']");
+card.querySelector("input[value='app']").checked = true;
+card.querySelector('select').value = 'drain';
+card.querySelector('button.apply').click();
+""")
+out["balancer"]["admin_result"] = wait.until(lambda d: d.execute_script(
+    "const t = document.querySelector('.admin-result').textContent; return t.startsWith('result') ? t : null"))
+out["balancer"]["after_drain"] = wait.until(lambda d: d.execute_script(
+    "const r = document.querySelector(\"tr.stat-row.server[data-name='app']\"); "
+    "return r && r.dataset.status === 'DRAIN' ? r.dataset.status : null"))
 shot("balancer-drained")
 
 logs = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"] if hasattr(driver, "get_log") else []

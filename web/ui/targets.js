@@ -103,8 +103,26 @@ function federationView(self) {
   const led = self.filter((x) => x.name === 'obsd_federation_dedup_series_by_replica');
   const t = el('table', { class: 'data', id: 'replica-leaders' }, el('tr', {}, el('th', {}, 'Replica'), el('th', {}, 'Series it leads')));
   for (const x of led) t.append(el('tr', {}, el('td', { class: 'mono' }, x.labels.replica), el('td', { class: 'num' }, x.value.toLocaleString())));
-  return el('div', { class: 'card' }, el('h3', {}, 'HA replica dedup'), dl, el('h3', {}, 'Which replica the series follow'),
-    led.length ? t : el('p', { class: 'muted' }, 'No replica leads a series (dedup off or nothing scraped yet).'));
+  const filter = el('input', { id: 'dedup-filter', size: 40, placeholder: 'filter series, e.g. job="app"' });
+  const list = el('div', { id: 'dedup-series' });
+  const load = async () => {
+    try {
+      const d = await getJSON('/api/v1/status/dedup', { match: filter.value, limit: '500' });
+      const tbl = el('table', { class: 'data' }, el('tr', {}, el('th', {}, 'Series'), el('th', {}, 'Follows replica'), el('th', {}, 'Last sample')));
+      for (const x of d.series) {
+        tbl.append(el('tr', { class: 'dedup-row' }, el('td', { class: 'mono' }, `{${x.labels}}`),
+          el('td', { class: 'mono' }, x.replica || '(ended)'), el('td', {}, ago(x.lastSampleMs))));
+      }
+      list.replaceChildren(el('p', { class: 'muted' }, `${d.total} series${d.total > d.series.length ? `, first ${d.series.length} shown` : ''}`), tbl);
+    } catch (e) {
+      list.replaceChildren(el('div', { class: 'error' }, e.message));
+    }
+  };
+  filter.addEventListener('change', load);
+  load();
+  return el('div', { class: 'card' }, el('h3', {}, 'HA replica dedup'), dl, el('h3', {}, 'Series per replica'),
+    led.length ? t : el('p', { class: 'muted' }, 'No replica leads a series (dedup off or nothing scraped yet).'),
+    el('h3', {}, 'Which replica each series follows'), filter, list);
 }
 
 export async function render(root) {
