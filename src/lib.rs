@@ -30,6 +30,7 @@ pub mod self_metrics;
 pub mod store;
 pub mod systemd;
 pub mod trace_store;
+pub mod webui;
 
 /// Formats a duration the way Prometheus prints one (`1m`, `15s`, `1h30m`, `500ms`).
 pub fn api_duration(d: std::time::Duration) -> String {

@@ -2,32 +2,9 @@
 
 mod common;
 
-use common::Obsd;
+use common::{Obsd, self_signed};
 use std::io::{Read, Write};
-use std::process::Command;
 use std::time::Duration;
-
-fn self_signed(dir: &std::path::Path) -> (String, String) {
-    let cert = dir.join("tls.crt");
-    let key = dir.join("tls.key");
-    let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
-        .args([
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl (Debian package openssl) is needed to make a test certificate");
-    assert!(status.success());
-    (cert.display().to_string(), key.display().to_string())
-}
 
 #[test]
 fn tls_and_bcrypt_basic_auth() {

@@ -53,20 +53,10 @@ impl FederateState {
     }
 }
 
-/// `GET /federate`.
-pub fn federate_router(state: Arc<FederateState>) -> Router {
-    Router::new().route("/", get(landing)).route("/federate", get(federate)).with_state(state)
-}
-
-/// Health checks in the seed probe `GET /` (HAProxy's `option httpchk GET /`), so it answers 200.
-async fn landing() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        "<html><head><title>obsd</title></head><body><h1>obsd</h1><ul>\
-         <li><a href=\"/api/v1/targets\">targets</a></li><li><a href=\"/federate?match[]=up\">/federate</a></li>\
-         <li><a href=\"/metrics\">metrics</a></li></ul></body></html>\n",
-    )
-        .into_response()
+/// `GET /federate`, and `GET /` with the web UI (the seed's health checks probe `GET /`, HAProxy's
+/// `option httpchk GET /`, so it answers 200).
+pub fn federate_router(state: Arc<FederateState>, ui: crate::webui::Features) -> Router {
+    Router::new().route("/federate", get(federate)).with_state(state).merge(crate::webui::router(ui))
 }
 
 /// Query-string pairs, percent-decoded, repeated keys kept (`match[]`).

@@ -884,6 +884,23 @@ async fn dispatch(
     let inner = balancer.inner().clone();
     let generation = inner.current();
     let config = generation.config.clone();
+    // The web UI's balancer page, behind the same `stats auth` as the page it reads.
+    if path == "/ui" || path.starts_with("/ui/") {
+        if let Some(denied) = stats_auth_denied(&generation, &headers).await {
+            return denied;
+        }
+        return match path.strip_prefix("/ui/").filter(|p| !p.is_empty()) {
+            Some(asset) => crate::webui::asset(asset, &headers),
+            None => crate::webui::Shell::new(&crate::webui::Features {
+                balancer: Some(crate::webui::BalancerUi {
+                    stats_uri: config.stats_uri.clone(),
+                    admin: config.stats_admin,
+                }),
+                ..Default::default()
+            })
+            .response(&headers),
+        };
+    }
     // HAProxy matches the stats URI as a prefix and reads options after it (`;csv`, `;up`…),
     // in the path or the query.
     let Some(rest) = path.strip_prefix(config.stats_uri.as_str()) else {
@@ -910,19 +927,8 @@ async fn stats_page(
     body: Bytes,
 ) -> Response {
     let config = &generation.config;
-    if !config.stats_auth.is_empty() {
-        let auth = generation.stats_auth.clone();
-        let header_value = headers.get(header::AUTHORIZATION).cloned();
-        let allowed =
-            tokio::task::spawn_blocking(move || auth.allows(header_value.as_ref())).await.unwrap_or(false);
-        if !allowed {
-            let mut r = super::error::error_page(StatusCode::UNAUTHORIZED).map(Body::from);
-            let realm = format!("Basic realm=\"{}\"", config.stats_realm.replace('"', ""));
-            if let Ok(v) = HeaderValue::from_str(&realm) {
-                r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-            }
-            return r;
-        }
+    if let Some(denied) = stats_auth_denied(generation, headers).await {
+        return denied;
     }
     if method == Method::POST {
         return admin_action(balancer, config, body);
@@ -950,6 +956,27 @@ async fn stats_page(
         "text/html; charset=utf-8",
         html(balancer, &rows, config.stats_admin, refresh, message),
     )
+}
+
+/// The 401 (with HAProxy's realm) when `stats auth` is set and the request lacks its credentials.
+async fn stats_auth_denied(generation: &Arc<Generation>, headers: &HeaderMap) -> Option<Response> {
+    let config = &generation.config;
+    if config.stats_auth.is_empty() {
+        return None;
+    }
+    let auth = generation.stats_auth.clone();
+    let header_value = headers.get(header::AUTHORIZATION).cloned();
+    let allowed =
+        tokio::task::spawn_blocking(move || auth.allows(header_value.as_ref())).await.unwrap_or(false);
+    if allowed {
+        return None;
+    }
+    let mut r = super::error::error_page(StatusCode::UNAUTHORIZED).map(Body::from);
+    let realm = format!("Basic realm=\"{}\"", config.stats_realm.replace('"', ""));
+    if let Ok(v) = HeaderValue::from_str(&realm) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    Some(r)
 }
 
 /// HAProxy's stats admin POST: `b=<backend>&s=<server>…&action=ready|drain|maint`, answered

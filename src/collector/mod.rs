@@ -97,7 +97,8 @@ impl Collector {
             retention_dropped: retention_dropped.clone(),
         });
         let query = query_api::router(store.reader())
-            .merge(Router::new().route("/metrics", get(metrics_page)).with_state(metrics_state));
+            .merge(Router::new().route("/metrics", get(metrics_page)).with_state(metrics_state))
+            .merge(crate::webui::router(crate::webui::Features { traces: true, ..Default::default() }));
         listeners.push((http::bind("collector", &config.listen).await?, query));
 
         let (grpc_listener, _) = otlp_grpc::bind(config.otlp_grpc.address).await.map_err(|source| {

@@ -92,6 +92,36 @@ impl Dedup {
         self.series.len()
     }
 
+    /// Up to `limit` tracked series whose labels contain `filter` (as `name="value"` text), each
+    /// with the replica it follows ("" once that replica ended it) and its last stored sample
+    /// time, sorted by labels; and how many series matched in all.
+    pub fn leaders(&self, filter: &str, limit: usize) -> (usize, Vec<(String, String, i64)>) {
+        let mut hits: Vec<(String, String, i64)> = self
+            .series
+            .iter()
+            .map(|(labels, state)| {
+                let text = labels.iter().map(|(n, v)| format!("{n}={v:?}")).collect::<Vec<_>>().join(", ");
+                (text, state.leader.as_deref().unwrap_or_default().to_string(), state.last_t)
+            })
+            .filter(|(text, _, _)| text.contains(filter))
+            .collect();
+        let total = hits.len();
+        hits.sort();
+        hits.truncate(limit);
+        (total, hits)
+    }
+
+    /// How many series each replica leads; series whose leader ended them are not counted.
+    pub fn series_by_leader(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for state in self.series.values() {
+            if let Some(leader) = &state.leader {
+                *out.entry(leader.to_string()).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
     /// One scrape's samples in; the ones to store out, replica label removed.
     pub fn offer_batch(&mut self, samples: Vec<ScrapedSample>) -> Vec<ScrapedSample> {
         let mut out = Vec::with_capacity(samples.len());
@@ -235,6 +265,21 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn leaders_follow_failover() {
+        let mut d = dedup();
+        run(&mut d, vec![vec![s("a", 1000, 1.0)], vec![s("b", 1100, 1.0)]]);
+        let (total, rows) = d.leaders("job=\"app\"", 10);
+        assert_eq!(total, 1);
+        assert_eq!(rows[0].1, "a");
+        assert_eq!(d.series_by_leader().get("a"), Some(&1));
+        // b is ahead by more than the failover timeout: it takes the series over.
+        run(&mut d, vec![vec![s("b", 20_000, 2.0)]]);
+        assert_eq!(d.leaders("", 10).1[0].1, "b");
+        assert_eq!(d.leaders("job=\"other\"", 10).0, 0);
+        assert_eq!(d.series_by_leader().get("a"), None);
     }
 
     fn assert_monotonic(out: &[(i64, f64)]) {

@@ -49,9 +49,9 @@ pub struct DedupSink {
 }
 
 impl DedupSink {
-    fn dedup_stats(&self) -> Option<(dedup::DedupStats, usize)> {
+    fn dedup_stats(&self) -> Option<(dedup::DedupStats, usize, std::collections::BTreeMap<String, usize>)> {
         let d = self.dedup.as_ref()?.lock().ok()?;
-        Some((d.stats.clone(), d.tracked_series()))
+        Some((d.stats.clone(), d.tracked_series(), d.series_by_leader()))
     }
 }
 
@@ -151,9 +151,13 @@ impl Federation {
         let federation = Federation { scrape, store, federate: federate.clone(), sink: sink.clone() };
         let router = Router::new()
             .route("/metrics", get(metrics))
+            .route("/api/v1/status/dedup", get(dedup_leaders))
             // `GET /` (the seed's `option httpchk GET /`) is answered by the shared serving router.
             .with_state(sink)
-            .merge(serving::federate_router(federate))
+            .merge(serving::federate_router(
+                federate,
+                crate::webui::Features { metrics: true, federation: true, ..Default::default() },
+            ))
             .merge(api);
         tracing::info!(
             jobs = config.scrape.jobs.len(),
@@ -188,6 +192,31 @@ impl Federation {
     }
 }
 
+/// `GET /api/v1/status/dedup?match=<substring>&limit=<n>`: which replica each series follows,
+/// for the web UI's replica view (an obsd extension in the Prometheus API's envelope).
+async fn dedup_leaders(
+    State(sink): State<Arc<DedupSink>>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> impl IntoResponse {
+    let filter = q.get("match").cloned().unwrap_or_default();
+    let limit = q.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(500).min(10_000);
+    let data = match sink.dedup.as_ref().and_then(|d| d.lock().ok()) {
+        Some(d) => {
+            let (total, rows) = d.leaders(&filter, limit);
+            let series: Vec<serde_json::Value> = rows
+                .into_iter()
+                .map(|(labels, replica, t)| serde_json::json!({ "labels": labels, "replica": replica, "lastSampleMs": t }))
+                .collect();
+            serde_json::json!({ "enabled": true, "total": total, "series": series })
+        }
+        None => serde_json::json!({ "enabled": false, "total": 0, "series": [] }),
+    };
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({ "status": "success", "data": data }).to_string(),
+    )
+}
+
 fn counter(name: &str, help: &str, value: f64) -> MetricFamily {
     MetricFamily::counter(name, help).with_value(value)
 }
@@ -195,7 +224,15 @@ fn counter(name: &str, help: &str, value: f64) -> MetricFamily {
 async fn metrics(State(sink): State<Arc<DedupSink>>) -> impl IntoResponse {
     let store = sink.store.clone();
     let mut families = tokio::task::spawn_blocking(move || store.metric_families()).await.unwrap_or_default();
-    if let Some((stats, tracked)) = sink.dedup_stats() {
+    if let Some((stats, tracked, by_leader)) = sink.dedup_stats() {
+        let mut led = MetricFamily::gauge(
+            "obsd_federation_dedup_series_by_replica",
+            "Series whose samples come from this replica (the one each series follows).",
+        );
+        for (replica, n) in &by_leader {
+            led.add(&[("replica", replica.as_str())], *n as f64);
+        }
+        families.push(led);
         families.push(counter(
             "obsd_federation_dedup_samples_accepted_total",
             "Samples carrying the replica label that HA dedup kept.",

@@ -95,8 +95,12 @@ impl Replica {
             api_info(&state, config, "replica"),
         );
         let federate = FederateState::new(state.store.clone(), federate_settings(config));
-        let router =
-            handlers::router(state.clone()).merge(serving::federate_router(federate.clone())).merge(api);
+        let router = handlers::router(state.clone())
+            .merge(serving::federate_router(
+                federate.clone(),
+                crate::webui::Features { metrics: true, ..Default::default() },
+            ))
+            .merge(api);
         Ok((Replica { state, federate }, bound, router))
     }
 

@@ -231,3 +231,26 @@ pub fn metrics_app(load: Option<u32>) -> Peer {
     let _ = get(&format!("http://127.0.0.1:{port}/"));
     Peer { child, port, _dir: tempfile::tempdir().unwrap() }
 }
+
+/// A self-signed certificate for 127.0.0.1/localhost in `dir`: (cert path, key path).
+pub fn self_signed(dir: &std::path::Path) -> (String, String) {
+    let cert = dir.join("tls.crt");
+    let key = dir.join("tls.key");
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (Debian package openssl) is needed to make a test certificate");
+    assert!(status.success());
+    (cert.display().to_string(), key.display().to_string())
+}

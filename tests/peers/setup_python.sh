@@ -31,3 +31,4 @@ make_venv() {
 make_venv otlp requirements-otlp.txt
 make_venv jaeger requirements-jaeger.txt
 make_venv metrics requirements-metrics.txt
+make_venv webui requirements-webui.txt
