@@ -2,7 +2,9 @@
 //! five panels are there with the seed's queries (fixed where the seed's was invalid), and
 //! every panel names a provisioned data source; and the packaging scripts, run as CI runs them:
 //! packaging/test-deb.sh (the .deb in a debootstrap root, lintian, upgrade, purge, the Ansible
-//! play against that root) and packaging/test-ansible.sh (templates = committed seed configs).
+//! play against that root), packaging/test-systemd.sh (obsd@exporter under a real systemd booted
+//! with systemd-nspawn: notify readiness, reload, restart) and packaging/test-ansible.sh
+//! (templates = committed seed configs).
 
 mod common;
 
@@ -124,4 +126,11 @@ fn deb_installs_upgrades_and_purges_in_a_debian_root() {
 fn ansible_templates_render_the_committed_seed_configs() {
     // Root only for apt-get when ansible is missing; .ci/run installs it beforehand.
     run_script("packaging/test-ansible.sh");
+}
+
+#[test]
+fn unit_starts_notifies_reloads_and_restarts_under_systemd() {
+    if common::require_root("packaging/test-systemd.sh") {
+        run_script("packaging/test-systemd.sh");
+    }
 }
