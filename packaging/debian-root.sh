@@ -3,11 +3,12 @@
 # is made once with debootstrap and cached as a tarball under /var/tmp; the include list is
 # part of the cache name, so changing it makes a new root. A lock keeps two tests that start
 # together from downloading it twice.
-#   packaging/debian-root.sh DEST      # DEBIAN_MIRROR=http://... to use another mirror
+#   packaging/debian-root.sh DEST      # DEBIAN_MIRROR=http://... to use another mirror,
+#                                      # OBSD_CACHE_DIR=dir to keep the tarball elsewhere
 set -euo pipefail
 dest=$1
 includes=adduser,procps,python3,python3-apt,systemd
-cache=/var/tmp/obsd-debroot-bookworm-$(echo "$includes" | md5sum | cut -c1-8).tar.gz
+cache=${OBSD_CACHE_DIR:-/var/tmp}/obsd-debroot-bookworm-$(echo "$includes" | md5sum | cut -c1-8).tar.gz
 exec 9>"$cache.lock"
 flock 9
 if [ ! -f "$cache" ]; then
