@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packaging test: builds two revisions of the .deb, runs lintian, and in a fresh Debian 12
-# root (debootstrap, cached under /var/tmp) installs obsd from the local apt repository,
+# root (packaging/debian-root.sh: debootstrap, cached under /var/tmp) installs obsd from the local apt repository,
 # checks files, user, unit and conffile, upgrades with an edited conffile (the maintainer
 # scripts' systemd calls recorded by a stand-in systemctl), removes and purges, then lets the
 # Ansible playbook install the seed's host1 into the purged root.
@@ -55,19 +55,7 @@ step "lintian"
 lintian --allow-root --fail-on error,warning --display-info "$deb1" || fail "lintian reported problems"
 
 step "Debian 12 root"
-# The include list is part of the cache name: changing it builds a new root.
-includes=adduser,procps,python3,python3-apt,systemd
-cache=/var/tmp/obsd-debroot-bookworm-$(echo "$includes" | md5sum | cut -c1-8).tar.gz
-if [ ! -f "$cache" ]; then
-  debootstrap --variant=minbase --include="$includes" bookworm "$work/bootstrap" \
-    "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >"$work/debootstrap.log" 2>&1 \
-    || { tail -20 "$work/debootstrap.log"; fail "debootstrap"; }
-  rm -rf "$work/bootstrap/var/cache/apt/archives/"*.deb "$work/bootstrap/var/lib/apt/lists/"*
-  tar -C "$work/bootstrap" -czf "$cache.tmp" . && mv "$cache.tmp" "$cache"
-  rm -rf "$work/bootstrap"
-fi
-mkdir "$chroot_root"
-tar -C "$chroot_root" -xzf "$cache"
+packaging/debian-root.sh "$chroot_root"
 # Offline from here on: the only apt source is the obsd repository.
 rm -f "$chroot_root/etc/apt/sources.list" "$chroot_root/etc/apt/sources.list.d/"*
 echo 'deb [trusted=yes] file:/srv/obsd-apt ./' > "$chroot_root/etc/apt/sources.list.d/obsd.list"

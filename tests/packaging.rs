@@ -1,9 +1,15 @@
 //! The packaged Grafana dashboard and data sources: every query parses as PromQL, the seed's
 //! five panels are there with the seed's queries (fixed where the seed's was invalid), and
-//! every panel names a provisioned data source. The .deb itself is tested by
-//! packaging/test-deb.sh (it needs root and a Debian root, so it is not a cargo test).
+//! every panel names a provisioned data source; and the packaging scripts, run as CI runs them:
+//! packaging/test-deb.sh (the .deb in a debootstrap root, lintian, upgrade, purge, the Ansible
+//! play against that root), packaging/test-systemd.sh (obsd@exporter under a real systemd booted
+//! with systemd-nspawn: notify readiness, reload, restart) and packaging/test-ansible.sh
+//! (templates = committed seed configs).
+
+mod common;
 
 use std::path::Path;
+use std::process::Command;
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap()
@@ -88,5 +94,43 @@ fn unit_runs_the_instance_role_hardened_and_notifies() {
         "CapabilityBoundingSet=",
     ] {
         assert!(unit.lines().any(|l| l == line), "obsd@.service lacks {line}");
+    }
+}
+
+fn run_script(script: &str) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let started = std::time::Instant::now();
+    let out = Command::new("bash")
+        .arg(Path::new(root).join(script))
+        .current_dir(root)
+        // The binary cargo built for this test run, so the scripts never start a build.
+        .env("OBSD_BINARY", env!("CARGO_BIN_EXE_obsd"))
+        .output()
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} failed ({}):\n{stdout}\n{stderr}", out.status);
+    // The last line is the script's own verdict; anything else means it stopped early.
+    assert!(stdout.trim_end().ends_with("OK"), "{script} did not finish:\n{stdout}\n{stderr}");
+    eprintln!("{script}: {:.0?}", started.elapsed());
+}
+
+#[test]
+fn deb_installs_upgrades_and_purges_in_a_debian_root() {
+    if common::require_root("packaging/test-deb.sh") {
+        run_script("packaging/test-deb.sh");
+    }
+}
+
+#[test]
+fn ansible_templates_render_the_committed_seed_configs() {
+    // Root only for apt-get when ansible is missing; .ci/run installs it beforehand.
+    run_script("packaging/test-ansible.sh");
+}
+
+#[test]
+fn unit_starts_notifies_reloads_and_restarts_under_systemd() {
+    if common::require_root("packaging/test-systemd.sh") {
+        run_script("packaging/test-systemd.sh");
     }
 }

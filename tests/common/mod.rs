@@ -16,6 +16,8 @@ pub struct Obsd {
     pub config_path: PathBuf,
     addresses: HashMap<String, SocketAddr>,
     log: Arc<Mutex<String>>,
+    /// A command obsd runs under (`ip netns exec NS`); it must exec obsd, so the pid is obsd's.
+    wrapper: Vec<String>,
 }
 
 pub fn obsd_binary() -> &'static str {
@@ -29,7 +31,14 @@ impl Obsd {
     }
 
     pub fn start_with_args(args: &[&str], config_toml: &str) -> Obsd {
-        Self::start_in(tempfile::tempdir().expect("temp dir"), args, config_toml)
+        Self::start_in(tempfile::tempdir().expect("temp dir"), &[], args, config_toml)
+    }
+
+    /// As `start_with_args`, with obsd run by `wrapper` (`["ip", "netns", "exec", ns]`), which
+    /// must exec it.
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str], config_toml: &str) -> Obsd {
+        let wrapper: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
+        Self::start_in(tempfile::tempdir().expect("temp dir"), &wrapper, args, config_toml)
     }
 
     /// Stops this obsd (SIGKILL when `kill`, else SIGTERM and a clean exit) and starts it again
@@ -40,13 +49,22 @@ impl Obsd {
         assert!(kill || status.success(), "obsd exited with {status}; log:\n{}", self.log());
         let config = std::fs::read_to_string(&self.config_path).expect("read config");
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
-        Self::start_in(dir, args, &config)
+        let wrapper = std::mem::take(&mut self.wrapper);
+        Self::start_in(dir, &wrapper, args, &config)
     }
 
-    fn start_in(dir: tempfile::TempDir, args: &[&str], config_toml: &str) -> Obsd {
+    fn start_in(dir: tempfile::TempDir, wrapper: &[String], args: &[&str], config_toml: &str) -> Obsd {
         let config_path = dir.path().join("obsd.toml");
         std::fs::write(&config_path, config_toml).expect("write config");
-        let mut child = Command::new(obsd_binary())
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(obsd_binary());
+                c
+            }
+            None => Command::new(obsd_binary()),
+        };
+        let mut child = command
             .args(args)
             .arg("--config")
             .arg(&config_path)
@@ -91,7 +109,7 @@ impl Obsd {
                 }
             }
         }
-        Obsd { child, dir, config_path, addresses, log }
+        Obsd { child, dir, config_path, addresses, log, wrapper: wrapper.to_vec() }
     }
 
     pub fn address(&self, listener: &str) -> SocketAddr {
@@ -253,4 +271,17 @@ pub fn self_signed(dir: &std::path::Path) -> (String, String) {
         .expect("openssl (Debian package openssl) is needed to make a test certificate");
     assert!(status.success());
     (cert.display().to_string(), key.display().to_string())
+}
+
+/// Tests that need root (network namespaces, chroot) fail for other users unless they opt out
+/// with OBSD_SKIP_ROOT_TESTS=1, so a skip is never silent; CI runs as root.
+pub fn require_root(what: &str) -> bool {
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var_os("OBSD_SKIP_ROOT_TESTS").is_some() {
+        eprintln!("SKIPPED {what}: needs root (OBSD_SKIP_ROOT_TESTS is set)");
+        return false;
+    }
+    panic!("{what} needs root, as CI runs it; set OBSD_SKIP_ROOT_TESTS=1 to skip it")
 }

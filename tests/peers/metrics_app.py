@@ -1,8 +1,9 @@
 """A Flask app like the seed's python-metrics-app: prometheus_client metrics on /metrics.
 
-Usage: metrics_app.py PORT [--load RPS]
+Usage: metrics_app.py PORT [--load RPS] [--host ADDRESS]
 Serves GET / (counts a request and observes its latency) and GET /metrics. With --load the
-app sends itself RPS requests per second, for steady rate() panels.
+app sends itself RPS requests per second, for steady rate() panels. --host is the address to
+listen on (127.0.0.1 unless given; the seed-topology test serves other namespaces).
 """
 import random
 import sys
@@ -57,4 +58,5 @@ if __name__ == "__main__":
         rps = float(sys.argv[sys.argv.index("--load") + 1])
         threading.Thread(target=load, args=(port, rps), daemon=True).start()
     print(f"listening on {port}", flush=True)
-    app.run(host="127.0.0.1", port=port, threaded=True)
+    host = sys.argv[sys.argv.index("--host") + 1] if "--host" in sys.argv else "127.0.0.1"
+    app.run(host=host, port=port, threaded=True)
