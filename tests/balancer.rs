@@ -702,13 +702,16 @@ fn http2_by_alpn_on_tls_and_prior_knowledge_on_plain() {
     let out = std::process::Command::new("curl")
         .args(["-sS", "--http2-prior-knowledge", "--parallel", "--parallel-immediate", "-o", "/dev/null"])
         .args(["-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_version} %{http_code} %{size_download}\n"])
-        .args([format!("{plain}big"), format!("{plain}"), format!("{plain}big")])
+        .args([format!("{plain}big"), plain.clone(), format!("{plain}big")])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines: Vec<&str> = text.lines().collect();
     lines.sort();
-    assert_eq!(lines, vec!["2 200 1", format!("2 200 {}", a.big).as_str(), format!("2 200 {}", a.big).as_str()]);
+    assert_eq!(
+        lines,
+        vec!["2 200 1", format!("2 200 {}", a.big).as_str(), format!("2 200 {}", a.big).as_str()]
+    );
 
     let rows = stats_csv(&stats_url(&obsd));
     let fe = rows.iter().find(|r| r["pxname"] == "plain" && r["svname"] == "FRONTEND").unwrap();
@@ -718,8 +721,12 @@ fn http2_by_alpn_on_tls_and_prior_knowledge_on_plain() {
 
 #[test]
 fn use_backend_switches_on_acls_first_match_wins() {
-    let (api, grafana, writes, web) =
-        (TestServer::start("api"), TestServer::start("grafana"), TestServer::start("writes"), TestServer::start("web"));
+    let (api, grafana, writes, web) = (
+        TestServer::start("api"),
+        TestServer::start("grafana"),
+        TestServer::start("writes"),
+        TestServer::start("web"),
+    );
     let mut cfg = STATS.to_string();
     cfg += r#"
 [[balancer.frontends]]
@@ -790,7 +797,8 @@ if = "{ path_beg /api }"
     let r = c.get(format!("http://{ro}/other")).send().unwrap();
     assert_eq!(r.status().as_u16(), 503);
     let csv = stats_csv(&stats_url(&obsd));
-    let hits = |b: &str| csv.iter().find(|r| r["pxname"] == b && r["svname"] == "BACKEND").unwrap()["stot"].clone();
+    let hits =
+        |b: &str| csv.iter().find(|r| r["pxname"] == b && r["svname"] == "BACKEND").unwrap()["stot"].clone();
     assert_eq!(hits("writes"), "2");
     assert_eq!(hits("grafana"), "4");
 }

@@ -429,7 +429,8 @@ pub fn translate(text: &str) -> Imported {
                 .map(|n| {
                     let defs: Vec<String> =
                         s.acls.iter().filter(|(m, _)| m == n).map(|(_, d)| quote(d)).collect();
-                    let value = if defs.len() == 1 { defs[0].clone() } else { format!("[{}]", defs.join(", ")) };
+                    let value =
+                        if defs.len() == 1 { defs[0].clone() } else { format!("[{}]", defs.join(", ")) };
                     format!("{} = {value}", quote(n))
                 })
                 .collect();
@@ -632,10 +633,19 @@ backend web
     server w 127.0.0.1:3
 ";
         let out = translate(cfg);
-        assert!(out.untranslated.iter().any(|u| u.contains("line 12") && u.contains("dynamic")), "{:?}", out.untranslated);
-        assert!(out.untranslated.iter().any(|u| u.contains("line 16") && u.contains("ACL")), "{:?}", out.untranslated);
+        assert!(
+            out.untranslated.iter().any(|u| u.contains("line 11") && u.contains("dynamic")),
+            "{:?}",
+            out.untranslated
+        );
+        assert!(
+            out.untranslated.iter().any(|u| u.contains("line 15") && u.contains("ACL")),
+            "{:?}",
+            out.untranslated
+        );
         let toml_text = out.toml.replace("/etc/ssl/x.pem", file!());
-        let config = crate::config::parse_str(&toml_text, None).unwrap_or_else(|e| panic!("{e}\n{toml_text}"));
+        let config =
+            crate::config::parse_str(&toml_text, None).unwrap_or_else(|e| panic!("{e}\n{toml_text}"));
         let b = &config.balancer;
         let fe = &b.frontends[0];
         assert_eq!(fe.alpn, vec!["h2".to_string(), "http/1.1".to_string()]);
@@ -648,7 +658,12 @@ backend web
             vec![("api", "if is_api !{ method POST }"), ("grafana", "if grafana || { path_beg /d/ }")]
         );
         let headers = hyper::HeaderMap::new();
-        let view = |method, path| crate::config::acl::RequestView { method, path, headers: &headers, authority: None };
+        let view = |method, path| crate::config::acl::RequestView {
+            method,
+            path,
+            headers: &headers,
+            authority: None,
+        };
         assert!(fe.use_backend[0].condition.matches(&view("GET", "/api")));
         assert!(!fe.use_backend[0].condition.matches(&view("POST", "/api/x")));
         let api = b.backends.iter().find(|x| x.name == "api").unwrap();

@@ -381,7 +381,8 @@ impl Balancer {
             let listener = bind_std(&f.name, f.bind)?;
             let tls = match &f.tls {
                 Some(t) => Some(
-                    frontend_tls(t, &f.alpn).map_err(|message| StartError::Tls { name: f.name.clone(), message })?,
+                    frontend_tls(t, &f.alpn)
+                        .map_err(|message| StartError::Tls { name: f.name.clone(), message })?,
                 ),
                 None => None,
             };

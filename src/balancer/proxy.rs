@@ -667,10 +667,9 @@ async fn handle(
     let backend = backend_name.and_then(|n| generation.backend(n)).cloned();
     let result = match (backend.clone(), backend_name) {
         (Some(b), _) => forward(fe, b, peer, tls, req, started).await,
-        (None, Some(n)) => Err(BalancerError::MissingBackend {
-            frontend: fe.config.name.clone(),
-            backend: n.to_string(),
-        }),
+        (None, Some(n)) => {
+            Err(BalancerError::MissingBackend { frontend: fe.config.name.clone(), backend: n.to_string() })
+        }
         (None, None) => Err(BalancerError::NoRule { frontend: fe.config.name.clone() }),
     };
     let response = match result {
@@ -774,21 +773,23 @@ async fn forward(
         let mut sender = match pooled {
             // A connection checked in as its response ended may not have read the end yet;
             // waiting for it beats opening a new one. An error means it closed meanwhile.
-            Some(mut s) if !s.is_ready() => match tokio::time::timeout(cfg.timeout_connect, s.ready()).await {
-                Ok(Ok(())) => s,
-                _ => {
-                    drop(guard);
-                    stale += 1;
-                    if stale > 16 {
-                        return Err(BalancerError::ServerFailed {
-                            backend: cfg.name.clone(),
-                            server: server.config.name.clone(),
-                            message: "no usable connection".into(),
-                        });
+            Some(mut s) if !s.is_ready() => {
+                match tokio::time::timeout(cfg.timeout_connect, s.ready()).await {
+                    Ok(Ok(())) => s,
+                    _ => {
+                        drop(guard);
+                        stale += 1;
+                        if stale > 16 {
+                            return Err(BalancerError::ServerFailed {
+                                backend: cfg.name.clone(),
+                                server: server.config.name.clone(),
+                                message: "no usable connection".into(),
+                            });
+                        }
+                        continue;
                     }
-                    continue;
                 }
-            },
+            }
             Some(s) => s,
             None => match pool::connect(server.config.address, cfg.timeout_connect).await {
                 Ok(s) => s,
@@ -890,7 +891,9 @@ async fn forward(
                 });
             }
             Ok(Ok(response))
-                if replayable && attempts < cfg.retries && cfg.retry_on.status(response.status().as_u16()) =>
+                if replayable
+                    && attempts < cfg.retries
+                    && cfg.retry_on.status(response.status().as_u16()) =>
             {
                 let status = response.status().as_u16();
                 backend.observe(index, false, Some(status));

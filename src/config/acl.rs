@@ -241,7 +241,9 @@ fn parse_fetch(word: &str) -> Result<(Fetch, MatchKind), String> {
         "hdr_dom" => (header(arg)?, MatchKind::Domain),
         "hdr_reg" => (header(arg)?, MatchKind::Regex),
         "hdr_cnt" | "hdr_val" | "hdr_len" => {
-            return Err(format!("{base} is not supported (hdr, hdr_beg, hdr_end, hdr_sub, hdr_dom, hdr_reg are)"));
+            return Err(format!(
+                "{base} is not supported (hdr, hdr_beg, hdr_end, hdr_sub, hdr_dom, hdr_reg are)"
+            ));
         }
         _ => {
             return Err(format!(
@@ -271,7 +273,11 @@ fn predefined(name: &str) -> Option<Acl> {
 
 impl Condition {
     /// Parses the words after `if`/`unless`, resolving names with `lookup`.
-    pub fn parse(text: &str, unless: bool, lookup: &dyn Fn(&str) -> Option<Vec<Acl>>) -> Result<Condition, String> {
+    pub fn parse(
+        text: &str,
+        unless: bool,
+        lookup: &dyn Fn(&str) -> Option<Vec<Acl>>,
+    ) -> Result<Condition, String> {
         let words: Vec<&str> = text.split_whitespace().collect();
         if words.is_empty() {
             return Err("empty condition".into());

@@ -694,9 +694,12 @@ impl Checker<'_> {
         let timeout_check = self
             .opt_duration(&raw.timeout_check, &format!("{key}.timeout_check"))
             .or_else(|| self.opt_duration(&d.timeout_check, "balancer.defaults.timeout_check"));
-        let retry_on = match raw.retry_on.as_ref().map(|r| (r, format!("{key}.retry_on"))).or_else(|| {
-            d.retry_on.as_ref().map(|r| (r, "balancer.defaults.retry_on".to_string()))
-        }) {
+        let retry_on = match raw
+            .retry_on
+            .as_ref()
+            .map(|r| (r, format!("{key}.retry_on")))
+            .or_else(|| d.retry_on.as_ref().map(|r| (r, "balancer.defaults.retry_on".to_string())))
+        {
             None => RetryOn::DEFAULT,
             Some((r, k)) => match RetryOn::parse(r.get_ref()) {
                 Ok(v) => v,
@@ -755,7 +758,11 @@ impl Checker<'_> {
             }
         };
         if raw.default_backend.is_none() && raw.use_backend.is_empty() {
-            self.problem(name, &format!("{key}.default_backend"), "frontend has no default_backend and no use_backend");
+            self.problem(
+                name,
+                &format!("{key}.default_backend"),
+                "frontend has no default_backend and no use_backend",
+            );
             return None;
         }
         let use_backend = self.use_backend_rules(raw, key);
@@ -776,7 +783,11 @@ impl Checker<'_> {
             Some(list) => {
                 let bad = list.get_ref().iter().find(|p| !["h2", "http/1.1"].contains(&p.as_str()));
                 if let Some(p) = bad {
-                    self.problem(list, &format!("{key}.alpn"), format!("{p:?}: expected \"h2\" or \"http/1.1\""));
+                    self.problem(
+                        list,
+                        &format!("{key}.alpn"),
+                        format!("{p:?}: expected \"h2\" or \"http/1.1\""),
+                    );
                 } else if list.get_ref().is_empty() {
                     self.problem(list, &format!("{key}.alpn"), "offer at least one of \"h2\", \"http/1.1\"");
                 }
@@ -850,7 +861,9 @@ impl Checker<'_> {
             let Some(backend) = &rule.backend else {
                 let at = rule.if_.as_ref().or(rule.unless.as_ref());
                 match at {
-                    Some(at) => self.problem(at, &format!("{rkey}.backend"), "use_backend rule names no backend"),
+                    Some(at) => {
+                        self.problem(at, &format!("{rkey}.backend"), "use_backend rule names no backend")
+                    }
                     None => self.problems.push(super::ConfigProblem {
                         line: 1,
                         column: 1,
@@ -868,7 +881,11 @@ impl Checker<'_> {
                     continue;
                 }
                 (None, None) => {
-                    self.problem(backend, &rkey, "use_backend needs `if` or `unless` (else use default_backend)");
+                    self.problem(
+                        backend,
+                        &rkey,
+                        "use_backend needs `if` or `unless` (else use default_backend)",
+                    );
                     continue;
                 }
             };
@@ -895,16 +912,17 @@ impl Checker<'_> {
     ) {
         match backends.iter().find(|b| &b.name == at.get_ref()) {
             None => self.problem(at, key, format!("no backend named {:?}", at.get_ref())),
-            Some(b) if b.mode != frontend.mode && !(frontend.mode == ProxyMode::Tcp && !mode_given) => self.problem(
-                at,
-                key,
-                format!(
-                    "frontend mode {} does not match backend {:?} mode {}",
-                    frontend.mode.as_str(),
-                    b.name,
-                    b.mode.as_str()
+            Some(b) if b.mode != frontend.mode && (frontend.mode != ProxyMode::Tcp || mode_given) => self
+                .problem(
+                    at,
+                    key,
+                    format!(
+                        "frontend mode {} does not match backend {:?} mode {}",
+                        frontend.mode.as_str(),
+                        b.name,
+                        b.mode.as_str()
+                    ),
                 ),
-            ),
             _ => {}
         }
     }
@@ -968,14 +986,24 @@ impl Checker<'_> {
                 self.problem(bind, &format!("{key}.bind"), "address already used by another listener");
             }
             if let Some(db) = &f.default_backend {
-                self.check_backend_ref(db, &format!("{key}.default_backend"), &resolved, f.mode.is_some(), &backends);
+                self.check_backend_ref(
+                    db,
+                    &format!("{key}.default_backend"),
+                    &resolved,
+                    f.mode.is_some(),
+                    &backends,
+                );
             }
             for (j, rule) in f.use_backend.iter().enumerate() {
                 if let Some(b) = &rule.backend {
                     let rkey = format!("{key}.use_backend[{j}].backend");
                     self.check_backend_ref(b, &rkey, &resolved, f.mode.is_some(), &backends);
                     if backends.iter().any(|x| &x.name == b.get_ref() && x.mode == ProxyMode::Tcp) {
-                        self.problem(b, &rkey, "use_backend switches HTTP requests; a tcp backend cannot take them");
+                        self.problem(
+                            b,
+                            &rkey,
+                            "use_backend switches HTTP requests; a tcp backend cannot take them",
+                        );
                     }
                 }
             }

@@ -10,8 +10,8 @@ mod raw;
 mod validate;
 
 pub use balancer::{
-    BackendConfig, Balance, BalancerConfig, FrontendConfig, HttpCheck, Observe, OnError, ProxyMode,
-    RetryOn, ServerConfig, UseBackend, parse_status_ranges,
+    BackendConfig, Balance, BalancerConfig, FrontendConfig, HttpCheck, Observe, OnError, ProxyMode, RetryOn,
+    ServerConfig, UseBackend, parse_status_ranges,
 };
 pub use duration::{DurationError, parse_duration};
 
