@@ -7,11 +7,6 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-// mimalloc instead of glibc malloc: per-request allocations (headers, futures, buffers) cost
-// the balancer ~10% of its CPU in glibc's consolidation and free paths.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
