@@ -624,3 +624,232 @@ fn maxconn_queues_then_times_out() {
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 503).count(), 2, "{statuses:?}");
 }
+
+/// Runs curl with `args`; returns (HTTP version curl used, status, body).
+fn curl(args: &[&str], url: &str) -> (String, u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-o", "-", "-w", "\n%{http_version} %{http_code}", "--max-time", "10"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl (apt-get install curl)");
+    assert!(out.status.success(), "curl {args:?} {url}: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, tail) = text.rsplit_once('\n').unwrap();
+    let (version, code) = tail.split_once(' ').unwrap();
+    (version.to_string(), code.parse().unwrap(), body.to_string())
+}
+
+fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (apt-get install openssl)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    (cert, key)
+}
+
+#[test]
+fn http2_by_alpn_on_tls_and_prior_knowledge_on_plain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let a = TestServer::start("a");
+    let mut cfg = STATS.to_string() + &backend("plain", "roundrobin", "", &[("a", &a, "")]);
+    cfg += &backend("tls", "roundrobin", "", &[("a", &a, "")]).replace(
+        "default_backend = \"tls\"",
+        &format!(
+            "default_backend = \"tls\"\ntls = {{ cert_file = \"{}\", key_file = \"{}\" }}",
+            cert.display(),
+            key.display()
+        ),
+    );
+    cfg += &backend("h1only", "roundrobin", "", &[("a", &a, "")]).replace(
+        "default_backend = \"h1only\"",
+        &format!(
+            "default_backend = \"h1only\"\nalpn = [\"http/1.1\"]\ntls = {{ cert_file = \"{}\", key_file = \"{}\" }}",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let obsd = Obsd::start("balancer", &cfg);
+    let plain = format!("http://{}/", obsd.address("frontend.plain"));
+    let tls = format!("https://{}/", obsd.address("frontend.tls"));
+    let h1only = format!("https://{}/", obsd.address("frontend.h1only"));
+
+    assert_eq!(curl(&["--http2-prior-knowledge"], &plain), ("2".into(), 200, "a".into()));
+    assert_eq!(curl(&["--http1.1"], &plain), ("1.1".into(), 200, "a".into()));
+    assert_eq!(curl(&["-k", "--http2"], &tls), ("2".into(), 200, "a".into()));
+    assert_eq!(curl(&["-k", "--http1.1"], &tls), ("1.1".into(), 200, "a".into()));
+    // A frontend that offers only http/1.1 by ALPN keeps h2 clients on HTTP/1.1.
+    assert_eq!(curl(&["-k", "--http2"], &h1only), ("1.1".into(), 200, "a".into()));
+
+    // Over h2 the server still gets HTTP/1.1 with a Host (from :authority), one Cookie line
+    // and the forwarding headers.
+    let (v, _, headers) =
+        curl(&["-k", "--http2", "-H", "cookie: x=1", "-H", "cookie: y=2"], &format!("{tls}headers"));
+    assert_eq!(v, "2");
+    let lower = headers.to_ascii_lowercase();
+    assert!(lower.contains(&format!("host: {}", obsd.address("frontend.tls"))), "{headers}");
+    assert!(lower.contains("cookie: x=1; y=2"), "{headers}");
+    assert!(lower.contains("proto=https"), "{headers}");
+
+    // Several concurrent streams on one h2 connection, large bodies streaming through.
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--http2-prior-knowledge", "--parallel", "--parallel-immediate", "-o", "/dev/null"])
+        .args(["-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_version} %{http_code} %{size_download}\n"])
+        .args([format!("{plain}big"), plain.clone(), format!("{plain}big")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        vec!["2 200 1", format!("2 200 {}", a.big).as_str(), format!("2 200 {}", a.big).as_str()]
+    );
+
+    let rows = stats_csv(&stats_url(&obsd));
+    let fe = rows.iter().find(|r| r["pxname"] == "plain" && r["svname"] == "FRONTEND").unwrap();
+    assert!(fe["req_tot"].parse::<u64>().unwrap() >= 5, "{fe:?}");
+    assert_eq!(fe["hrsp_2xx"], fe["req_tot"], "{fe:?}");
+}
+
+#[test]
+fn use_backend_switches_on_acls_first_match_wins() {
+    let (api, grafana, writes, web) = (
+        TestServer::start("api"),
+        TestServer::start("grafana"),
+        TestServer::start("writes"),
+        TestServer::start("web"),
+    );
+    let mut cfg = STATS.to_string();
+    cfg += r#"
+[[balancer.frontends]]
+name = "fe"
+bind = "127.0.0.1:0"
+default_backend = "web"
+acls = { is_api = ["path_beg /api/", "path /api"], is_grafana = "hdr(host) -i grafana.example", is_write = "method POST PUT DELETE" }
+[[balancer.frontends.use_backend]]
+backend = "writes"
+if = "is_write !is_grafana"
+[[balancer.frontends.use_backend]]
+backend = "grafana"
+if = "is_grafana || { path_beg /d/ }"
+[[balancer.frontends.use_backend]]
+backend = "api"
+if = "is_api"
+[[balancer.frontends.use_backend]]
+backend = "web"
+unless = "{ path_end .html }"
+
+[[balancer.frontends]]
+name = "rules_only"
+bind = "127.0.0.1:0"
+[[balancer.frontends.use_backend]]
+backend = "api"
+if = "{ path_beg /api }"
+"#;
+    for (name, server) in [("api", &api), ("grafana", &grafana), ("writes", &writes), ("web", &web)] {
+        cfg += &format!(
+            "\n[[balancer.backends]]\nname = \"{name}\"\n[[balancer.backends.servers]]\nname = \"s\"\naddress = \"{}\"\n",
+            server.addr
+        );
+    }
+    let obsd = Obsd::start("balancer", &cfg);
+    let fe = obsd.address("frontend.fe");
+    let c = client();
+    let ask = |method: &str, path: &str, host: Option<&str>| -> String {
+        let mut r = c.request(method.parse().unwrap(), format!("http://{fe}{path}"));
+        if let Some(h) = host {
+            r = r.header("host", h);
+        }
+        let resp = r.send().unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{method} {path} {host:?}");
+        resp.text().unwrap()
+    };
+    assert_eq!(ask("GET", "/api/v1/query", None), "api");
+    assert_eq!(ask("GET", "/api", None), "api");
+    assert_eq!(ask("GET", "/apix", None), "web");
+    assert_eq!(ask("GET", "/", Some("Grafana.Example")), "grafana");
+    assert_eq!(ask("GET", "/d/abc", None), "grafana");
+    // First match wins: a POST to /api/ is a write; a POST to grafana is not.
+    assert_eq!(ask("POST", "/api/v1/write", None), "writes");
+    assert_eq!(ask("POST", "/api/x", Some("grafana.example")), "grafana");
+    assert_eq!(ask("DELETE", "/x", None), "writes");
+    // `unless`: .html pages match no rule and fall to default_backend (also web here).
+    assert_eq!(ask("GET", "/page.html", None), "web");
+    // HTTP/2's :authority stands in for Host.
+    let h2 = std::process::Command::new("curl")
+        .args(["-sS", "--http2-prior-knowledge", "--connect-to", &format!("grafana.example:80:{fe}")])
+        .arg("http://grafana.example/")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&h2.stdout), "grafana");
+
+    // No rule matched and no default_backend: 503 at once, as HAProxy.
+    let ro = obsd.address("frontend.rules_only");
+    assert_eq!(body_of(&format!("http://{ro}/api/x")), "api");
+    let r = c.get(format!("http://{ro}/other")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let csv = stats_csv(&stats_url(&obsd));
+    let hits =
+        |b: &str| csv.iter().find(|r| r["pxname"] == b && r["svname"] == "BACKEND").unwrap()["stot"].clone();
+    assert_eq!(hits("writes"), "2");
+    assert_eq!(hits("grafana"), "4");
+}
+
+#[test]
+fn retry_on_statuses_and_none() {
+    let (bad, good) = (TestServer::start("bad"), TestServer::start("good"));
+    bad.set_status(503);
+    let dead = support::closed_port();
+    let mut cfg = STATS.to_string();
+    // Checks off: the failures are the retries' to handle.
+    cfg += &backend(
+        "status",
+        "roundrobin",
+        "retry_on = \"conn-failure 503\"",
+        &[("bad", &bad, "check = false"), ("good", &good, "check = false")],
+    );
+    cfg += &backend(
+        "plain",
+        "roundrobin",
+        "",
+        &[("bad", &bad, "check = false"), ("good", &good, "check = false")],
+    );
+    cfg += &format!(
+        "\n[[balancer.frontends]]\nname = \"none\"\nbind = \"127.0.0.1:0\"\ndefault_backend = \"none\"\n\
+         [[balancer.backends]]\nname = \"none\"\nretry_on = \"none\"\n\
+         [[balancer.backends.servers]]\nname = \"dead\"\naddress = \"{dead}\"\ncheck = false\n\
+         [[balancer.backends.servers]]\nname = \"good\"\naddress = \"{}\"\ncheck = false\n",
+        good.addr
+    );
+    let obsd = Obsd::start("balancer", &cfg);
+    let c = client();
+    let status = |fe: &str, method: &str| -> (u16, String) {
+        let r = c.request(method.parse().unwrap(), obsd.url(&format!("frontend.{fe}"), "/")).send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    // retry_on 503: idempotent requests that meet the 503 go to the other server.
+    for _ in 0..10 {
+        assert_eq!(status("status", "GET"), (200, "good".into()));
+    }
+    // A POST is never replayed once it reached a server, whatever retry_on says.
+    let posts: Vec<u16> = (0..10).map(|_| status("status", "POST").0).collect();
+    assert!(posts.contains(&503) && posts.contains(&200), "{posts:?}");
+    // Without 503 in retry_on the 503 reaches the client.
+    let plain: Vec<u16> = (0..10).map(|_| status("plain", "GET").0).collect();
+    assert!(plain.contains(&503), "{plain:?}");
+    // retry_on none: a refused connection is not retried either.
+    let none: Vec<u16> = (0..10).map(|_| status("none", "GET").0).collect();
+    assert!(none.contains(&503) && none.contains(&200), "{none:?}");
+    let csv = stats_csv(&stats_url(&obsd));
+    let be = |b: &str| csv.iter().find(|r| r["pxname"] == b && r["svname"] == "BACKEND").unwrap().clone();
+    assert!(be("status")["wretr"].parse::<u64>().unwrap() >= 5, "{:?}", be("status"));
+    assert_eq!(be("none")["wretr"], "0");
+}

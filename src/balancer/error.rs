@@ -33,6 +33,8 @@ pub enum BalancerError {
     ServerTimeout { backend: String, server: String },
     #[error("frontend {frontend:?}: backend {backend:?} does not exist")]
     MissingBackend { frontend: String, backend: String },
+    #[error("frontend {frontend:?}: no use_backend rule matched and there is no default_backend")]
+    NoRule { frontend: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -44,6 +46,7 @@ impl BalancerError {
                 Fault::Client
             }
             BalancerError::NoServer { .. }
+            | BalancerError::NoRule { .. }
             | BalancerError::QueueTimeout { .. }
             | BalancerError::Connect { .. }
             | BalancerError::ServerFailed { .. }
@@ -58,6 +61,7 @@ impl BalancerError {
             BalancerError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             BalancerError::NoServer { .. }
             | BalancerError::QueueTimeout { .. }
+            | BalancerError::NoRule { .. }
             | BalancerError::Connect { .. } => StatusCode::SERVICE_UNAVAILABLE,
             BalancerError::ServerFailed { .. } => StatusCode::BAD_GATEWAY,
             BalancerError::ServerTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,

@@ -34,6 +34,12 @@ struct Section {
     stats_admin: bool,
     stats_realm: Option<String>,
     stats_refresh: Option<String>,
+    alpn: Option<Vec<String>>,
+    /// `acl <name> <criterion...>` in file order.
+    acls: Vec<(String, String)>,
+    /// `use_backend <backend> if|unless <condition>` in file order.
+    use_backend: Vec<(String, String, String)>,
+    retry_on: Option<String>,
 }
 
 /// HAProxy time (`5s`, `100ms`, `2m`, bare number = ms) → obsd duration string.
@@ -196,13 +202,19 @@ pub fn translate(text: &str) -> Imported {
             ("mode", Some(m)) if m == "http" || m == "tcp" => section.mode = Some(m.into()),
             ("bind", Some(addr)) => {
                 section.binds.push(address(addr));
+                if let Some(pos) = words.iter().position(|w| *w == "alpn") {
+                    match words.get(pos + 1) {
+                        Some(list) => section.alpn = Some(list.split(',').map(str::to_string).collect()),
+                        None => skip("alpn needs a protocol list"),
+                    }
+                }
                 if let Some(pos) = words.iter().position(|w| *w == "crt") {
                     let crt = words.get(pos + 1).copied().unwrap_or("");
                     section.tls = Some((crt.to_string(), crt.to_string()));
                     skip(
                         "TLS: HAProxy's crt holds certificate and key in one PEM; obsd was given the same file for both, check it",
                     );
-                } else if words.len() > 2 {
+                } else if words.len() > 2 && !words.contains(&"alpn") {
                     skip("bind options beyond the address are not translated");
                 }
                 if addr.contains(',') {
@@ -210,6 +222,18 @@ pub fn translate(text: &str) -> Imported {
                 }
             }
             ("default_backend", Some(b)) => section.default_backend = Some(b.into()),
+            ("acl", Some(name)) if words.len() > 2 && section.kind != "backend" && !in_defaults => {
+                section.acls.push((name.into(), words[2..].join(" ")))
+            }
+            ("acl", _) => skip("only frontend ACLs, for use_backend, are translated"),
+            ("use_backend", Some(b)) => match words.get(2).copied() {
+                Some(kind @ ("if" | "unless")) if words.len() > 3 && !b.contains('%') => {
+                    section.use_backend.push((b.into(), kind.into(), words[3..].join(" ")))
+                }
+                _ if b.contains('%') => skip("dynamic backend names (%[...]) are not supported"),
+                _ => skip("use_backend needs `if` or `unless` and a condition"),
+            },
+            ("retry-on", Some(_)) => section.retry_on = Some(words[1..].join(" ")),
             ("balance", Some(b)) => {
                 if ["roundrobin", "static-rr", "leastconn", "first", "source", "random"].contains(&b) {
                     section.balance = Some(b.into());
@@ -344,6 +368,7 @@ pub fn translate(text: &str) -> Imported {
     }
     let has_defaults = defaults.mode.is_some()
         || defaults.balance.is_some()
+        || defaults.retry_on.is_some()
         || !defaults.flags.is_empty()
         || !defaults.numbers.is_empty()
         || !defaults.timeouts.is_empty()
@@ -376,15 +401,41 @@ pub fn translate(text: &str) -> Imported {
             continue;
         };
         let backend = if s.kind == "listen" { Some(s.name.clone()) } else { s.default_backend.clone() };
-        let Some(backend) = backend else {
+        if backend.is_none() && s.use_backend.is_empty() {
             untranslated.push(format!(
-                "line {}: frontend {}: no default_backend (use_backend rules are not supported); left out",
+                "line {}: frontend {}: no default_backend and no use_backend; left out",
                 s.line, s.name
             ));
             continue;
-        };
+        }
         let _ = writeln!(o, "\n[[balancer.frontends]]\nname = {}\nbind = {}", quote(&s.name), quote(bind));
-        let _ = writeln!(o, "default_backend = {}", quote(&backend));
+        if let Some(b) = &backend {
+            let _ = writeln!(o, "default_backend = {}", quote(b));
+        }
+        if let Some(alpn) = &s.alpn {
+            let list: Vec<String> = alpn.iter().map(|p| quote(p)).collect();
+            let _ = writeln!(o, "alpn = [{}]", list.join(", "));
+        }
+        if !s.acls.is_empty() {
+            // Several `acl` lines with one name are ORed: they become one list.
+            let mut names: Vec<&str> = Vec::new();
+            for (n, _) in &s.acls {
+                if !names.contains(&n.as_str()) {
+                    names.push(n);
+                }
+            }
+            let entries: Vec<String> = names
+                .iter()
+                .map(|n| {
+                    let defs: Vec<String> =
+                        s.acls.iter().filter(|(m, _)| m == n).map(|(_, d)| quote(d)).collect();
+                    let value =
+                        if defs.len() == 1 { defs[0].clone() } else { format!("[{}]", defs.join(", ")) };
+                    format!("{} = {value}", quote(n))
+                })
+                .collect();
+            let _ = writeln!(o, "acls = {{ {} }}", entries.join(", "));
+        }
         if let Some(m) = &s.mode {
             let _ = writeln!(o, "mode = {}", quote(m));
         }
@@ -406,10 +457,19 @@ pub fn translate(text: &str) -> Imported {
                 ));
             }
         }
+        // Array-of-tables entries come last: any key after them would land inside the rule.
+        for (b, kind, cond) in &s.use_backend {
+            let _ = writeln!(
+                o,
+                "[[balancer.frontends.use_backend]]\nbackend = {}\n{kind} = {}",
+                quote(b),
+                quote(cond)
+            );
+        }
         if s.kind == "frontend" && !s.flags.is_empty() {
             let flags: Vec<&str> = s.flags.iter().map(|(k, _)| k.as_str()).collect();
             untranslated.push(format!(
-                "line {}: frontend {}: option(s) {} apply to backends in obsd; set them on backend {backend}",
+                "line {}: frontend {}: option(s) {} apply to backends in obsd; set them on its backends",
                 s.line,
                 s.name,
                 flags.join(", ")
@@ -466,6 +526,9 @@ pub fn translate(text: &str) -> Imported {
 fn write_common(o: &mut String, s: &Section, defaults: bool) {
     for (k, v) in &s.flags {
         let _ = writeln!(o, "{k} = {v}");
+    }
+    if let Some(r) = &s.retry_on {
+        let _ = writeln!(o, "retry_on = {}", quote(r));
     }
     for (k, v) in &s.numbers {
         if k == "retries" || (defaults && k == "maxconn") {
@@ -540,6 +603,74 @@ listen stats
         // A mode-less frontend in front of an http backend runs as http (HAProxy upgrades it).
         assert_eq!(b.frontends[0].mode, crate::config::ProxyMode::Http);
         assert_eq!(b.frontends[0].bind.port(), 9092);
+    }
+
+    #[test]
+    fn content_switching_and_retry_on_translate_and_load() {
+        let cfg = "\
+defaults
+    mode http
+    retry-on conn-failure empty-response 503
+frontend fe
+    bind 127.0.0.1:8443 ssl crt /etc/ssl/x.pem alpn h2,http/1.1
+    acl is_api path_beg /api/
+    acl is_api path /api
+    acl grafana hdr(host) -i grafana.example
+    use_backend api if is_api !{ method POST }
+    use_backend grafana if grafana || { path_beg /d/ }
+    use_backend %[req.hdr(x-be)] if TRUE
+    default_backend web
+    timeout client 30s
+backend api
+    acl x path /x
+    retries 2
+    option redispatch
+    server a 127.0.0.1:1
+backend grafana
+    server g 127.0.0.1:2
+backend web
+    retry-on all-retryable-errors
+    server w 127.0.0.1:3
+";
+        let out = translate(cfg);
+        assert!(
+            out.untranslated.iter().any(|u| u.contains("line 11") && u.contains("dynamic")),
+            "{:?}",
+            out.untranslated
+        );
+        assert!(
+            out.untranslated.iter().any(|u| u.contains("line 15") && u.contains("ACL")),
+            "{:?}",
+            out.untranslated
+        );
+        let toml_text = out.toml.replace("/etc/ssl/x.pem", file!());
+        let config =
+            crate::config::parse_str(&toml_text, None).unwrap_or_else(|e| panic!("{e}\n{toml_text}"));
+        let b = &config.balancer;
+        let fe = &b.frontends[0];
+        assert_eq!(fe.alpn, vec!["h2".to_string(), "http/1.1".to_string()]);
+        assert_eq!(fe.default_backend.as_deref(), Some("web"));
+        assert_eq!(fe.timeout_client, std::time::Duration::from_secs(30));
+        let rules: Vec<(&str, &str)> =
+            fe.use_backend.iter().map(|r| (r.backend.as_str(), r.condition_text.as_str())).collect();
+        assert_eq!(
+            rules,
+            vec![("api", "if is_api !{ method POST }"), ("grafana", "if grafana || { path_beg /d/ }")]
+        );
+        let headers = hyper::HeaderMap::new();
+        let view = |method, path| crate::config::acl::RequestView {
+            method,
+            path,
+            headers: &headers,
+            authority: None,
+        };
+        assert!(fe.use_backend[0].condition.matches(&view("GET", "/api")));
+        assert!(!fe.use_backend[0].condition.matches(&view("POST", "/api/x")));
+        let api = b.backends.iter().find(|x| x.name == "api").unwrap();
+        assert!(api.retry_on.status(503) && api.retry_on.conn_failure && !api.retry_on.status(502));
+        assert_eq!((api.retries, api.redispatch), (2, true));
+        let web = b.backends.iter().find(|x| x.name == "web").unwrap();
+        assert!(web.retry_on.status(502) && web.retry_on.response_timeout);
     }
 
     #[test]

@@ -294,6 +294,7 @@ struct FrontendHandle {
     bind: SocketAddr,
     mode: ProxyMode,
     tls_config: Option<TlsConfig>,
+    alpn: Vec<String>,
     tls: Arc<RwLock<Option<tokio_rustls::TlsAcceptor>>>,
     stop: watch::Sender<bool>,
     local_addr: SocketAddr,
@@ -339,6 +340,12 @@ pub enum StartError {
     Tls { name: String, message: String },
 }
 
+/// A frontend's TLS acceptor offering its `alpn` protocols (HAProxy's `alpn h2,http/1.1`).
+fn frontend_tls(tls: &TlsConfig, alpn: &[String]) -> Result<tokio_rustls::TlsAcceptor, String> {
+    let protocols: Vec<&[u8]> = alpn.iter().map(|p| p.as_bytes()).collect();
+    crate::http::tls_acceptor_alpn(tls, &protocols)
+}
+
 fn bind_std(name: &str, address: SocketAddr) -> Result<TcpListener, StartError> {
     let err = |source| StartError::Bind { name: name.to_string(), address, source };
     let std_listener = std::net::TcpListener::bind(address).map_err(err)?;
@@ -374,7 +381,7 @@ impl Balancer {
             let listener = bind_std(&f.name, f.bind)?;
             let tls = match &f.tls {
                 Some(t) => Some(
-                    crate::http::tls_acceptor(t)
+                    frontend_tls(t, &f.alpn)
                         .map_err(|message| StartError::Tls { name: f.name.clone(), message })?,
                 ),
                 None => None,
@@ -496,6 +503,7 @@ impl Balancer {
             bind: f.bind,
             mode: f.mode,
             tls_config: f.tls.clone(),
+            alpn: f.alpn.clone(),
             tls: tls.clone(),
             stop,
             local_addr,
@@ -528,9 +536,9 @@ impl Balancer {
             for f in &config.frontends {
                 match map.get_mut(&f.name) {
                     Some(handle) => {
-                        if handle.tls_config != f.tls {
+                        if handle.tls_config != f.tls || handle.alpn != f.alpn {
                             let acceptor = match &f.tls {
-                                Some(t) => match crate::http::tls_acceptor(t) {
+                                Some(t) => match frontend_tls(t, &f.alpn) {
                                     Ok(a) => Some(a),
                                     Err(message) => {
                                         tracing::error!(frontend = %f.name, %message, "TLS reload failed; keeping the old certificate");
@@ -543,6 +551,7 @@ impl Balancer {
                                 *slot = acceptor;
                             }
                             handle.tls_config = f.tls.clone();
+                            handle.alpn = f.alpn.clone();
                         }
                     }
                     None => to_bind.push(f.clone()),
@@ -552,7 +561,7 @@ impl Balancer {
         let mut bound = Vec::new();
         for f in to_bind {
             let tls = match &f.tls {
-                Some(t) => match crate::http::tls_acceptor(t) {
+                Some(t) => match frontend_tls(t, &f.alpn) {
                     Ok(a) => Some(a),
                     Err(message) => {
                         tracing::error!(frontend = %f.name, %message, "TLS setup failed; frontend not started");

@@ -5,6 +5,7 @@
 use super::proxy::UpBody;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,19 +16,25 @@ const MAX_IDLE: usize = 512;
 
 #[derive(Default)]
 pub struct Pool {
-    idle: Mutex<Vec<(SendRequest<UpBody>, Instant)>>,
+    /// Oldest at the front: expiry trims the front, reuse takes the back.
+    idle: Mutex<VecDeque<(SendRequest<UpBody>, Instant)>>,
 }
 
 impl Pool {
-    /// An idle connection ready for a request, if any.
+    /// The most recently used idle connection that is open and not past `purge_delay`. It
+    /// may still be finishing its last response; `forward` waits for it to be ready.
     pub fn checkout(&self, purge_delay: Duration) -> Option<SendRequest<UpBody>> {
         let Ok(mut idle) = self.idle.lock() else { return None };
         let now = Instant::now();
-        idle.retain(|(s, since)| !s.is_closed() && now.duration_since(*since) < purge_delay);
-        // A connection whose last response just ended may not be ready yet; leave it for the
-        // next request rather than closing it.
-        let pos = idle.iter().rposition(|(s, _)| s.is_ready())?;
-        Some(idle.swap_remove(pos).0)
+        while idle.front().is_some_and(|(_, since)| now.duration_since(*since) >= purge_delay) {
+            idle.pop_front();
+        }
+        while let Some((sender, _)) = idle.pop_back() {
+            if !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
     }
 
     pub fn checkin(&self, sender: SendRequest<UpBody>) {
@@ -37,7 +44,7 @@ impl Pool {
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < MAX_IDLE
         {
-            idle.push((sender, Instant::now()));
+            idle.push_back((sender, Instant::now()));
         }
     }
 

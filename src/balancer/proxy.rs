@@ -20,7 +20,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -127,8 +127,83 @@ impl Drop for LeaveOnDrop {
     }
 }
 
+/// The client connection preface of HTTP/2 (RFC 9113 3.4): a plain-text connection that
+/// opens with it speaks h2c with prior knowledge, as HAProxy detects on HTTP frontends.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Reads just enough of a plain-text connection to tell HTTP/2's preface from HTTP/1.x: one
+/// byte settles most HTTP/1 requests. Returns whether it is HTTP/2 and the bytes read.
+async fn sniff_preface<T: AsyncRead + Unpin>(io: &mut T) -> std::io::Result<(bool, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::with_capacity(H2_PREFACE.len());
+    let mut chunk = [0u8; 24];
+    loop {
+        let want = H2_PREFACE.len() - seen.len();
+        let n = io.read(&mut chunk[..want]).await?;
+        if n == 0 {
+            return Ok((false, seen));
+        }
+        seen.extend_from_slice(&chunk[..n]);
+        if !H2_PREFACE.starts_with(&seen) {
+            return Ok((false, seen));
+        }
+        if seen.len() == H2_PREFACE.len() {
+            return Ok((true, seen));
+        }
+    }
+}
+
+/// Gives back the bytes `sniff_preface` read before reading on from the connection.
+pub struct Prefixed<T> {
+    prefix: Bytes,
+    inner: T,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 /// Serves one client connection of an HTTP frontend until it closes, the frontend is
-/// removed, or obsd shuts down (then the request in flight finishes first).
+/// removed, or obsd shuts down (then the request in flight finishes first). HTTP/2 is served
+/// when TLS negotiates `h2` by ALPN, or when a plain-text client opens with h2's preface.
 pub async fn serve_connection(
     inner: Arc<Inner>,
     name: String,
@@ -155,62 +230,102 @@ pub async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let io = TimedIo::new(stream, cfg.timeout_client);
     let name: Arc<str> = name.into();
+    let conn = ClientConn { inner, name, peer, fe_counters, stop };
     match tls {
         Some(acceptor) => match tokio::time::timeout(cfg.timeout_http_request, acceptor.accept(io)).await {
-            Ok(Ok(s)) => serve_http(TokioIo::new(s), inner, name, peer, true, &cfg, &fe_counters, stop).await,
-            Ok(Err(e)) => {
-                counters::inc(&fe_counters.ereq);
-                tracing::debug!(frontend = %name, %peer, error = %e, "TLS handshake failed");
+            Ok(Ok(s)) => {
+                let h2 = s.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                conn.serve(TokioIo::new(s), true, h2, &cfg).await
             }
-            Err(_) => counters::inc(&fe_counters.ereq),
+            Ok(Err(e)) => {
+                counters::inc(&conn.fe_counters.ereq);
+                tracing::debug!(frontend = %conn.name, %peer, error = %e, "TLS handshake failed");
+            }
+            Err(_) => counters::inc(&conn.fe_counters.ereq),
         },
-        None => serve_http(TokioIo::new(io), inner, name, peer, false, &cfg, &fe_counters, stop).await,
+        None => {
+            let mut io = io;
+            match tokio::time::timeout(cfg.timeout_http_request, sniff_preface(&mut io)).await {
+                Ok(Ok((_, seen))) if seen.is_empty() => {}
+                Ok(Ok((h2, seen))) => {
+                    let io = Prefixed { prefix: Bytes::from(seen), inner: io };
+                    conn.serve(TokioIo::new(io), false, h2, &cfg).await
+                }
+                Ok(Err(e)) => tracing::debug!(frontend = %conn.name, %peer, error = %e, "client read failed"),
+                // An idle or slowloris connection that never sent a byte: HAProxy's
+                // `timeout http-request` closes it.
+                Err(_) => counters::inc(&conn.fe_counters.ereq),
+            }
+        }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn serve_http<I>(
-    io: I,
+/// One accepted client connection, whatever protocol it speaks.
+struct ClientConn {
     inner: Arc<Inner>,
     name: Arc<str>,
     peer: SocketAddr,
-    tls: bool,
-    cfg: &crate::config::FrontendConfig,
-    fe_counters: &Arc<Counters>,
-    mut stop: watch::Receiver<bool>,
-) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    // hyper arms its header timer whenever it waits for a request head, idle keep-alive
-    // included, so one timer bounds both the slowloris head and the keep-alive wait.
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(
-            cfg.timeout_http_request.min(cfg.timeout_http_keep_alive.max(cfg.timeout_http_request)),
-        )
-        .max_header_size(cfg.max_header_bytes)
-        .max_headers(cfg.max_header_count)
-        .keep_alive(true);
-    let mut shutdown = inner.shutdown.clone();
-    let handler_inner = inner.clone();
-    let service = hyper::service::service_fn(move |req| {
-        let inner = handler_inner.clone();
-        let name = name.clone();
-        async move { Ok::<_, Infallible>(handle(inner, name, peer, tls, req).await) }
-    });
-    let conn = builder.serve_connection(io, service);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = stop.changed() => { conn.as_mut().graceful_shutdown(); conn.await }
-        _ = shutdown.changed() => { conn.as_mut().graceful_shutdown(); conn.await }
-    };
-    if let Err(e) = result {
-        if e.is_parse() || e.is_parse_too_large() || e.is_timeout() {
-            counters::inc(&fe_counters.ereq);
+    fe_counters: Arc<Counters>,
+    stop: watch::Receiver<bool>,
+}
+
+impl ClientConn {
+    async fn serve<I>(self, io: I, tls: bool, h2: bool, cfg: &crate::config::FrontendConfig)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let ClientConn { inner, name, peer, fe_counters, mut stop } = self;
+        let mut shutdown = inner.shutdown.clone();
+        let handler_inner = inner.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let inner = handler_inner.clone();
+            let name = name.clone();
+            async move { Ok::<_, Infallible>(handle(inner, name, peer, tls, req).await) }
+        });
+        let result = if h2 {
+            let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+            builder
+                .timer(TokioTimer::new())
+                .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX))
+                // HAProxy's `tune.h2.max-concurrent-streams` default.
+                .max_concurrent_streams(100)
+                // A client that stops answering pings is gone; HAProxy cuts it at `timeout client`.
+                .keep_alive_interval(cfg.timeout_http_keep_alive.max(Duration::from_secs(1)))
+                .keep_alive_timeout(cfg.timeout_client);
+            let conn = builder.serve_connection(io, service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.changed() => { conn.as_mut().graceful_shutdown(); conn.await }
+                _ = shutdown.changed() => { conn.as_mut().graceful_shutdown(); conn.await }
+            }
+        } else {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            // hyper arms its header timer whenever it waits for a request head, idle
+            // keep-alive included, so one timer bounds both the slowloris head and the
+            // keep-alive wait.
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(
+                    cfg.timeout_http_request.min(cfg.timeout_http_keep_alive.max(cfg.timeout_http_request)),
+                )
+                .max_header_size(cfg.max_header_bytes)
+                .max_headers(cfg.max_header_count)
+                .keep_alive(true);
+            let conn = builder.serve_connection(io, service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.changed() => { conn.as_mut().graceful_shutdown(); conn.await }
+                _ = shutdown.changed() => { conn.as_mut().graceful_shutdown(); conn.await }
+            }
+        };
+        if let Err(e) = result {
+            if e.is_parse() || e.is_parse_too_large() || e.is_timeout() {
+                counters::inc(&fe_counters.ereq);
+            }
+            tracing::debug!(%peer, error = %e, "client connection ended with an error");
         }
-        tracing::debug!(%peer, error = %e, "client connection ended with an error");
     }
 }
 
@@ -421,30 +536,53 @@ fn page(status: StatusCode) -> Response<ProxyBody> {
 // ---------------------------------------------------------------------------------------------
 // Requests
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "expect",
+/// Hop-by-hop fields (RFC 9110 7.6.1) plus `expect`, which obsd answers itself. Static names:
+/// removing by `&str` would parse the name again on every request.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::EXPECT,
 ];
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
+    if let Some(first) = headers.get(header::CONNECTION) {
+        // Most requests say just `keep-alive` or `close`, which list nothing else to drop.
+        let plain = headers.get_all(header::CONNECTION).iter().nth(1).is_none()
+            && (first.as_bytes().eq_ignore_ascii_case(b"keep-alive")
+                || first.as_bytes().eq_ignore_ascii_case(b"close"));
+        if !plain {
+            let listed: Vec<HeaderName> = headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+                .collect();
+            for name in listed {
+                headers.remove(name);
+            }
+        }
+    }
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
+}
+
+/// HTTP/2 clients may split `cookie` into one field per pair (RFC 9113 8.2.3); an HTTP/1.1
+/// server expects the one line, joined with "; ".
+fn join_cookies(headers: &mut HeaderMap) {
+    if headers.get_all(header::COOKIE).iter().nth(1).is_none() {
+        return;
+    }
+    let joined: Vec<&[u8]> = headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes()).collect();
+    let joined = joined.join(&b"; "[..]);
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, v);
     }
 }
 
@@ -454,12 +592,13 @@ fn head_size(headers: &HeaderMap) -> u64 {
 
 fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, tls: bool) {
     let ip = peer.ip().to_canonical();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let xff_name = HeaderName::from_static("x-forwarded-for");
+    let xff = match headers.get(&xff_name).and_then(|v| v.to_str().ok()) {
         Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
         _ => ip.to_string(),
     };
     if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
+        headers.insert(xff_name, v);
     }
     let node = if ip.is_ipv6() { format!("\"[{ip}]\"") } else { ip.to_string() };
     let mut element = format!("for={node};proto={}", if tls { "https" } else { "http" });
@@ -524,13 +663,14 @@ async fn handle(
     };
     counters::inc(&fe.counters.req_tot);
     fe.counters.req_rate.hit();
-    let backend = generation.backend(&fe.config.default_backend).cloned();
-    let result = match backend.clone() {
-        Some(b) => forward(fe, b, peer, tls, req, started).await,
-        None => Err(BalancerError::MissingBackend {
-            frontend: fe.config.name.clone(),
-            backend: fe.config.default_backend.clone(),
-        }),
+    let backend_name = choose_backend(&fe.config, &req);
+    let backend = backend_name.and_then(|n| generation.backend(n)).cloned();
+    let result = match (backend.clone(), backend_name) {
+        (Some(b), _) => forward(fe, b, peer, tls, req, started).await,
+        (None, Some(n)) => {
+            Err(BalancerError::MissingBackend { frontend: fe.config.name.clone(), backend: n.to_string() })
+        }
+        (None, None) => Err(BalancerError::NoRule { frontend: fe.config.name.clone() }),
     };
     let response = match result {
         Ok(r) => r,
@@ -557,6 +697,23 @@ async fn handle(
     response
 }
 
+/// HAProxy's content switching: the first `use_backend` rule whose condition holds, else
+/// `default_backend`.
+fn choose_backend<'a>(fe: &'a crate::config::FrontendConfig, req: &Request<Incoming>) -> Option<&'a str> {
+    if !fe.use_backend.is_empty() {
+        let view = crate::config::acl::RequestView {
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            headers: req.headers(),
+            authority: req.uri().authority().map(|a| a.as_str()),
+        };
+        if let Some(rule) = fe.use_backend.iter().find(|r| r.condition.matches(&view)) {
+            return Some(&rule.backend);
+        }
+    }
+    fe.default_backend.as_deref()
+}
+
 async fn forward(
     fe: &FrontendRuntime,
     backend: Arc<Backend>,
@@ -578,6 +735,10 @@ async fn forward(
     };
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
+    let h2_client = parts.version == Version::HTTP_2;
+    if h2_client {
+        join_cookies(&mut headers);
+    }
     if !headers.contains_key(header::HOST)
         && let Some(authority) = parts.uri.authority()
         && let Ok(v) = HeaderValue::from_str(authority.as_str())
@@ -590,7 +751,8 @@ async fn forward(
     if cfg.httpclose {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    let head_in = (method.as_str().len() + uri.to_string().len() + 11) as u64 + head_size(&headers);
+    let target_len = uri.path_and_query().map_or(1, |pq| pq.as_str().len());
+    let head_in = (method.as_str().len() + target_len + 11) as u64 + head_size(&headers);
     let bytes_in = Arc::new(AtomicU64::new(0));
     let mut body = prepare_body(body, fe.config.timeout_client, &bytes_in).await?;
     let replayable = idempotent(&method) && matches!(body, ReqBody::Bytes(_));
@@ -609,6 +771,25 @@ async fn forward(
             None
         };
         let mut sender = match pooled {
+            // A connection checked in as its response ended may not have read the end yet;
+            // waiting for it beats opening a new one. An error means it closed meanwhile.
+            Some(mut s) if !s.is_ready() => {
+                match tokio::time::timeout(cfg.timeout_connect, s.ready()).await {
+                    Ok(Ok(())) => s,
+                    _ => {
+                        drop(guard);
+                        stale += 1;
+                        if stale > 16 {
+                            return Err(BalancerError::ServerFailed {
+                                backend: cfg.name.clone(),
+                                server: server.config.name.clone(),
+                                message: "no usable connection".into(),
+                            });
+                        }
+                        continue;
+                    }
+                }
+            }
             Some(s) => s,
             None => match pool::connect(server.config.address, cfg.timeout_connect).await {
                 Ok(s) => s,
@@ -617,7 +798,7 @@ async fn forward(
                     counters::inc(&backend.shared.counters.econ);
                     backend.observe(index, true, None);
                     drop(guard);
-                    if attempts >= cfg.retries {
+                    if attempts >= cfg.retries || !cfg.retry_on.conn_failure {
                         return Err(BalancerError::Connect {
                             backend: cfg.name.clone(),
                             server: server.config.name.clone(),
@@ -660,6 +841,13 @@ async fn forward(
                 counters::inc(&server.state.counters.eresp);
                 counters::inc(&backend.shared.counters.eresp);
                 backend.observe(index, false, Some(504));
+                if replayable && cfg.retry_on.response_timeout && attempts < cfg.retries {
+                    drop(guard);
+                    attempts += 1;
+                    avoid = retry_target(&backend, index);
+                    tracing::debug!(backend = %cfg.name, server = %server.config.name, "replaying after a server timeout (retry_on response-timeout)");
+                    continue;
+                }
                 return Err(BalancerError::ServerTimeout {
                     backend: cfg.name.clone(),
                     server: server.config.name.clone(),
@@ -686,7 +874,11 @@ async fn forward(
                 counters::inc(&server.state.counters.eresp);
                 counters::inc(&backend.shared.counters.eresp);
                 backend.observe(index, true, None);
-                if replayable && attempts < cfg.retries {
+                // A response hyper cannot parse is HAProxy's junk-response; a close or reset
+                // before it is an empty-response.
+                let allowed =
+                    if error.is_parse() { cfg.retry_on.junk_response } else { cfg.retry_on.empty_response };
+                if replayable && allowed && attempts < cfg.retries {
                     attempts += 1;
                     avoid = retry_target(&backend, index);
                     tracing::debug!(backend = %cfg.name, server = %server.config.name, error = %error, "replaying an idempotent request");
@@ -697,6 +889,24 @@ async fn forward(
                     server: server.config.name.clone(),
                     message: error.to_string(),
                 });
+            }
+            Ok(Ok(response))
+                if replayable
+                    && attempts < cfg.retries
+                    && cfg.retry_on.status(response.status().as_u16()) =>
+            {
+                let status = response.status().as_u16();
+                backend.observe(index, false, Some(status));
+                for c in [&server.state.counters, &backend.shared.counters] {
+                    c.response(status);
+                }
+                // The answer is dropped unread, so its connection is not reused.
+                drop(response);
+                drop(guard);
+                attempts += 1;
+                avoid = retry_target(&backend, index);
+                tracing::debug!(backend = %cfg.name, server = %server.config.name, status, "replaying an idempotent request (retry_on status)");
+                continue;
             }
             Ok(Ok(response)) => {
                 let rtime = sent_at.elapsed();
@@ -714,7 +924,8 @@ async fn forward(
                         .iter()
                         .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains("close")));
                 strip_hop_by_hop(&mut rparts.headers);
-                if cfg.httpclose {
+                // HTTP/2 has no Connection header; its streams end without closing anything.
+                if cfg.httpclose && !h2_client {
                     rparts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
                 }
                 let bytes_out = head_size(&rparts.headers) + 17;

@@ -28,7 +28,10 @@ pub async fn serve_connection(
     fe_counters.conn_rate.hit();
     fe_counters.enter();
     let _leave = Leave(fe_counters.clone());
-    let Some(backend) = generation.backend(&fe.config.default_backend).cloned() else { return };
+    let Some(backend) = fe.config.default_backend.as_deref().and_then(|b| generation.backend(b)).cloned()
+    else {
+        return;
+    };
     let timeout_client = fe.config.timeout_client;
     drop(generation);
     let cfg = &backend.config;

@@ -40,6 +40,7 @@ pub struct RawDefaults {
     pub balance: Option<Spanned<String>>,
     pub retries: Option<u32>,
     pub redispatch: Option<bool>,
+    pub retry_on: Option<Spanned<String>>,
     pub httpclose: Option<bool>,
     pub forwardfor: Option<bool>,
     pub maxconn: Option<usize>,
@@ -59,8 +60,15 @@ pub struct RawFrontend {
     pub name: Option<Spanned<String>>,
     pub bind: Option<Spanned<String>>,
     pub tls: Option<RawTls>,
+    /// Protocols offered by TLS ALPN, HAProxy's `alpn h2,http/1.1` (the default).
+    pub alpn: Option<Spanned<Vec<String>>>,
     pub mode: Option<Spanned<String>>,
     pub default_backend: Option<Spanned<String>>,
+    /// HAProxy's `acl <name> <criterion> <values>`: a string, or a list of them (ORed, as
+    /// several `acl` lines with one name).
+    pub acls: BTreeMap<String, Spanned<toml::Value>>,
+    /// HAProxy's `use_backend <name> if|unless <condition>`, first match wins.
+    pub use_backend: Vec<RawUseBackend>,
     pub maxconn: Option<usize>,
     pub timeout_client: Option<Spanned<String>>,
     pub timeout_http_request: Option<Spanned<String>>,
@@ -69,6 +77,15 @@ pub struct RawFrontend {
     pub max_header_bytes: Option<usize>,
     /// HAProxy's `tune.http.maxhdr` (101).
     pub max_header_count: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUseBackend {
+    pub backend: Option<Spanned<String>>,
+    #[serde(rename = "if")]
+    pub if_: Option<Spanned<String>>,
+    pub unless: Option<Spanned<String>>,
 }
 
 /// Settings a `server` line may carry; `default_server` supplies them for every server.
@@ -135,6 +152,8 @@ pub struct RawBackend {
     pub forwardfor: Option<bool>,
     pub retries: Option<u32>,
     pub redispatch: Option<bool>,
+    /// HAProxy's `retry-on` keywords, space-separated.
+    pub retry_on: Option<Spanned<String>>,
     pub timeout_connect: Option<Spanned<String>>,
     pub timeout_server: Option<Spanned<String>>,
     pub timeout_queue: Option<Spanned<String>>,
@@ -221,14 +240,105 @@ pub struct FrontendConfig {
     pub name: String,
     pub bind: SocketAddr,
     pub tls: Option<TlsConfig>,
+    /// ALPN protocols offered on TLS, in preference order.
+    pub alpn: Vec<String>,
     pub mode: ProxyMode,
-    pub default_backend: String,
+    /// None: a request no `use_backend` rule takes gets a 503, as in HAProxy.
+    pub default_backend: Option<String>,
+    pub use_backend: Vec<UseBackend>,
     pub maxconn: usize,
     pub timeout_client: Duration,
     pub timeout_http_request: Duration,
     pub timeout_http_keep_alive: Duration,
     pub max_header_bytes: usize,
     pub max_header_count: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UseBackend {
+    pub backend: String,
+    pub condition: super::acl::Condition,
+    /// `if …` / `unless …` as written, for `--check` output and logs.
+    pub condition_text: String,
+}
+
+/// HAProxy's `retry-on`: which failures send a request again (to another server when
+/// `redispatch` allows). Failures after the request reached a server are replayed only for
+/// idempotent methods with a buffered body, whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetryOn {
+    pub conn_failure: bool,
+    /// The server closed or reset before any response byte.
+    pub empty_response: bool,
+    /// The server answered something that is not HTTP.
+    pub junk_response: bool,
+    /// `timeout server` expired before the response head.
+    pub response_timeout: bool,
+    /// Response statuses that are retried.
+    pub statuses: [bool; 10],
+}
+
+/// Statuses `retry-on` accepts, in `RetryOn::statuses` order.
+pub const RETRY_STATUSES: [u16; 10] = [401, 403, 404, 408, 425, 500, 501, 502, 503, 504];
+
+impl RetryOn {
+    /// obsd's default: connection failures, and empty responses for idempotent requests.
+    pub const DEFAULT: RetryOn = RetryOn {
+        conn_failure: true,
+        empty_response: true,
+        junk_response: false,
+        response_timeout: false,
+        statuses: [false; 10],
+    };
+
+    pub fn parse(text: &str) -> Result<RetryOn, String> {
+        let mut r = RetryOn::default();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        if words.is_empty() {
+            return Err("expected retry-on keywords, e.g. \"conn-failure empty-response 503\"".into());
+        }
+        for w in &words {
+            match *w {
+                "none" if words.len() == 1 => {}
+                "none" => return Err("\"none\" cannot be combined with other keywords".into()),
+                "conn-failure" => r.conn_failure = true,
+                "empty-response" => r.empty_response = true,
+                "junk-response" => r.junk_response = true,
+                "response-timeout" => r.response_timeout = true,
+                // obsd accepts no TLS early data, so nothing is ever rejected for it.
+                "0rtt-rejected" => {}
+                "all-retryable-errors" => {
+                    r.conn_failure = true;
+                    r.empty_response = true;
+                    r.junk_response = true;
+                    r.response_timeout = true;
+                    for code in [500, 502, 503, 504] {
+                        r.set_status(code);
+                    }
+                }
+                other => match other.parse::<u16>() {
+                    Ok(code) if RETRY_STATUSES.contains(&code) => r.set_status(code),
+                    _ => {
+                        return Err(format!(
+                            "{other:?}: expected none, conn-failure, empty-response, junk-response, \
+                             response-timeout, 0rtt-rejected, all-retryable-errors or one of {RETRY_STATUSES:?}"
+                        ));
+                    }
+                },
+            }
+        }
+        Ok(r)
+    }
+
+    fn set_status(&mut self, code: u16) {
+        if let Some(i) = RETRY_STATUSES.iter().position(|c| *c == code) {
+            self.statuses[i] = true;
+        }
+    }
+
+    pub fn status(&self, code: u16) -> bool {
+        RETRY_STATUSES.iter().position(|c| *c == code).is_some_and(|i| self.statuses[i])
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -266,6 +376,7 @@ pub struct BackendConfig {
     pub forwardfor: bool,
     pub retries: u32,
     pub redispatch: bool,
+    pub retry_on: RetryOn,
     pub timeout_connect: Duration,
     pub timeout_server: Duration,
     pub timeout_queue: Duration,
@@ -583,6 +694,21 @@ impl Checker<'_> {
         let timeout_check = self
             .opt_duration(&raw.timeout_check, &format!("{key}.timeout_check"))
             .or_else(|| self.opt_duration(&d.timeout_check, "balancer.defaults.timeout_check"));
+        let retry_on = match raw
+            .retry_on
+            .as_ref()
+            .map(|r| (r, format!("{key}.retry_on")))
+            .or_else(|| d.retry_on.as_ref().map(|r| (r, "balancer.defaults.retry_on".to_string())))
+        {
+            None => RetryOn::DEFAULT,
+            Some((r, k)) => match RetryOn::parse(r.get_ref()) {
+                Ok(v) => v,
+                Err(m) => {
+                    self.problem(r, &k, m);
+                    RetryOn::DEFAULT
+                }
+            },
+        };
         let inherit = Inherit { defaults: d, backend: raw.default_server.as_ref() };
         let mut names = BTreeSet::new();
         let servers: Vec<ServerConfig> = raw
@@ -601,6 +727,7 @@ impl Checker<'_> {
             retries: raw.retries.or(d.retries).unwrap_or(DEFAULT_RETRIES),
             // HAProxy's default is off; obsd's is on so that a dead server costs no request.
             redispatch: raw.redispatch.or(d.redispatch).unwrap_or(true),
+            retry_on,
             timeout_connect,
             timeout_server,
             timeout_queue,
@@ -630,10 +757,15 @@ impl Checker<'_> {
                 return None;
             }
         };
-        let Some(default_backend) = &raw.default_backend else {
-            self.problem(name, &format!("{key}.default_backend"), "frontend has no default_backend");
+        if raw.default_backend.is_none() && raw.use_backend.is_empty() {
+            self.problem(
+                name,
+                &format!("{key}.default_backend"),
+                "frontend has no default_backend and no use_backend",
+            );
             return None;
-        };
+        }
+        let use_backend = self.use_backend_rules(raw, key);
         let tls = raw.tls.as_ref().map(|t| {
             for (field, v) in [("cert_file", &t.cert_file), ("key_file", &t.key_file)] {
                 if !std::path::Path::new(v.get_ref()).is_file() {
@@ -646,6 +778,22 @@ impl Checker<'_> {
             }
             TlsConfig { cert_file: t.cert_file.get_ref().into(), key_file: t.key_file.get_ref().into() }
         });
+        let alpn = match &raw.alpn {
+            None => vec!["h2".to_string(), "http/1.1".to_string()],
+            Some(list) => {
+                let bad = list.get_ref().iter().find(|p| !["h2", "http/1.1"].contains(&p.as_str()));
+                if let Some(p) = bad {
+                    self.problem(
+                        list,
+                        &format!("{key}.alpn"),
+                        format!("{p:?}: expected \"h2\" or \"http/1.1\""),
+                    );
+                } else if list.get_ref().is_empty() {
+                    self.problem(list, &format!("{key}.alpn"), "offer at least one of \"h2\", \"http/1.1\"");
+                }
+                list.get_ref().clone()
+            }
+        };
         let default_mode = self.mode(d.mode.as_ref(), "balancer.defaults.mode", ProxyMode::Http);
         let timeout_http_request = self
             .opt_duration(&raw.timeout_http_request, &format!("{key}.timeout_http_request"))
@@ -655,8 +803,10 @@ impl Checker<'_> {
             name: name.get_ref().clone(),
             bind: bind_addr,
             tls,
+            alpn,
             mode: self.mode(raw.mode.as_ref(), &format!("{key}.mode"), default_mode),
-            default_backend: default_backend.get_ref().clone(),
+            default_backend: raw.default_backend.as_ref().map(|b| b.get_ref().clone()),
+            use_backend,
             maxconn: raw.maxconn.or(d.maxconn).unwrap_or(4096),
             timeout_client: self
                 .opt_duration(&raw.timeout_client, &format!("{key}.timeout_client"))
@@ -673,6 +823,108 @@ impl Checker<'_> {
             max_header_bytes: raw.max_header_bytes.unwrap_or(DEFAULT_MAX_HEADER_BYTES),
             max_header_count: raw.max_header_count.unwrap_or(DEFAULT_MAX_HEADER_COUNT),
         })
+    }
+
+    /// Resolves a frontend's `acls` and `use_backend` rules (backend names are checked later,
+    /// once every backend is known).
+    fn use_backend_rules(&mut self, raw: &RawFrontend, key: &str) -> Vec<UseBackend> {
+        let mut acls: BTreeMap<&str, Vec<super::acl::Acl>> = BTreeMap::new();
+        for (name, value) in &raw.acls {
+            let akey = format!("{key}.acls.{name}");
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c)) {
+                self.problem(value, &akey, "ACL names are letters, digits, '_', '-', '.' and ':'");
+                continue;
+            }
+            let texts: Vec<String> = match value.get_ref() {
+                toml::Value::String(s) => vec![s.clone()],
+                toml::Value::Array(items) if items.iter().all(|i| i.is_str()) => {
+                    items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect()
+                }
+                _ => {
+                    self.problem(value, &akey, "expected \"<fetch> [flags] <values>\" or a list of them");
+                    continue;
+                }
+            };
+            let mut parsed = Vec::new();
+            for text in texts {
+                match super::acl::Acl::parse(&text.split_whitespace().collect::<Vec<_>>()) {
+                    Ok(a) => parsed.push(a),
+                    Err(m) => self.problem(value, &akey, m),
+                }
+            }
+            acls.insert(name.as_str(), parsed);
+        }
+        let lookup = |n: &str| acls.get(n).cloned();
+        let mut rules = Vec::new();
+        for (i, rule) in raw.use_backend.iter().enumerate() {
+            let rkey = format!("{key}.use_backend[{i}]");
+            let Some(backend) = &rule.backend else {
+                let at = rule.if_.as_ref().or(rule.unless.as_ref());
+                match at {
+                    Some(at) => {
+                        self.problem(at, &format!("{rkey}.backend"), "use_backend rule names no backend")
+                    }
+                    None => self.problems.push(super::ConfigProblem {
+                        line: 1,
+                        column: 1,
+                        key: format!("{rkey}.backend"),
+                        message: "use_backend rule names no backend".into(),
+                    }),
+                }
+                continue;
+            };
+            let (text, unless, ckey) = match (&rule.if_, &rule.unless) {
+                (Some(c), None) => (c, false, format!("{rkey}.if")),
+                (None, Some(c)) => (c, true, format!("{rkey}.unless")),
+                (Some(c), Some(_)) => {
+                    self.problem(c, &rkey, "give `if` or `unless`, not both");
+                    continue;
+                }
+                (None, None) => {
+                    self.problem(
+                        backend,
+                        &rkey,
+                        "use_backend needs `if` or `unless` (else use default_backend)",
+                    );
+                    continue;
+                }
+            };
+            match super::acl::Condition::parse(text.get_ref(), unless, &lookup) {
+                Ok(condition) => rules.push(UseBackend {
+                    backend: backend.get_ref().clone(),
+                    condition,
+                    condition_text: format!("{} {}", if unless { "unless" } else { "if" }, text.get_ref()),
+                }),
+                Err(m) => self.problem(text, &ckey, m),
+            }
+        }
+        rules
+    }
+
+    /// Checks that a backend a frontend names exists and speaks the frontend's mode.
+    fn check_backend_ref(
+        &mut self,
+        at: &Spanned<String>,
+        key: &str,
+        frontend: &FrontendConfig,
+        mode_given: bool,
+        backends: &[BackendConfig],
+    ) {
+        match backends.iter().find(|b| &b.name == at.get_ref()) {
+            None => self.problem(at, key, format!("no backend named {:?}", at.get_ref())),
+            Some(b) if b.mode != frontend.mode && (frontend.mode != ProxyMode::Tcp || mode_given) => self
+                .problem(
+                    at,
+                    key,
+                    format!(
+                        "frontend mode {} does not match backend {:?} mode {}",
+                        frontend.mode.as_str(),
+                        b.name,
+                        b.mode.as_str()
+                    ),
+                ),
+            _ => {}
+        }
     }
 
     pub(super) fn balancer(&mut self, raw: &RawBalancer) -> BalancerConfig {
@@ -734,28 +986,25 @@ impl Checker<'_> {
                 self.problem(bind, &format!("{key}.bind"), "address already used by another listener");
             }
             if let Some(db) = &f.default_backend {
-                match backends.iter().find(|b| &b.name == db.get_ref()) {
-                    None => self.problem(
-                        db,
-                        &format!("{key}.default_backend"),
-                        format!("no backend named {:?}", db.get_ref()),
-                    ),
-                    Some(b)
-                        if b.mode != resolved.mode
-                            && !(resolved.mode == ProxyMode::Tcp && f.mode.is_none()) =>
-                    {
+                self.check_backend_ref(
+                    db,
+                    &format!("{key}.default_backend"),
+                    &resolved,
+                    f.mode.is_some(),
+                    &backends,
+                );
+            }
+            for (j, rule) in f.use_backend.iter().enumerate() {
+                if let Some(b) = &rule.backend {
+                    let rkey = format!("{key}.use_backend[{j}].backend");
+                    self.check_backend_ref(b, &rkey, &resolved, f.mode.is_some(), &backends);
+                    if backends.iter().any(|x| &x.name == b.get_ref() && x.mode == ProxyMode::Tcp) {
                         self.problem(
-                            db,
-                            &format!("{key}.default_backend"),
-                            format!(
-                                "frontend mode {} does not match backend {:?} mode {}",
-                                resolved.mode.as_str(),
-                                b.name,
-                                b.mode.as_str()
-                            ),
-                        )
+                            b,
+                            &rkey,
+                            "use_backend switches HTTP requests; a tcp backend cannot take them",
+                        );
                     }
-                    _ => {}
                 }
             }
             frontends.push(resolved);
@@ -763,8 +1012,10 @@ impl Checker<'_> {
         // HAProxy upgrades a mode-less (tcp) frontend to http when its backend is http; the
         // `defaults` mode is the only way a frontend gets tcp without saying so.
         for f in &mut frontends {
-            if let Some(b) = backends.iter().find(|b| b.name == f.default_backend) {
+            if let Some(b) = backends.iter().find(|b| Some(&b.name) == f.default_backend.as_ref()) {
                 f.mode = b.mode;
+            } else if !f.use_backend.is_empty() {
+                f.mode = ProxyMode::Http;
             }
         }
         BalancerConfig {

@@ -3,14 +3,15 @@
 //! Every error names the file, line, column and key, so a systemd journal line is enough to
 //! find the mistake. Without a file every role runs on the embedded defaults below.
 
+pub mod acl;
 mod balancer;
 mod duration;
 mod raw;
 mod validate;
 
 pub use balancer::{
-    BackendConfig, Balance, BalancerConfig, FrontendConfig, HttpCheck, Observe, OnError, ProxyMode,
-    ServerConfig, parse_status_ranges,
+    BackendConfig, Balance, BalancerConfig, FrontendConfig, HttpCheck, Observe, OnError, ProxyMode, RetryOn,
+    ServerConfig, UseBackend, parse_status_ranges,
 };
 pub use duration::{DurationError, parse_duration};
 
@@ -401,8 +402,11 @@ fn describe_balancer(b: &BalancerConfig, listener: &dyn Fn(&ListenerConfig) -> S
             f.mode.as_str(),
             f.bind,
             if f.tls.is_some() { " (TLS)" } else { "" },
-            f.default_backend
+            f.default_backend.as_deref().unwrap_or("(none)")
         ));
+        for rule in &f.use_backend {
+            out.push_str(&format!("    use_backend {} {}\n", rule.backend, rule.condition_text));
+        }
     }
     for be in &b.backends {
         out.push_str(&format!(
@@ -535,6 +539,39 @@ mod tests {
         assert!(keys.contains(&("federation.fan_out.replicas", 3)), "{keys:?}");
         assert!(keys.contains(&("federation.remote_write[0].url", 5)), "{keys:?}");
         assert!(keys.contains(&("federation.remote_write[0].max_backlog", 6)), "{keys:?}");
+    }
+
+    #[test]
+    fn balancer_content_switching_and_retry_on_errors_are_located() {
+        let ok = parse_str(
+            "[[balancer.frontends]]\nname = \"fe\"\nbind = \"127.0.0.1:0\"\n\
+             acls = { is_api = \"path_beg /api\", host = [\"hdr(host) -i a\", \"hdr(host) -i b\"] }\n\
+             [[balancer.frontends.use_backend]]\nbackend = \"api\"\nif = \"is_api || host\"\n\
+             [[balancer.backends]]\nname = \"api\"\nretry_on = \"conn-failure 503\"\n\
+             [[balancer.backends.servers]]\nname = \"s\"\naddress = \"127.0.0.1:1\"\n",
+            None,
+        )
+        .unwrap();
+        let fe = &ok.balancer.frontends[0];
+        assert_eq!(fe.default_backend, None);
+        assert_eq!(fe.use_backend[0].backend, "api");
+        let retry = ok.balancer.backends[0].retry_on;
+        assert!(retry.conn_failure && retry.status(503) && !retry.empty_response && !retry.status(502));
+        let p = problems(
+            "[[balancer.frontends]]\nname = \"fe\"\nbind = \"127.0.0.1:0\"\ndefault_backend = \"api\"\n\
+             acls = { bad = \"path_begin /x\" }\n\
+             [[balancer.frontends.use_backend]]\nbackend = \"nope\"\nif = \"{ path /x }\"\n\
+             [[balancer.frontends.use_backend]]\nbackend = \"api\"\nif = \"missing\"\n\
+             [[balancer.backends]]\nname = \"api\"\nretry_on = \"conn-failure 418\"\n\
+             [[balancer.backends.servers]]\nname = \"s\"\naddress = \"127.0.0.1:1\"\n",
+        );
+        let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.line)).collect();
+        assert!(keys.contains(&("balancer.frontends[0].acls.bad", 5)), "{keys:?}");
+        assert!(keys.contains(&("balancer.frontends[0].use_backend[0].backend", 7)), "{keys:?}");
+        assert!(keys.contains(&("balancer.frontends[0].use_backend[1].if", 11)), "{keys:?}");
+        assert!(keys.contains(&("balancer.backends[0].retry_on", 14)), "{keys:?}");
+        assert!(p.iter().any(|p| p.message.contains("no ACL named \"missing\"")), "{p:?}");
+        assert!(p.iter().any(|p| p.message.contains("\"418\"")), "{p:?}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod tls;
 
 pub use auth::BasicAuth;
 pub use tls::acceptor as tls_acceptor;
+pub use tls::acceptor_alpn as tls_acceptor_alpn;
 
 use crate::config::ListenerConfig;
 use axum::Router;

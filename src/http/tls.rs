@@ -3,6 +3,11 @@ use std::io::BufReader;
 use std::sync::Arc;
 
 pub fn acceptor(config: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor, String> {
+    acceptor_alpn(config, &[b"http/1.1"])
+}
+
+/// An acceptor offering `protocols` by ALPN, in preference order (the balancer offers `h2`).
+pub fn acceptor_alpn(config: &TlsConfig, protocols: &[&[u8]]) -> Result<tokio_rustls::TlsAcceptor, String> {
     let open = |path: &std::path::Path| {
         std::fs::File::open(path).map(BufReader::new).map_err(|e| format!("{}: {e}", path.display()))
     };
@@ -22,6 +27,6 @@ pub fn acceptor(config: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor, String>
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| format!("certificate and key do not match: {e}"))?;
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    server.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(server)))
 }
