@@ -8,10 +8,14 @@
 #     watching the same process names, when that package is installed.
 # The systemd-units plugin reads a generated cgroup v2 tree of 150 service units.
 # Usage: benches/plugins.sh [N]    (N scrapes per exporter, default 200)
+#        PROFILE=dev benches/plugins.sh   (debug build: quicker to build, slower host code)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-200}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/obsd-target}"
+PROFILE="${PROFILE:-release}"
+if [ "$PROFILE" = release ]; then build=(--release); bench=(); bin=release; else build=(); bench=(--profile dev); bin=debug; fi
+echo "obsd built with the $PROFILE profile"
 WASM_TARGET="$CARGO_TARGET_DIR/wasm-plugins"
 cargo build --release --quiet --target wasm32-wasip1 --manifest-path plugins/Cargo.toml --target-dir "$WASM_TARGET"
 WASM="$WASM_TARGET/wasm32-wasip1/release"
@@ -39,11 +43,11 @@ done
 NAMES="obsd,bash,sshd,cargo,rustc,sleep"
 
 echo "== criterion: per-collect overhead (instantiate + run + check)"
-OBSD_PLUGIN_WASM_DIR="$WASM" OBSD_BENCH_CGROUP="$cg" cargo bench --quiet --bench plugins -- --noplot 2>&1 \
+OBSD_PLUGIN_WASM_DIR="$WASM" OBSD_BENCH_CGROUP="$cg" cargo bench "${bench[@]}" --quiet --bench plugins -- --noplot 2>&1 \
   | grep -E '^plugin_|time:' | paste - - | awk '{ printf "%-40s %s %s %s %s %s %s\n", $1, $3, $4, $5, $6, $7, $8 }'
 
-cargo build --release --quiet
-OBSD="$CARGO_TARGET_DIR/release/obsd"
+cargo build "${build[@]}" --quiet
+OBSD="$CARGO_TARGET_DIR/$bin/obsd"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 P_OFF=$(port); P_ON=$(port); P_ALONE=$(port); P_PE=$(port)
 args=$(echo "$NAMES" | sed 's/[^,]*/"&"/g')

@@ -88,6 +88,23 @@ fn argv0_base(cmdline: &[u8]) -> String {
     text.rsplit('/').next().unwrap_or("").to_string()
 }
 
+/// Lists a directory whole, retrying when an entry vanishes mid-listing: the WASI host stats
+/// every entry (for its inode) and fails the whole read when one is gone, which in /proc
+/// happens whenever a process exits or closes a file at that moment.
+fn list(dir: &str, tries: usize) -> std::io::Result<Vec<String>> {
+    let mut last = None;
+    for _ in 0..tries {
+        let listed = std::fs::read_dir(dir).and_then(|entries| {
+            entries.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).collect()
+        });
+        match listed {
+            Ok(names) => return Ok(names),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no attempt")))
+}
+
 /// Adds one process to its group. Any file may vanish as the process exits; such a process
 /// is skipped rather than failing the collect.
 fn add_process(root: &str, pid: &str, names: &[String], groups: &mut BTreeMap<String, Group>) -> Option<()> {
@@ -100,7 +117,7 @@ fn add_process(root: &str, pid: &str, names: &[String], groups: &mut BTreeMap<St
         names.iter().find(|n| **n == argv0)?.clone()
     };
     let status = std::fs::read_to_string(format!("{dir}/status")).unwrap_or_default();
-    let fds = std::fs::read_dir(format!("{dir}/fd")).map(|d| d.count() as u64).unwrap_or(0);
+    let fds = list(&format!("{dir}/fd"), 3).map(|d| d.len() as u64).unwrap_or(0);
     let limit = std::fs::read_to_string(format!("{dir}/limits")).ok().and_then(|l| max_open_files(&l));
     let io = std::fs::read_to_string(format!("{dir}/io")).ok();
     let g = groups.get_mut(&name)?;
@@ -134,12 +151,10 @@ fn main() {
         }
         let root = std::env::var("PROC_ROOT").unwrap_or_else(|_| "/proc".into());
         let tck: f64 = std::env::var("CLK_TCK").ok().and_then(|v| v.parse().ok()).unwrap_or(100.0);
-        let entries =
-            std::fs::read_dir(&root).map_err(|e| format!("{root}: {e} (grant it in read_only_dirs)"))?;
+        let entries = list(&root, 5).map_err(|e| format!("{root}: {e} (grant it in read_only_dirs)"))?;
         let mut groups: BTreeMap<String, Group> =
             names.iter().map(|n| (n.clone(), Group::default())).collect();
-        for entry in entries.flatten() {
-            let pid = entry.file_name().to_string_lossy().into_owned();
+        for pid in entries {
             if pid.bytes().all(|b| b.is_ascii_digit()) {
                 let _ = add_process(&root, &pid, &names, &mut groups);
             }
