@@ -233,3 +233,56 @@ pub async fn check(config: &PluginConfig) -> Result<(String, Collected), String>
         Collected { name: config.name.clone(), families, duration: run.elapsed, fuel_used: run.fuel_used };
     Ok((stderr, collected))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn family(name: &str) -> MetricFamily {
+        MetricFamily::gauge(name, "h").with_value(1.0)
+    }
+
+    fn collected(name: &str, families: Vec<MetricFamily>) -> Collected {
+        Collected { name: name.into(), families: Ok(families), duration: Duration::ZERO, fuel_used: 0 }
+    }
+
+    #[test]
+    fn collisions_reject_the_later_plugin_and_are_counted() {
+        let configs: Vec<PluginConfig> = ["a", "b", "c"]
+            .iter()
+            .map(|n| PluginConfig::with_defaults(n, Path::new("/nonexistent/x.wasm")))
+            .collect();
+        let plugins = Plugins::new(&configs).unwrap();
+        let taken: BTreeSet<String> = ["backup_ok".to_string()].into();
+        for round in 1..=2 {
+            let out = plugins.families(
+                vec![
+                    collected("a", vec![family("shared")]),
+                    collected("b", vec![family("mine"), family("shared")]),
+                    collected("c", vec![family("backup_ok")]),
+                ],
+                &taken,
+            );
+            let get = |name: &str| out.iter().find(|f| f.name == name).unwrap_or_else(|| panic!("{name}"));
+            let value = |name: &str, labels: &[(&str, &str)]| {
+                let labels: Vec<(String, String)> =
+                    labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                get(name).samples.iter().find(|s| s.labels == labels).map(|s| s.value)
+            };
+            assert_eq!(value("obsd_plugin_up", &[("plugin", "a")]), Some(1.0));
+            assert_eq!(value("obsd_plugin_up", &[("plugin", "b")]), Some(0.0));
+            assert_eq!(value("obsd_plugin_up", &[("plugin", "c")]), Some(0.0));
+            assert_eq!(out.iter().filter(|f| f.name == "shared").count(), 1);
+            assert!(!out.iter().any(|f| f.name == "mine" || f.name == "backup_ok"), "rejected whole");
+            let errors = [("plugin", "b"), ("reason", "collision")];
+            assert_eq!(value("obsd_plugin_errors_total", &errors), Some(round as f64));
+            assert_eq!(value("obsd_plugin_errors_total", &[("plugin", "a"), ("reason", "collision")]), None);
+        }
+        // A reload drops counters of plugins no longer configured from the output.
+        let reloaded = plugins.reload(&configs[..1]);
+        let out = reloaded.families(vec![collected("a", Vec::new())], &taken);
+        let errors = out.iter().find(|f| f.name == "obsd_plugin_errors_total").unwrap();
+        assert!(errors.samples.is_empty(), "{:?}", errors.samples);
+    }
+}
