@@ -43,8 +43,11 @@ done
 NAMES="obsd,bash,sshd,cargo,rustc,sleep"
 
 echo "== criterion: per-collect overhead (instantiate + run + check)"
-OBSD_PLUGIN_WASM_DIR="$WASM" OBSD_BENCH_CGROUP="$cg" cargo bench "${bench[@]}" --quiet --bench plugins -- --noplot 2>&1 \
-  | grep -E '^plugin_|time:' | paste - - | awk '{ printf "%-40s %s %s %s %s %s %s\n", $1, $3, $4, $5, $6, $7, $8 }'
+if ! OBSD_PLUGIN_WASM_DIR="$WASM" OBSD_BENCH_CGROUP="$cg" cargo bench "${bench[@]}" --quiet --bench plugins -- --noplot >"$work/criterion.log" 2>&1; then
+  tail -20 "$work/criterion.log"; exit 1
+fi
+grep -E '^plugin_[a-z_]+/|time:' "$work/criterion.log" | sed 's/^ *//' | paste -d' ' - - \
+  | awk '{ printf "%-36s %s %s %s %s %s %s %s\n", $1, $2, $3, $4, $5, $6, $7, $8 }'
 
 cargo build "${build[@]}" --quiet
 OBSD="$CARGO_TARGET_DIR/$bin/obsd"

@@ -209,6 +209,15 @@ fn misbehaving_plugins_fail_alone() {
         &format!("args = [\"connect\", \"{}\"]", listener.local_addr().unwrap()),
     );
     config += &plugin("list_root", &escape.display().to_string(), "args = [\"list\", \"/\"]");
+    // Opening a FIFO nobody writes blocks in the kernel, where no epoch tick reaches.
+    let fifo = granted.path().join("fifo");
+    let c_path = std::ffi::CString::new(fifo.display().to_string()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    config += &plugin(
+        "blocked",
+        &escape.display().to_string(),
+        &format!("args = [\"read\", {:?}]\n{grant}\ntimeout = \"1s\"", fifo.display().to_string()),
+    );
     let obsd = Obsd::start("exporter", &config);
     for round in 0..2 {
         let (status, body) = get(&obsd.url("exporter", "/metrics"));
@@ -234,6 +243,7 @@ fn misbehaving_plugins_fail_alone() {
             ("read_ungranted", "trap"),
             ("connect", "trap"),
             ("list_root", "trap"),
+            ("blocked", "timeout"),
         ] {
             assert_eq!(up(p), 0.0, "{p} should be down; log:\n{}", obsd.log());
             assert_eq!(errors(p, reason), (round + 1) as f64, "{p}: errors by {reason}; body:\n{body}");

@@ -14,6 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// How long past its timeout a collect stuck in a host call is waited for before the scrape
+/// goes on without it.
+const GRACE: Duration = Duration::from_secs(1);
+
 /// A configured plugin and its compiled module (or why it could not be loaded).
 pub struct Plugin {
     pub config: PluginConfig,
@@ -63,23 +67,35 @@ impl Plugins {
     /// Runs every plugin at once and checks each output; `builtin` are family names the
     /// plugins may not use (obsd's own; `families` checks the collectors' names later).
     pub async fn collect(&self, builtin: &BTreeSet<String>) -> Vec<Collected> {
+        let handle = tokio::runtime::Handle::current();
         let mut tasks = Vec::new();
         for plugin in &self.plugins {
             let plugin = plugin.clone();
             let sandbox = self.sandbox.clone();
             let builtin = builtin.clone();
-            tasks.push(tokio::spawn(async move { collect_one(&sandbox, &plugin, &builtin).await }));
+            let handle = handle.clone();
+            // One blocking thread per collect: the plugin's file calls run inline on it, and a
+            // call that never returns costs that thread, not the scrape (see `GRACE`).
+            let limit = plugin.config.timeout + GRACE;
+            let run = tokio::task::spawn_blocking(move || {
+                handle.block_on(async move { collect_one(&sandbox, &plugin, &builtin).await })
+            });
+            tasks.push(tokio::spawn(async move { tokio::time::timeout(limit, run).await }));
         }
         let mut out = Vec::new();
         for (task, plugin) in tasks.into_iter().zip(&self.plugins) {
+            let failed = |reason: &'static str, message: String| Collected {
+                name: plugin.config.name.clone(),
+                families: Err((reason, message)),
+                duration: Duration::ZERO,
+                fuel_used: 0,
+            };
             out.push(match task.await {
-                Ok(c) => c,
-                Err(e) => Collected {
-                    name: plugin.config.name.clone(),
-                    families: Err(("trap", format!("collect task failed: {e}"))),
-                    duration: Duration::ZERO,
-                    fuel_used: 0,
-                },
+                Ok(Ok(Ok(c))) => c,
+                Ok(Err(_)) => {
+                    failed("timeout", format!("still blocked in a host call {:?} after its timeout", GRACE))
+                }
+                Ok(Ok(Err(e))) | Err(e) => failed("trap", format!("collect task failed: {e}")),
             });
         }
         out
