@@ -48,6 +48,11 @@ enum Command {
         /// The file to check.
         path: PathBuf,
     },
+    /// Exporter plugins (WASM).
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// The time-series store: backfill, statistics, integrity check.
     Store {
         #[command(subcommand)]
@@ -93,6 +98,34 @@ enum StoreCommand {
         /// Timestamps to write (0 = until killed).
         #[arg(long, default_value_t = 0)]
         count: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Load a plugin, run one collect in the sandbox, check the output and print it.
+    /// Exit status 0 when the exporter would accept it, 1 otherwise.
+    Check {
+        /// The plugin: a .wasm file (or .wat text).
+        file: PathBuf,
+        /// Argument passed to the plugin (repeat for more).
+        #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+        args: Vec<String>,
+        /// Environment value granted to the plugin (repeat for more).
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Directory granted read-only: /dir or /host/dir:/guest/dir (repeat for more).
+        #[arg(long = "dir", value_name = "DIR")]
+        dirs: Vec<String>,
+        /// Memory limit, e.g. 64MB.
+        #[arg(long)]
+        memory_limit: Option<String>,
+        /// Fuel budget (roughly wasm instructions).
+        #[arg(long)]
+        fuel: Option<u64>,
+        /// Wall-clock timeout, e.g. 5s.
+        #[arg(long)]
+        timeout: Option<String>,
     },
 }
 
@@ -150,12 +183,71 @@ fn import_haproxy(path: &std::path::Path) -> ExitCode {
     ExitCode::from(2)
 }
 
+fn plugin_command(command: &PluginCommand) -> anyhow::Result<()> {
+    let PluginCommand::Check { file, args, env, dirs, memory_limit, fuel, timeout } = command;
+    let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin");
+    let mut config = config::PluginConfig::with_defaults(name, file);
+    config.args = args.clone();
+    for pair in env {
+        let (k, v) = pair.split_once('=').with_context(|| format!("--env {pair:?}: expected KEY=VALUE"))?;
+        config.env.push((k.to_string(), v.to_string()));
+    }
+    for dir in dirs {
+        config.read_only_dirs.push(config::parse_granted_dir(dir).map_err(|e| anyhow::anyhow!("--dir {e}"))?);
+    }
+    if let Some(m) = memory_limit {
+        config.memory_limit = obsd::scrape::config::parse_byte_size(m)
+            .with_context(|| format!("--memory-limit {m:?}: expected a size such as 64MB"))?;
+    }
+    if let Some(f) = fuel {
+        config.fuel = *f;
+    }
+    if let Some(t) = timeout {
+        config.timeout = config::parse_duration(t).with_context(|| format!("--timeout {t:?}"))?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (stderr, collected) = runtime
+        .block_on(obsd::exporter::plugins::check(&config))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    if !stderr.is_empty() {
+        eprintln!("{}: plugin stderr:\n{stderr}", file.display());
+    }
+    let summary = format!(
+        "{:.1} ms, fuel {} of {}",
+        collected.duration.as_secs_f64() * 1000.0,
+        collected.fuel_used,
+        config.fuel
+    );
+    match collected.families {
+        Ok(families) => {
+            let families = obsd::exposition::merge_and_sort(families);
+            let mut body = String::new();
+            obsd::exposition::write_families(&mut body, &families);
+            print!("{body}");
+            let samples: usize = families.iter().map(|f| f.samples.len()).sum();
+            eprintln!("{}: OK: {} families, {samples} samples ({summary})", file.display(), families.len());
+            Ok(())
+        }
+        Err((reason, message)) => {
+            anyhow::bail!("{}: rejected ({reason}): {message} ({summary})", file.display())
+        }
+    }
+}
+
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::CheckConfig { path }) = &cli.command {
         let config = config::load(Some(path))?;
         print!("{}", obsd::config::describe(&config));
         println!("{}: OK", path.display());
         return Ok(());
+    }
+    if let Some(Command::Plugin { command }) = &cli.command {
+        init_logging(cli.log_level.as_deref().unwrap_or("warn"));
+        return plugin_command(command);
     }
     if let Some(Command::Store { command }) = &cli.command {
         init_logging(cli.log_level.as_deref().unwrap_or("warn"));

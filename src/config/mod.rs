@@ -6,6 +6,7 @@
 pub mod acl;
 mod balancer;
 mod duration;
+mod plugins;
 mod raw;
 mod validate;
 
@@ -14,6 +15,7 @@ pub use balancer::{
     ServerConfig, UseBackend, parse_status_ranges,
 };
 pub use duration::{DurationError, parse_duration};
+pub use plugins::{DEFAULT_PLUGIN_DIRECTORY, GrantedDir, PluginConfig, PluginsConfig, parse_granted_dir};
 
 use regex::Regex;
 use std::collections::BTreeMap;
@@ -207,6 +209,7 @@ pub struct ExporterConfig {
     pub netstat_fields: Regex,
     pub vmstat_fields: Regex,
     pub filesystem_statfs_timeout: Duration,
+    pub plugins: PluginsConfig,
 }
 
 /// The collector role (Jaeger all-in-one replacement).
@@ -330,6 +333,24 @@ pub fn describe(config: &Config) -> String {
             .map(|d| format!("; textfile directory {}", d.display()))
             .unwrap_or_default()
     ));
+    for p in &e.plugins.plugins {
+        out.push_str(&format!(
+            "  plugin {}: {}{}{}; memory {} bytes, fuel {}, timeout {:?}\n",
+            p.name,
+            p.file.display(),
+            if p.args.is_empty() { String::new() } else { format!(" args {:?}", p.args) },
+            if p.read_only_dirs.is_empty() {
+                String::new()
+            } else {
+                let dirs: Vec<String> =
+                    p.read_only_dirs.iter().map(|d| format!("{}:{}", d.host.display(), d.guest)).collect();
+                format!(" reads {}", dirs.join(", "))
+            },
+            p.memory_limit,
+            p.fuel,
+            p.timeout
+        ));
+    }
     let r = &config.replica;
     out.push_str(&format!(
         "replica: serves the Prometheus API, /federate{} on {}; scrape settings from {}; {} jobs ({}); external labels {:?}; retention {}{}\n",

@@ -135,6 +135,10 @@ pub struct RawExporter {
     pub vmstat_fields: Option<Spanned<String>>,
     /// Upper bound for one filesystem's statfs call, so a hung NFS mount cannot stall a scrape.
     pub filesystem_statfs_timeout: Option<Spanned<String>>,
+    /// Shared settings of the WASM plugins.
+    pub plugins: super::plugins::RawPlugins,
+    /// One `[[exporter.plugin]]` per WASM plugin to run.
+    pub plugin: Vec<super::plugins::RawPlugin>,
 }
 
 /// `[replica]`: a Prometheus replica. Scrape settings come from an existing prometheus.yml

@@ -500,6 +500,7 @@ impl Checker<'_> {
                 "exporter.filesystem_statfs_timeout",
                 Duration::from_secs(5),
             ),
+            plugins: self.plugins(&raw.plugins, &raw.plugin),
         }
     }
 }

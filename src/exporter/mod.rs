@@ -5,6 +5,7 @@
 //! collector costs its own families and nothing else.
 
 pub mod collectors;
+pub mod plugins;
 
 use crate::config::ExporterConfig;
 use crate::exposition::{self, MetricFamily};
@@ -13,23 +14,66 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use plugins::Plugins;
+use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-/// Shared by the HTTP handlers; the config is swapped on SIGHUP.
+/// Shared by the HTTP handlers; the config and the plugins are swapped on SIGHUP.
 #[derive(Clone)]
 pub struct Exporter {
     config: Arc<RwLock<Arc<ExporterConfig>>>,
+    /// None until a config names a plugin, so exporters without plugins start no engine.
+    plugins: Arc<RwLock<Option<Arc<Plugins>>>>,
+}
+
+/// Families obsd itself adds to every exporter scrape, which no plugin may export.
+pub fn builtin_family_names() -> BTreeSet<String> {
+    static NAMES: std::sync::OnceLock<BTreeSet<String>> = std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            let mut names: BTreeSet<String> =
+                crate::self_metrics::process_metrics().into_iter().map(|f| f.name).collect();
+            names.insert(crate::self_metrics::build_info().name);
+            names
+        })
+        .clone()
 }
 
 impl Exporter {
     pub fn new(config: ExporterConfig) -> Self {
-        Exporter { config: Arc::new(RwLock::new(Arc::new(config))) }
+        let exporter = Exporter {
+            config: Arc::new(RwLock::new(Arc::new(config))),
+            plugins: Arc::new(RwLock::new(None)),
+        };
+        exporter.load_plugins();
+        exporter
     }
 
     pub fn reload(&self, config: ExporterConfig) {
         if let Ok(mut current) = self.config.write() {
             *current = Arc::new(config);
+        }
+        self.load_plugins();
+    }
+
+    /// Compiles what changed (a file whose bytes are the same keeps its module).
+    fn load_plugins(&self) {
+        let config = self.current();
+        let previous = self.plugins.read().ok().and_then(|p| p.clone());
+        let next = match previous {
+            Some(p) => Some(Arc::new(p.reload(&config.plugins.plugins))),
+            None if config.plugins.plugins.is_empty() => None,
+            None => match Plugins::new(&config.plugins.plugins) {
+                Ok(p) => Some(Arc::new(p)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the plugin engine; plugins are off");
+                    None
+                }
+            },
+        };
+        if let Ok(mut current) = self.plugins.write() {
+            *current = next;
         }
     }
 
@@ -43,6 +87,15 @@ impl Exporter {
     /// Runs every enabled collector and returns the node families, sorted and merged.
     pub async fn gather(&self) -> Vec<MetricFamily> {
         let config = self.current();
+        // Plugins run beside the collectors; their output is checked against the collectors'
+        // family names once both are done.
+        let plugins = self.plugins.read().ok().and_then(|p| p.clone()).filter(|p| !p.is_empty());
+        let plugin_task = plugins.clone().map(|p| {
+            tokio::spawn(async move {
+                let builtin = builtin_family_names();
+                p.collect(&builtin).await
+            })
+        });
         let mut tasks = Vec::new();
         for (name, enabled) in &config.collectors {
             let Some(registered) = collectors::find(name).filter(|_| *enabled) else { continue };
@@ -84,6 +137,13 @@ impl Exporter {
         families.push(duration);
         families.extend(crate::self_metrics::process_metrics());
         families.push(crate::self_metrics::build_info());
+        if let (Some(plugins), Some(task)) = (plugins, plugin_task) {
+            let taken: BTreeSet<String> = families.iter().map(|f| f.name.clone()).collect();
+            match task.await {
+                Ok(collected) => families.extend(plugins.families(collected, &taken)),
+                Err(e) => tracing::error!(error = %e, "plugin collection failed"),
+            }
+        }
         exposition::merge_and_sort(families)
     }
 }
