@@ -17,7 +17,7 @@ use crate::promql::{Engine, EngineOptions};
 use crate::scrape::manager::ScrapeManager;
 use crate::scrape::scrape_loop::{AppendOutcome, SampleSink, ScrapedSample};
 use crate::scrape::store_sink::{Accepted, append_scrape};
-use crate::store::{Store, StoreOptions};
+use crate::store::Store;
 use axum::Router;
 use axum::extract::State;
 use axum::http::header;
@@ -30,8 +30,8 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FederationError {
-    #[error("federation store in {dir}: {message}")]
-    Store { dir: String, message: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::RoleStoreError),
     #[error(transparent)]
     RemoteWrite(#[from] remote_write_out::RemoteWriteError),
     #[error(transparent)]
@@ -108,17 +108,13 @@ impl Federation {
         global: &GlobalConfig,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<(Federation, BoundListener, Router), FederationError> {
-        let dir = crate::store::role_dir(&global.data_dir, "federation");
-        let options = StoreOptions {
-            retention: config.retention_time,
-            retention_bytes: config.retention_size,
-            ..StoreOptions::default()
-        };
-        let shown = dir.display().to_string();
-        let store = tokio::task::spawn_blocking(move || Store::open(&dir, options))
-            .await
-            .map_err(|e| FederationError::Store { dir: shown.clone(), message: e.to_string() })?
-            .map_err(|e| FederationError::Store { dir: shown.clone(), message: e.to_string() })?;
+        let store = crate::store::open_role_store(
+            &global.data_dir,
+            "federation",
+            config.retention_time,
+            config.retention_size,
+        )
+        .await?;
         let mut remote = Vec::new();
         for rw in &config.remote_write {
             let queue_dir = global.data_dir.join("federation").join("rw-queue").join(&rw.name);

@@ -11,15 +11,15 @@ use crate::http::{self, BoundListener};
 use crate::promql::store_source::StoreSource;
 use crate::promql::{Engine, EngineOptions};
 use crate::scrape::manager::ScrapeManager;
-use crate::store::{Store, StoreOptions};
+use crate::store::Store;
 use axum::Router;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
-    #[error("replica store in {dir}: {message}")]
-    Store { dir: String, message: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::RoleStoreError),
     #[error(transparent)]
     Listener(#[from] http::HttpError),
 }
@@ -69,17 +69,13 @@ impl Replica {
         config: &ReplicaConfig,
         global: &GlobalConfig,
     ) -> Result<(Replica, BoundListener, Router), ReplicaError> {
-        let dir = crate::store::role_dir(&global.data_dir, "replica");
-        let options = StoreOptions {
-            retention: config.retention_time,
-            retention_bytes: config.retention_size,
-            ..StoreOptions::default()
-        };
-        let shown = dir.display().to_string();
-        let store = tokio::task::spawn_blocking(move || Store::open(&dir, options))
-            .await
-            .map_err(|e| ReplicaError::Store { dir: shown.clone(), message: e.to_string() })?
-            .map_err(|e| ReplicaError::Store { dir: shown.clone(), message: e.to_string() })?;
+        let store = crate::store::open_role_store(
+            &global.data_dir,
+            "replica",
+            config.retention_time,
+            config.retention_size,
+        )
+        .await?;
         let bound = http::bind("replica", &config.listen).await?;
         let scrape = ScrapeManager::new(Arc::new(crate::scrape::store_sink::StoreSink(store.clone())));
         scrape.apply(config.scrape.clone());

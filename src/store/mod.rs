@@ -253,6 +253,32 @@ pub fn role_dir(data_dir: &Path, role: &str) -> PathBuf {
     data_dir.join(role).join("tsdb")
 }
 
+/// A role's store could not be opened; names the role and its directory.
+#[derive(Debug, Error)]
+#[error("{role} store in {dir}: {message}")]
+pub struct RoleStoreError {
+    pub role: &'static str,
+    pub dir: String,
+    pub message: String,
+}
+
+/// Opens `role`'s store under `data_dir` off the async runtime: replaying the WAL is blocking I/O.
+pub async fn open_role_store(
+    data_dir: &Path,
+    role: &'static str,
+    retention: Duration,
+    retention_bytes: Option<u64>,
+) -> Result<Store, RoleStoreError> {
+    let dir = role_dir(data_dir, role);
+    let options = StoreOptions { retention, retention_bytes, ..StoreOptions::default() };
+    let shown = dir.display().to_string();
+    let error = |message: String| RoleStoreError { role, dir: shown.clone(), message };
+    tokio::task::spawn_blocking(move || Store::open(&dir, options))
+        .await
+        .map_err(|e| error(e.to_string()))?
+        .map_err(|e| error(e.to_string()))
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
