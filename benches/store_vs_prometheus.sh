@@ -45,6 +45,43 @@ echo "== promtool tsdb create-blocks-from openmetrics"
 timed "$WORK/prom.import" "$PROMTOOL" tsdb create-blocks-from openmetrics "$DATA" "$WORK/prom" >/dev/null
 mkdir -p "$WORK/prom/wal" # promtool tsdb dump wants a WAL directory, even an empty one
 
+# VictoriaMetrics (Debian's victoria-metrics), same data through /api/v1/import/prometheus
+# (Prometheus text wants millisecond timestamps), then flushed and force-merged so its
+# figure is "after compaction" too. Its CPU is the server process's user+sys.
+VM="${VM:-$(command -v victoria-metrics || true)}"
+if [ -n "$VM" ]; then
+  echo "== victoria-metrics import"
+  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+  VM_PORT=$(free_port)
+  SERIES_SEEN=$(grep -v '^#' "$DATA" | cut -d' ' -f1 | uniq | sort -u | wc -l)
+  rm -rf "$WORK/vm"
+  "$VM" -storageDataPath="$WORK/vm" -httpListenAddr="127.0.0.1:$VM_PORT" -retentionPeriod=100y \
+    -loggerLevel=ERROR >"$WORK/vm.log" 2>&1 &
+  VM_PID=$!
+  trap 'kill $VM_PID 2>/dev/null || true' EXIT
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$VM_PORT/health" >/dev/null && break; sleep 0.1; done
+  cpu() { awk '{print ($14 + $15) / 100}' "/proc/$VM_PID/stat"; }
+  vm_cpu0=$(cpu); vm_t0=$(date +%s.%N)
+  sed -e '/^#/d' -e 's/ \([0-9]*\)$/ \1000/' "$DATA" \
+    | curl -fsS --data-binary @- "http://127.0.0.1:$VM_PORT/api/v1/import/prometheus"
+  curl -fsS "http://127.0.0.1:$VM_PORT/internal/force_flush" >/dev/null
+  # Wait until every sample is searchable, then merge.
+  for _ in $(seq 600); do
+    n=$(curl -fsS "http://127.0.0.1:$VM_PORT/api/v1/query" --data-urlencode "query=count({__name__=~\".+\"})" \
+      --data-urlencode "time=$END" | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)')
+    [ "$n" -ge "$SERIES_SEEN" ] 2>/dev/null && break
+    sleep 0.5
+  done
+  vm_wall=$(echo "$(date +%s.%N) - $vm_t0" | bc); vm_cpu=$(echo "$(cpu) - $vm_cpu0" | bc)
+  curl -fsS "http://127.0.0.1:$VM_PORT/internal/force_merge" >/dev/null
+  sleep 5
+  curl -fsS "http://127.0.0.1:$VM_PORT/internal/force_flush" >/dev/null
+  vm_rss=$(awk '/VmHWM/ {print $2}' "/proc/$VM_PID/status")
+  echo "$vm_wall $vm_cpu 0 $vm_rss" > "$WORK/vm.import"
+  kill $VM_PID; wait $VM_PID 2>/dev/null || true
+  rm -rf "$WORK/vm/cache" # rebuilt caches, not data
+fi
+
 min=$(( (END - 3600) * 1000 )); max=$(( END * 1000 ))
 echo "== select + decode, last hour, every series"
 timed "$WORK/obsd.select" sh -c "'$OBSD' --data-dir '$WORK/obsd' store dump --match '{__name__=~\".+\"}' --min-time $min --max-time $max 2>/dev/null | wc -l > '$WORK/obsd.lines'"
@@ -72,6 +109,10 @@ rows = [
     ("select+decode last 1h, all series (s)", os_[0], ps[0], "lower is better"),
 ]
 print(f"\n{series} series, {lines} samples; selected samples: obsd {ol}, prometheus {pl}")
+if os.path.exists(f"{work}/vm.import"):
+    vb, vi = du(f"{work}/vm"), t("vm.import")
+    print(f"victoria-metrics: {vb / lines:.3f} bytes/sample on disk (obsd/vm {ob / vb:.3f}), "
+          f"{lines / vi[1]:.0f} samples per CPU second, peak RSS {vi[2] / series:.0f} bytes/series")
 print(f"{'figure':42} {'obsd':>14} {'prometheus':>14} {'obsd/prom':>10}")
 for name, o, p, note in rows:
     print(f"{name:42} {o:14.3f} {p:14.3f} {o / p if p else float('nan'):10.3f}  ({note})")

@@ -23,20 +23,23 @@ pub enum ChunkError {
     NoHeader,
     #[error("chunk ends after {decoded} of {expected} samples")]
     Truncated { decoded: usize, expected: usize },
+    #[error("chunk fields are out of range")]
+    Malformed,
 }
 
-/// Most samples a chunk holds; the header is a u16.
-pub const MAX_SAMPLES: usize = u16::MAX as usize;
+/// Most samples an XOR chunk holds. Its first byte (the count's high byte) thereby stays
+/// below [`super::decimal_chunk::TAG`], which marks the other layout.
+pub const MAX_SAMPLES: usize = 0xfeff;
 
 #[derive(Debug, Clone, Default)]
-struct BitWriter {
+pub(super) struct BitWriter {
     bytes: Vec<u8>,
     /// Bits still free in the last byte (0 = start a new byte).
     free: u8,
 }
 
 impl BitWriter {
-    fn write_bit(&mut self, bit: bool) {
+    pub(super) fn write_bit(&mut self, bit: bool) {
         if self.free == 0 {
             self.bytes.push(0);
             self.free = 8;
@@ -49,7 +52,7 @@ impl BitWriter {
 
     /// Writes the low `n` bits of `v`, most significant first: the partial last byte first,
     /// then whole bytes at once.
-    fn write_bits(&mut self, v: u64, mut n: u8) {
+    pub(super) fn write_bits(&mut self, v: u64, mut n: u8) {
         if n == 0 {
             return;
         }
@@ -79,7 +82,7 @@ impl BitWriter {
         self.write_bits(u64::from(b), 8);
     }
 
-    fn write_uvarint(&mut self, mut v: u64) {
+    pub(super) fn write_uvarint(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.write_byte((v as u8) | 0x80);
             v >>= 7;
@@ -87,26 +90,49 @@ impl BitWriter {
         self.write_byte(v as u8);
     }
 
-    fn write_varint(&mut self, v: i64) {
+    pub(super) fn write_varint(&mut self, v: i64) {
         self.write_uvarint(((v << 1) ^ (v >> 63)) as u64);
+    }
+
+    /// A timestamp delta-of-delta in one of the five buckets.
+    pub(super) fn write_dod(&mut self, dod: i64) {
+        if dod == 0 {
+            self.write_bit(false);
+        } else if fits(dod, 14) {
+            self.write_bits(0b10, 2);
+            self.write_bits(dod as u64, 14);
+        } else if fits(dod, 17) {
+            self.write_bits(0b110, 3);
+            self.write_bits(dod as u64, 17);
+        } else if fits(dod, 20) {
+            self.write_bits(0b1110, 4);
+            self.write_bits(dod as u64, 20);
+        } else {
+            self.write_bits(0b1111, 4);
+            self.write_bits(dod as u64, 64);
+        }
+    }
+
+    pub(super) fn into_bytes(self) -> Vec<u8> {
+        self.bytes
     }
 }
 
-struct BitReader<'a> {
-    bytes: &'a [u8],
+pub(super) struct BitReader<'a> {
+    pub(super) bytes: &'a [u8],
     /// Bit position from the start of `bytes`.
-    pos: usize,
+    pub(super) pos: usize,
 }
 
 impl<'a> BitReader<'a> {
-    fn read_bit(&mut self) -> Option<bool> {
+    pub(super) fn read_bit(&mut self) -> Option<bool> {
         let byte = *self.bytes.get(self.pos / 8)?;
         let bit = (byte >> (7 - (self.pos % 8))) & 1 == 1;
         self.pos += 1;
         Some(bit)
     }
 
-    fn read_bits(&mut self, mut n: u8) -> Option<u64> {
+    pub(super) fn read_bits(&mut self, mut n: u8) -> Option<u64> {
         let mut out = 0u64;
         while n > 0 {
             let byte = *self.bytes.get(self.pos / 8)?;
@@ -120,7 +146,7 @@ impl<'a> BitReader<'a> {
         Some(out)
     }
 
-    fn read_uvarint(&mut self) -> Option<u64> {
+    pub(super) fn read_uvarint(&mut self) -> Option<u64> {
         let mut out = 0u64;
         for shift in (0..70).step_by(7) {
             let b = self.read_bits(8)?;
@@ -135,9 +161,26 @@ impl<'a> BitReader<'a> {
         None
     }
 
-    fn read_varint(&mut self) -> Option<i64> {
+    pub(super) fn read_varint(&mut self) -> Option<i64> {
         let u = self.read_uvarint()?;
         Some(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+
+    pub(super) fn read_dod(&mut self) -> Option<i64> {
+        let mut prefix = 0u8;
+        for _ in 0..4 {
+            if !self.read_bit()? {
+                break;
+            }
+            prefix += 1;
+        }
+        Some(match prefix {
+            0 => 0,
+            1 => sign_extend(self.read_bits(14)?, 14),
+            2 => sign_extend(self.read_bits(17)?, 17),
+            3 => sign_extend(self.read_bits(20)?, 20),
+            _ => self.read_bits(64)? as i64,
+        })
     }
 }
 
@@ -239,22 +282,7 @@ impl XorAppender {
             }
             _ => {
                 let delta = t.wrapping_sub(self.t) as u64;
-                let dod = delta.wrapping_sub(self.t_delta) as i64;
-                if dod == 0 {
-                    self.w.write_bit(false);
-                } else if fits(dod, 14) {
-                    self.w.write_bits(0b10, 2);
-                    self.w.write_bits(dod as u64, 14);
-                } else if fits(dod, 17) {
-                    self.w.write_bits(0b110, 3);
-                    self.w.write_bits(dod as u64, 17);
-                } else if fits(dod, 20) {
-                    self.w.write_bits(0b1110, 4);
-                    self.w.write_bits(dod as u64, 20);
-                } else {
-                    self.w.write_bits(0b1111, 4);
-                    self.w.write_bits(dod as u64, 64);
-                }
+                self.w.write_dod(delta.wrapping_sub(self.t_delta) as i64);
                 self.write_xor(vbits);
                 self.t_delta = delta;
             }
@@ -358,20 +386,7 @@ impl<'a> XorIter<'a> {
                 self.read_xor()?;
             }
             _ => {
-                let mut prefix = 0u8;
-                for _ in 0..4 {
-                    if !self.r.read_bit()? {
-                        break;
-                    }
-                    prefix += 1;
-                }
-                let dod = match prefix {
-                    0 => 0,
-                    1 => sign_extend(self.r.read_bits(14)?, 14),
-                    2 => sign_extend(self.r.read_bits(17)?, 17),
-                    3 => sign_extend(self.r.read_bits(20)?, 20),
-                    _ => self.r.read_bits(64)? as i64,
-                };
+                let dod = self.r.read_dod()?;
                 self.t_delta = self.t_delta.wrapping_add(dod);
                 self.t = self.t.wrapping_add(self.t_delta);
                 self.read_xor()?;
@@ -417,8 +432,12 @@ impl Iterator for XorIter<'_> {
     }
 }
 
-/// Decodes a whole chunk; stops at the first error.
+/// Decodes a whole chunk of either layout (XOR, or decimal for chunks written to disk);
+/// stops at the first error.
 pub fn decode(bytes: &[u8]) -> Result<Vec<(i64, f64)>, ChunkError> {
+    if bytes.first() == Some(&super::decimal_chunk::TAG) {
+        return super::decimal_chunk::decode(bytes);
+    }
     XorIter::new(bytes)?.collect()
 }
 

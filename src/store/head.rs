@@ -174,6 +174,19 @@ impl SeriesHead {
         out
     }
 
+    /// Closes the open chunk (a backfill ending); the next append starts a new one.
+    pub fn cut_open(&mut self) -> Option<ClosedChunk> {
+        let open = self.open.take().filter(|o| !o.is_empty())?;
+        let chunk = ClosedChunk {
+            mint: self.open_mint,
+            maxt: open.last_t(),
+            kind: super::keys::KIND_IN_ORDER,
+            bytes: open.bytes().into(),
+        };
+        self.pending.push(chunk.clone());
+        Some(chunk)
+    }
+
     /// Forgets pending chunks sled now holds.
     pub fn confirm(&mut self, written: &[ClosedChunk]) {
         self.pending.retain(|p| !written.iter().any(|w| Arc::ptr_eq(&w.bytes, &p.bytes)));

@@ -22,6 +22,7 @@
 
 pub mod chunk;
 pub mod cli;
+pub mod decimal_chunk;
 mod encoding;
 pub mod head;
 pub mod index;
@@ -464,7 +465,12 @@ impl Store {
     }
 
     pub fn appender(&self) -> Appender {
-        Appender { inner: self.inner.clone(), samples: Vec::new(), exemplars: Vec::new() }
+        Appender {
+            inner: self.inner.clone(),
+            samples: Vec::new(),
+            exemplars: Vec::new(),
+            cut_after: Vec::new(),
+        }
     }
 
     /// A reader over `[mint, maxt]` (inclusive, milliseconds).
@@ -479,6 +485,27 @@ impl Store {
 
     /// Writes all heads to sled and drops the WAL they cover.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.inner.checkpoint()
+    }
+
+    /// Closes every series' open and out-of-order chunks, writes them to disk in their compact
+    /// form and checkpoints, as a backfill ends (promtool's blocks hold no head either). A
+    /// later append to a series starts a new chunk.
+    pub fn cut_heads(&self) -> Result<(), StoreError> {
+        let cuts: Vec<(Arc<MemSeries>, Vec<ClosedChunk>)> = {
+            let _c = lock(&self.inner.commit_lock);
+            let ix = read(&self.inner.index);
+            ix.series
+                .values()
+                .filter_map(|s| {
+                    let mut h = s.lock_head();
+                    let mut cut: Vec<ClosedChunk> = h.cut_open().into_iter().collect();
+                    cut.extend(h.cut_ooo());
+                    (!cut.is_empty()).then(|| (s.clone(), cut))
+                })
+                .collect()
+        };
+        self.inner.write_chunks(&cuts)?;
         self.inner.checkpoint()
     }
 
@@ -959,7 +986,7 @@ impl Inner {
                     // Two out-of-order chunks with the same span: keep both's samples.
                     bytes = chunk::encode(&merge_samples(vec![new, old]));
                 }
-                batch.insert(&key[..], keys::with_crc(&bytes));
+                batch.insert(&key[..], keys::with_crc(&decimal_chunk::compact(&bytes)));
                 n += 1;
             }
         }
@@ -1013,7 +1040,8 @@ impl Inner {
                 None => batch.remove(&keys::head(*sid)[..]),
             }
             for c in pending {
-                batch.insert(&keys::chunk(*sid, c.maxt, c.mint, c.kind)[..], keys::with_crc(&c.bytes));
+                let bytes = decimal_chunk::compact(&c.bytes);
+                batch.insert(&keys::chunk(*sid, c.maxt, c.mint, c.kind)[..], keys::with_crc(&bytes));
             }
         }
         for (sid, enc) in &new_series {
@@ -1256,6 +1284,8 @@ pub struct Appender {
     inner: Arc<Inner>,
     samples: Vec<(Arc<MemSeries>, i64, f64)>,
     exemplars: Vec<(Arc<MemSeries>, Exemplar)>,
+    /// Series whose open chunk the commit closes after applying the samples.
+    cut_after: Vec<Arc<MemSeries>>,
 }
 
 impl Appender {
@@ -1309,6 +1339,12 @@ impl Appender {
         Ok(SeriesRef(self.inner.get_or_create(labels)?))
     }
 
+    /// Closes the series' open chunk once this commit's samples are in (a backfill that is
+    /// done with the series), so it is written now rather than at a later cut.
+    pub fn cut_after(&mut self, r: &SeriesRef) {
+        self.cut_after.push(r.0.clone());
+    }
+
     /// Queues an exemplar for a series (kept in a bounded ring per series).
     pub fn append_exemplar(&mut self, r: &SeriesRef, e: Exemplar) {
         self.exemplars.push((r.0.clone(), e));
@@ -1356,6 +1392,12 @@ impl Appender {
                 drop(h);
                 if !cut.is_empty() {
                     cuts.push((s, cut));
+                }
+            }
+            for s in std::mem::take(&mut self.cut_after) {
+                let cut = s.lock_head().cut_open();
+                if let Some(c) = cut {
+                    cuts.push((s, vec![c]));
                 }
             }
             let mut ex_accepted = Vec::new();
