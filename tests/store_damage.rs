@@ -248,3 +248,34 @@ fn retention_deletes_old_data_and_disk_usage_falls() {
     assert!(after < before * 7 / 10, "disk usage must fall: {before} -> {after}");
     store.close().unwrap();
 }
+
+/// A database another handle holds is not damage: a second open waits for it (a restart
+/// within one process), and refuses if it stays held; the live data is never moved aside.
+#[test]
+fn a_store_in_use_is_waited_for_or_refused_never_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open(dir.path(), opts()).unwrap();
+    fill(&first, 0, 50);
+    match Store::open(dir.path(), opts()) {
+        Err(obsd::store::StoreError::InUse { .. }) => {}
+        Err(e) => panic!("expected InUse, got {e}"),
+        Ok(_) => panic!("a second handle opened a database in use"),
+    }
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("damaged"))
+        .collect();
+    assert!(aside.is_empty(), "moved aside: {aside:?}");
+    assert_eq!(served(&first).iter().map(Vec::len).sum::<usize>(), 50 * SERIES as usize);
+    // Released while the second open waits: it opens and sees everything.
+    let waiter = {
+        let path = dir.path().to_path_buf();
+        std::thread::spawn(move || Store::open(&path, opts()))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    first.close().unwrap();
+    let second = waiter.join().unwrap().unwrap();
+    assert_eq!(served(&second).iter().map(Vec::len).sum::<usize>(), 50 * SERIES as usize);
+    assert!(!second.damage().any(), "{:?}", second.damage());
+}

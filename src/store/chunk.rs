@@ -31,50 +31,54 @@ pub enum ChunkError {
 /// below [`super::decimal_chunk::TAG`], which marks the other layout.
 pub const MAX_SAMPLES: usize = 0xfeff;
 
+/// Bits are gathered in a 64-bit register and reach the byte vector eight bytes at a time:
+/// appending a sample then touches the series' own (already hot) state, not its chunk's heap
+/// buffer, which at 100k series is a cache miss per sample.
 #[derive(Debug, Clone, Default)]
 pub(super) struct BitWriter {
+    /// Whole bytes written so far.
     bytes: Vec<u8>,
-    /// Bits still free in the last byte (0 = start a new byte).
-    free: u8,
+    /// Pending bits, right-aligned; `pending` of them (always < 64).
+    acc: u64,
+    pending: u8,
 }
 
 impl BitWriter {
     pub(super) fn write_bit(&mut self, bit: bool) {
-        if self.free == 0 {
-            self.bytes.push(0);
-            self.free = 8;
-        }
-        if bit && let Some(last) = self.bytes.last_mut() {
-            *last |= 1 << (self.free - 1);
-        }
-        self.free -= 1;
+        self.write_bits(u64::from(bit), 1);
     }
 
-    /// Writes the low `n` bits of `v`, most significant first: the partial last byte first,
-    /// then whole bytes at once.
-    pub(super) fn write_bits(&mut self, v: u64, mut n: u8) {
+    /// Writes the low `n` bits of `v`, most significant first.
+    pub(super) fn write_bits(&mut self, v: u64, n: u8) {
         if n == 0 {
             return;
         }
         let v = if n >= 64 { v } else { v & ((1u64 << n) - 1) };
-        if self.free > 0 {
-            let take = n.min(self.free);
-            let chunk = ((v >> (n - take)) & ((1u64 << take) - 1)) as u8;
-            if let Some(last) = self.bytes.last_mut() {
-                *last |= chunk << (self.free - take);
-            }
-            self.free -= take;
-            n -= take;
+        let space = 64 - self.pending;
+        if n < space {
+            self.acc = (self.acc << n) | v;
+            self.pending += n;
+            return;
         }
-        let whole = usize::from(n / 8);
-        if whole > 0 {
-            let aligned = (v << (64 - u32::from(n))).to_be_bytes();
-            self.bytes.extend_from_slice(&aligned[..whole]);
-            n %= 8;
-        }
-        if n > 0 {
-            self.bytes.push(((v & ((1u64 << n) - 1)) as u8) << (8 - n));
-            self.free = 8 - n;
+        // Fill the register to 64 bits, flush it, keep the rest of `v`.
+        let rest = n - space;
+        let full = if self.pending == 0 { v } else { (self.acc << space) | (v >> rest) };
+        self.bytes.extend_from_slice(&full.to_be_bytes());
+        self.acc = if rest == 0 { 0 } else { v & ((1u64 << rest) - 1) };
+        self.pending = rest;
+    }
+
+    /// Encoded length so far, the partial last byte included.
+    pub(super) fn len(&self) -> usize {
+        self.bytes.len() + usize::from(self.pending.div_ceil(8))
+    }
+
+    /// Writes the bytes so far (the partial last byte zero-padded) to `out`.
+    pub(super) fn copy_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.bytes);
+        if self.pending > 0 {
+            let tail = (self.acc << (64 - self.pending)).to_be_bytes();
+            out.extend_from_slice(&tail[..usize::from(self.pending.div_ceil(8))]);
         }
     }
 
@@ -114,7 +118,9 @@ impl BitWriter {
     }
 
     pub(super) fn into_bytes(self) -> Vec<u8> {
-        self.bytes
+        let mut out = Vec::with_capacity(self.len());
+        self.copy_to(&mut out);
+        out
     }
 }
 
@@ -208,7 +214,7 @@ impl XorAppender {
         XorAppender {
             // A full chunk of a moving counter is ~150-250 bytes; growing from 2 reallocates
             // six times per chunk.
-            w: BitWriter { bytes: Self::fresh_bytes(), free: 0 },
+            w: BitWriter { bytes: Self::fresh_bytes(), acc: 0, pending: 0 },
             count: 0,
             t: 0,
             t_delta: 0,
@@ -259,12 +265,16 @@ impl XorAppender {
 
     /// Encoded size so far.
     pub fn byte_len(&self) -> usize {
-        self.w.bytes.len()
+        self.w.len()
     }
 
-    /// The encoded chunk (header included), valid as it stands.
-    pub fn bytes(&self) -> &[u8] {
-        &self.w.bytes
+    /// The encoded chunk as it stands (a copy: the count and the last bits are only put in
+    /// bytes here).
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.w.len());
+        self.w.copy_to(&mut out);
+        out[..2].copy_from_slice(&self.count.to_be_bytes());
+        out
     }
 
     pub fn append(&mut self, t: i64, v: f64) {
@@ -290,9 +300,6 @@ impl XorAppender {
         self.t = t;
         self.v = vbits;
         self.count += 1;
-        let [hi, lo] = self.count.to_be_bytes();
-        self.w.bytes[0] = hi;
-        self.w.bytes[1] = lo;
     }
 
     fn write_xor(&mut self, vbits: u64) {
@@ -447,7 +454,7 @@ pub fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
     for &(t, v) in samples {
         app.append(t, v);
     }
-    app.bytes().to_vec()
+    app.bytes()
 }
 
 #[cfg(test)]
@@ -469,7 +476,7 @@ mod tests {
         reopened.append(samples.last().map_or(0, |s| s.0) + 15_000, 1.5);
         let mut expect = samples.to_vec();
         expect.push((samples.last().map_or(0, |s| s.0) + 15_000, 1.5));
-        assert_eq!(bits(&decode(reopened.bytes()).unwrap()), bits(&expect));
+        assert_eq!(bits(&decode(&reopened.bytes()).unwrap()), bits(&expect));
     }
 
     #[test]

@@ -128,7 +128,8 @@ impl SeriesHead {
         // The open chunk is small; a sample already in it must not be stored twice.
         if let Some(open) = &self.open
             && t >= self.open_mint
-            && let Ok(iter) = XorIter::new(open.bytes())
+            && let bytes = open.bytes()
+            && let Ok(iter) = XorIter::new(&bytes)
         {
             for (st, sv) in iter.flatten() {
                 if st == t {
@@ -285,7 +286,7 @@ impl SeriesHead {
             Some(open) => {
                 b.push(1);
                 put_varint(&mut b, self.open_mint);
-                put_bytes(&mut b, open.bytes());
+                put_bytes(&mut b, &open.bytes());
             }
             None => b.push(0),
         }

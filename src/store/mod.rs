@@ -74,6 +74,8 @@ pub enum StoreError {
     /// The series behind a cached reference was removed (retention); append by labels again.
     #[error("series {0} no longer exists")]
     UnknownSeries(u64),
+    #[error("sled database {dir} is in use by another obsd process (or another store handle)")]
+    InUse { dir: PathBuf },
     #[error("store in {dir} has on-disk format {found}; this obsd reads format {expected}")]
     Version { dir: PathBuf, found: u32, expected: u32 },
 }
@@ -352,16 +354,36 @@ fn remove_stale_generations(dir: &Path, current: &Path) {
 }
 
 /// Opens sled, moving a database that will not open aside instead of refusing to start.
+/// How long opening waits for a database another handle holds.
+const DB_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// sled's "could not acquire lock" (its file lock is held by another handle or process).
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
 fn open_db(dir: &Path, opts: &StoreOptions, metrics: &Metrics) -> Result<sled::Db, StoreError> {
     let path = current_db_path(dir);
     remove_stale_generations(dir, &path);
     let config = sled::Config::new().path(&path).cache_capacity(opts.cache_bytes).flush_every_ms(Some(1000));
-    // sled may panic rather than return an error on some damage; both are treated alike.
-    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
-    let reason = match attempt {
-        Ok(Ok(db)) => return Ok(db),
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => "sled panicked while recovering".to_string(),
+    // A database another handle still holds is not damage: moving it aside would throw the
+    // live data away. It is waited for (a restart within one process: sled's threads let go
+    // of the file a little after the handle is dropped), then refused.
+    let deadline = Instant::now() + DB_LOCK_WAIT;
+    let reason = loop {
+        // sled may panic rather than return an error on some damage; both are treated alike.
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+        match attempt {
+            Ok(Ok(db)) => return Ok(db),
+            Ok(Err(e)) if is_lock_error(&e) => {
+                if Instant::now() >= deadline {
+                    return Err(StoreError::InUse { dir: path.clone() });
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Ok(Err(e)) => break e.to_string(),
+            Err(_) => break "sled panicked while recovering".to_string(),
+        }
     };
     let aside = dir.join(format!("db.damaged-{}", now_ms()));
     tracing::error!(
