@@ -302,12 +302,13 @@ fn concurrent_writers_and_readers() {
         .map(|w| {
             let store = store.clone();
             std::thread::spawn(move || {
-                for t in 0..300i64 {
+                for t in 0..600i64 {
                     let mut app = store.appender();
                     for i in 0..20 {
                         app.append(
                             &Labels::metric("w", &[("writer", &w.to_string()), ("i", &i.to_string())]),
-                            t * 1000,
+                            // 30 s apart: 5 h, so 2 h ranges close and merge while this runs.
+                            t * 30_000,
                             t as f64,
                         )
                         .unwrap();
@@ -326,7 +327,7 @@ fn concurrent_writers_and_readers() {
                 {
                     // Whatever is visible is a gap-free prefix with the right values.
                     for (k, (t, v)) in samples.iter().enumerate() {
-                        assert_eq!((*t, *v), (k as i64 * 1000, k as f64));
+                        assert_eq!((*t, *v), (k as i64 * 30_000, k as f64));
                     }
                 }
             }
@@ -338,7 +339,13 @@ fn concurrent_writers_and_readers() {
     reader.join().unwrap();
     let all = store.querier(0, i64::MAX).select_all(&[Matcher::equal("__name__", "w")]).unwrap();
     assert_eq!(all.len(), 80);
-    assert!(all.iter().all(|(_, s)| s.len() == 300));
+    assert!(all.iter().all(|(_, s)| s.len() == 600));
+    store.merge_closed_ranges().unwrap();
+    let merged = metrics_text(&store);
+    assert!(
+        merged.lines().any(|l| l.starts_with("obsd_store_chunks_merged_total ") && !l.ends_with(" 0")),
+        "{merged}"
+    );
     store.close().unwrap();
 }
 
@@ -411,4 +418,61 @@ fn decimal_chunks_read_back_exactly_and_are_smaller() {
     app.append(&l, last + 15_000, 1.0).unwrap();
     assert!(app.append(&l, last, 1.0).is_err(), "ordering survives the cut and the restart");
     app.commit().unwrap();
+}
+
+/// Closed 2 h ranges are folded into one chunk per series: fewer chunks, the same samples,
+/// across a restart; ranges still open (or within reach of the newest sample) are left alone.
+#[test]
+fn closed_ranges_merge_into_one_chunk_per_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts(0)).unwrap();
+    let hour = 3_600_000i64;
+    let mut want: BTreeMap<Labels, Vec<(i64, u64)>> = BTreeMap::new();
+    let append_until = |store: &Store, want: &mut BTreeMap<Labels, Vec<(i64, u64)>>, from: i64, to: i64| {
+        let mut t = from;
+        while t < to {
+            let mut app = store.appender();
+            for i in 0..3 {
+                let l = series_labels(i);
+                let v = if t % (97 * 15_000) == 0 { stale_nan() } else { (t / 1000 + i as i64) as f64 };
+                app.append(&l, t, v).unwrap();
+                want.entry(l).or_default().push((t, v.to_bits()));
+            }
+            app.commit().unwrap();
+            t += 15_000;
+        }
+    };
+    let check = |s: &Store, want: &BTreeMap<Labels, Vec<(i64, u64)>>| {
+        let got =
+            s.querier(i64::MIN, i64::MAX).select_all(&[Matcher::regex("__name__", ".+").unwrap()]).unwrap();
+        assert_eq!(got.len(), want.len());
+        for (labels, samples) in got {
+            let bits: Vec<(i64, u64)> = samples.iter().map(|&(t, v)| (t, v.to_bits())).collect();
+            assert_eq!(&bits, &want[&labels], "{labels}");
+        }
+        // A window inside a merged range reads exactly its samples.
+        let got = s.querier(hour, hour + 60_000).select_all(&[Matcher::equal("instance", "host-0")]).unwrap();
+        assert_eq!(
+            got[0].1.iter().map(|s| s.0).collect::<Vec<_>>(),
+            [hour, hour + 15_000, hour + 30_000, hour + 45_000, hour + 60_000]
+        );
+    };
+    append_until(&store, &mut want, 0, 7 * hour);
+    store.checkpoint().unwrap();
+    let before = obsd::store::cli::scan(&store).unwrap();
+    // 2 h at 15 s = 480 samples = four 120-sample chunks per series and range.
+    assert_eq!(store.merge_closed_ranges().unwrap(), 3 * 2 * 4, "ranges [0, 2h) and [2h, 4h)");
+    let after = obsd::store::cli::scan(&store).unwrap();
+    assert_eq!(after.chunks, before.chunks - 3 * 2 * 3);
+    assert_eq!(after.chunk_samples, before.chunk_samples);
+    assert!(after.chunk_bytes < before.chunk_bytes);
+    assert!(after.damaged.is_empty(), "{:?}", after.damaged);
+    check(&store, &want);
+    assert_eq!(store.merge_closed_ranges().unwrap(), 0, "nothing new is closed");
+    store.close().unwrap();
+    let store = Store::open(dir.path(), opts(0)).unwrap();
+    check(&store, &want);
+    append_until(&store, &mut want, 7 * hour, 9 * hour);
+    assert_eq!(store.merge_closed_ranges().unwrap(), 3 * 4, "then [4h, 6h)");
+    check(&store, &want);
 }

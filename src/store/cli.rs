@@ -140,8 +140,10 @@ pub fn import(dir: &Path, file: &Path, format: &str) -> anyhow::Result<()> {
         bail!("unsupported import format {format:?}; supported: openmetrics");
     }
     let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let store =
-        Store::open(dir, cli_options()).with_context(|| format!("opening store {}", dir.display()))?;
+    // Whole 2 h chunks (they are cut at the range boundary): a backfill is read far more
+    // than it is appended to, and a quarter of the chunks is a quarter of sled's per-key cost.
+    let opts = StoreOptions { chunk_samples: chunk::MAX_SAMPLES, ..cli_options() };
+    let store = Store::open(dir, opts).with_context(|| format!("opening store {}", dir.display()))?;
     let started = Instant::now();
     let mut app = store.appender();
     let mut total = super::CommitSummary::default();

@@ -89,6 +89,18 @@ impl SeriesHead {
         ooo_window: i64,
         cut: &mut Vec<ClosedChunk>,
     ) -> Result<Appended, Rejection> {
+        self.append_with_limit(t, v, ooo_window, SAMPLES_PER_CHUNK, cut)
+    }
+
+    /// [`Self::append`] with chunks cut at `chunk_samples` samples instead of the default.
+    pub fn append_with_limit(
+        &mut self,
+        t: i64,
+        v: f64,
+        ooo_window: i64,
+        chunk_samples: usize,
+        cut: &mut Vec<ClosedChunk>,
+    ) -> Result<Appended, Rejection> {
         let bits = v.to_bits();
         if let Some((last_t, last_v)) = self.last
             && t <= last_t
@@ -102,7 +114,7 @@ impl SeriesHead {
             return self.append_ooo(t, bits, cut);
         }
         let needs_cut = match &self.open {
-            Some(open) => open.len() >= SAMPLES_PER_CHUNK || open.is_full() || t >= chunk_end(self.open_mint),
+            Some(open) => open.len() >= chunk_samples || open.is_full() || t >= chunk_end(self.open_mint),
             None => false,
         };
         if needs_cut && let Some(open) = self.open.take() {
