@@ -13,7 +13,7 @@ use crate::labels::Labels;
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
@@ -75,6 +75,9 @@ pub struct MemSeries {
     pub last_t: AtomicI64,
     /// Set (under the head lock) when retention removes the series; cached refs then fail.
     pub removed: AtomicBool,
+    /// The WAL segment that last got this series' record: each segment names every series its
+    /// samples use, so it replays on its own (see `Appender::commit`).
+    pub wal_segment: AtomicU64,
 }
 
 impl MemSeries {
@@ -157,6 +160,7 @@ impl Index {
             first_t: AtomicI64::new(i64::MAX),
             last_t: AtomicI64::new(i64::MIN),
             removed: AtomicBool::new(false),
+            wal_segment: AtomicU64::new(0),
         });
         for &(n, v) in series.labels.iter() {
             let list = self.postings.entry((n, v)).or_default();

@@ -2,12 +2,15 @@
 //! (append, commit, rollback) and a [`Querier`] (select by matchers over a time range, label
 //! names and values).
 //!
-//! Layers, leaf first: `chunk` (Gorilla codec), `head` (per-series open chunk), `wal` (group
-//! committed write-ahead log), `index` (series ↔ labels, postings), `keys` (sled layout).
+//! Layers, leaf first: `chunk` (Gorilla codec, for the head), `decimal_chunk` (the smaller
+//! layout chunks take on disk), `head` (per-series open chunk), `wal` (group committed
+//! write-ahead log), `index` (series ↔ labels, postings), `keys` (sled layout).
 //!
 //! Write path: a commit validates and applies its samples to the series heads and copies one
 //! WAL record into the WAL buffer under `commit_lock` (in-memory work only), then writes the
-//! chunks its samples cut (120 samples or a 2 h boundary) to sled in one batch. Because heads
+//! chunks its samples cut (120 samples or a 2 h boundary) to sled in one batch, each in the
+//! smaller of the XOR and decimal layouts. Once a 2 h range is closed, each series' chunks in
+//! it are merged into one (`merge_closed_ranges`, after checkpoints). Because heads
 //! and the WAL are updated under the same lock, replaying the WAL reproduces the heads exactly.
 //!
 //! Durability: see `wal`. A commit is durable within `wal_fsync_interval` (default 1 s); that
@@ -1001,6 +1004,7 @@ impl Inner {
                 // Under the index lock: the record precedes any sample that can name the id,
                 // and a checkpoint (which reads next_sid under this lock) sees it on its side.
                 self.wal.append(&rec);
+                s.wal_segment.store(self.wal.segment(), Ordering::Relaxed);
             }
             let syms: Vec<(u32, String)> =
                 syms.into_iter().map(|id| (id, ix.symbols.get(id).to_string())).collect();
@@ -1147,14 +1151,9 @@ impl Inner {
         let (segment, heads, new_series, new_syms, next_sid, nsyms) = {
             let _c = lock(&self.commit_lock);
             let ix = read(&self.index);
+            // The new segment names each series before its first sample in it (see
+            // `Appender::commit`), so it replays on its own if sled is ever lost (`open_db`).
             let segment = self.wal.rotate();
-            // The new segment starts with every series, so it can be replayed on its own if
-            // sled is ever lost (see `open_db`).
-            let mut rec = Vec::new();
-            for s in ix.series.values() {
-                wal::encode_series(&mut rec, s.sid, &ix.labels_of(s));
-            }
-            self.wal.append(&rec);
             let mut heads = Vec::with_capacity(ix.series.len());
             for s in ix.series.values() {
                 let h = s.lock_head();
@@ -1520,6 +1519,14 @@ impl Appender {
         let mut rec = Vec::with_capacity(samples.len() * 12 + 16);
         let pos = {
             let _c = lock(&inner.commit_lock);
+            // Series whose record this WAL segment does not hold yet.
+            let segment = inner.wal.segment();
+            let mut unnamed: Vec<Arc<MemSeries>> = Vec::new();
+            let mut name = |s: &Arc<MemSeries>| {
+                if s.wal_segment.swap(segment, Ordering::Relaxed) != segment {
+                    unnamed.push(s.clone());
+                }
+            };
             for (s, t, v) in samples {
                 let mut cut = Vec::new();
                 let mut h = s.lock_head();
@@ -1532,6 +1539,7 @@ impl Appender {
                         accepted.push((s.sid, t, v.to_bits()));
                         s.note_time(t);
                         summary.appended += 1;
+                        name(&s);
                     }
                     Ok(Appended::Noop) => summary.noop += 1,
                     Err(Rejection::Duplicate) => summary.duplicate += 1,
@@ -1552,9 +1560,17 @@ impl Appender {
             for (s, e) in exemplars {
                 if s.lock_head().push_exemplar(e.clone(), inner.opts.max_exemplars_per_series) {
                     ex_accepted.push((s.sid, e));
+                    name(&s);
                 }
             }
             summary.exemplars = ex_accepted.len();
+            if !unnamed.is_empty() {
+                // Index after heads, never while holding one (lock order: index, then head).
+                let ix = read(&inner.index);
+                for s in &unnamed {
+                    wal::encode_series(&mut rec, s.sid, &ix.labels_of(s));
+                }
+            }
             if !accepted.is_empty() {
                 wal::encode_samples(&mut rec, &accepted);
             }

@@ -270,6 +270,11 @@ impl Wal {
         p.appended
     }
 
+    /// The segment appends go to now.
+    pub fn segment(&self) -> u64 {
+        lock(&self.shared.pending).segment
+    }
+
     /// Ends the current segment: later appends go to a new one. Returns the new segment number;
     /// every record appended before this call is in an earlier segment. No I/O.
     pub fn rotate(&self) -> u64 {
