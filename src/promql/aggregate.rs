@@ -3,11 +3,11 @@
 
 use super::QueryError;
 use super::eval::{Ctx, Range, StepArg};
-use super::functions::{quantile, valid_label_name};
+use super::functions::{self, quantile, valid_label_name};
 use super::storage::Labels;
-use super::value::{Sample, Val};
+use super::value::{Sample, Series, Val};
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 pub(crate) fn eval_aggregate(ctx: &Ctx<'_>, agg: &AggregateExpr, range: Range) -> Result<Val, QueryError> {
@@ -30,6 +30,40 @@ pub(crate) fn eval_aggregate(ctx: &Ctx<'_>, agg: &AggregateExpr, range: Range) -
     {
         return Err(QueryError::Execution(format!("invalid label name {l:?}")));
     }
+    if let Some(op) = FoldOp::of(op) {
+        let mut fold = GroupFold::new(op, &grouping, without, range);
+        // A range-vector function feeds the fold series by series: its per-series output is
+        // never collected, so a query over many series holds only the groups.
+        if let Expr::Call(call) = super::eval::unwrap_parens(&agg.expr)
+            && functions::is_streamable_matrix_call(call.func.name)
+        {
+            let args: Vec<&Expr> = call.args.args.iter().map(|a| super::eval::unwrap_parens(a)).collect();
+            let unique = args.iter().any(|a| functions::matrix_output_unique(a));
+            let mut seen: HashSet<Arc<Labels>> = HashSet::new();
+            functions::matrix_call_each(ctx, call.func.name, &args, range, &mut |s| {
+                if !unique && !seen.insert(s.labels.clone()) {
+                    return Err(QueryError::Execution(
+                        "vector cannot contain metrics with the same labelset".into(),
+                    ));
+                }
+                fold.add(&s);
+                // The output points were counted when produced; the fold keeps only groups.
+                ctx.release_samples(s.points.len());
+                Ok(())
+            })?;
+            return Ok(Val::Vector(fold.finish()));
+        }
+        match ctx.eval(&agg.expr, range)? {
+            Val::Vector(series) => {
+                for s in &series {
+                    ctx.check("expression evaluation")?;
+                    fold.add(s);
+                }
+            }
+            _ => return Err(QueryError::Execution("expected instant vector".into())),
+        }
+        return Ok(Val::Vector(fold.finish()));
+    }
     let inner = ctx.eval(&agg.expr, range)?;
     let vals = [param, inner];
     let series = ctx.range_eval(range, &vals, |_ts, args| {
@@ -42,6 +76,183 @@ pub(crate) fn eval_aggregate(ctx: &Ctx<'_>, agg: &AggregateExpr, range: Range) -
         aggregate(op, &grouping, without, param, input)
     })?;
     Ok(Val::Vector(series))
+}
+
+/// The aggregations whose result per group and step is a running fold of the members, which
+/// [`GroupFold`] computes series by series instead of step by step.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FoldOp {
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Count,
+    Group,
+    Stddev,
+    Stdvar,
+}
+
+impl FoldOp {
+    fn of(op: &str) -> Option<Self> {
+        Some(match op {
+            "sum" => Self::Sum,
+            "avg" => Self::Avg,
+            "min" => Self::Min,
+            "max" => Self::Max,
+            "count" => Self::Count,
+            "group" => Self::Group,
+            "stddev" => Self::Stddev,
+            "stdvar" => Self::Stdvar,
+            _ => return None,
+        })
+    }
+}
+
+/// One output group of a [`GroupFold`]: per-step accumulators, `count == 0` meaning no member
+/// had a point at that step.
+struct FoldGroup {
+    labels: Arc<Labels>,
+    /// (step, input index) of the first member point: the order `range_eval` would have
+    /// created the group in, kept so results come out in the same order as the step-wise path.
+    first: (usize, usize),
+    value: Vec<f64>,
+    mean: Vec<f64>,
+    count: Vec<u64>,
+}
+
+/// Folds input series into their groups: the grouping key is computed once per series, and
+/// each point lands in its group's accumulator for its step. Members are folded in input
+/// order at every step, so the float results are bit-identical to Prometheus's per-step loop.
+pub(crate) struct GroupFold<'a> {
+    op: FoldOp,
+    grouping: &'a [String],
+    without: bool,
+    range: Range,
+    steps: usize,
+    index: HashMap<String, usize>,
+    groups: Vec<FoldGroup>,
+    key: String,
+    seen: usize,
+}
+
+impl<'a> GroupFold<'a> {
+    pub(crate) fn new(op: FoldOp, grouping: &'a [String], without: bool, range: Range) -> Self {
+        Self {
+            op,
+            grouping,
+            without,
+            range,
+            steps: range.steps(),
+            index: HashMap::new(),
+            groups: Vec::new(),
+            key: String::new(),
+            seen: 0,
+        }
+    }
+
+    pub(crate) fn add(&mut self, s: &Series) {
+        let seq = self.seen;
+        self.seen += 1;
+        let Some(&(t0, _)) = s.points.first() else { return };
+        group_key(&mut self.key, &s.labels, self.grouping, self.without);
+        let gi = match self.index.get(&self.key) {
+            Some(&i) => i,
+            None => {
+                let i = self.groups.len();
+                let steps = self.steps;
+                let with_mean = matches!(self.op, FoldOp::Avg | FoldOp::Stddev | FoldOp::Stdvar);
+                self.groups.push(FoldGroup {
+                    labels: Arc::new(group_labels(&s.labels, self.grouping, self.without)),
+                    first: (usize::MAX, usize::MAX),
+                    value: if self.op == FoldOp::Avg { Vec::new() } else { vec![0.0; steps] },
+                    mean: if with_mean { vec![0.0; steps] } else { Vec::new() },
+                    count: vec![0; steps],
+                });
+                self.index.insert(self.key.clone(), i);
+                i
+            }
+        };
+        let g = &mut self.groups[gi];
+        let first_step = self.range.step_of(t0);
+        if (first_step, seq) < g.first {
+            g.first = (first_step, seq);
+        }
+        for &(t, v) in &s.points {
+            let i = self.range.step_of(t);
+            if i >= self.steps {
+                continue;
+            }
+            let c = g.count[i];
+            g.count[i] = c + 1;
+            if c == 0 {
+                match self.op {
+                    FoldOp::Avg => g.mean[i] = v,
+                    FoldOp::Stddev | FoldOp::Stdvar => {
+                        g.value[i] = 0.0;
+                        g.mean[i] = v;
+                    }
+                    FoldOp::Group => g.value[i] = 1.0,
+                    _ => g.value[i] = v,
+                }
+                continue;
+            }
+            match self.op {
+                FoldOp::Sum => g.value[i] += v,
+                FoldOp::Avg => {
+                    let c = (c + 1) as f64;
+                    let mean = g.mean[i];
+                    if mean.is_infinite() {
+                        if v.is_infinite() && (mean > 0.0) == (v > 0.0) {
+                            continue;
+                        }
+                        if !v.is_infinite() && !v.is_nan() {
+                            continue;
+                        }
+                    }
+                    g.mean[i] = mean + (v / c - mean / c);
+                }
+                FoldOp::Group | FoldOp::Count => {}
+                FoldOp::Max => {
+                    if g.value[i] < v || g.value[i].is_nan() {
+                        g.value[i] = v;
+                    }
+                }
+                FoldOp::Min => {
+                    if g.value[i] > v || g.value[i].is_nan() {
+                        g.value[i] = v;
+                    }
+                }
+                FoldOp::Stddev | FoldOp::Stdvar => {
+                    let delta = v - g.mean[i];
+                    g.mean[i] += delta / (c + 1) as f64;
+                    g.value[i] += delta * (v - g.mean[i]);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> Vec<Series> {
+        self.groups.sort_by_key(|g| g.first);
+        let mut out = Vec::with_capacity(self.groups.len());
+        for g in self.groups {
+            let mut points = Vec::new();
+            for (i, &c) in g.count.iter().enumerate() {
+                if c == 0 {
+                    continue;
+                }
+                let v = match self.op {
+                    FoldOp::Avg => g.mean[i],
+                    FoldOp::Count => c as f64,
+                    FoldOp::Stdvar => g.value[i] / c as f64,
+                    FoldOp::Stddev => (g.value[i] / c as f64).sqrt(),
+                    _ => g.value[i],
+                };
+                points.push((self.range.ts(i), v));
+            }
+            out.push(Series { labels: g.labels, points });
+        }
+        out
+    }
 }
 
 enum Param {

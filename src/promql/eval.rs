@@ -26,6 +26,10 @@ impl Range {
     pub fn ts(&self, step: usize) -> i64 {
         self.start + step as i64 * self.interval
     }
+    /// The step a point of this grid sits at (points of evaluated vectors are at step times).
+    pub fn step_of(&self, t: i64) -> usize {
+        usize::try_from((t - self.start) / self.interval).unwrap_or(usize::MAX)
+    }
     fn is_instant(&self) -> bool {
         self.start == self.end
     }
@@ -52,6 +56,14 @@ impl StepArg {
             _ => Vec::new(),
         }
     }
+}
+
+/// Where the window of a range-vector argument sits relative to each step.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    pub range_ms: i64,
+    pub offset_ms: i64,
+    pub at_ms: Option<i64>,
 }
 
 /// The raw samples a range-vector function reads, with the window geometry.
@@ -249,34 +261,55 @@ impl Ctx<'_> {
             Some(a) => (a - offset, a - offset),
             None => (range.start - offset, range.end - offset),
         };
-        let data = self.select(vs, first_ref - self.lookback, last_ref)?;
+        let matchers = selector_matchers(vs)?;
         let steps = range.steps();
-        let mut out = Vec::with_capacity(data.len());
-        for sd in data {
-            self.check("expression evaluation")?;
-            let mut points = Vec::new();
-            let mut cursor = 0usize; // index of the first sample after the reference time
-            for step in 0..steps {
-                let ts = range.ts(step);
-                let rt = at.unwrap_or(ts) - offset;
-                while cursor < sd.samples.len() && sd.samples[cursor].0 <= rt {
-                    cursor += 1;
+        let mut out = Vec::new();
+        let mut failed: Option<QueryError> = None;
+        // Series stream from the store: only one series' raw samples are held at a time.
+        self.q.for_each_series(&matchers, first_ref - self.lookback, last_ref, &mut |sd| {
+            let n = sd.samples.len();
+            let res = self.add_samples(n).and_then(|()| {
+                self.check("expression evaluation")?;
+                let mut points = Vec::new();
+                let mut cursor = 0usize; // index of the first sample after the reference time
+                for step in 0..steps {
+                    self.check("expression evaluation")?;
+                    let ts = range.ts(step);
+                    let rt = at.unwrap_or(ts) - offset;
+                    while cursor < sd.samples.len() && sd.samples[cursor].0 <= rt {
+                        cursor += 1;
+                    }
+                    if cursor == 0 {
+                        continue;
+                    }
+                    let (t, v) = sd.samples[cursor - 1];
+                    if t < rt - self.lookback || is_stale_nan(v) {
+                        continue;
+                    }
+                    if points.capacity() == 0 {
+                        points.reserve_exact(steps - step);
+                    }
+                    points.push((ts, if sample_time { t as f64 / 1000.0 } else { v }));
                 }
-                if cursor == 0 {
-                    continue;
+                if !points.is_empty() {
+                    self.add_samples(points.len())?;
+                    let labels = Arc::new(sd.labels);
+                    let labels = if sample_time { drop_metric_name(&labels) } else { labels };
+                    out.push(Series { labels, points });
                 }
-                let (t, v) = sd.samples[cursor - 1];
-                if t < rt - self.lookback || is_stale_nan(v) {
-                    continue;
+                Ok(())
+            });
+            self.release_samples(n);
+            match res {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
                 }
-                points.push((ts, if sample_time { t as f64 / 1000.0 } else { v }));
             }
-            if !points.is_empty() {
-                self.add_samples(points.len())?;
-                let labels = Arc::new(sd.labels);
-                let labels = if sample_time { drop_metric_name(&labels) } else { labels };
-                out.push(Series { labels, points });
-            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
         }
         Ok(out)
     }
@@ -326,6 +359,52 @@ impl Ctx<'_> {
             }
             _ => Err(QueryError::Execution("expected a range vector".into())),
         }
+    }
+
+    /// Hands the series a range-vector argument reads over the whole evaluation range to `f`
+    /// one at a time. A matrix selector streams from the store, so only one series' raw
+    /// samples are held (and counted against the sample limit) at once.
+    pub fn for_each_range_series(
+        &self,
+        expr: &Expr,
+        range: Range,
+        f: &mut dyn FnMut(Window, Series) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
+        let Expr::MatrixSelector(ms) = unwrap_parens(expr) else {
+            let src = self.range_source(expr, range)?;
+            let win = Window { range_ms: src.range_ms, offset_ms: src.offset_ms, at_ms: src.at_ms };
+            for s in src.series {
+                f(win, s)?;
+            }
+            return Ok(());
+        };
+        let vs = &ms.vs;
+        let offset = offset_ms(&vs.offset);
+        let at = self.at_ms(&vs.at);
+        let win = Window { range_ms: duration_ms(ms.range), offset_ms: offset, at_ms: at };
+        let (first_ref, last_ref) = match at {
+            Some(a) => (a - offset, a - offset),
+            None => (range.start - offset, range.end - offset),
+        };
+        let matchers = selector_matchers(vs)?;
+        let mut failed: Option<QueryError> = None;
+        self.q.for_each_series(&matchers, first_ref - win.range_ms, last_ref, &mut |mut sd| {
+            let n = sd.samples.len();
+            let res = self.add_samples(n).and_then(|()| {
+                // Stale markers only end instant selections; ranges skip them.
+                sd.samples.retain(|(_, v)| !is_stale_nan(*v));
+                f(win, Series { labels: Arc::new(sd.labels), points: sd.samples })
+            });
+            self.release_samples(n);
+            match res {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        })?;
+        failed.map_or(Ok(()), Err)
     }
 
     /// Prometheus's `rangeEval`: evaluates a per-step function over all steps, gathering each

@@ -2,7 +2,7 @@
 //! (`promql/functions.go` of that release).
 
 use super::QueryError;
-use super::eval::{Ctx, Range, RangeSource, StepArg, check_series_unique, unwrap_parens};
+use super::eval::{Ctx, Range, StepArg, Window, check_series_unique, unwrap_parens};
 use super::storage::Labels;
 use super::value::{Sample, Series, Val, drop_metric_name};
 use promql_parser::label::MatchOp as PMatchOp;
@@ -526,61 +526,12 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
 // ---- range-vector functions ----
 
 fn eval_matrix_call(ctx: &Ctx<'_>, name: &str, args: &[&Expr], range: Range) -> Result<Val, QueryError> {
-    let matrix_idx = args
-        .iter()
-        .position(|a| matches!(a, Expr::MatrixSelector(_) | Expr::Subquery(_)))
-        .ok_or_else(|| QueryError::Execution(format!("{name}: expected a range vector argument")))?;
-    let mut others: Vec<Vec<f64>> = vec![Vec::new(); args.len()];
-    for (i, a) in args.iter().enumerate() {
-        if i != matrix_idx {
-            match ctx.eval(a, range)? {
-                Val::Scalar(v) => others[i] = v,
-                _ => return Err(QueryError::Execution(format!("{name}: expected a scalar argument"))),
-            }
-        }
-    }
-    let src: RangeSource = ctx.range_source(args[matrix_idx], range)?;
-    let steps = range.steps();
     let mut out: Vec<Series> = Vec::new();
-    let mut scalars = vec![0.0; args.len()];
-    for s in &src.series {
-        let labels = if name == "last_over_time" { s.labels.clone() } else { drop_metric_name(&s.labels) };
-        let mut points = Vec::new();
-        // Samples of this series counted against the limit so far: each raw sample once, when
-        // it enters the sliding window (Prometheus's matrixIterSlice), not once per step.
-        let mut counted_to = 0usize;
-        let mut held = 0usize;
-        for step in 0..steps {
-            ctx.check("expression evaluation")?;
-            let ts = range.ts(step);
-            let rend = src.at_ms.unwrap_or(ts) - src.offset_ms;
-            let rstart = rend - src.range_ms;
-            let lo = s.points.partition_point(|p| p.0 < rstart);
-            let hi = s.points.partition_point(|p| p.0 <= rend);
-            if lo >= hi {
-                continue;
-            }
-            let entering = hi.saturating_sub(lo.max(counted_to));
-            ctx.add_samples(entering)?;
-            held += entering;
-            counted_to = counted_to.max(hi);
-            for (i, o) in others.iter().enumerate() {
-                if i != matrix_idx {
-                    scalars[i] = o.get(step).copied().unwrap_or(f64::NAN);
-                }
-            }
-            let win = &s.points[lo..hi];
-            if let Some(v) = matrix_fn(name, win, &scalars, ts, rstart, rend, src.range_ms)? {
-                points.push((ts, v));
-            }
-        }
-        // The window is dropped; the output points stay held until the query ends.
-        ctx.release_samples(held);
-        if !points.is_empty() {
-            ctx.add_samples(points.len())?;
-            out.push(Series { labels, points });
-        }
-    }
+    let matrix_idx = matrix_call_each(ctx, name, args, range, &mut |s| {
+        out.push(s);
+        Ok(())
+    })?;
+    let steps = range.steps();
     if name == "absent_over_time" {
         let mut found = vec![false; steps];
         for s in &out {
@@ -602,6 +553,160 @@ fn eval_matrix_call(ctx: &Ctx<'_>, name: &str, args: &[&Expr], range: Range) -> 
     Ok(Val::Vector(out))
 }
 
+/// Whether `name(args)` is a range-vector function whose output series can be consumed one
+/// at a time (all but `absent_over_time`, which needs every series to answer).
+pub(crate) fn is_streamable_matrix_call(name: &str) -> bool {
+    name != "absent_over_time" && MatrixFn::of(name).is_some()
+}
+
+/// Whether the outputs of a range-vector call over `expr` are unique by construction: a
+/// selector of one metric name stays unique after the name is dropped.
+pub(crate) fn matrix_output_unique(expr: &Expr) -> bool {
+    match unwrap_parens(expr) {
+        Expr::MatrixSelector(ms) => {
+            ms.vs.name.is_some()
+                || ms.vs.matchers.matchers.iter().any(|m| m.name == "__name__" && m.op == PMatchOp::Equal)
+        }
+        _ => false,
+    }
+}
+
+/// Evaluates a range-vector function series by series, handing each output series (those
+/// with at least one point) to `sink` as soon as it is computed; the raw samples of a series
+/// are dropped before the next one is read. Returns the index of the range-vector argument.
+pub(crate) fn matrix_call_each(
+    ctx: &Ctx<'_>,
+    name: &str,
+    args: &[&Expr],
+    range: Range,
+    sink: &mut dyn FnMut(Series) -> Result<(), QueryError>,
+) -> Result<usize, QueryError> {
+    let f = MatrixFn::of(name)
+        .ok_or_else(|| QueryError::Execution(format!("function {name:?} is not implemented")))?;
+    let matrix_idx = args
+        .iter()
+        .position(|a| matches!(a, Expr::MatrixSelector(_) | Expr::Subquery(_)))
+        .ok_or_else(|| QueryError::Execution(format!("{name}: expected a range vector argument")))?;
+    let mut others: Vec<Vec<f64>> = vec![Vec::new(); args.len()];
+    for (i, a) in args.iter().enumerate() {
+        if i != matrix_idx {
+            match ctx.eval(a, range)? {
+                Val::Scalar(v) => others[i] = v,
+                _ => return Err(QueryError::Execution(format!("{name}: expected a scalar argument"))),
+            }
+        }
+    }
+    let steps = range.steps();
+    let mut scalars = vec![0.0; args.len()];
+    let keep_name = f == MatrixFn::LastOverTime;
+    ctx.for_each_range_series(args[matrix_idx], range, &mut |win: Window, s: Series| {
+        ctx.check("expression evaluation")?;
+        let pts = &s.points[..];
+        let mut points = Vec::new();
+        // Samples of this series counted against the limit so far: each raw sample once, when
+        // it enters the sliding window (Prometheus's matrixIterSlice), not once per step.
+        let mut counted_to = 0usize;
+        let mut held = 0usize;
+        // Window bounds only move forward with the steps, so both ends slide: every sample is
+        // passed over once per series, not searched for at every step.
+        let (mut lo, mut hi) = (0usize, 0usize);
+        for step in 0..steps {
+            ctx.check("expression evaluation")?;
+            let ts = range.ts(step);
+            let rend = win.at_ms.unwrap_or(ts) - win.offset_ms;
+            let rstart = rend - win.range_ms;
+            while hi < pts.len() && pts[hi].0 <= rend {
+                hi += 1;
+            }
+            while lo < hi && pts[lo].0 < rstart {
+                lo += 1;
+            }
+            if lo >= hi {
+                continue;
+            }
+            let entering = hi.saturating_sub(lo.max(counted_to));
+            ctx.add_samples(entering)?;
+            held += entering;
+            counted_to = counted_to.max(hi);
+            for (i, o) in others.iter().enumerate() {
+                if i != matrix_idx {
+                    scalars[i] = o.get(step).copied().unwrap_or(f64::NAN);
+                }
+            }
+            if let Some(v) = matrix_fn(f, &pts[lo..hi], &scalars, ts, rstart, rend, win.range_ms)? {
+                if points.capacity() == 0 {
+                    points.reserve_exact(steps - step);
+                }
+                points.push((ts, v));
+            }
+        }
+        // The window is dropped; the output points stay held until the query ends.
+        ctx.release_samples(held);
+        if points.is_empty() {
+            return Ok(());
+        }
+        ctx.add_samples(points.len())?;
+        let labels = if keep_name { s.labels } else { drop_metric_name(&s.labels) };
+        sink(Series { labels, points })
+    })?;
+    Ok(matrix_idx)
+}
+
+/// A range-vector function, resolved once per call rather than by name at every step.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MatrixFn {
+    Rate,
+    Increase,
+    Delta,
+    Irate,
+    Idelta,
+    Deriv,
+    PredictLinear,
+    HoltWinters,
+    Resets,
+    Changes,
+    AvgOverTime,
+    MinOverTime,
+    MaxOverTime,
+    SumOverTime,
+    CountOverTime,
+    QuantileOverTime,
+    StddevOverTime,
+    StdvarOverTime,
+    LastOverTime,
+    PresentOverTime,
+    AbsentOverTime,
+}
+
+impl MatrixFn {
+    fn of(name: &str) -> Option<Self> {
+        Some(match name {
+            "rate" => Self::Rate,
+            "increase" => Self::Increase,
+            "delta" => Self::Delta,
+            "irate" => Self::Irate,
+            "idelta" => Self::Idelta,
+            "deriv" => Self::Deriv,
+            "predict_linear" => Self::PredictLinear,
+            "holt_winters" => Self::HoltWinters,
+            "resets" => Self::Resets,
+            "changes" => Self::Changes,
+            "avg_over_time" => Self::AvgOverTime,
+            "min_over_time" => Self::MinOverTime,
+            "max_over_time" => Self::MaxOverTime,
+            "sum_over_time" => Self::SumOverTime,
+            "count_over_time" => Self::CountOverTime,
+            "quantile_over_time" => Self::QuantileOverTime,
+            "stddev_over_time" => Self::StddevOverTime,
+            "stdvar_over_time" => Self::StdvarOverTime,
+            "last_over_time" => Self::LastOverTime,
+            "present_over_time" => Self::PresentOverTime,
+            "absent_over_time" => Self::AbsentOverTime,
+            _ => return None,
+        })
+    }
+}
+
 fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
     let c = if sum.abs() >= inc.abs() { c + ((sum - t) + inc) } else { c + ((inc - t) + sum) };
@@ -610,7 +715,7 @@ fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
 
 #[allow(clippy::too_many_arguments)]
 fn matrix_fn(
-    name: &str,
+    f: MatrixFn,
     w: &[(i64, f64)],
     scalars: &[f64],
     ts: i64,
@@ -619,17 +724,17 @@ fn matrix_fn(
     range_ms: i64,
 ) -> Result<Option<f64>, QueryError> {
     let n = w.len();
-    Ok(match name {
-        "rate" => extrapolated_rate(w, rstart, rend, range_ms, true, true),
-        "increase" => extrapolated_rate(w, rstart, rend, range_ms, true, false),
-        "delta" => extrapolated_rate(w, rstart, rend, range_ms, false, false),
-        "irate" | "idelta" => {
+    Ok(match f {
+        MatrixFn::Rate => extrapolated_rate(w, rstart, rend, range_ms, true, true),
+        MatrixFn::Increase => extrapolated_rate(w, rstart, rend, range_ms, true, false),
+        MatrixFn::Delta => extrapolated_rate(w, rstart, rend, range_ms, false, false),
+        MatrixFn::Irate | MatrixFn::Idelta => {
             if n < 2 {
                 return Ok(None);
             }
             let (lt, lv) = w[n - 1];
             let (pt, pv) = w[n - 2];
-            let is_rate = name == "irate";
+            let is_rate = f == MatrixFn::Irate;
             let mut v = if is_rate && lv < pv { lv } else { lv - pv };
             let dt = lt - pt;
             if dt == 0 {
@@ -640,20 +745,20 @@ fn matrix_fn(
             }
             Some(v)
         }
-        "deriv" => {
+        MatrixFn::Deriv => {
             if n < 2 {
                 return Ok(None);
             }
             Some(linear_regression(w, w[0].0).0)
         }
-        "predict_linear" => {
+        MatrixFn::PredictLinear => {
             if n < 2 {
                 return Ok(None);
             }
             let (slope, intercept) = linear_regression(w, ts);
             Some(slope * scalars[1] + intercept)
         }
-        "holt_winters" => {
+        MatrixFn::HoltWinters => {
             let (sf, tf) = (scalars[1], scalars[2]);
             if sf <= 0.0 || sf >= 1.0 {
                 return Err(QueryError::Execution(format!(
@@ -681,12 +786,12 @@ fn matrix_fn(
             }
             Some(s1)
         }
-        "resets" => Some(w.windows(2).filter(|p| p[1].1 < p[0].1).count() as f64),
-        "changes" => {
+        MatrixFn::Resets => Some(w.windows(2).filter(|p| p[1].1 < p[0].1).count() as f64),
+        MatrixFn::Changes => {
             Some(w.windows(2).filter(|p| p[1].1 != p[0].1 && !(p[1].1.is_nan() && p[0].1.is_nan())).count()
                 as f64)
         }
-        "avg_over_time" => {
+        MatrixFn::AvgOverTime => {
             let (mut mean, mut count) = (0.0f64, 0.0f64);
             for &(_, v) in w {
                 count += 1.0;
@@ -702,11 +807,11 @@ fn matrix_fn(
             }
             Some(mean)
         }
-        "sum_over_time" => Some(w.iter().map(|p| p.1).sum()),
-        "count_over_time" => Some(n as f64),
-        "present_over_time" | "absent_over_time" => Some(1.0),
-        "last_over_time" => Some(w[n - 1].1),
-        "max_over_time" => {
+        MatrixFn::SumOverTime => Some(w.iter().map(|p| p.1).sum()),
+        MatrixFn::CountOverTime => Some(n as f64),
+        MatrixFn::PresentOverTime | MatrixFn::AbsentOverTime => Some(1.0),
+        MatrixFn::LastOverTime => Some(w[n - 1].1),
+        MatrixFn::MaxOverTime => {
             let mut m = w[0].1;
             for &(_, v) in w {
                 if v > m || m.is_nan() {
@@ -715,7 +820,7 @@ fn matrix_fn(
             }
             Some(m)
         }
-        "min_over_time" => {
+        MatrixFn::MinOverTime => {
             let mut m = w[0].1;
             for &(_, v) in w {
                 if v < m || m.is_nan() {
@@ -724,11 +829,11 @@ fn matrix_fn(
             }
             Some(m)
         }
-        "quantile_over_time" => {
+        MatrixFn::QuantileOverTime => {
             let mut vals: Vec<f64> = w.iter().map(|p| p.1).collect();
             Some(quantile(scalars[0], &mut vals))
         }
-        "stddev_over_time" | "stdvar_over_time" => {
+        MatrixFn::StddevOverTime | MatrixFn::StdvarOverTime => {
             let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) = (0.0, 0.0, 0.0, 0.0, 0.0);
             for &(_, v) in w {
                 count += 1.0;
@@ -737,9 +842,8 @@ fn matrix_fn(
                 (aux, c_aux) = kahan_inc(delta * (v - (mean + c_mean)), aux, c_aux);
             }
             let var = (aux + c_aux) / count;
-            Some(if name == "stddev_over_time" { var.sqrt() } else { var })
+            Some(if f == MatrixFn::StddevOverTime { var.sqrt() } else { var })
         }
-        _ => return Err(QueryError::Execution(format!("function {name:?} is not implemented"))),
     })
 }
 

@@ -129,6 +129,24 @@ pub trait Queryable: Send + Sync {
         maxt_ms: i64,
     ) -> Result<Vec<SeriesData>, StorageError>;
 
+    /// As [`select`](Self::select), handing the series to `f` one at a time so the caller
+    /// need not hold them all; stops early when `f` returns false. The default collects
+    /// through `select`; a store that decodes per series does better.
+    fn for_each_series(
+        &self,
+        matchers: &[LabelMatcher],
+        mint_ms: i64,
+        maxt_ms: i64,
+        f: &mut dyn FnMut(SeriesData) -> bool,
+    ) -> Result<(), StorageError> {
+        for sd in self.select(matchers, mint_ms, maxt_ms)? {
+            if !f(sd) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Label sets of the series matching `matchers` that have samples in the range; the
     /// default loads samples through `select`, a store may do better from its index.
     fn series(

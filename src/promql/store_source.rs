@@ -40,6 +40,24 @@ impl Queryable for StoreSource {
         Ok(out)
     }
 
+    fn for_each_series(
+        &self,
+        ms: &[LabelMatcher],
+        mint_ms: i64,
+        maxt_ms: i64,
+        f: &mut dyn FnMut(SeriesData) -> bool,
+    ) -> Result<(), StorageError> {
+        let ms = matchers(ms)?;
+        for series in self.0.querier(mint_ms, maxt_ms).select(&ms) {
+            let series = series.map_err(|e| StorageError::Internal(e.to_string()))?;
+            let samples = series.collect_samples();
+            if !samples.is_empty() && !f(SeriesData { labels: series.labels.into_vec(), samples }) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn label_names(
         &self,
         ms: &[LabelMatcher],
