@@ -43,7 +43,14 @@ impl Selector {
         if candidates.is_empty() {
             return Pick::None;
         }
-        let open: Vec<Candidate> = candidates.iter().copied().filter(|c| !c.full).collect();
+        // Servers are rarely full: skip the filtered copy unless one is.
+        let filtered: Vec<Candidate>;
+        let open = if candidates.iter().any(|c| c.full) {
+            filtered = candidates.iter().copied().filter(|c| !c.full).collect();
+            filtered.as_slice()
+        } else {
+            candidates
+        };
         if open.is_empty() {
             return Pick::AllFull;
         }
