@@ -278,11 +278,18 @@ impl ClientConn {
         let mut shutdown = inner.shutdown.clone();
         let handler_inner = inner.clone();
         let client = Arc::new(ClientInfo::new(peer, tls));
+        // HTTP/2 multiplexes: the connection is idle only while no stream is open.
+        let streams = h2.then(|| Arc::new(Streams::default()));
+        let service_streams = streams.clone();
         let service = hyper::service::service_fn(move |req| {
             let inner = handler_inner.clone();
             let name = name.clone();
             let client = client.clone();
-            async move { Ok::<_, Infallible>(handle(inner, name, client, req).await) }
+            let stream = service_streams.as_ref().map(|s| s.open());
+            async move {
+                let response = handle(inner, name, client, req).await;
+                Ok::<_, Infallible>(response.map(|body| Tracked { body, _stream: stream }))
+            }
         });
         let result = if h2 {
             let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
@@ -296,10 +303,18 @@ impl ClientConn {
                 .keep_alive_timeout(cfg.timeout_client);
             let conn = builder.serve_connection(io, service);
             tokio::pin!(conn);
+            let streams = streams.unwrap_or_default();
             tokio::select! {
                 r = conn.as_mut() => r,
                 _ = stop.changed() => { conn.as_mut().graceful_shutdown(); conn.await }
                 _ = shutdown.changed() => { conn.as_mut().graceful_shutdown(); conn.await }
+                // HAProxy's `timeout client` on an idle h2 connection: pings answered in
+                // time do not keep it open, only streams do.
+                _ = streams.idle_for(cfg.timeout_client) => {
+                    tracing::debug!(%peer, "idle HTTP/2 connection reached timeout_client; closing");
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
             }
         } else {
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -328,6 +343,71 @@ impl ClientConn {
             }
             tracing::debug!(%peer, error = %e, "client connection ended with an error");
         }
+    }
+}
+
+/// Open streams of one HTTP/2 connection.
+#[derive(Default)]
+struct Streams {
+    open: AtomicU64,
+    changed: tokio::sync::Notify,
+}
+
+impl Streams {
+    fn open(self: &Arc<Self>) -> StreamGuard {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+        StreamGuard(self.clone())
+    }
+
+    /// Returns once no stream has been open for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.open.load(Ordering::Acquire) > 0 {
+                changed.await;
+            } else if tokio::time::timeout(timeout, changed).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Counts a stream open from its request until its response body is done or dropped.
+struct StreamGuard(Arc<Streams>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_waiters();
+    }
+}
+
+/// A response body that holds its stream open (HTTP/2) until it ends.
+pub struct Tracked {
+    body: ProxyBody,
+    _stream: Option<StreamGuard>,
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
