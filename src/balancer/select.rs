@@ -55,11 +55,11 @@ impl Selector {
             return Pick::AllFull;
         }
         let index = match self.balance {
-            Balance::RoundRobin => self.round_robin(&open),
-            Balance::LeastConn => self.least_conn(&open),
+            Balance::RoundRobin => self.round_robin(open),
+            Balance::LeastConn => self.least_conn(open),
             Balance::First => open.iter().min_by_key(|c| c.index).map(|c| c.index),
-            Balance::Source => source(&open, client),
-            Balance::Random => random_two(&open),
+            Balance::Source => source(open, client),
+            Balance::Random => random_two(open),
         };
         index.map(Pick::Server).unwrap_or(Pick::None)
     }
