@@ -187,8 +187,12 @@ run_pair() { # $1 = label, $2 = path, $3 = optional kill delay
 
 echo "obsd $("$OBSD" --version | head -1) vs $(haproxy -v | head -1)"
 echo "backends: 2 x nginx $(nginx -v 2>&1 | sed 's/.*\///'), 1 worker each; $(nproc) cores shared by wrk, balancer and backends"
+# Other work on the machine skews both balancers; the ratios from one run are what compare.
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 run_pair "small responses (3 B)" /small
 run_pair "200 KB responses" /big
 echo
 echo "HAProxy with the seed's settings (retries 3, no redispatch); obsd with its defaults (retries 3, redispatch)."
 run_pair "backend s1 killed (SIGKILL) after 3 s, small responses" /small 3
+echo
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -853,3 +853,59 @@ fn retry_on_statuses_and_none() {
     assert!(be("status")["wretr"].parse::<u64>().unwrap() >= 5, "{:?}", be("status"));
     assert_eq!(be("none")["wretr"], "0");
 }
+
+/// An HTTP/2 connection with no open stream is closed at `timeout_client` (GOAWAY, then
+/// close) even when the client answers every ping, as HAProxy does.
+#[test]
+fn idle_http2_connection_closes_at_timeout_client() {
+    let a = TestServer::start("a");
+    let cfg = STATS.to_string()
+        + &backend("h2", "roundrobin", "", &[("a", &a, "")]).replace(
+            "default_backend = \"h2\"",
+            // Pings every second, answered below: only the idle timer may end the connection.
+            "default_backend = \"h2\"\ntimeout_client = \"2s\"\ntimeout_http_keep_alive = \"1s\"",
+        );
+    let obsd = Obsd::start("balancer", &cfg);
+    let mut s = TcpStream::connect(obsd.address("frontend.h2")).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    // An empty SETTINGS frame.
+    s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).unwrap();
+    let started = Instant::now();
+    let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
+    let (mut goaway, mut closed, mut pings) = (None, None, 0);
+    while closed.is_none() && started.elapsed() < Duration::from_secs(15) {
+        match s.read(&mut chunk) {
+            Ok(0) => closed = Some(started.elapsed()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => closed = Some(started.elapsed()),
+        }
+        while buf.len() >= 9 {
+            let len = (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (buf[3], buf[4]);
+            let payload = buf[9..9 + len].to_vec();
+            buf.drain(..9 + len);
+            match kind {
+                // SETTINGS: acknowledge.
+                4 if flags & 1 == 0 => s.write_all(&[0, 0, 0, 4, 1, 0, 0, 0, 0]).unwrap(),
+                // PING: answer with the same payload.
+                6 if flags & 1 == 0 => {
+                    pings += 1;
+                    let mut ack = vec![0, 0, 8, 6, 1, 0, 0, 0, 0];
+                    ack.extend_from_slice(&payload);
+                    let _ = s.write_all(&ack);
+                }
+                7 => goaway = goaway.or(Some(started.elapsed())),
+                _ => {}
+            }
+        }
+    }
+    let goaway = goaway.expect("no GOAWAY on an idle h2 connection");
+    assert!(closed.is_some(), "idle h2 connection not closed after GOAWAY");
+    assert!(pings >= 1, "the server never pinged: the test did not exercise keep-alive");
+    assert!(goaway >= Duration::from_millis(1900), "closed before timeout_client: {goaway:?}");
+}

@@ -1,50 +1,127 @@
 //! Idle HTTP/1.1 connections to one server, reused LIFO (the most recently used is the least
 //! likely to have been closed by the server) and purged after `pool_purge_delay`, as
 //! HAProxy's `pool-purge-delay`.
+//!
+//! An upstream connection has no task of its own: the request that holds it polls its I/O
+//! (`Upstream::conn`) in the client connection's task, while it waits for the response and
+//! while it streams the body back. A request then costs no cross-task wake-ups, which were
+//! most of the balancer's overhead on small responses. An idle connection is polled by
+//! nobody; the next request that checks it out first drives it until it is ready, which is
+//! also when a close by the server shows.
 
 use super::proxy::UpBody;
-use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 /// Enough idle connections for a busy backend; more are closed instead of pooled.
 const MAX_IDLE: usize = 512;
 
+/// One HTTP/1.1 connection to a server: the request handle and the I/O state machine.
+pub struct Upstream {
+    pub sender: SendRequest<UpBody>,
+    /// None once the connection ended.
+    pub conn: Option<Connection<TokioIo<TcpStream>, UpBody>>,
+}
+
+impl Upstream {
+    /// Drives the connection's I/O; true while it is still open.
+    pub fn poll_io(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(conn) = self.conn.as_mut() else { return false };
+        match Pin::new(conn).poll(cx) {
+            Poll::Pending => true,
+            Poll::Ready(result) => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "upstream connection ended with an error");
+                }
+                // Dropping the state machine hands requests it never wrote back to their
+                // senders, so they can go elsewhere.
+                self.conn = None;
+                false
+            }
+        }
+    }
+
+    /// Ready for a request (true): the previous response fully read, the connection open.
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let open = self.poll_io(cx);
+        match self.sender.poll_ready(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(open),
+            Poll::Ready(Err(_)) => Poll::Ready(false),
+            Poll::Pending if open => Poll::Pending,
+            Poll::Pending => Poll::Ready(false),
+        }
+    }
+
+    pub async fn ready(&mut self) -> bool {
+        std::future::poll_fn(|cx| self.poll_ready(cx)).await
+    }
+
+    /// Sends a request, driving the connection until its response head arrives.
+    pub async fn send(
+        &mut self,
+        request: hyper::Request<UpBody>,
+    ) -> Result<
+        hyper::Response<hyper::body::Incoming>,
+        hyper::client::conn::TrySendError<hyper::Request<UpBody>>,
+    > {
+        let mut response = std::pin::pin!(self.sender.try_send_request(request));
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = response.as_mut().poll(cx) {
+                return Poll::Ready(r);
+            }
+            if !self.poll_io(cx) {
+                // The connection ended: the response future now resolves with its error.
+                return response.as_mut().poll(cx);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    fn is_closed(&self) -> bool {
+        self.conn.is_none() || self.sender.is_closed()
+    }
+}
+
 #[derive(Default)]
 pub struct Pool {
     /// Oldest at the front: expiry trims the front, reuse takes the back.
-    idle: Mutex<VecDeque<(SendRequest<UpBody>, Instant)>>,
+    idle: Mutex<VecDeque<(Upstream, Instant)>>,
 }
 
 impl Pool {
     /// The most recently used idle connection that is open and not past `purge_delay`. It
-    /// may still be finishing its last response; `forward` waits for it to be ready.
-    pub fn checkout(&self, purge_delay: Duration) -> Option<SendRequest<UpBody>> {
+    /// may still be finishing its last response; `forward` drives it until it is ready.
+    pub fn checkout(&self, purge_delay: Duration) -> Option<Upstream> {
         let Ok(mut idle) = self.idle.lock() else { return None };
         let now = Instant::now();
         while idle.front().is_some_and(|(_, since)| now.duration_since(*since) >= purge_delay) {
             idle.pop_front();
         }
-        while let Some((sender, _)) = idle.pop_back() {
-            if !sender.is_closed() {
-                return Some(sender);
+        while let Some((up, _)) = idle.pop_back() {
+            if !up.is_closed() {
+                return Some(up);
             }
         }
         None
     }
 
-    pub fn checkin(&self, sender: SendRequest<UpBody>) {
-        if sender.is_closed() {
+    pub fn checkin(&self, up: Upstream) {
+        if up.is_closed() {
             return;
         }
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < MAX_IDLE
         {
-            idle.push_back((sender, Instant::now()));
+            idle.push_back((up, Instant::now()));
         }
     }
 
@@ -66,8 +143,8 @@ pub enum ConnectError {
     Handshake(#[from] hyper::Error),
 }
 
-/// A fresh HTTP/1.1 connection; its I/O task runs until the connection closes.
-pub async fn connect(address: SocketAddr, timeout: Duration) -> Result<SendRequest<UpBody>, ConnectError> {
+/// A fresh HTTP/1.1 connection, driven by whoever holds it.
+pub async fn connect(address: SocketAddr, timeout: Duration) -> Result<Upstream, ConnectError> {
     let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
         .await
         .map_err(|_| ConnectError::Timeout(timeout))??;
@@ -76,10 +153,5 @@ pub async fn connect(address: SocketAddr, timeout: Duration) -> Result<SendReque
         .max_buf_size(512 * 1024)
         .handshake(TokioIo::new(stream))
         .await?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "upstream connection ended with an error");
-        }
-    });
-    Ok(sender)
+    Ok(Upstream { sender, conn: Some(conn) })
 }

@@ -13,11 +13,11 @@
 
 use super::counters::{self, Counters};
 use super::error::{BalancerError, Fault, error_page};
-use super::{Backend, ConnGuard, FrontendRuntime, Inner, ServerState, SessionGuard, pool};
+use super::pool::{self, Upstream};
+use super::{Backend, ConnGuard, FrontendRuntime, Inner, ServerState, SessionGuard};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -277,10 +277,19 @@ impl ClientConn {
         let ClientConn { inner, name, peer, fe_counters, mut stop } = self;
         let mut shutdown = inner.shutdown.clone();
         let handler_inner = inner.clone();
+        let client = Arc::new(ClientInfo::new(peer, tls));
+        // HTTP/2 multiplexes: the connection is idle only while no stream is open.
+        let streams = h2.then(|| Arc::new(Streams::default()));
+        let service_streams = streams.clone();
         let service = hyper::service::service_fn(move |req| {
             let inner = handler_inner.clone();
             let name = name.clone();
-            async move { Ok::<_, Infallible>(handle(inner, name, peer, tls, req).await) }
+            let client = client.clone();
+            let stream = service_streams.as_ref().map(|s| s.open());
+            async move {
+                let response = handle(inner, name, client, req).await;
+                Ok::<_, Infallible>(response.map(|body| Tracked { body, _stream: stream }))
+            }
         });
         let result = if h2 {
             let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
@@ -294,10 +303,18 @@ impl ClientConn {
                 .keep_alive_timeout(cfg.timeout_client);
             let conn = builder.serve_connection(io, service);
             tokio::pin!(conn);
+            let streams = streams.unwrap_or_default();
             tokio::select! {
                 r = conn.as_mut() => r,
                 _ = stop.changed() => { conn.as_mut().graceful_shutdown(); conn.await }
                 _ = shutdown.changed() => { conn.as_mut().graceful_shutdown(); conn.await }
+                // HAProxy's `timeout client` on an idle h2 connection: pings answered in
+                // time do not keep it open, only streams do.
+                _ = streams.idle_for(cfg.timeout_client) => {
+                    tracing::debug!(%peer, "idle HTTP/2 connection reached timeout_client; closing");
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
             }
         } else {
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -326,6 +343,71 @@ impl ClientConn {
             }
             tracing::debug!(%peer, error = %e, "client connection ended with an error");
         }
+    }
+}
+
+/// Open streams of one HTTP/2 connection.
+#[derive(Default)]
+struct Streams {
+    open: AtomicU64,
+    changed: tokio::sync::Notify,
+}
+
+impl Streams {
+    fn open(self: &Arc<Self>) -> StreamGuard {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+        StreamGuard(self.clone())
+    }
+
+    /// Returns once no stream has been open for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.open.load(Ordering::Acquire) > 0 {
+                changed.await;
+            } else if tokio::time::timeout(timeout, changed).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Counts a stream open from its request until its response body is done or dropped.
+struct StreamGuard(Arc<Streams>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_waiters();
+    }
+}
+
+/// A response body that holds its stream open (HTTP/2) until it ends.
+pub struct Tracked {
+    body: ProxyBody,
+    _stream: Option<StreamGuard>,
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -400,8 +482,9 @@ struct Exchange {
     backend: Arc<Backend>,
     server: Arc<ServerState>,
     _guard: SessionGuard,
-    /// Returned to the pool when the response ends cleanly and the connection may be reused.
-    sender: Option<SendRequest<UpBody>>,
+    /// Driven while the body streams; returned to the pool when the response ends cleanly
+    /// and the connection may be reused.
+    upstream: Option<Upstream>,
     reusable: bool,
     started: Instant,
     qtime: Duration,
@@ -426,9 +509,9 @@ impl Exchange {
         self.backend.shared.histogram.observe(total);
         if clean
             && self.reusable
-            && let Some(sender) = self.sender.take()
+            && let Some(up) = self.upstream.take()
         {
-            self.server.pool.checkin(sender);
+            self.server.pool.checkin(up);
         }
     }
 }
@@ -473,7 +556,22 @@ impl Body for ProxyBody {
             ProxyBody::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
             ProxyBody::Upstream(up) => {
                 let up = &mut **up;
-                match Pin::new(&mut up.inner).poll_frame(cx) {
+                // The upstream connection is driven here, in the client's task: each round
+                // lets it decode what the server sent into the body. Three rounds cover a
+                // chunk that was already buffered; past that the wakers registered by the
+                // last round bring the task back.
+                let mut polled = Pin::new(&mut up.inner).poll_frame(cx);
+                for _ in 0..3 {
+                    if polled.is_ready() {
+                        break;
+                    }
+                    let Some(conn) = up.exchange.as_mut().and_then(|ex| ex.upstream.as_mut()) else {
+                        break;
+                    };
+                    conn.poll_io(cx);
+                    polled = Pin::new(&mut up.inner).poll_frame(cx);
+                }
+                match polled {
                     Poll::Ready(Some(Ok(frame))) => {
                         if let (Some(d), Some(ex)) = (frame.data_ref(), up.exchange.as_mut()) {
                             ex.bytes_out += d.len() as u64;
@@ -590,28 +688,82 @@ fn head_size(headers: &HeaderMap) -> u64 {
     headers.iter().map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64).sum::<u64>() + 2
 }
 
-fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, tls: bool) {
-    let ip = peer.ip().to_canonical();
+/// What a client connection adds to every request it forwards, worked out once per
+/// connection rather than formatted per request.
+pub struct ClientInfo {
+    peer: SocketAddr,
+    /// `X-Forwarded-For` when the request has none.
+    xff: Option<HeaderValue>,
+    /// `Forwarded` without a host: `for=...;proto=...`.
+    element: String,
+    /// The last `Host` seen and the `Forwarded` value made for it: one host per connection
+    /// is the rule.
+    last: std::sync::Mutex<Option<(HeaderValue, HeaderValue)>>,
+}
+
+impl ClientInfo {
+    pub fn new(peer: SocketAddr, tls: bool) -> Self {
+        let ip = peer.ip().to_canonical();
+        let node = if ip.is_ipv6() { format!("\"[{ip}]\"") } else { ip.to_string() };
+        ClientInfo {
+            peer,
+            xff: HeaderValue::from_str(&ip.to_string()).ok(),
+            element: format!("for={node};proto={}", if tls { "https" } else { "http" }),
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn forwarded(&self, host: Option<&HeaderValue>) -> String {
+        let mut element = self.element.clone();
+        if let Some(host) = host.and_then(|h| h.to_str().ok())
+            && host.bytes().all(|b| b.is_ascii_graphic())
+        {
+            element.push_str(";host=\"");
+            element.push_str(host);
+            element.push('"');
+        }
+        element
+    }
+}
+
+fn add_forwarded(headers: &mut HeaderMap, client: &ClientInfo) {
     let xff_name = HeaderName::from_static("x-forwarded-for");
-    let xff = match headers.get(&xff_name).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-        _ => ip.to_string(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(xff_name, v);
+    match headers.get(&xff_name).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => {
+            let xff = format!("{prev}, {}", client.peer.ip().to_canonical());
+            if let Ok(v) = HeaderValue::from_str(&xff) {
+                headers.insert(xff_name, v);
+            }
+        }
+        _ => {
+            if let Some(v) = &client.xff {
+                headers.insert(xff_name, v.clone());
+            }
+        }
     }
-    let node = if ip.is_ipv6() { format!("\"[{ip}]\"") } else { ip.to_string() };
-    let mut element = format!("for={node};proto={}", if tls { "https" } else { "http" });
-    if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok())
-        && host.bytes().all(|b| b.is_ascii_graphic())
-    {
-        element.push_str(&format!(";host=\"{host}\""));
-    }
+    let host = headers.get(header::HOST);
     let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {element}"),
-        _ => element,
+        Some(prev) if !prev.trim().is_empty() => {
+            HeaderValue::from_str(&format!("{prev}, {}", client.forwarded(host))).ok()
+        }
+        _ => {
+            let mut last = match client.last.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            match &*last {
+                Some((h, v)) if Some(h) == host => Some(v.clone()),
+                _ => {
+                    let v = HeaderValue::from_str(&client.forwarded(host)).ok();
+                    if let (Some(h), Some(v)) = (host, &v) {
+                        *last = Some((h.clone(), v.clone()));
+                    }
+                    v
+                }
+            }
+        }
     };
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+    if let Some(v) = forwarded {
         headers.insert(header::FORWARDED, v);
     }
 }
@@ -652,10 +804,10 @@ fn idempotent(method: &Method) -> bool {
 async fn handle(
     inner: Arc<Inner>,
     name: Arc<str>,
-    peer: SocketAddr,
-    tls: bool,
+    client: Arc<ClientInfo>,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    let peer = client.peer;
     let started = Instant::now();
     let generation = inner.current();
     let Some(fe) = generation.frontend(&name) else {
@@ -666,7 +818,7 @@ async fn handle(
     let backend_name = choose_backend(&fe.config, &req);
     let backend = backend_name.and_then(|n| generation.backend(n)).cloned();
     let result = match (backend.clone(), backend_name) {
-        (Some(b), _) => forward(fe, b, peer, tls, req, started).await,
+        (Some(b), _) => forward(fe, b, &client, req, started).await,
         (None, Some(n)) => {
             Err(BalancerError::MissingBackend { frontend: fe.config.name.clone(), backend: n.to_string() })
         }
@@ -717,8 +869,7 @@ fn choose_backend<'a>(fe: &'a crate::config::FrontendConfig, req: &Request<Incom
 async fn forward(
     fe: &FrontendRuntime,
     backend: Arc<Backend>,
-    peer: SocketAddr,
-    tls: bool,
+    client: &ClientInfo,
     req: Request<Incoming>,
     started: Instant,
 ) -> Result<Response<ProxyBody>, BalancerError> {
@@ -746,7 +897,7 @@ async fn forward(
         headers.insert(header::HOST, v);
     }
     if cfg.forwardfor {
-        add_forwarded(&mut headers, peer, tls);
+        add_forwarded(&mut headers, client);
     }
     if cfg.httpclose {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -760,7 +911,7 @@ async fn forward(
     let mut stale = 0u32;
     let mut avoid: Option<usize> = None;
     loop {
-        let (index, guard, qtime) = backend.acquire(Some(peer.ip()), avoid).await?;
+        let (index, guard, qtime) = backend.acquire(Some(client.peer.ip()), avoid).await?;
         let Some(server) = backend.servers.get(index) else {
             return Err(BalancerError::Internal("selected server vanished".into()));
         };
@@ -770,29 +921,26 @@ async fn forward(
         } else {
             None
         };
-        let mut sender = match pooled {
+        let mut upstream = match pooled {
             // A connection checked in as its response ended may not have read the end yet;
-            // waiting for it beats opening a new one. An error means it closed meanwhile.
-            Some(mut s) if !s.is_ready() => {
-                match tokio::time::timeout(cfg.timeout_connect, s.ready()).await {
-                    Ok(Ok(())) => s,
-                    _ => {
-                        drop(guard);
-                        stale += 1;
-                        if stale > 16 {
-                            return Err(BalancerError::ServerFailed {
-                                backend: cfg.name.clone(),
-                                server: server.config.name.clone(),
-                                message: "no usable connection".into(),
-                            });
-                        }
-                        continue;
+            // driving it until ready beats opening a new one. Not ready means it closed.
+            Some(mut up) => match tokio::time::timeout(cfg.timeout_connect, up.ready()).await {
+                Ok(true) => up,
+                _ => {
+                    drop(guard);
+                    stale += 1;
+                    if stale > 16 {
+                        return Err(BalancerError::ServerFailed {
+                            backend: cfg.name.clone(),
+                            server: server.config.name.clone(),
+                            message: "no usable connection".into(),
+                        });
                     }
+                    continue;
                 }
-            }
-            Some(s) => s,
+            },
             None => match pool::connect(server.config.address, cfg.timeout_connect).await {
-                Ok(s) => s,
+                Ok(up) => up,
                 Err(e) => {
                     counters::inc(&server.state.counters.econ);
                     counters::inc(&backend.shared.counters.econ);
@@ -835,7 +983,7 @@ async fn forward(
         *request.version_mut() = Version::HTTP_11;
         *request.headers_mut() = headers.clone();
         let sent_at = Instant::now();
-        let outcome = tokio::time::timeout(cfg.timeout_server, sender.try_send_request(request)).await;
+        let outcome = tokio::time::timeout(cfg.timeout_server, upstream.send(request)).await;
         match outcome {
             Err(_) => {
                 counters::inc(&server.state.counters.eresp);
@@ -934,7 +1082,7 @@ async fn forward(
                     backend: backend.clone(),
                     server: server.state.clone(),
                     _guard: guard,
-                    sender: Some(sender),
+                    upstream: Some(upstream),
                     reusable: server_keeps_alive && !cfg.httpclose,
                     started,
                     qtime,

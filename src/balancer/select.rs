@@ -43,16 +43,23 @@ impl Selector {
         if candidates.is_empty() {
             return Pick::None;
         }
-        let open: Vec<Candidate> = candidates.iter().copied().filter(|c| !c.full).collect();
+        // Servers are rarely full: skip the filtered copy unless one is.
+        let filtered: Vec<Candidate>;
+        let open = if candidates.iter().any(|c| c.full) {
+            filtered = candidates.iter().copied().filter(|c| !c.full).collect();
+            filtered.as_slice()
+        } else {
+            candidates
+        };
         if open.is_empty() {
             return Pick::AllFull;
         }
         let index = match self.balance {
-            Balance::RoundRobin => self.round_robin(&open),
-            Balance::LeastConn => self.least_conn(&open),
+            Balance::RoundRobin => self.round_robin(open),
+            Balance::LeastConn => self.least_conn(open),
             Balance::First => open.iter().min_by_key(|c| c.index).map(|c| c.index),
-            Balance::Source => source(&open, client),
-            Balance::Random => random_two(&open),
+            Balance::Source => source(open, client),
+            Balance::Random => random_two(open),
         };
         index.map(Pick::Server).unwrap_or(Pick::None)
     }
