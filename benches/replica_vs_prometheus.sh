@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # obsd replica vs Prometheus 2.42 scraping the same targets in one run: CPU-seconds per
 # million samples ingested and peak RSS, printed with obsd/Prometheus ratios.
-# Usage: benches/replica_vs_prometheus.sh [TARGETS=50] [SERIES=2000] [SECONDS=60] [INTERVAL=1s]
+# Usage: benches/replica_vs_prometheus.sh [TARGETS=50] [SERIES=2000] [DURATION=60] [INTERVAL=1s]
+# (DURATION, not SECONDS: bash keeps its own SECONDS, the shell's age, which a caller may pass on)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TARGETS="${TARGETS:-50}"; SERIES="${SERIES:-2000}"; SECONDS_RUN="${SECONDS:-60}"; INTERVAL="${INTERVAL:-1s}"
+TARGETS="${TARGETS:-50}"; SERIES="${SERIES:-2000}"; SECONDS_RUN="${DURATION:-60}"; INTERVAL="${INTERVAL:-1s}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/obsd-target}"
 # OBSD=path measures a binary already built (e.g. under perf) instead of building one.
 if [ -z "${OBSD:-}" ]; then
