@@ -7,6 +7,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// glibc's per-thread arenas fragment under the scrape loop's churn (a map and a batch per scrape
+// per target): measured, mimalloc lowers the replica's peak RSS and CPU per sample.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
