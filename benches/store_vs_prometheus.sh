@@ -63,7 +63,7 @@ if [ -n "$VM" ]; then
   cpu() { awk '{print ($14 + $15) / 100}' "/proc/$VM_PID/stat"; }
   vm_cpu0=$(cpu); vm_t0=$(date +%s.%N)
   sed -e '/^#/d' -e 's/ \([0-9]*\)$/ \1000/' "$DATA" \
-    | curl -fsS --data-binary @- "http://127.0.0.1:$VM_PORT/api/v1/import/prometheus"
+    | curl -fsS -X POST -T - "http://127.0.0.1:$VM_PORT/api/v1/import/prometheus" # streamed, not buffered
   curl -fsS "http://127.0.0.1:$VM_PORT/internal/force_flush" >/dev/null
   # Wait until every sample is searchable, then merge.
   for _ in $(seq 600); do
