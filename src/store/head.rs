@@ -117,14 +117,7 @@ impl SeriesHead {
             Some(open) => open.len() >= chunk_samples || open.is_full() || t >= chunk_end(self.open_mint),
             None => false,
         };
-        if needs_cut && let Some(open) = self.open.take() {
-            let chunk = ClosedChunk {
-                mint: self.open_mint,
-                maxt: open.last_t(),
-                kind: super::keys::KIND_IN_ORDER,
-                bytes: open.bytes().into(),
-            };
-            self.pending.push(chunk.clone());
+        if needs_cut && let Some(chunk) = self.cut_open() {
             cut.push(chunk);
         }
         let open = self.open.get_or_insert_with(|| {
