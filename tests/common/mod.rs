@@ -246,7 +246,13 @@ pub fn metrics_app(load: Option<u32>) -> Peer {
     let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start metrics app");
     wait_port(port, "metrics app");
     // One request so the labelled counter and histogram have series from the first scrape.
-    let _ = get(&format!("http://127.0.0.1:{port}/"));
+    // The port opens a moment before the server answers, so this one is retried.
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(format!("http://127.0.0.1:{port}/")).send().is_err() {
+        assert!(Instant::now() < deadline, "metrics app on port {port} never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     Peer { child, port, _dir: tempfile::tempdir().unwrap() }
 }
 
