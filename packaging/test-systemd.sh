@@ -73,6 +73,8 @@ case "$state" in
 esac
 show() { in_ct "systemctl show -p $1 --value obsd@exporter"; }
 metrics() { in_ct 'python3 -c "import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:9100/metrics\", timeout=5).read().decode())"'; }
+# Captured before grepping: `grep -q` exits at the first match, and under pipefail the
+# writer's broken pipe then failed the check (seen once in CI).
 
 step "systemctl start obsd@exporter waits for READY=1"
 in_ct 'timeout 60 systemctl start obsd@exporter' || { in_ct 'journalctl -u obsd@exporter --no-pager' >&2; fail "start"; }
@@ -84,14 +86,14 @@ test "$(in_ct "ps -o user= -p $pid")" = obsd || fail "MainPID $pid does not run 
 # The hardening is applied: no capabilities, and no way to gain privileges.
 in_ct "grep -q '^NoNewPrivs:[[:space:]]*1' /proc/$pid/status" || fail "NoNewPrivileges not in effect"
 in_ct "grep -q '^CapBnd:[[:space:]]*0000000000000000' /proc/$pid/status" || fail "capability bounding set not empty"
-metrics | grep -q '^node_load1 ' || fail "no node_load1 on :9100/metrics"
+grep -q '^node_load1 ' <<<"$(metrics)" || fail "no node_load1 on :9100/metrics"
 in_ct 'journalctl -u obsd@exporter --no-pager' | grep -q 'obsd started' || fail "no 'obsd started' in the journal"
 
 step "systemctl reload obsd@exporter applies the edited config in the same process"
 in_ct 'printf "\n[exporter.collectors]\nloadavg = false\n" >> /etc/obsd/obsd.toml'
 in_ct 'timeout 30 systemctl reload obsd@exporter' || fail "reload"
-for _ in $(seq 50); do metrics | grep -q '^node_load1 ' || break; sleep 0.2; done
-metrics | grep -q '^node_load1 ' && fail "loadavg collector still on after reload"
+for _ in $(seq 50); do grep -q '^node_load1 ' <<<"$(metrics)" || break; sleep 0.2; done
+grep -q '^node_load1 ' <<<"$(metrics)" && fail "loadavg collector still on after reload"
 test "$(show MainPID)" = "$pid" || fail "reload replaced the process"
 test "$(show ActiveState)" = active || fail "not active after reload"
 in_ct 'journalctl -u obsd@exporter --no-pager' | grep -q 'configuration reloaded' || fail "no 'configuration reloaded' in the journal"
