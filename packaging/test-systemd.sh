@@ -87,7 +87,7 @@ test "$(in_ct "ps -o user= -p $pid")" = obsd || fail "MainPID $pid does not run 
 in_ct "grep -q '^NoNewPrivs:[[:space:]]*1' /proc/$pid/status" || fail "NoNewPrivileges not in effect"
 in_ct "grep -q '^CapBnd:[[:space:]]*0000000000000000' /proc/$pid/status" || fail "capability bounding set not empty"
 grep -q '^node_load1 ' <<<"$(metrics)" || fail "no node_load1 on :9100/metrics"
-in_ct 'journalctl -u obsd@exporter --no-pager' | grep -q 'obsd started' || fail "no 'obsd started' in the journal"
+grep -q 'obsd started' <<<"$(in_ct 'journalctl -u obsd@exporter --no-pager')" || fail "no 'obsd started' in the journal"
 
 step "systemctl reload obsd@exporter applies the edited config in the same process"
 in_ct 'printf "\n[exporter.collectors]\nloadavg = false\n" >> /etc/obsd/obsd.toml'
@@ -96,7 +96,7 @@ for _ in $(seq 50); do grep -q '^node_load1 ' <<<"$(metrics)" || break; sleep 0.
 grep -q '^node_load1 ' <<<"$(metrics)" && fail "loadavg collector still on after reload"
 test "$(show MainPID)" = "$pid" || fail "reload replaced the process"
 test "$(show ActiveState)" = active || fail "not active after reload"
-in_ct 'journalctl -u obsd@exporter --no-pager' | grep -q 'configuration reloaded' || fail "no 'configuration reloaded' in the journal"
+grep -q 'configuration reloaded' <<<"$(in_ct 'journalctl -u obsd@exporter --no-pager')" || fail "no 'configuration reloaded' in the journal"
 
 step "a killed obsd is restarted"
 in_ct "kill -KILL $pid"
