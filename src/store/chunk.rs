@@ -95,7 +95,7 @@ impl BitWriter {
     }
 
     pub(super) fn write_varint(&mut self, v: i64) {
-        self.write_uvarint(((v << 1) ^ (v >> 63)) as u64);
+        self.write_uvarint(super::encoding::zigzag(v));
     }
 
     /// A timestamp delta-of-delta in one of the five buckets.
@@ -169,7 +169,7 @@ impl<'a> BitReader<'a> {
 
     pub(super) fn read_varint(&mut self) -> Option<i64> {
         let u = self.read_uvarint()?;
-        Some(((u >> 1) as i64) ^ -((u & 1) as i64))
+        Some(super::encoding::unzigzag(u))
     }
 
     pub(super) fn read_dod(&mut self) -> Option<i64> {

@@ -23,6 +23,7 @@
 //! division is correctly rounded and the same everywhere), unless a raw value stands there.
 
 use super::chunk::{BitReader, BitWriter, ChunkError};
+use super::encoding::{unzigzag, zigzag};
 
 /// First byte of a decimal chunk.
 pub const TAG: u8 = 0xff;
@@ -36,14 +37,6 @@ const MAX_RAW_SHARE: usize = 8;
 
 const POW10: [f64; MAX_SCALE + 1] =
     [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(u: u64) -> i64 {
-    ((u >> 1) as i64) ^ -((u & 1) as i64)
-}
 
 /// `v` as `m / 10^k`, if that division gives back exactly `v`.
 fn scaled(v: f64, k: usize) -> Option<i64> {
@@ -228,6 +221,16 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(i64, f64)>, ChunkError> {
         out.get_mut(at).ok_or(ChunkError::Malformed)?.1 = f64::from_bits(bits);
     }
     Ok(out)
+}
+
+/// The smaller of the two layouts for `samples`; `None` only if neither holds them (the
+/// decimal layout refuses the values and there are more than an XOR chunk's count).
+pub fn encode_smallest(samples: &[(i64, f64)]) -> Option<Vec<u8>> {
+    let xor = (samples.len() <= super::chunk::MAX_SAMPLES).then(|| super::chunk::encode(samples));
+    match (encode(samples), xor) {
+        (Some(d), Some(x)) => Some(if d.len() < x.len() { d } else { x }),
+        (d, x) => d.or(x),
+    }
 }
 
 /// The smaller of an XOR chunk and its decimal form (the XOR bytes back if they do not decode).

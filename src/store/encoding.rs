@@ -9,8 +9,17 @@ pub fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// Zig-zag: small negative and positive numbers both become small unsigned ones.
+pub fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+pub fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
+}
+
 pub fn put_varint(out: &mut Vec<u8>, v: i64) {
-    put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
+    put_uvarint(out, zigzag(v));
 }
 
 pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -46,7 +55,7 @@ impl<'a> Reader<'a> {
 
     pub fn varint(&mut self) -> Option<i64> {
         let u = self.uvarint()?;
-        Some(((u >> 1) as i64) ^ -((u & 1) as i64))
+        Some(unzigzag(u))
     }
 
     pub fn u8(&mut self) -> Option<u8> {

@@ -180,7 +180,8 @@ impl SeriesHead {
         out
     }
 
-    /// Closes the open chunk (a backfill ending); the next append starts a new one.
+    /// Closes the open chunk (full, at a range boundary, or a backfill done with the series);
+    /// the next append starts a new one.
     pub fn cut_open(&mut self) -> Option<ClosedChunk> {
         let open = self.open.take().filter(|o| !o.is_empty())?;
         let chunk = ClosedChunk {

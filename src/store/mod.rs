@@ -348,6 +348,40 @@ fn write_current(dir: &Path, name: &str) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// A cut chunk's sled value: its smaller layout, behind a crc.
+fn chunk_value(c: &ClosedChunk) -> Vec<u8> {
+    keys::with_crc(&decimal_chunk::compact(&c.bytes))
+}
+
+/// Queues the replacement of one series' in-order chunks of one range by a single chunk;
+/// returns how many chunks it replaces (0: fewer than two, or one of them damaged, which
+/// then stays as it is for `store check` to report).
+fn merge_chunk_group(sid: u64, group: &[(sled::IVec, keys::ChunkKey, sled::IVec)], batch: &mut Ops) -> usize {
+    let (Some(first), Some(last)) = (group.first(), group.last()) else { return 0 };
+    if group.len() < 2 {
+        return 0;
+    }
+    let mut lists = Vec::with_capacity(group.len());
+    for (_, _, v) in group {
+        match keys::check_crc(v).map(chunk::decode) {
+            Some(Ok(d)) => lists.push(d),
+            _ => return 0,
+        }
+    }
+    // In-order chunks do not overlap, except after a crash replayed samples a chunk on disk
+    // already held: sorted and deduplicated as readers would see them.
+    let samples = merge_samples(lists);
+    let Some(bytes) = decimal_chunk::encode_smallest(&samples) else { return 0 };
+    for (k, _, _) in group {
+        batch.remove(&k[..]);
+    }
+    batch.insert(
+        &keys::chunk(sid, last.1.maxt, first.1.mint, keys::KIND_IN_ORDER)[..],
+        keys::with_crc(&bytes),
+    );
+    group.len()
+}
+
 /// Removes sled generations left by an interrupted or finished compaction.
 fn remove_stale_generations(dir: &Path, current: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
@@ -363,7 +397,6 @@ fn remove_stale_generations(dir: &Path, current: &Path) {
     }
 }
 
-/// Opens sled, moving a database that will not open aside instead of refusing to start.
 /// How long opening waits for a database another handle holds.
 const DB_LOCK_WAIT: Duration = Duration::from_secs(10);
 
@@ -372,6 +405,7 @@ fn is_lock_error(e: &sled::Error) -> bool {
     matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
+/// Opens sled, moving a database that will not open aside instead of refusing to start.
 fn open_db(dir: &Path, opts: &StoreOptions, metrics: &Metrics) -> Result<sled::Db, StoreError> {
     let path = current_db_path(dir);
     remove_stale_generations(dir, &path);
@@ -1025,7 +1059,7 @@ impl Inner {
         for (s, chunks) in cuts {
             for c in chunks {
                 let key = keys::chunk(s.sid, c.maxt, c.mint, c.kind);
-                let mut bytes: Vec<u8> = c.bytes.to_vec();
+                let mut value = None;
                 if c.kind == keys::KIND_OUT_OF_ORDER
                     && let Some(old) = self.db().get(key)?
                     && let Some(old) = keys::check_crc(&old)
@@ -1033,9 +1067,12 @@ impl Inner {
                     && let Ok(new) = chunk::decode(&c.bytes)
                 {
                     // Two out-of-order chunks with the same span: keep both's samples.
-                    bytes = chunk::encode(&merge_samples(vec![new, old]));
+                    let merged = merge_samples(vec![new, old]);
+                    let bytes =
+                        decimal_chunk::encode_smallest(&merged).unwrap_or_else(|| chunk::encode(&merged));
+                    value = Some(keys::with_crc(&bytes));
                 }
-                batch.insert(&key[..], keys::with_crc(&decimal_chunk::compact(&bytes)));
+                batch.insert(&key[..], value.unwrap_or_else(|| chunk_value(c)));
                 n += 1;
             }
         }
@@ -1049,8 +1086,8 @@ impl Inner {
 
     /// Prometheus compacts its 2 h head blocks; the store's counterpart: once no in-order
     /// sample can land in a 2 h range any more (the newest sample is a whole range past its end,
-    /// plus the out-of-order window), each series' in-order chunks in it become one decimal
-    /// chunk. sled pays ~40 bytes of key and node per value and stores every byte about twice
+    /// plus the out-of-order window), each series' in-order chunks in it become one chunk.
+    /// sled pays ~40 bytes of key and node per value and stores every byte about twice
     /// (log-structured), so four 120-sample chunks folded into one save about 0.4 bytes a
     /// sample. Chunks a stale series cuts into the range later stay beside it (readers merge).
     fn merge_closed_ranges(&self) -> Result<usize, StoreError> {
@@ -1072,67 +1109,24 @@ impl Inner {
         let db = self.db();
         let mut merged = 0;
         for s in series {
-            let start = if from == i64::MIN {
-                keys::chunk_prefix(s.sid).to_vec()
-            } else {
-                keys::chunk_range_start(s.sid, from).to_vec()
-            };
-            // Chunks ending before the horizon (in-order ones never span a range boundary).
-            let end = keys::chunk_range_start(s.sid, horizon);
+            // Chunks ending in [from, horizon): in-order ones never span a range boundary.
+            let (start, end) =
+                (keys::chunk_range_start(s.sid, from), keys::chunk_range_start(s.sid, horizon));
             let mut group: Vec<(sled::IVec, keys::ChunkKey, sled::IVec)> = Vec::new();
             let mut batch = Ops::default();
-            let flush = |group: &mut Vec<(sled::IVec, keys::ChunkKey, sled::IVec)>, batch: &mut Ops| {
-                if group.len() < 2 {
-                    group.clear();
-                    return 0;
-                }
-                let mut lists = Vec::with_capacity(group.len());
-                for (_, _, v) in group.iter() {
-                    match keys::check_crc(v).map(chunk::decode) {
-                        Some(Ok(d)) => lists.push(d),
-                        // A damaged chunk stays as it is, for `store check` to report.
-                        _ => {
-                            group.clear();
-                            return 0;
-                        }
-                    }
-                }
-                // In-order chunks do not overlap, except after a crash replayed samples a chunk
-                // on disk already held: sorted and deduplicated as readers would see them.
-                let samples = merge_samples(lists);
-                let bytes = match decimal_chunk::encode(&samples) {
-                    Some(b) => b,
-                    None if samples.len() <= chunk::MAX_SAMPLES => chunk::encode(&samples),
-                    None => {
-                        group.clear();
-                        return 0;
-                    }
-                };
-                let (first, last) = (group[0].1, group[group.len() - 1].1);
-                for (k, _, _) in group.iter() {
-                    batch.remove(&k[..]);
-                }
-                batch.insert(
-                    &keys::chunk(s.sid, last.maxt, first.mint, keys::KIND_IN_ORDER)[..],
-                    keys::with_crc(&bytes),
-                );
-                let n = group.len();
-                group.clear();
-                n
-            };
-            for kv in db.range(start..end.to_vec()) {
+            for kv in db.range(start.to_vec()..end.to_vec()) {
                 let (k, v) = kv?;
                 let Some(ck) = keys::parse_chunk(&k) else { continue };
-                if ck.kind != keys::KIND_IN_ORDER || ck.sid != s.sid {
+                if ck.kind != keys::KIND_IN_ORDER {
                     continue;
                 }
                 let range = ck.mint.div_euclid(head::CHUNK_RANGE_MS);
                 if group.last().is_some_and(|g| g.1.mint.div_euclid(head::CHUNK_RANGE_MS) != range) {
-                    merged += flush(&mut group, &mut batch);
+                    merged += merge_chunk_group(s.sid, &std::mem::take(&mut group), &mut batch);
                 }
                 group.push((k, ck, v));
             }
-            merged += flush(&mut group, &mut batch);
+            merged += merge_chunk_group(s.sid, &group, &mut batch);
             if !batch.0.is_empty() {
                 self.apply(batch)?;
             }
@@ -1182,8 +1176,7 @@ impl Inner {
                 None => batch.remove(&keys::head(*sid)[..]),
             }
             for c in pending {
-                let bytes = decimal_chunk::compact(&c.bytes);
-                batch.insert(&keys::chunk(*sid, c.maxt, c.mint, c.kind)[..], keys::with_crc(&bytes));
+                batch.insert(&keys::chunk(*sid, c.maxt, c.mint, c.kind)[..], chunk_value(c));
             }
         }
         for (sid, enc) in &new_series {
