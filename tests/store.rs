@@ -349,6 +349,16 @@ fn concurrent_writers_and_readers() {
     store.close().unwrap();
 }
 
+/// Every series of the store, all time, bit for bit as `want` holds it.
+fn assert_reads_back_exactly(s: &Store, want: &BTreeMap<Labels, Vec<(i64, u64)>>) {
+    let got = s.querier(i64::MIN, i64::MAX).select_all(&[Matcher::regex("__name__", ".+").unwrap()]).unwrap();
+    assert_eq!(got.len(), want.len());
+    for (labels, samples) in got {
+        let bits: Vec<(i64, u64)> = samples.iter().map(|&(t, v)| (t, v.to_bits())).collect();
+        assert_eq!(&bits, &want[&labels], "{labels}");
+    }
+}
+
 /// Counters and decimals are written to disk in the decimal layout: they must read back bit for
 /// bit (specials included), across chunk cuts, a backfill's early cuts and a restart, and take
 /// less room than XOR would.
@@ -383,15 +393,7 @@ fn decimal_chunks_read_back_exactly_and_are_smaller() {
         }
         app.commit().unwrap();
     }
-    let check = |s: &Store| {
-        let got =
-            s.querier(i64::MIN, i64::MAX).select_all(&[Matcher::regex("__name__", ".+").unwrap()]).unwrap();
-        assert_eq!(got.len(), want.len());
-        for (labels, samples) in got {
-            let bits: Vec<(i64, u64)> = samples.iter().map(|&(t, v)| (t, v.to_bits())).collect();
-            assert_eq!(&bits, &want[&labels], "{labels}");
-        }
-    };
+    let check = |s: &Store| assert_reads_back_exactly(s, &want);
     check(&store);
     store.cut_heads().unwrap();
     check(&store);
@@ -443,13 +445,7 @@ fn closed_ranges_merge_into_one_chunk_per_series() {
         }
     };
     let check = |s: &Store, want: &BTreeMap<Labels, Vec<(i64, u64)>>| {
-        let got =
-            s.querier(i64::MIN, i64::MAX).select_all(&[Matcher::regex("__name__", ".+").unwrap()]).unwrap();
-        assert_eq!(got.len(), want.len());
-        for (labels, samples) in got {
-            let bits: Vec<(i64, u64)> = samples.iter().map(|&(t, v)| (t, v.to_bits())).collect();
-            assert_eq!(&bits, &want[&labels], "{labels}");
-        }
+        assert_reads_back_exactly(s, want);
         // A window inside a merged range reads exactly its samples.
         let got = s.querier(hour, hour + 60_000).select_all(&[Matcher::equal("instance", "host-0")]).unwrap();
         assert_eq!(
