@@ -264,53 +264,37 @@ impl Ctx<'_> {
         let matchers = selector_matchers(vs)?;
         let steps = range.steps();
         let mut out = Vec::new();
-        let mut failed: Option<QueryError> = None;
-        // Series stream from the store: only one series' raw samples are held at a time.
-        self.q.for_each_series(&matchers, first_ref - self.lookback, last_ref, &mut |sd| {
-            let n = sd.samples.len();
-            let res = self.add_samples(n).and_then(|()| {
+        self.stream_series(&matchers, first_ref - self.lookback, last_ref, &mut |sd| {
+            self.check("expression evaluation")?;
+            let mut points = Vec::new();
+            let mut cursor = 0usize; // index of the first sample after the reference time
+            for step in 0..steps {
                 self.check("expression evaluation")?;
-                let mut points = Vec::new();
-                let mut cursor = 0usize; // index of the first sample after the reference time
-                for step in 0..steps {
-                    self.check("expression evaluation")?;
-                    let ts = range.ts(step);
-                    let rt = at.unwrap_or(ts) - offset;
-                    while cursor < sd.samples.len() && sd.samples[cursor].0 <= rt {
-                        cursor += 1;
-                    }
-                    if cursor == 0 {
-                        continue;
-                    }
-                    let (t, v) = sd.samples[cursor - 1];
-                    if t < rt - self.lookback || is_stale_nan(v) {
-                        continue;
-                    }
-                    if points.capacity() == 0 {
-                        points.reserve_exact(steps - step);
-                    }
-                    points.push((ts, if sample_time { t as f64 / 1000.0 } else { v }));
+                let ts = range.ts(step);
+                let rt = at.unwrap_or(ts) - offset;
+                while cursor < sd.samples.len() && sd.samples[cursor].0 <= rt {
+                    cursor += 1;
                 }
-                if !points.is_empty() {
-                    self.add_samples(points.len())?;
-                    let labels = Arc::new(sd.labels);
-                    let labels = if sample_time { drop_metric_name(&labels) } else { labels };
-                    out.push(Series { labels, points });
+                if cursor == 0 {
+                    continue;
                 }
-                Ok(())
-            });
-            self.release_samples(n);
-            match res {
-                Ok(()) => true,
-                Err(e) => {
-                    failed = Some(e);
-                    false
+                let (t, v) = sd.samples[cursor - 1];
+                if t < rt - self.lookback || is_stale_nan(v) {
+                    continue;
                 }
+                if points.capacity() == 0 {
+                    points.reserve_exact(steps - step);
+                }
+                points.push((ts, if sample_time { t as f64 / 1000.0 } else { v }));
             }
+            if !points.is_empty() {
+                self.add_samples(points.len())?;
+                let labels = Arc::new(sd.labels);
+                let labels = if sample_time { drop_metric_name(&labels) } else { labels };
+                out.push(Series { labels, points });
+            }
+            Ok(())
         })?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
         Ok(out)
     }
 
@@ -387,14 +371,26 @@ impl Ctx<'_> {
             None => (range.start - offset, range.end - offset),
         };
         let matchers = selector_matchers(vs)?;
+        self.stream_series(&matchers, first_ref - win.range_ms, last_ref, &mut |mut sd| {
+            // Stale markers only end instant selections; ranges skip them.
+            sd.samples.retain(|(_, v)| !is_stale_nan(*v));
+            f(win, Series { labels: Arc::new(sd.labels), points: sd.samples })
+        })
+    }
+
+    /// Streams the selected series from the store to `f` one at a time, each one's raw samples
+    /// counted against the sample limit while `f` holds them; `f`'s first error ends it.
+    fn stream_series(
+        &self,
+        matchers: &[LabelMatcher],
+        mint_ms: i64,
+        maxt_ms: i64,
+        f: &mut dyn FnMut(SeriesData) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
         let mut failed: Option<QueryError> = None;
-        self.q.for_each_series(&matchers, first_ref - win.range_ms, last_ref, &mut |mut sd| {
+        self.q.for_each_series(matchers, mint_ms, maxt_ms, &mut |sd| {
             let n = sd.samples.len();
-            let res = self.add_samples(n).and_then(|()| {
-                // Stale markers only end instant selections; ranges skip them.
-                sd.samples.retain(|(_, v)| !is_stale_nan(*v));
-                f(win, Series { labels: Arc::new(sd.labels), points: sd.samples })
-            });
+            let res = self.add_samples(n).and_then(|()| f(sd));
             self.release_samples(n);
             match res {
                 Ok(()) => true,

@@ -28,15 +28,11 @@ impl Queryable for StoreSource {
         mint_ms: i64,
         maxt_ms: i64,
     ) -> Result<Vec<SeriesData>, StorageError> {
-        let ms = matchers(ms)?;
         let mut out = Vec::new();
-        for series in self.0.querier(mint_ms, maxt_ms).select(&ms) {
-            let series = series.map_err(|e| StorageError::Internal(e.to_string()))?;
-            let samples = series.collect_samples();
-            if !samples.is_empty() {
-                out.push(SeriesData { labels: series.labels.into_vec(), samples });
-            }
-        }
+        self.for_each_series(ms, mint_ms, maxt_ms, &mut |sd| {
+            out.push(sd);
+            true
+        })?;
         Ok(out)
     }
 
