@@ -866,6 +866,23 @@ fn choose_backend<'a>(fe: &'a crate::config::FrontendConfig, req: &Request<Incom
     fe.default_backend.as_deref()
 }
 
+/// Pooled connections found closed in a row before the server counts as failing.
+const MAX_STALE: u32 = 16;
+
+/// A pooled connection that turned out closed costs no attempt (nothing reached the server),
+/// but a server that closes every one of them is failing.
+fn count_stale(stale: &mut u32, backend: &str, server: &str) -> Result<(), BalancerError> {
+    *stale += 1;
+    if *stale > MAX_STALE {
+        return Err(BalancerError::ServerFailed {
+            backend: backend.to_string(),
+            server: server.to_string(),
+            message: "no usable connection".into(),
+        });
+    }
+    Ok(())
+}
+
 async fn forward(
     fe: &FrontendRuntime,
     backend: Arc<Backend>,
@@ -928,14 +945,7 @@ async fn forward(
                 Ok(true) => up,
                 _ => {
                     drop(guard);
-                    stale += 1;
-                    if stale > 16 {
-                        return Err(BalancerError::ServerFailed {
-                            backend: cfg.name.clone(),
-                            server: server.config.name.clone(),
-                            message: "no usable connection".into(),
-                        });
-                    }
+                    count_stale(&mut stale, &cfg.name, &server.config.name)?;
                     continue;
                 }
             },
@@ -1008,14 +1018,7 @@ async fn forward(
                     if let UpBody::Stream(s) = unsent.into_body() {
                         body = ReqBody::Stream(Some(s));
                     }
-                    stale += 1;
-                    if stale > 16 {
-                        return Err(BalancerError::ServerFailed {
-                            backend: cfg.name.clone(),
-                            server: server.config.name.clone(),
-                            message: "no usable connection".into(),
-                        });
-                    }
+                    count_stale(&mut stale, &cfg.name, &server.config.name)?;
                     continue;
                 }
                 let error = e.into_error();
