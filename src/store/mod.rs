@@ -1515,8 +1515,10 @@ impl Appender {
             // Series whose record this WAL segment does not hold yet.
             let segment = inner.wal.segment();
             let mut unnamed: Vec<Arc<MemSeries>> = Vec::new();
+            // A read per sample, a write only once per series and segment (under commit_lock).
             let mut name = |s: &Arc<MemSeries>| {
-                if s.wal_segment.swap(segment, Ordering::Relaxed) != segment {
+                if s.wal_segment.load(Ordering::Relaxed) != segment {
+                    s.wal_segment.store(segment, Ordering::Relaxed);
                     unnamed.push(s.clone());
                 }
             };
