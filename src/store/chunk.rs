@@ -272,9 +272,15 @@ impl XorAppender {
     /// bytes here).
     pub fn bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.w.len());
-        self.w.copy_to(&mut out);
-        out[..2].copy_from_slice(&self.count.to_be_bytes());
+        self.write_to(&mut out);
         out
+    }
+
+    /// Appends the encoded chunk as it stands ([`Self::byte_len`] bytes) to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        self.w.copy_to(out);
+        out[start..start + 2].copy_from_slice(&self.count.to_be_bytes());
     }
 
     pub fn append(&mut self, t: i64, v: f64) {

@@ -299,6 +299,20 @@ pub fn scan(store: &Store) -> anyhow::Result<ScanReport> {
             _ => {}
         }
     }
+    let checkpoint = store.inner.db().get(keys::META_CHECKPOINT)?;
+    if let Some(segment) = checkpoint.and_then(|v| v.as_ref().try_into().ok()).map(u64::from_be_bytes) {
+        let heads_dir = store.inner.heads_dir();
+        let read = super::head_file::read(&heads_dir, segment, |_, h| {
+            r.heads += 1;
+            r.head_samples += h.open.as_ref().map_or(0, |o| o.len() as u64) + h.ooo.len() as u64;
+        })?;
+        if let Some(read) = read
+            && read.damaged > 0
+        {
+            let path = super::head_file::path(&heads_dir, segment);
+            r.damaged.push(format!("{}: {} damaged records", path.display(), read.damaged));
+        }
+    }
     Ok(r)
 }
 

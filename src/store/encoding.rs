@@ -37,6 +37,11 @@ impl<'a> Reader<'a> {
         Reader { buf }
     }
 
+    /// What is left unread.
+    pub fn rest(&self) -> &'a [u8] {
+        self.buf
+    }
+
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }

@@ -279,11 +279,17 @@ impl SeriesHead {
     /// chunks are written as chunk keys beside it, not in here.
     pub fn encode_checkpoint(&self) -> Vec<u8> {
         let mut b = Vec::new();
+        self.encode_checkpoint_into(&mut b);
+        b
+    }
+
+    /// [`Self::encode_checkpoint`] appended to `b`.
+    pub fn encode_checkpoint_into(&self, b: &mut Vec<u8>) {
         b.push(1); // version
         match self.last {
             Some((t, v)) => {
                 b.push(1);
-                put_varint(&mut b, t);
+                put_varint(b, t);
                 b.extend_from_slice(&v.to_be_bytes());
             }
             None => b.push(0),
@@ -291,21 +297,21 @@ impl SeriesHead {
         match &self.open {
             Some(open) => {
                 b.push(1);
-                put_varint(&mut b, self.open_mint);
-                put_bytes(&mut b, &open.bytes());
+                put_varint(b, self.open_mint);
+                put_uvarint(b, open.byte_len() as u64);
+                open.write_to(b);
             }
             None => b.push(0),
         }
-        put_uvarint(&mut b, self.ooo.len() as u64);
+        put_uvarint(b, self.ooo.len() as u64);
         for &(t, v) in &self.ooo {
-            put_varint(&mut b, t);
+            put_varint(b, t);
             b.extend_from_slice(&v.to_be_bytes());
         }
-        put_uvarint(&mut b, self.exemplars.len() as u64);
+        put_uvarint(b, self.exemplars.len() as u64);
         for e in &self.exemplars {
-            put_exemplar(&mut b, e);
+            put_exemplar(b, e);
         }
-        b
     }
 
     pub fn decode_checkpoint(buf: &[u8]) -> Option<SeriesHead> {

@@ -8,7 +8,7 @@
 //! | `y` | `y` + symbol u32 | the string | label strings interned once; series refer to ids |
 //! | `s` | `s` + series id u64 | uvarint count, then (name sym, value sym) uvarint pairs | series id → label set |
 //! | `c` | `c` + series id u64 + maxt + mint + kind u8 | crc32 (4 bytes BE) + chunk (decimal layout, or XOR when smaller) | closed chunks, per series in maxt order; one per series and 2 h range once the range is closed |
-//! | `h` | `h` + series id u64 | crc32 + head state (see `head::encode_checkpoint`) | the open head of each series at the last checkpoint |
+//! | `h` | `h` + series id u64 | crc32 + head state (see `head::encode_checkpoint`) | heads checkpointed by obsd before the heads file (`head_file`); read once, removed by the next checkpoint |
 //!
 //! Chunks are keyed by maxt first so a range scan from `(series, query mint)` starts at the
 //! first chunk that can overlap the query; chunk spans are capped (`head::CHUNK_RANGE_MS`), so

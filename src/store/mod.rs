@@ -15,9 +15,9 @@
 //!
 //! Durability: see `wal`. A commit is durable within `wal_fsync_interval` (default 1 s); that
 //! is the most a `kill -9` or power loss loses. A checkpoint (every `checkpoint_interval`, at
-//! close, and when the WAL grows large) rotates the WAL, writes every series head to sled,
-//! flushes sled and deletes the older WAL segments; restart = load heads + replay the newer
-//! segments.
+//! close, and when the WAL grows large) rotates the WAL, writes every series head to a heads
+//! file (`head_file`) and the chunks it cut to sled, flushes sled and deletes the older WAL
+//! segments; restart = load heads + replay the newer segments.
 //!
 //! Damage: sled values carry crc32s; a bad chunk is skipped on read and counted; a bad WAL tail
 //! is skipped and counted; a sled database that will not open is moved aside and the store
@@ -28,6 +28,7 @@ pub mod cli;
 pub mod decimal_chunk;
 mod encoding;
 pub mod head;
+pub mod head_file;
 pub mod index;
 pub mod keys;
 pub mod matcher;
@@ -65,6 +66,8 @@ pub enum StoreError {
     Db(#[from] sled::Error),
     #[error("WAL: {0}")]
     Wal(io::Error),
+    #[error("checkpoint heads file: {0}")]
+    HeadFile(io::Error),
     /// A peer or scraper sent an older sample than the series holds (Prometheus's
     /// `ErrOutOfOrderSample`).
     #[error("out of order sample: {series} at t={t}")]
@@ -235,6 +238,9 @@ struct Inner {
     checkpointed_symbols: AtomicUsize,
     /// Serializes checkpoints and retention with each other (never taken by appenders).
     maintenance: Mutex<()>,
+    /// Heads were loaded from sled `h` keys (a store checkpointed before heads files); the
+    /// next checkpoint removes those keys.
+    legacy_heads: AtomicBool,
     /// Chunk ranges starting before this are merged (see `merge_closed_ranges`).
     merged_until: AtomicI64,
     stop: (Mutex<bool>, Condvar),
@@ -497,12 +503,13 @@ impl Store {
             checkpointed_sid: AtomicU64::new(0),
             checkpointed_symbols: AtomicUsize::new(0),
             maintenance: Mutex::new(()),
+            legacy_heads: AtomicBool::new(false),
             merged_until: AtomicI64::new(i64::MIN),
             stop: (Mutex::new(false), Condvar::new()),
             background: Mutex::new(None),
             closed: AtomicBool::new(false),
         });
-        inner.load()?;
+        inner.load(checkpoint)?;
         let started = Instant::now();
         let replayed = inner.replay(&segments, checkpoint)?;
         inner.metrics.wal_replay_seconds_x1e6.store(micros(started.elapsed()), Ordering::Relaxed);
@@ -781,8 +788,12 @@ impl Inner {
         self.opts.out_of_order_window.as_millis().min(i64::MAX as u128) as i64
     }
 
-    /// Loads symbols, series and checkpointed heads from sled.
-    fn load(&self) -> Result<(), StoreError> {
+    fn heads_dir(&self) -> PathBuf {
+        self.dir.join("heads")
+    }
+
+    /// Loads symbols and series from sled, and the heads of checkpoint `checkpoint`.
+    fn load(&self, checkpoint: u64) -> Result<(), StoreError> {
         let mut ix = write(&self.index);
         for kv in self.db().scan_prefix([keys::SYMBOL]) {
             let (k, v) = kv?;
@@ -807,26 +818,38 @@ impl Inner {
                 }
             }
         }
+        let install = |sid: u64, h: SeriesHead| {
+            let Some(s) = ix.series.get(&sid) else { return };
+            if let Some(m) = h.mint() {
+                s.note_time(m);
+            }
+            if let Some((t, _)) = h.last {
+                s.note_time(t);
+            }
+            *s.lock_head() = h;
+        };
         for kv in self.db().scan_prefix([keys::HEAD]) {
             let (k, v) = kv?;
+            self.legacy_heads.store(true, Ordering::Relaxed);
             let head = keys::check_crc(&v).and_then(SeriesHead::decode_checkpoint);
-            let series = keys::sid_of(&k).and_then(|sid| ix.series.get(&sid));
-            match (series, head) {
-                (Some(s), Some(h)) => {
-                    if let Some(m) = h.mint() {
-                        s.note_time(m);
-                    }
-                    if let Some((t, _)) = h.last {
-                        s.note_time(t);
-                    }
-                    *s.lock_head() = h;
-                }
-                (None, Some(_)) => {}
-                (_, None) => {
+            match keys::sid_of(&k).zip(head) {
+                Some((sid, h)) => install(sid, h),
+                None => {
                     self.metrics.chunk_corruptions.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(key = ?k, "damaged head checkpoint skipped; its open chunk is lost");
                 }
             }
+        }
+        let heads_dir = self.heads_dir();
+        let found = head_file::read(&heads_dir, checkpoint, install).map_err(StoreError::HeadFile)?;
+        if let Some(read) = found
+            && read.damaged > 0
+        {
+            self.metrics.chunk_corruptions.fetch_add(read.damaged as u64, Ordering::Relaxed);
+            tracing::warn!(
+                path = %head_file::path(&heads_dir, checkpoint).display(), damaged = read.damaged,
+                "damaged records in the checkpoint's heads file skipped; their open chunks are lost"
+            );
         }
         self.checkpointed_sid.store(ix.next_sid, Ordering::Relaxed);
         self.checkpointed_symbols.store(ix.symbols.len(), Ordering::Relaxed);
@@ -1142,19 +1165,25 @@ impl Inner {
     fn checkpoint(&self) -> Result<(), StoreError> {
         let _m = lock(&self.maintenance);
         let started = Instant::now();
-        let (segment, heads, new_series, new_syms, next_sid, nsyms) = {
+        let heads_dir = self.heads_dir();
+        let (segment, heads_file, pending, new_series, new_syms, next_sid, nsyms) = {
             let _c = lock(&self.commit_lock);
             let ix = read(&self.index);
             // The new segment names each series before its first sample in it (see
             // `Appender::commit`), so it replays on its own if sled is ever lost (`open_db`).
             let segment = self.wal.rotate();
-            let mut heads = Vec::with_capacity(ix.series.len());
+            // Written under the lock so every head matches the segment boundary exactly; it
+            // goes through a 1 MB buffer to the page cache, the sync comes after the lock.
+            let mut heads_file =
+                head_file::HeadFileWriter::create(&heads_dir, segment).map_err(StoreError::HeadFile)?;
+            let mut pending = Vec::new();
             for s in ix.series.values() {
                 let h = s.lock_head();
-                if h.is_empty() && h.last.is_none() {
-                    heads.push((s.sid, None, Vec::new()));
-                } else {
-                    heads.push((s.sid, Some(h.encode_checkpoint()), h.pending.clone()));
+                if !(h.is_empty() && h.last.is_none()) {
+                    heads_file.add(s.sid, &h).map_err(StoreError::HeadFile)?;
+                }
+                if !h.pending.is_empty() {
+                    pending.push((s.sid, h.pending.clone()));
                 }
             }
             let since = self.checkpointed_sid.load(Ordering::Relaxed);
@@ -1167,16 +1196,19 @@ impl Inner {
             let from = self.checkpointed_symbols.load(Ordering::Relaxed);
             let new_syms: Vec<(u32, String)> =
                 (from..ix.symbols.len()).map(|i| (i as u32, ix.symbols.get(i as u32).to_string())).collect();
-            (segment, heads, new_series, new_syms, ix.next_sid, ix.symbols.len())
+            (segment, heads_file, pending, new_series, new_syms, ix.next_sid, ix.symbols.len())
         };
+        heads_file.finish().map_err(StoreError::HeadFile)?;
         let mut batch = Ops::default();
-        for (sid, head, pending) in &heads {
-            match head {
-                Some(h) => batch.insert(&keys::head(*sid)[..], keys::with_crc(h)),
-                None => batch.remove(&keys::head(*sid)[..]),
-            }
-            for c in pending {
+        for (sid, chunks) in &pending {
+            for c in chunks {
                 batch.insert(&keys::chunk(*sid, c.maxt, c.mint, c.kind)[..], chunk_value(c));
+            }
+        }
+        let legacy_heads = self.legacy_heads.load(Ordering::Relaxed);
+        if legacy_heads {
+            for kv in self.db().scan_prefix([keys::HEAD]) {
+                batch.remove(&kv?.0[..]);
             }
         }
         for (sid, enc) in &new_series {
@@ -1192,11 +1224,15 @@ impl Inner {
         // flusher would recreate it afterwards.
         self.wal.sync().map_err(StoreError::Wal)?;
         self.wal.truncate_before(segment).map_err(StoreError::Wal)?;
+        if legacy_heads {
+            self.legacy_heads.store(false, Ordering::Relaxed);
+        }
+        head_file::remove_others(&heads_dir, segment).map_err(StoreError::HeadFile)?;
         self.checkpointed_sid.store(next_sid, Ordering::Relaxed);
         self.checkpointed_symbols.store(nsyms, Ordering::Relaxed);
         self.metrics.checkpoints.fetch_add(1, Ordering::Relaxed);
         self.metrics.checkpoint_seconds_x1e6.store(micros(started.elapsed()), Ordering::Relaxed);
-        tracing::debug!(heads = heads.len(), segment, elapsed = ?started.elapsed(), "checkpoint written");
+        tracing::debug!(segment, elapsed = ?started.elapsed(), "checkpoint written");
         Ok(())
     }
 
