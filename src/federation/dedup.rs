@@ -140,8 +140,8 @@ impl Dedup {
         if let Some((_, identity, replica)) = self.sources.get(&key) {
             return Some((identity.clone(), replica.clone()));
         }
-        let replica: Arc<str> = source.labels.get(&self.replica_label)?.into();
-        let mut labels = source.labels.clone();
+        let mut labels = source.to_labels();
+        let replica: Arc<str> = labels.get(&self.replica_label)?.into();
         labels.remove(&self.replica_label);
         let identity = match self.series.get(&labels) {
             Some(state) => state.identity.clone(),
@@ -162,14 +162,14 @@ impl Dedup {
         if t > self.newest_t {
             self.newest_t = t;
         }
-        let Some(state) = self.series.get_mut(&sample.series.labels) else {
+        let Some(state) = self.series.get_mut(sample.series.labels()) else {
             if stale {
                 // Nothing to end; a marker must not start a series either.
                 self.stats.dropped_duplicate += 1;
                 return None;
             }
             self.series.insert(
-                sample.series.labels.clone(),
+                sample.series.labels().clone(),
                 SeriesState { leader: Some(replica), last_t: t, identity: sample.series.clone() },
             );
             self.stats.accepted += 1;
@@ -197,7 +197,7 @@ impl Dedup {
             if !leader_gone {
                 self.stats.failovers += 1;
                 tracing::debug!(
-                    series = %sample.series.labels,
+                    series = %sample.series.labels(),
                     from = ?state.leader,
                     to = %replica,
                     "dedup failover"
@@ -225,7 +225,7 @@ impl Dedup {
         let horizon = self.newest_t - self.forget_after_ms;
         self.series.retain(|_, s| s.last_t >= horizon);
         let series = &self.series;
-        self.sources.retain(|_, (_, identity, _)| series.contains_key(&identity.labels));
+        self.sources.retain(|_, (_, identity, _)| series.contains_key(identity.labels()));
     }
 }
 
@@ -260,7 +260,7 @@ mod tests {
         let mut out = Vec::new();
         for scrape in scrapes {
             for a in d.offer_batch(scrape) {
-                assert!(a.series.labels.get("prometheus_instance").is_none(), "replica label dropped");
+                assert!(a.series.labels().get("prometheus_instance").is_none(), "replica label dropped");
                 out.push((a.t_ms, a.value));
             }
         }
@@ -438,7 +438,7 @@ mod tests {
         run(&mut d, vec![vec![s("a", 0, 1.0)]]);
         assert_eq!(d.tracked_series(), 1);
         let mut other = s("a", 120_000, 1.0);
-        let mut labels = other.series.labels.clone();
+        let mut labels = other.series.to_labels();
         labels.set("x", "y");
         other.series = ScrapedSeries::new(labels);
         run(&mut d, vec![vec![other]]);

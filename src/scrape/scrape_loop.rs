@@ -23,10 +23,16 @@ pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0,appl
 /// A series as one scrape loop knows it: its final labels and the store's handle for it, so a
 /// line seen in an earlier scrape costs one hash lookup instead of parsing, relabelling and an
 /// index search (Prometheus's scrape cache).
+///
+/// The labels are kept packed in one allocation: a replica's cache holds one of these per
+/// series for as long as the target exposes it, and as a `Labels` (two `String`s per label)
+/// they were the largest thing in its heap (~700 of ~2,300 bytes per series, heaptrack on the
+/// replica benchmark). A `Labels` is built once the first time a sink asks for [`Self::labels`].
 #[derive(Debug)]
 pub struct ScrapedSeries {
-    /// Sorted, `__name__` included.
-    pub labels: Labels,
+    /// Sorted, `__name__` included: (uvarint length, bytes) of each name and value in turn.
+    packed: Box<[u8]>,
+    labels: std::sync::OnceLock<Labels>,
     /// Staleness tracks series by this hash of the labels, as Prometheus does.
     hash: u64,
     store_ref: Mutex<Option<SeriesRef>>,
@@ -36,7 +42,39 @@ impl ScrapedSeries {
     pub fn new(labels: Labels) -> Arc<ScrapedSeries> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         labels.hash(&mut h);
-        Arc::new(ScrapedSeries { labels, hash: h.finish(), store_ref: Mutex::new(None) })
+        let mut packed = Vec::with_capacity(labels.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
+        for (name, value) in labels.iter() {
+            for text in [name, value] {
+                crate::store::encoding::put_bytes(&mut packed, text.as_bytes());
+            }
+        }
+        Arc::new(ScrapedSeries {
+            packed: packed.into_boxed_slice(),
+            labels: std::sync::OnceLock::new(),
+            hash: h.finish(),
+            store_ref: Mutex::new(None),
+        })
+    }
+
+    /// The labels, built on first use and kept (for sinks that need them on every sample).
+    pub fn labels(&self) -> &Labels {
+        self.labels.get_or_init(|| self.to_labels())
+    }
+
+    /// The labels, built for this call only (a replica needs them once, to find the series).
+    pub fn to_labels(&self) -> Labels {
+        if let Some(labels) = self.labels.get() {
+            return labels.clone();
+        }
+        let mut pairs = Vec::new();
+        let mut rest = &self.packed[..];
+        while let Some((name, after)) = unpack(rest)
+            && let Some((value, after)) = unpack(after)
+        {
+            pairs.push((name.to_string(), value.to_string()));
+            rest = after;
+        }
+        Labels::from_sorted(pairs)
     }
 
     /// The store's handle, once a sink has looked the series up.
@@ -49,9 +87,16 @@ impl ScrapedSeries {
     }
 }
 
+/// One (uvarint length, UTF-8 text) field of a packed label set and what follows it.
+fn unpack(buf: &[u8]) -> Option<(&str, &[u8])> {
+    let mut r = crate::store::encoding::Reader::new(buf);
+    let text = r.str()?;
+    Some((text, r.rest()))
+}
+
 impl PartialEq for ScrapedSeries {
     fn eq(&self, other: &Self) -> bool {
-        self.labels == other.labels
+        self.packed == other.packed
     }
 }
 
@@ -557,6 +602,23 @@ mod tests {
     use super::*;
     use crate::scrape::config::{PrometheusFile, resolve};
 
+    #[test]
+    fn packed_labels_read_back_exactly() {
+        let long = "v".repeat(300);
+        let labels = Labels::from_pairs([
+            ("__name__", "http_requests_total"),
+            ("path", "/über/\"quoted\"\n"),
+            ("long", long.as_str()),
+            ("z", "x"),
+        ]);
+        let series = ScrapedSeries::new(labels.clone());
+        assert_eq!(series.to_labels(), labels);
+        assert_eq!(series.labels(), &labels);
+        assert_eq!(series.to_labels(), labels, "after the cached copy exists");
+        assert_eq!(*series, *ScrapedSeries::new(labels.clone()));
+        assert_ne!(*series, *ScrapedSeries::new(Labels::metric("http_requests_total", &[("z", "x")])));
+    }
+
     fn job(extra: &str) -> Job {
         let yaml = format!("scrape_configs:\n  - job_name: app\n{extra}");
         let file: PrometheusFile = serde_norway::from_str(&yaml).unwrap();
@@ -573,7 +635,7 @@ mod tests {
     }
 
     fn get<'a>(l: &'a Arc<ScrapedSeries>, n: &str) -> Option<&'a str> {
-        l.labels.get(n)
+        l.labels().get(n)
     }
 
     fn process(
@@ -667,7 +729,7 @@ mod tests {
         assert_eq!(again.samples[0].value, 5.0);
         // Another spelling of the same labels is a new cache entry with equal labels.
         let spelled = cache.process(&j, &target(), b"a { x=\"1\" } 6\n", Format::Text, 3000).unwrap();
-        assert_eq!(spelled.samples[0].series.labels, first.samples[0].series.labels);
+        assert_eq!(spelled.samples[0].series.to_labels(), first.samples[0].series.to_labels());
         assert_eq!(spelled.added, 1);
 
         let mut c = ScrapeCache::default();
@@ -675,7 +737,7 @@ mod tests {
             let p = c.process(&j, &target(), body, Format::Text, t).unwrap();
             let markers = c.stale_markers(&p.samples, t);
             assert!(markers.iter().all(|m| is_stale_nan(m.value) && m.t_ms == t));
-            markers.iter().map(|m| m.series.labels.name().unwrap_or("").to_string()).collect::<Vec<_>>()
+            markers.iter().map(|m| m.series.labels().name().unwrap_or("").to_string()).collect::<Vec<_>>()
         };
         assert!(stale_after(b"a 1\nb 1\nc 1 5\n", 1).is_empty());
         assert_eq!(stale_after(b"a 1\nc 1 6\n", 2), vec!["b"], "explicit timestamps are not tracked");

@@ -16,7 +16,7 @@ fn series_ref(app: &mut Appender, series: &ScrapedSeries) -> Result<SeriesRef, S
     {
         return Ok(r);
     }
-    let r = app.series_ref(&series.labels)?;
+    let r = app.series_ref(&series.to_labels())?;
     series.set_store_ref(r.clone());
     Ok(r)
 }
@@ -46,7 +46,7 @@ pub fn append_scrape(
             continue;
         };
         match app.append_ref(&r, s.t_ms, s.value) {
-            Ok(()) => accepted(&s.series.labels, s.t_ms, s.value),
+            Ok(()) => accepted(s.series.labels(), s.t_ms, s.value),
             Err(StoreError::OutOfOrderSample { .. }) => outcome.out_of_order += 1,
             Err(StoreError::DuplicateSample { .. }) => outcome.duplicates += 1,
             Err(e) if e.is_user_error() => {}

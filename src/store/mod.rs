@@ -26,7 +26,7 @@
 pub mod chunk;
 pub mod cli;
 pub mod decimal_chunk;
-mod encoding;
+pub(crate) mod encoding;
 pub mod head;
 pub mod head_file;
 pub mod index;
