@@ -529,11 +529,19 @@ fn checkpoint_heads_live_in_a_file_and_old_sled_heads_are_read_once() {
     assert_reads_back_exactly(&store, &want);
     store.close().unwrap();
 
-    // One flipped byte inside the file: one series loses its open chunk, the rest read back.
+    // One flipped byte in the first record's payload (after the 8-byte magic: uvarint length,
+    // crc32, payload): that series loses its open chunk, the rest read back.
     let file = std::fs::read_dir(&heads_dir).unwrap().next().unwrap().unwrap().path();
     let mut bytes = std::fs::read(&file).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x10;
+    let (mut len, mut at) = (0usize, 8);
+    for shift in (0..).step_by(7) {
+        len |= usize::from(bytes[at] & 0x7f) << shift;
+        at += 1;
+        if bytes[at - 1] < 0x80 {
+            break;
+        }
+    }
+    bytes[at + 4 + len - 1] ^= 0x10;
     std::fs::write(&file, &bytes).unwrap();
     let store = Store::open(dir.path(), opts(0)).unwrap();
     assert_eq!(store.damage().chunk_corruptions, 1);

@@ -841,15 +841,21 @@ impl Inner {
             }
         }
         let heads_dir = self.heads_dir();
-        let found = head_file::read(&heads_dir, checkpoint, install).map_err(StoreError::HeadFile)?;
-        if let Some(read) = found
-            && read.damaged > 0
-        {
-            self.metrics.chunk_corruptions.fetch_add(read.damaged as u64, Ordering::Relaxed);
-            tracing::warn!(
-                path = %head_file::path(&heads_dir, checkpoint).display(), damaged = read.damaged,
-                "damaged records in the checkpoint's heads file skipped; their open chunks are lost"
-            );
+        let path = head_file::path(&heads_dir, checkpoint);
+        match head_file::read(&heads_dir, checkpoint, install) {
+            Ok(Some(read)) if read.damaged > 0 => {
+                self.metrics.chunk_corruptions.fetch_add(read.damaged as u64, Ordering::Relaxed);
+                tracing::warn!(
+                    path = %path.display(), damaged = read.damaged,
+                    "damaged records in the checkpoint's heads file skipped; their open chunks are lost"
+                );
+            }
+            Ok(_) => {}
+            // Damage never stops the store: the heads are lost, the WAL after them still replays.
+            Err(e) => {
+                self.metrics.chunk_corruptions.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(path = %path.display(), error = %e, "checkpoint heads file unreadable; open chunks lost");
+            }
         }
         self.checkpointed_sid.store(ix.next_sid, Ordering::Relaxed);
         self.checkpointed_symbols.store(ix.symbols.len(), Ordering::Relaxed);
