@@ -137,6 +137,10 @@ fn run_random(seed: u64, window: i64) {
             check(&store, &model, i64::MIN, i64::MAX);
             let a = rng.i64(-100_000..10_000_000);
             check(&store, &model, a, a + rng.i64(0..20_000_000));
+            // A recent window, as an instant query's lookback: mostly inside open chunks,
+            // where the read stops at the head.
+            let newest = clock[rng.usize(0..nseries)];
+            check(&store, &model, newest - rng.i64(0..1_800_000), newest);
         }
     }
     store.close().unwrap();

@@ -23,6 +23,9 @@ pub const HEAD: u8 = b'h';
 
 /// Meta key: the WAL segment replay starts from (everything before it is in the checkpoint).
 pub const META_CHECKPOINT: &[u8] = b"mcheckpoint";
+/// Meta key: present once the store has been opened with an out-of-order window, i.e. once it
+/// may hold out-of-order chunks (which can overlap any time range).
+pub const META_OUT_OF_ORDER: &[u8] = b"mout_of_order";
 /// Meta key: on-disk format version, checked at open.
 pub const META_VERSION: &[u8] = b"mversion";
 pub const FORMAT_VERSION: u32 = 1;

@@ -246,6 +246,9 @@ struct Inner {
     stop: (Mutex<bool>, Condvar),
     background: Mutex<Option<std::thread::JoinHandle<()>>>,
     closed: AtomicBool,
+    /// The store may hold out-of-order chunks (`keys::META_OUT_OF_ORDER`): then a read can never
+    /// stop at the head, since such a chunk may overlap any range.
+    out_of_order_chunks: bool,
 }
 
 /// The store. Clone it freely; all clones share one database.
@@ -489,6 +492,11 @@ impl Store {
         };
         let next_segment = segments.last().map_or(1, |l| l + 1).max(checkpoint);
         let wal = wal::Wal::open(&wal_dir, next_segment, opts.wal_fsync_interval).map_err(StoreError::Wal)?;
+        if !opts.out_of_order_window.is_zero() && db.get(keys::META_OUT_OF_ORDER)?.is_none() {
+            db.insert(keys::META_OUT_OF_ORDER, &[1])?;
+            db.flush()?;
+        }
+        let out_of_order_chunks = db.get(keys::META_OUT_OF_ORDER)?.is_some();
         let inner = Arc::new(Inner {
             dir,
             opts,
@@ -508,6 +516,7 @@ impl Store {
             stop: (Mutex::new(false), Condvar::new()),
             background: Mutex::new(None),
             closed: AtomicBool::new(false),
+            out_of_order_chunks,
         });
         inner.load(checkpoint)?;
         let started = Instant::now();
@@ -1782,7 +1791,22 @@ impl SeriesSet {
     fn load(&self, labels: Labels, s: &MemSeries) -> Result<StoredSeries, StoreError> {
         // Head first, then disk: a chunk cut and written in between is then seen twice (and
         // merged), never missed.
-        let mut chunks = s.lock_head().chunks_for_read(self.mint, self.maxt);
+        let (mut chunks, head_covers_range) = {
+            let head = s.lock_head();
+            let covers = head.open.as_ref().is_some_and(|o| !o.is_empty()) && head.open_mint <= self.mint;
+            (head.chunks_for_read(self.mint, self.maxt), covers)
+        };
+        // Every in-order sample from the open chunk's start on is in it: a query inside it (an
+        // instant query's lookback, typically) needs no sled range scan.
+        if head_covers_range && !self.inner.out_of_order_chunks {
+            return Ok(StoredSeries {
+                labels,
+                chunks,
+                mint: self.mint,
+                maxt: self.maxt,
+                inner: self.inner.clone(),
+            });
+        }
         let start = keys::chunk_range_start(s.sid, self.mint);
         let end = keys::chunk_prefix(s.sid.wrapping_add(1));
         let stop_after = self.maxt.saturating_add(head::CHUNK_RANGE_MS);
