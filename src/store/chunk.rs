@@ -139,6 +139,17 @@ impl<'a> BitReader<'a> {
     }
 
     pub(super) fn read_bits(&mut self, mut n: u8) -> Option<u64> {
+        // Fast path: the bits lie in the 8 bytes from the current byte, read as one word (the
+        // byte-wise loop below was a fifth of a `topk` query's profile, in decimal chunks).
+        let (byte, skip) = (self.pos / 8, (self.pos % 8) as u32);
+        if n > 0
+            && u32::from(n) + skip <= 64
+            && let Some(word) = self.bytes.get(byte..byte + 8)
+            && let Ok(word) = <[u8; 8]>::try_from(word)
+        {
+            self.pos += usize::from(n);
+            return Some((u64::from_be_bytes(word) << skip) >> (64 - u32::from(n)));
+        }
         let mut out = 0u64;
         while n > 0 {
             let byte = *self.bytes.get(self.pos / 8)?;
@@ -468,6 +479,29 @@ mod tests {
     use super::*;
 
     const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+
+    #[test]
+    fn read_bits_matches_bit_by_bit_reading_everywhere() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        for _ in 0..200 {
+            let bytes: Vec<u8> = (0..rng.usize(0..40)).map(|_| rng.u8(..)).collect();
+            let mut fast = BitReader { bytes: &bytes, pos: 0 };
+            let mut slow = BitReader { bytes: &bytes, pos: 0 };
+            loop {
+                let n = rng.u8(0..=64);
+                let want: Option<u64> =
+                    (0..n).try_fold(0u64, |acc, _| Some((acc << 1) | u64::from(slow.read_bit()?)));
+                match want {
+                    Some(v) => assert_eq!(fast.read_bits(n), Some(v), "n={n} pos={}", fast.pos),
+                    None => {
+                        assert_eq!(fast.read_bits(n), None, "n={n} past the end");
+                        break;
+                    }
+                }
+                assert_eq!(fast.pos, slow.pos);
+            }
+        }
+    }
 
     fn bits(s: &[(i64, f64)]) -> Vec<(i64, u64)> {
         s.iter().map(|&(t, v)| (t, v.to_bits())).collect()
