@@ -45,9 +45,8 @@ impl Queryable for StoreSource {
     ) -> Result<(), StorageError> {
         let ms = matchers(ms)?;
         for series in self.0.querier(mint_ms, maxt_ms).select(&ms) {
-            let series = series.map_err(|e| StorageError::Internal(e.to_string()))?;
-            let samples = series.collect_samples();
-            if !samples.is_empty() && !f(SeriesData { labels: series.labels.into_vec(), samples }) {
+            let (labels, samples) = series.map_err(|e| StorageError::Internal(e.to_string()))?.into_parts();
+            if !samples.is_empty() && !f(SeriesData { labels: labels.into_vec(), samples }) {
                 break;
             }
         }

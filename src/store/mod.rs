@@ -1666,6 +1666,8 @@ pub struct Querier {
 pub struct StoredSeries {
     pub labels: Labels,
     chunks: Vec<ClosedChunk>,
+    /// The samples already decoded (read from the head alone); `chunks` is then empty.
+    decoded: Option<Vec<(i64, f64)>>,
     mint: i64,
     maxt: i64,
     inner: Arc<Inner>,
@@ -1675,6 +1677,18 @@ impl StoredSeries {
     /// Samples in time order within the query range; equal timestamps from overlapping chunks
     /// appear once.
     pub fn samples(&self) -> SampleIter {
+        if let Some(decoded) = &self.decoded {
+            return SampleIter {
+                chunks: Vec::new(),
+                next_chunk: 0,
+                buf: decoded.clone(),
+                pos: 0,
+                mint: self.mint,
+                maxt: self.maxt,
+                inner: self.inner.clone(),
+                last_t: None,
+            };
+        }
         let mut chunks = self.chunks.clone();
         chunks.sort_by_key(|c| (c.mint, c.maxt));
         let overlapping = chunks.windows(2).any(|w| w[1].mint <= w[0].maxt);
@@ -1699,6 +1713,15 @@ impl StoredSeries {
     /// Convenience: all samples collected.
     pub fn collect_samples(&self) -> Vec<(i64, f64)> {
         self.samples().collect()
+    }
+
+    /// Labels and samples, without copying samples a head-only read already decoded.
+    pub fn into_parts(self) -> (Labels, Vec<(i64, f64)>) {
+        let samples = match self.decoded {
+            Some(decoded) => decoded,
+            None => self.samples().collect(),
+        };
+        (self.labels, samples)
     }
 }
 
@@ -1791,22 +1814,29 @@ impl SeriesSet {
     fn load(&self, labels: Labels, s: &MemSeries) -> Result<StoredSeries, StoreError> {
         // Head first, then disk: a chunk cut and written in between is then seen twice (and
         // merged), never missed.
-        let (mut chunks, head_covers_range) = {
+        let mut chunks = {
             let head = s.lock_head();
-            let covers = head.open.as_ref().is_some_and(|o| !o.is_empty()) && head.open_mint <= self.mint;
-            (head.chunks_for_read(self.mint, self.maxt), covers)
+            // Every in-order sample from the open chunk's start on is in it: a read inside it
+            // (an instant query's lookback, typically) is answered from it alone, decoded here,
+            // with no sled range scan. Out-of-order chunks could overlap any range.
+            if let Some(open) = &head.open
+                && !open.is_empty()
+                && head.open_mint <= self.mint
+                && !self.inner.out_of_order_chunks
+            {
+                let mut samples = chunk::decode(&open.bytes()).unwrap_or_default();
+                samples.retain(|&(t, _)| t >= self.mint && t <= self.maxt);
+                return Ok(StoredSeries {
+                    labels,
+                    chunks: Vec::new(),
+                    decoded: Some(samples),
+                    mint: self.mint,
+                    maxt: self.maxt,
+                    inner: self.inner.clone(),
+                });
+            }
+            head.chunks_for_read(self.mint, self.maxt)
         };
-        // Every in-order sample from the open chunk's start on is in it: a query inside it (an
-        // instant query's lookback, typically) needs no sled range scan.
-        if head_covers_range && !self.inner.out_of_order_chunks {
-            return Ok(StoredSeries {
-                labels,
-                chunks,
-                mint: self.mint,
-                maxt: self.maxt,
-                inner: self.inner.clone(),
-            });
-        }
         let start = keys::chunk_range_start(s.sid, self.mint);
         let end = keys::chunk_prefix(s.sid.wrapping_add(1));
         let stop_after = self.maxt.saturating_add(head::CHUNK_RANGE_MS);
@@ -1837,7 +1867,14 @@ impl SeriesSet {
                 }
             }
         }
-        Ok(StoredSeries { labels, chunks, mint: self.mint, maxt: self.maxt, inner: self.inner.clone() })
+        Ok(StoredSeries {
+            labels,
+            chunks,
+            decoded: None,
+            mint: self.mint,
+            maxt: self.maxt,
+            inner: self.inner.clone(),
+        })
     }
 }
 
