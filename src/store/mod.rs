@@ -1824,7 +1824,11 @@ impl SeriesSet {
                 && head.open_mint <= self.mint
                 && !self.inner.out_of_order_chunks
             {
-                let mut samples = chunk::decode(&open.bytes()).unwrap_or_default();
+                let mut samples = chunk::decode(&open.bytes()).unwrap_or_else(|e| {
+                    self.inner.metrics.chunk_corruptions.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(series = %labels, error = %e, "open head chunk does not decode");
+                    Vec::new()
+                });
                 samples.retain(|&(t, _)| t >= self.mint && t <= self.maxt);
                 return Ok(StoredSeries {
                     labels,
