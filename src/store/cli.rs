@@ -290,28 +290,24 @@ pub fn scan(store: &Store) -> anyhow::Result<ScanReport> {
             Some(keys::HEAD) => {
                 r.heads += 1;
                 match keys::check_crc(&v).and_then(super::head::SeriesHead::decode_checkpoint) {
-                    Some(h) => {
-                        r.head_samples += h.open.as_ref().map_or(0, |o| o.len() as u64) + h.ooo.len() as u64;
-                    }
+                    Some(h) => r.head_samples += h.sample_count(),
                     None => r.damaged.push(format!("head of series {:?} does not decode", keys::sid_of(&k))),
                 }
             }
             _ => {}
         }
     }
-    let checkpoint = store.inner.db().get(keys::META_CHECKPOINT)?;
-    if let Some(segment) = checkpoint.and_then(|v| v.as_ref().try_into().ok()).map(u64::from_be_bytes) {
-        let heads_dir = store.inner.heads_dir();
-        let read = super::head_file::read(&heads_dir, segment, |_, h| {
-            r.heads += 1;
-            r.head_samples += h.open.as_ref().map_or(0, |o| o.len() as u64) + h.ooo.len() as u64;
-        })?;
-        if let Some(read) = read
-            && read.damaged > 0
-        {
-            let path = super::head_file::path(&heads_dir, segment);
-            r.damaged.push(format!("{}: {} damaged records", path.display(), read.damaged));
-        }
+    let segment = super::checkpoint_segment(&store.inner.db())?;
+    let heads_dir = store.inner.heads_dir();
+    let read = super::head_file::read(&heads_dir, segment, |_, h| {
+        r.heads += 1;
+        r.head_samples += h.sample_count();
+    })?;
+    if let Some(read) = read
+        && read.damaged > 0
+    {
+        let path = super::head_file::path(&heads_dir, segment);
+        r.damaged.push(format!("{}: {} damaged records", path.display(), read.damaged));
     }
     Ok(r)
 }

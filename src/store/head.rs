@@ -240,6 +240,11 @@ impl SeriesHead {
         self.exemplars.retain(|e| e.t >= cutoff);
     }
 
+    /// Samples held in the open chunk and the out-of-order buffer.
+    pub fn sample_count(&self) -> u64 {
+        self.open.as_ref().map_or(0, |o| o.len() as u64) + self.ooo.len() as u64
+    }
+
     pub fn is_empty(&self) -> bool {
         self.open.is_none() && self.pending.is_empty() && self.ooo.is_empty() && self.exemplars.is_empty()
     }

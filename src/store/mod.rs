@@ -339,6 +339,11 @@ impl Ops {
 
 /// `CURRENT` names the live sled directory (`db`, then `db.N` after compactions), so a
 /// compaction switches generations with one atomic rename.
+/// The WAL segment of the last checkpoint (0: none yet); its heads file holds the heads.
+fn checkpoint_segment(db: &sled::Db) -> Result<u64, StoreError> {
+    Ok(db.get(keys::META_CHECKPOINT)?.and_then(|v| v.as_ref().try_into().ok()).map_or(0, u64::from_be_bytes))
+}
+
 fn current_db_path(dir: &Path) -> PathBuf {
     match std::fs::read_to_string(dir.join("CURRENT")) {
         Ok(name) if !name.trim().is_empty() && !name.contains('/') => dir.join(name.trim()),
@@ -486,10 +491,7 @@ impl Store {
         }
         let wal_dir = dir.join("wal");
         let segments = wal::list_segments(&wal_dir).map_err(StoreError::Wal)?;
-        let checkpoint = match db.get(keys::META_CHECKPOINT)? {
-            Some(v) => v.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0),
-            None => 0,
-        };
+        let checkpoint = checkpoint_segment(&db)?;
         let next_segment = segments.last().map_or(1, |l| l + 1).max(checkpoint);
         let wal = wal::Wal::open(&wal_dir, next_segment, opts.wal_fsync_interval).map_err(StoreError::Wal)?;
         if !opts.out_of_order_window.is_zero() && db.get(keys::META_OUT_OF_ORDER)?.is_none() {
@@ -1747,15 +1749,17 @@ pub struct SampleIter {
 
 impl SampleIter {
     fn decode(&self, c: &ClosedChunk) -> Vec<(i64, f64)> {
-        match chunk::decode(&c.bytes) {
-            Ok(s) => s,
-            Err(e) => {
-                self.inner.metrics.chunk_corruptions.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, mint = c.mint, maxt = c.maxt, "damaged chunk skipped");
-                Vec::new()
-            }
-        }
+        decode_or_count(&self.inner, &c.bytes, c.mint)
     }
+}
+
+/// A chunk's samples; a chunk that does not decode is counted, logged and read as empty.
+fn decode_or_count(inner: &Inner, bytes: &[u8], mint: i64) -> Vec<(i64, f64)> {
+    chunk::decode(bytes).unwrap_or_else(|e| {
+        inner.metrics.chunk_corruptions.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %e, mint, "damaged chunk skipped");
+        Vec::new()
+    })
 }
 
 impl Iterator for SampleIter {
@@ -1824,11 +1828,7 @@ impl SeriesSet {
                 && head.open_mint <= self.mint
                 && !self.inner.out_of_order_chunks
             {
-                let mut samples = chunk::decode(&open.bytes()).unwrap_or_else(|e| {
-                    self.inner.metrics.chunk_corruptions.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(series = %labels, error = %e, "open head chunk does not decode");
-                    Vec::new()
-                });
+                let mut samples = decode_or_count(&self.inner, &open.bytes(), head.open_mint);
                 samples.retain(|&(t, _)| t >= self.mint && t <= self.maxt);
                 return Ok(StoredSeries {
                     labels,
