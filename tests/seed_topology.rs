@@ -338,10 +338,22 @@ fn run(hosts: &[Host], namespaces: &[String]) {
             app_host.address
         )
     };
-    assert!(
-        !instant(&client, &prometheus, &replica2_up(1)).is_empty(),
-        "replica2 was not up before the kill"
-    );
+    // balancer#2 may have marked replica2 down while the hosts started under load (fall 2 at
+    // inter 5s) and needs rise 3 checks to bring it back: wait for that, as an SRE would
+    // before pulling a host.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while instant(&client, &prometheus, &replica2_up(1)).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "replica2 was not up before the kill: {:?}",
+            client
+                .post(format!("{prometheus}/api/v1/query"))
+                .form(&[("query", "haproxy_server_up{backend=\"prometheus_backends\"}")])
+                .send()
+                .and_then(|r| r.text())
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
 
     // Host 2 loses every obsd process (a crashed VM keeps nothing running either).
     let lost = 1;
