@@ -217,6 +217,38 @@ fn all_servers_down_gives_503_at_once() {
     assert!(metrics.contains("haproxy_backend_up{backend=\"be\"} 0"), "{metrics}");
 }
 
+#[test]
+fn upstream_connections_are_pooled_and_reused() {
+    let server = TestServer::start("a");
+    // No health check, so every connection the server accepts carries proxied requests.
+    let stats = STATS.replacen("[balancer]\n", "[balancer]\nnbthread = 2\n", 1);
+    let cfg = format!("{stats}{}", backend("fe", "roundrobin", "", &[("a", &server, "check = false")]));
+    let obsd = Obsd::start("balancer", &cfg);
+    assert!(obsd.log().contains("threads=2"), "nbthread = 2 not applied:\n{}", obsd.log());
+    let url = obsd.url("frontend.fe", "/");
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let c = client();
+                for _ in 0..50 {
+                    let r = c.get(&url).send().unwrap();
+                    assert_eq!(r.status().as_u16(), 200);
+                    assert_eq!(r.text().unwrap(), "a");
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert_eq!(server.hits(), 200);
+    // Four clients at a time, each connection thread pooling its own: at most 2 x 4
+    // connections, where no pool would open one per request.
+    let opened = server.connections();
+    assert!((1..=8).contains(&opened), "{opened} upstream connections for 200 requests");
+}
+
 /// Runs `threads` keep-alive clients against `url` until `stop`; returns (ok, failed).
 fn load(url: String, threads: usize, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u64, Vec<String>)> {
     std::thread::spawn(move || {

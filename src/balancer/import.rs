@@ -144,6 +144,7 @@ pub fn translate(text: &str) -> Imported {
     let mut sections: Vec<Section> = Vec::new();
     let mut defaults = Section { kind: "defaults".into(), ..Default::default() };
     let mut in_defaults = false;
+    let mut nbthread: Option<u32> = None;
     for (i, full) in text.lines().enumerate() {
         let line = i + 1;
         let content = full.split('#').next().unwrap_or("").trim();
@@ -192,6 +193,12 @@ pub fn translate(text: &str) -> Imported {
             continue;
         }
         if section.kind == "global" {
+            if keyword == "nbthread"
+                && let Some(n) = words.get(1).and_then(|n| n.parse::<u32>().ok()).filter(|n| *n > 0)
+            {
+                nbthread = Some(n);
+                continue;
+            }
             untranslated.push(format!(
                 "line {line}: {content}: global settings are process-wide in HAProxy; obsd has no equivalent"
             ));
@@ -334,6 +341,9 @@ pub fn translate(text: &str) -> Imported {
     let _ = writeln!(o, "# Translated from haproxy.cfg by `obsd balancer import-haproxy`.");
     let stats = sections.iter().find(|s| s.kind == "listen" && s.stats);
     let _ = writeln!(o, "[balancer]");
+    if let Some(n) = nbthread {
+        let _ = writeln!(o, "nbthread = {n}");
+    }
     if let Some(s) = stats {
         if let Some(uri) = &s.stats_uri {
             let _ = writeln!(o, "stats_uri = {}", quote(uri));
@@ -552,6 +562,7 @@ mod tests {
 global
     log /dev/log local0
     maxconn 4096
+    nbthread 2
 
 frontend prometheus_frontend
     bind *:9092
@@ -591,6 +602,7 @@ listen stats
         let config =
             crate::config::parse_str(&out.toml, None).unwrap_or_else(|e| panic!("{e}\n{}", out.toml));
         let b = &config.balancer;
+        assert_eq!(b.nbthread, Some(2));
         assert_eq!(b.stats_uri, "/stats");
         assert_eq!(b.listen.address.port(), 8404);
         let be = &b.backends[0];

@@ -22,6 +22,7 @@ mod proxy;
 pub mod select;
 mod stats;
 mod tcp;
+mod threads;
 
 pub use error::{BalancerError, Fault};
 pub use stats::router;
@@ -356,6 +357,8 @@ fn bind_std(name: &str, address: SocketAddr) -> Result<TcpListener, StartError> 
 impl Balancer {
     /// Binds every frontend (all or nothing), starts health checks and accept loops.
     pub fn start(config: BalancerConfig, shutdown: watch::Receiver<bool>) -> Result<Balancer, StartError> {
+        let threads = threads::start(config.nbthread);
+        tracing::info!(threads = threads.count(), "balancer connection threads (nbthread)");
         let (stop_checks, _) = watch::channel(false);
         let placeholder = Generation {
             config: Arc::new(config.clone()),
@@ -654,14 +657,29 @@ async fn accept_loop(
         let guard = inner.track_conn();
         let acceptor = tls.read().ok().and_then(|t| t.clone());
         let (inner, name, stop) = (inner.clone(), name.clone(), stop.clone());
-        match mode {
-            ProxyMode::Http => {
-                tokio::spawn(proxy::serve_connection(inner, name, stream, peer, acceptor, stop, guard));
+        // The socket moves to a connection thread's reactor.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(err) => {
+                tracing::warn!(frontend = %name, %peer, error = %err, "accepted socket unusable");
+                continue;
             }
-            ProxyMode::Tcp => {
-                tokio::spawn(tcp::serve_connection(inner, name, stream, peer, stop, guard));
+        };
+        threads::threads().spawn(async move {
+            let stream = match tokio::net::TcpStream::from_std(stream) {
+                Ok(s) => s,
+                Err(err) => {
+                    tracing::warn!(frontend = %name, %peer, error = %err, "accepted socket unusable");
+                    return;
+                }
+            };
+            match mode {
+                ProxyMode::Http => {
+                    proxy::serve_connection(inner, name, stream, peer, acceptor, stop, guard).await
+                }
+                ProxyMode::Tcp => tcp::serve_connection(inner, name, stream, peer, stop, guard).await,
             }
-        }
+        });
     }
     tracing::debug!(frontend = %name, "accept loop stopped");
 }

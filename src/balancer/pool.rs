@@ -91,17 +91,34 @@ impl Upstream {
     }
 }
 
-#[derive(Default)]
+/// One thread's idle connections, oldest at the front: expiry trims the front, reuse takes
+/// the back.
+type IdleList = Mutex<VecDeque<(Upstream, Instant)>>;
+
+/// Idle connections per connection thread (`threads`), as HAProxy keeps them per thread: a
+/// connection is registered with the reactor of the thread that opened it, and is only used
+/// there. The last list is for code off those threads.
 pub struct Pool {
-    /// Oldest at the front: expiry trims the front, reuse takes the back.
-    idle: Mutex<VecDeque<(Upstream, Instant)>>,
+    idle: Box<[IdleList]>,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        let lists = super::threads::threads().count() + 1;
+        Pool { idle: (0..lists).map(|_| Mutex::new(VecDeque::new())).collect() }
+    }
 }
 
 impl Pool {
+    fn mine(&self) -> &IdleList {
+        let last = self.idle.len() - 1;
+        &self.idle[super::threads::current().map_or(last, |i| i.min(last))]
+    }
+
     /// The most recently used idle connection that is open and not past `purge_delay`. It
     /// may still be finishing its last response; `forward` drives it until it is ready.
     pub fn checkout(&self, purge_delay: Duration) -> Option<Upstream> {
-        let Ok(mut idle) = self.idle.lock() else { return None };
+        let Ok(mut idle) = self.mine().lock() else { return None };
         let now = Instant::now();
         while idle.front().is_some_and(|(_, since)| now.duration_since(*since) >= purge_delay) {
             idle.pop_front();
@@ -118,7 +135,7 @@ impl Pool {
         if up.is_closed() {
             return;
         }
-        if let Ok(mut idle) = self.idle.lock()
+        if let Ok(mut idle) = self.mine().lock()
             && idle.len() < MAX_IDLE
         {
             idle.push_back((up, Instant::now()));
@@ -127,8 +144,10 @@ impl Pool {
 
     /// Drops every idle connection (the server went down: they are likely dead).
     pub fn clear(&self) {
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.clear();
+        for list in &self.idle {
+            if let Ok(mut idle) = list.lock() {
+                idle.clear();
+            }
         }
     }
 }

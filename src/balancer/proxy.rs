@@ -331,7 +331,9 @@ impl ClientConn {
                 .keep_alive(true);
             let conn = builder.serve_connection(io, service);
             tokio::pin!(conn);
+            // The connection first: it is what woke the task nearly every time.
             tokio::select! {
+                biased;
                 r = conn.as_mut() => r,
                 _ = stop.changed() => { conn.as_mut().graceful_shutdown(); conn.await }
                 _ = shutdown.changed() => { conn.as_mut().graceful_shutdown(); conn.await }

@@ -27,6 +27,8 @@ pub struct RawBalancer {
     /// HAProxy's `stats admin if TRUE` for authenticated users.
     pub stats_admin: Option<bool>,
     pub stats_refresh: Option<Spanned<String>>,
+    /// HAProxy's `nbthread`: threads serving client connections; default one per CPU.
+    pub nbthread: Option<Spanned<u32>>,
     pub defaults: RawDefaults,
     pub frontends: Vec<RawFrontend>,
     pub backends: Vec<RawBackend>,
@@ -393,6 +395,8 @@ pub struct BalancerConfig {
     pub stats_realm: String,
     pub stats_admin: bool,
     pub stats_refresh: Duration,
+    /// None: one per CPU. Fixed at start, as HAProxy's (a reload keeps the running count).
+    pub nbthread: Option<usize>,
     pub frontends: Vec<FrontendConfig>,
     pub backends: Vec<BackendConfig>,
 }
@@ -1033,6 +1037,7 @@ impl Checker<'_> {
                 "balancer.stats_refresh",
                 Duration::from_secs(10),
             ),
+            nbthread: raw.nbthread.as_ref().map(|n| self.positive(Some(n), "balancer.nbthread", 1) as usize),
             frontends,
             backends,
         }

@@ -71,6 +71,11 @@ impl TestServer {
         self.hits.load(Ordering::SeqCst)
     }
 
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.conns.lock().unwrap().len()
+    }
+
     /// Like a crash: no more accepts, every open connection reset.
     pub fn kill(&self) {
         self.dead.store(true, Ordering::SeqCst);
