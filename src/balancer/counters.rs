@@ -78,21 +78,28 @@ pub struct Rate {
     max: AtomicU64,
 }
 
-fn now_second() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-        & 0xFFFF_FFFF
+/// Whole seconds since the counters' epoch: rates only compare seconds with each other.
+fn second_of(now: Instant) -> u64 {
+    now.saturating_duration_since(epoch()).as_secs() & 0xFFFF_FFFF
 }
 
 impl Rate {
     pub fn hit(&self) {
-        let sec = now_second();
+        self.hit_at(Instant::now());
+    }
+
+    /// A hit at `now`, a time the caller already read (a request reads the clock once).
+    pub fn hit_at(&self, now: Instant) {
+        let sec = second_of(now);
         let mut cur = self.current.load(Ordering::Relaxed);
         loop {
             let (s, n) = (cur >> 32, cur & 0xFFFF_FFFF);
-            let next = if s == sec { (sec << 32) | (n + 1) } else { (sec << 32) | 1 };
+            // A hit stamped before a second another thread already opened (its clock was
+            // read earlier) counts in that newer second rather than turning the rate back.
+            let next = if s >= sec { (s << 32) | (n + 1) } else { (sec << 32) | 1 };
             match self.current.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => {
-                    if s != sec {
+                    if s < sec {
                         // The second rolled over: keep the finished second's count if adjacent.
                         self.previous.store(if s + 1 == sec { cur } else { 0 }, Ordering::Relaxed);
                     }
@@ -106,7 +113,11 @@ impl Rate {
 
     /// (current per-second rate, max).
     pub fn read(&self) -> (u64, u64) {
-        let sec = now_second();
+        self.read_at(Instant::now())
+    }
+
+    fn read_at(&self, now: Instant) -> (u64, u64) {
+        let sec = second_of(now);
         let cur = self.current.load(Ordering::Relaxed);
         let max = self.max.load(Ordering::Relaxed);
         let (s, n) = (cur >> 32, cur & 0xFFFF_FFFF);
@@ -150,9 +161,13 @@ impl Counters {
 
     /// A session counted in `stot` and the session rate, without touching `scur`.
     pub fn session(&self) {
+        self.session_at(Instant::now());
+    }
+
+    pub fn session_at(&self, now: Instant) {
         inc(&self.stot);
-        self.session_rate.hit();
-        let ms = epoch().elapsed().as_millis() as u64;
+        self.session_rate.hit_at(now);
+        let ms = now.saturating_duration_since(epoch()).as_millis() as u64;
         self.last_session_ms.store(ms.max(1), Ordering::Relaxed);
     }
 
@@ -233,5 +248,32 @@ impl Histogram {
         }
         inc(&self.count);
         add(&self.sum_micros, u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_counts_per_second_and_never_turns_back() {
+        let rate = Rate::default();
+        let at = |s: u64, ms: u64| epoch() + Duration::from_secs(s) + Duration::from_millis(ms);
+        for _ in 0..5 {
+            rate.hit_at(at(100, 10));
+        }
+        assert_eq!(rate.read_at(at(100, 500)), (5, 5));
+        // The next second: the finished one's count shows until this one passes it.
+        rate.hit_at(at(101, 0));
+        assert_eq!(rate.read_at(at(101, 1)), (5, 5));
+        // A request stamped in second 100 that reports late counts in 101.
+        rate.hit_at(at(100, 900));
+        assert_eq!(rate.read_at(at(101, 2)), (5, 5));
+        for _ in 0..5 {
+            rate.hit_at(at(101, 3));
+        }
+        assert_eq!(rate.read_at(at(101, 4)), (7, 7));
+        assert_eq!(rate.read_at(at(102, 0)), (7, 7));
+        assert_eq!(rate.read_at(at(104, 0)), (0, 7));
     }
 }

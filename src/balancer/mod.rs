@@ -180,7 +180,7 @@ impl Backend {
         avoid: Option<usize>,
     ) -> Result<(usize, SessionGuard, Duration), BalancerError> {
         let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + self.config.timeout_queue;
+        let deadline = tokio::time::Instant::from_std(started) + self.config.timeout_queue;
         let mut queued = false;
         let result = loop {
             // Registering for a wake-up costs a lock, so only requests about to queue do it,

@@ -9,7 +9,7 @@
 //! nobody; the next request that checks it out first drives it until it is ready, which is
 //! also when a close by the server shows.
 
-use super::proxy::UpBody;
+use super::proxy::{FlatSmallWrites, UpBody};
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use std::collections::VecDeque;
@@ -28,7 +28,7 @@ const MAX_IDLE: usize = 512;
 pub struct Upstream {
     pub sender: SendRequest<UpBody>,
     /// None once the connection ended.
-    pub conn: Option<Connection<TokioIo<TcpStream>, UpBody>>,
+    pub conn: Option<Connection<TokioIo<FlatSmallWrites<TcpStream>>, UpBody>>,
 }
 
 impl Upstream {
@@ -170,7 +170,7 @@ pub async fn connect(address: SocketAddr, timeout: Duration) -> Result<Upstream,
     let _ = stream.set_nodelay(true);
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
         .max_buf_size(512 * 1024)
-        .handshake(TokioIo::new(stream))
+        .handshake(TokioIo::new(FlatSmallWrites(stream)))
         .await?;
     Ok(Upstream { sender, conn: Some(conn) })
 }
