@@ -6,13 +6,15 @@
 #   3. one backend killed mid-run           (failed requests: non-2xx + socket errors)
 # and the ratios obsd/HAProxy. Needs: apt-get install haproxy nginx wrk
 #
-# Env: DURATION (s, default 10), CONNS (default 50), THREADS (wrk, default 2), OBSD_BIN.
+# Env: DURATION (s, default 10), CONNS (default 50), THREADS (wrk, default 2), ROUNDS (default
+# 3: a shared or virtual machine swings a single 10 s run by ±20%), OBSD_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/obsd-target}"
 DURATION="${DURATION:-10}"
 CONNS="${CONNS:-50}"
 THREADS="${THREADS:-2}"
+ROUNDS="${ROUNDS:-3}"
 for bin in haproxy nginx wrk; do
   command -v "$bin" >/dev/null || { echo "missing $bin: apt-get install haproxy nginx wrk" >&2; exit 1; }
 done
@@ -164,19 +166,38 @@ measure() { # $1 = pid of balancer, $2 = url, $3 = optional: seconds after which
     END { printf "%s %.3f %.3f %d %d %.3f\n", rps, p50, p99, reqs, fail, (reqs > 0 ? ticks / hz / reqs * 100000 : 0) }'
 }
 
+# One round: HAProxy then obsd, each on fresh processes; appends a line to $WORK/ha.txt and
+# $WORK/ob.txt.
+run_round() { # $1 = path, $2 = optional kill delay
+  write_haproxy ""; start_haproxy; wait_up "http://127.0.0.1:$HA_FE/small"; sleep 1
+  measure "$HA_PID" "http://127.0.0.1:$HA_FE$1" "${2:-}" >> "$WORK/ha.txt"
+  kill "$HA_PID"; wait "$HA_PID" 2>/dev/null || true
+  if [ -n "${2:-}" ]; then N1=$(start_nginx 1 "$B1"); PIDS+=("$N1"); sleep 1; fi
+  write_obsd; start_obsd; wait_up "http://$OB_FE/small"; sleep 1
+  measure "$OB_PID" "http://$OB_FE$1" "${2:-}" >> "$WORK/ob.txt"
+  kill "$OB_PID"; wait "$OB_PID" 2>/dev/null || true
+  if [ -n "${2:-}" ]; then N1=$(start_nginx 1 "$B1"); PIDS+=("$N1"); sleep 1; fi
+}
+
+# Medians over the rounds of req/s, p50, p99 and CPU; requests and failures summed.
+summarize() { # $1 = file
+  python3 - "$1" <<'PY'
+import statistics, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+med = lambda i: statistics.median(r[i] for r in rows)
+print(f"{med(0):.2f} {med(1):.3f} {med(2):.3f} {int(sum(r[3] for r in rows))} {int(sum(r[4] for r in rows))} {med(5):.3f}")
+PY
+}
+
 run_pair() { # $1 = label, $2 = path, $3 = optional kill delay
   local ha ob
-  write_haproxy ""; start_haproxy; wait_up "http://127.0.0.1:$HA_FE/small"; sleep 1
-  ha=$(measure "$HA_PID" "http://127.0.0.1:$HA_FE$2" "${3:-}")
-  kill "$HA_PID"; wait "$HA_PID" 2>/dev/null || true
-  if [ -n "${3:-}" ]; then N1=$(start_nginx 1 "$B1"); PIDS+=("$N1"); sleep 1; fi
-  write_obsd; start_obsd; wait_up "http://$OB_FE/small"; sleep 1
-  ob=$(measure "$OB_PID" "http://$OB_FE$2" "${3:-}")
-  kill "$OB_PID"; wait "$OB_PID" 2>/dev/null || true
-  if [ -n "${3:-}" ]; then N1=$(start_nginx 1 "$B1"); PIDS+=("$N1"); sleep 1; fi
+  : > "$WORK/ha.txt"; : > "$WORK/ob.txt"
+  for _ in $(seq "$ROUNDS"); do run_round "$2" "${3:-}"; done
+  ha=$(summarize "$WORK/ha.txt"); ob=$(summarize "$WORK/ob.txt")
   read -r ha_rps ha_p50 ha_p99 ha_req ha_fail ha_cpu <<<"$ha"
   read -r ob_rps ob_p50 ob_p99 ob_req ob_fail ob_cpu <<<"$ob"
-  printf '\n== %s (wrk -t%s -c%s -d%ss, keep-alive)\n' "$1" "$THREADS" "$CONNS" "$DURATION"
+  printf '\n== %s (wrk -t%s -c%s -d%ss, keep-alive; median of %s alternating rounds, requests and failures summed)\n' \
+    "$1" "$THREADS" "$CONNS" "$DURATION" "$ROUNDS"
   printf '%-10s %12s %10s %10s %10s %8s %16s\n' "" "req/s" "p50 ms" "p99 ms" "requests" "failed" "CPU s/100k req"
   printf '%-10s %12s %10s %10s %10s %8s %16s\n' "haproxy" "$ha_rps" "$ha_p50" "$ha_p99" "$ha_req" "$ha_fail" "$ha_cpu"
   printf '%-10s %12s %10s %10s %10s %8s %16s\n' "obsd" "$ob_rps" "$ob_p50" "$ob_p99" "$ob_req" "$ob_fail" "$ob_cpu"
