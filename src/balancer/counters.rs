@@ -103,7 +103,7 @@ impl Rate {
                         // The second rolled over: keep the finished second's count if adjacent.
                         self.previous.store(if s + 1 == sec { cur } else { 0 }, Ordering::Relaxed);
                     }
-                    self.max.fetch_max(next & 0xFFFF_FFFF, Ordering::Relaxed);
+                    raise(&self.max, next & 0xFFFF_FFFF);
                     return;
                 }
                 Err(actual) => cur = actual,
@@ -139,6 +139,14 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
+/// Raises a maximum. A plain read first: a maximum rarely moves, and reading a shared cache
+/// line is cheap where a read-modify-write takes it from the other threads.
+pub fn raise(max: &AtomicU64, value: u64) {
+    if value > max.load(Ordering::Relaxed) {
+        max.fetch_max(value, Ordering::Relaxed);
+    }
+}
+
 pub fn load(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
 }
@@ -155,7 +163,7 @@ impl Counters {
     /// One more current session; returns nothing, keeps `smax`.
     pub fn enter(&self) {
         let now = self.scur.fetch_add(1, Ordering::Relaxed) + 1;
-        self.smax.fetch_max(now, Ordering::Relaxed);
+        raise(&self.smax, now);
         self.session();
     }
 
@@ -178,7 +186,7 @@ impl Counters {
 
     pub fn queue_enter(&self) {
         let now = self.qcur.fetch_add(1, Ordering::SeqCst) + 1;
-        self.qmax.fetch_max(now, Ordering::Relaxed);
+        raise(&self.qmax, now);
     }
 
     pub fn queue_leave(&self) {

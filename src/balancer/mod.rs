@@ -203,11 +203,11 @@ impl Backend {
                     });
                     match taken {
                         Ok(prev) => {
-                            c.smax.fetch_max(prev + 1, Ordering::Relaxed);
+                            counters::raise(&c.smax, prev + 1);
                             counters::inc(&c.lbtot);
                             let b = &self.shared.counters;
                             let now = b.scur.fetch_add(1, Ordering::Relaxed) + 1;
-                            b.smax.fetch_max(now, Ordering::Relaxed);
+                            counters::raise(&b.smax, now);
                             counters::inc(&b.lbtot);
                             let guard =
                                 SessionGuard { server: server.state.clone(), backend: self.shared.clone() };

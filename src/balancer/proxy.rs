@@ -892,8 +892,8 @@ async fn handle(
     counters::inc(&fe.counters.req_tot);
     fe.counters.req_rate.hit_at(started);
     let backend_name = choose_backend(&fe.config, &req);
-    let backend = backend_name.and_then(|n| generation.backend(n)).cloned();
-    let result = match (backend.clone(), backend_name) {
+    let backend = backend_name.and_then(|n| generation.backend(n));
+    let result = match (backend, backend_name) {
         (Some(b), _) => forward(fe, b, &client, req, started).await,
         (None, Some(n)) => {
             Err(BalancerError::MissingBackend { frontend: fe.config.name.clone(), backend: n.to_string() })
@@ -914,7 +914,7 @@ async fn handle(
                 Fault::Internal => tracing::error!(frontend = %fe.config.name, error = %e, "request failed"),
             }
             let status = e.status();
-            if let Some(b) = &backend {
+            if let Some(b) = backend {
                 b.shared.counters.response(status.as_u16());
                 counters::add(&fe.counters.bout, 160);
             }
@@ -961,7 +961,7 @@ fn count_stale(stale: &mut u32, backend: &str, server: &str) -> Result<(), Balan
 
 async fn forward(
     fe: &FrontendRuntime,
-    backend: Arc<Backend>,
+    backend: &Arc<Backend>,
     client: &ClientInfo,
     req: Request<Incoming>,
     started: Instant,
@@ -1040,7 +1040,7 @@ async fn forward(
                         });
                     }
                     attempts += 1;
-                    avoid = retry_target(&backend, index);
+                    avoid = retry_target(backend, index);
                     if avoid.is_none() {
                         // Same server again: give a restarting process a moment.
                         tokio::time::sleep(Duration::from_millis(100).min(cfg.timeout_connect)).await;
@@ -1078,7 +1078,7 @@ async fn forward(
                 if replayable && cfg.retry_on.response_timeout && attempts < cfg.retries {
                     drop(guard);
                     attempts += 1;
-                    avoid = retry_target(&backend, index);
+                    avoid = retry_target(backend, index);
                     tracing::debug!(backend = %cfg.name, server = %server.config.name, "replaying after a server timeout (retry_on response-timeout)");
                     continue;
                 }
@@ -1107,7 +1107,7 @@ async fn forward(
                     if error.is_parse() { cfg.retry_on.junk_response } else { cfg.retry_on.empty_response };
                 if replayable && allowed && attempts < cfg.retries {
                     attempts += 1;
-                    avoid = retry_target(&backend, index);
+                    avoid = retry_target(backend, index);
                     tracing::debug!(backend = %cfg.name, server = %server.config.name, error = %error, "replaying an idempotent request");
                     continue;
                 }
@@ -1131,7 +1131,7 @@ async fn forward(
                 drop(response);
                 drop(guard);
                 attempts += 1;
-                avoid = retry_target(&backend, index);
+                avoid = retry_target(backend, index);
                 tracing::debug!(backend = %cfg.name, server = %server.config.name, status, "replaying an idempotent request (retry_on status)");
                 continue;
             }
