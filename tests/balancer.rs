@@ -530,6 +530,34 @@ fn sighup_reload_under_load_drops_nothing_and_keeps_health() {
 }
 
 #[test]
+fn sigterm_closes_idle_keep_alive_connections_at_once() {
+    let a = TestServer::start("a");
+    let cfg = format!(
+        "[global]\nshutdown_timeout = \"30s\"\n{STATS}{}",
+        backend("fe", "roundrobin", "", &[("a", &a, "check = false")])
+    );
+    let mut obsd = Obsd::start("balancer", &cfg);
+    let addr = obsd.address("frontend.fe");
+    let mut idle = TcpStream::connect(addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = [0u8; 512];
+    let n = idle.read(&mut buf).unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).ends_with("\r\n\r\na"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    // The connection now waits for its next request; shutdown must close it, not wait for
+    // the 30 s drain.
+    let started = Instant::now();
+    obsd.signal(libc::SIGTERM);
+    assert_eq!(idle.read(&mut buf).unwrap_or(0), 0, "the idle connection was not closed");
+    assert!(obsd.wait_exit(Duration::from_secs(10)).is_some_and(|s| s.success()));
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+}
+
+#[test]
 fn tcp_mode_proxies_bytes() {
     let echo = support::echo_server();
     let cfg = format!(

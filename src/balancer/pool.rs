@@ -27,15 +27,16 @@ const MAX_IDLE: usize = 512;
 /// One HTTP/1.1 connection to a server: the request handle and the I/O state machine.
 pub struct Upstream {
     pub sender: SendRequest<UpBody>,
-    /// None once the connection ended.
-    pub conn: Option<Connection<TokioIo<FlatSmallWrites<TcpStream>>, UpBody>>,
+    /// None once the connection ended. Boxed: the state machine with its buffers is large,
+    /// and an `Upstream` moves through the pool, the request and its response body.
+    pub conn: Option<Box<Connection<TokioIo<FlatSmallWrites<TcpStream>>, UpBody>>>,
 }
 
 impl Upstream {
     /// Drives the connection's I/O; true while it is still open.
     pub fn poll_io(&mut self, cx: &mut Context<'_>) -> bool {
         let Some(conn) = self.conn.as_mut() else { return false };
-        match Pin::new(conn).poll(cx) {
+        match Pin::new(&mut **conn).poll(cx) {
             Poll::Pending => true,
             Poll::Ready(result) => {
                 if let Err(e) = result {
@@ -172,5 +173,5 @@ pub async fn connect(address: SocketAddr, timeout: Duration) -> Result<Upstream,
         .max_buf_size(512 * 1024)
         .handshake(TokioIo::new(FlatSmallWrites(stream)))
         .await?;
-    Ok(Upstream { sender, conn: Some(conn) })
+    Ok(Upstream { sender, conn: Some(Box::new(conn)) })
 }
