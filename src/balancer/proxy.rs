@@ -100,7 +100,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        let r = write_vectored_small_flat(Pin::new(&mut this.inner), cx, bufs);
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         this.stall(cx, r)
     }
 
@@ -122,7 +122,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
 /// Writes one buffer, or a few small ones (a response head and a short body) copied into one,
 /// with `send`: cheaper in the kernel than `writev`, which copies and checks the vector and
 /// goes through the file layer. Large vectored writes stay vectored, without the copy.
-pub fn write_vectored_small_flat<T: AsyncWrite>(
+fn write_vectored_small_flat<T: AsyncWrite>(
     io: Pin<&mut T>,
     cx: &mut Context<'_>,
     bufs: &[std::io::IoSlice<'_>],
@@ -150,7 +150,7 @@ pub fn write_vectored_small_flat<T: AsyncWrite>(
     })
 }
 
-/// An upstream socket whose small vectored writes go out as one `write`.
+/// A socket (client or server side) whose small vectored writes go out as one `send`.
 pub struct FlatSmallWrites<T>(pub T);
 
 impl<T: AsyncRead + Unpin> AsyncRead for FlatSmallWrites<T> {
@@ -298,7 +298,7 @@ pub async fn serve_connection(
         return;
     }
     let _ = stream.set_nodelay(true);
-    let io = TimedIo::new(stream, cfg.timeout_client);
+    let io = TimedIo::new(FlatSmallWrites(stream), cfg.timeout_client);
     let name: Arc<str> = name.into();
     let conn = ClientConn { inner, name, peer, fe_counters, stop };
     match tls {
