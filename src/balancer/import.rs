@@ -673,7 +673,7 @@ backend web
         let view = |method, path| crate::config::acl::RequestView {
             method,
             path,
-            headers: &headers,
+            headers: crate::config::acl::Headers::Map(&headers),
             authority: None,
         };
         assert!(fe.use_backend[0].condition.matches(&view("GET", "/api")));

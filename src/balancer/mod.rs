@@ -15,6 +15,7 @@
 
 pub mod counters;
 mod error;
+mod h1;
 pub mod health;
 pub mod import;
 mod pool;
@@ -46,6 +47,8 @@ pub(crate) struct ServerState {
     pub counters: Counters,
     pub health: Mutex<Health>,
     pub pool: Pool,
+    /// Idle sockets of the HTTP/1.1 fast path (`h1`).
+    pub raw_pool: Pool<tokio::net::TcpStream>,
     /// HAProxy's `sid`.
     pub id: u64,
 }
@@ -260,6 +263,7 @@ fn log_transition(backend: &str, server: &Server, t: Transition, reason: &str) {
     match t {
         Transition::WentDown => {
             server.state.pool.clear();
+            server.state.raw_pool.clear();
             tracing::warn!(backend, server = %server.config.name, reason, "server is DOWN");
         }
         Transition::WentUp => tracing::info!(backend, server = %server.config.name, reason, "server is UP"),
@@ -438,6 +442,7 @@ impl Balancer {
                             counters: Counters::default(),
                             health: Mutex::new(Health::new(s.rise, s.fall, s.check)),
                             pool: Pool::default(),
+                            raw_pool: Pool::default(),
                             id: registry.next_id,
                         })
                     }

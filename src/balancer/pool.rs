@@ -86,39 +86,54 @@ impl Upstream {
         })
         .await
     }
+}
 
+/// A connection the pool can keep: it says when it is known to be closed.
+pub trait Pooled {
+    fn is_closed(&self) -> bool;
+}
+
+impl Pooled for Upstream {
     fn is_closed(&self) -> bool {
         self.conn.is_none() || self.sender.is_closed()
     }
 }
 
+/// A plain socket (the HTTP/1.1 fast path, `h1`) shows a close only when read; a request
+/// that finds it closed before any response byte is replayed (see `h1`).
+impl Pooled for TcpStream {
+    fn is_closed(&self) -> bool {
+        false
+    }
+}
+
 /// One thread's idle connections, oldest at the front: expiry trims the front, reuse takes
 /// the back.
-type IdleList = Mutex<VecDeque<(Upstream, Instant)>>;
+type IdleList<T> = Mutex<VecDeque<(T, Instant)>>;
 
 /// Idle connections per connection thread (`threads`), as HAProxy keeps them per thread: a
 /// connection is registered with the reactor of the thread that opened it, and is only used
 /// there. The last list is for code off those threads.
-pub struct Pool {
-    idle: Box<[IdleList]>,
+pub struct Pool<T = Upstream> {
+    idle: Box<[IdleList<T>]>,
 }
 
-impl Default for Pool {
+impl<T> Default for Pool<T> {
     fn default() -> Self {
         let lists = super::threads::threads().count() + 1;
         Pool { idle: (0..lists).map(|_| Mutex::new(VecDeque::new())).collect() }
     }
 }
 
-impl Pool {
-    fn mine(&self) -> &IdleList {
+impl<T: Pooled> Pool<T> {
+    fn mine(&self) -> &IdleList<T> {
         let last = self.idle.len() - 1;
         &self.idle[super::threads::current().map_or(last, |i| i.min(last))]
     }
 
     /// The most recently used idle connection that is open and not past `purge_delay`. It
     /// may still be finishing its last response; `forward` drives it until it is ready.
-    pub fn checkout(&self, purge_delay: Duration) -> Option<Upstream> {
+    pub fn checkout(&self, purge_delay: Duration) -> Option<T> {
         let Ok(mut idle) = self.mine().lock() else { return None };
         let now = Instant::now();
         while idle.front().is_some_and(|(_, since)| now.duration_since(*since) >= purge_delay) {
@@ -132,7 +147,7 @@ impl Pool {
         None
     }
 
-    pub fn checkin(&self, up: Upstream) {
+    pub fn checkin(&self, up: T) {
         if up.is_closed() {
             return;
         }

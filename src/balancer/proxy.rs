@@ -14,7 +14,7 @@
 use super::counters::{self, Counters};
 use super::error::{BalancerError, Fault, error_page};
 use super::pool::{self, Upstream};
-use super::{Backend, ConnGuard, FrontendRuntime, Inner, ServerState, SessionGuard};
+use super::{Backend, ConnGuard, FrontendRuntime, Generation, Inner, ServerState, SessionGuard};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -37,7 +37,7 @@ use tokio::time::Sleep;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Request bodies up to this size (with a Content-Length) are buffered so they can be replayed.
-const REPLAY_BUFFER: u64 = 64 * 1024;
+pub(super) const REPLAY_BUFFER: u64 = 64 * 1024;
 
 // ---------------------------------------------------------------------------------------------
 // Client connections
@@ -225,8 +225,8 @@ async fn sniff_preface<T: AsyncRead + Unpin>(io: &mut T) -> std::io::Result<(boo
 
 /// Gives back the bytes `sniff_preface` read before reading on from the connection.
 pub struct Prefixed<T> {
-    prefix: Bytes,
-    inner: T,
+    pub prefix: Bytes,
+    pub inner: T,
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
@@ -304,8 +304,11 @@ pub async fn serve_connection(
     match tls {
         Some(acceptor) => match tokio::time::timeout(cfg.timeout_http_request, acceptor.accept(io)).await {
             Ok(Ok(s)) => {
-                let h2 = s.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-                conn.serve(TokioIo::new(s), true, h2, &cfg).await
+                if s.get_ref().1.alpn_protocol() == Some(b"h2".as_slice()) {
+                    conn.serve(TokioIo::new(s), true, true, &cfg).await
+                } else {
+                    super::h1::serve(conn, s, bytes::BytesMut::new(), true, &cfg).await
+                }
             }
             Ok(Err(e)) => {
                 counters::inc(&conn.fe_counters.ereq);
@@ -317,9 +320,12 @@ pub async fn serve_connection(
             let mut io = io;
             match tokio::time::timeout(cfg.timeout_http_request, sniff_preface(&mut io)).await {
                 Ok(Ok((_, seen))) if seen.is_empty() => {}
-                Ok(Ok((h2, seen))) => {
+                Ok(Ok((true, seen))) => {
                     let io = Prefixed { prefix: Bytes::from(seen), inner: io };
-                    conn.serve(TokioIo::new(io), false, h2, &cfg).await
+                    conn.serve(TokioIo::new(io), false, true, &cfg).await
+                }
+                Ok(Ok((false, seen))) => {
+                    super::h1::serve(conn, io, bytes::BytesMut::from(&seen[..]), false, &cfg).await
                 }
                 Ok(Err(e)) => tracing::debug!(frontend = %conn.name, %peer, error = %e, "client read failed"),
                 // An idle or slowloris connection that never sent a byte: HAProxy's
@@ -333,7 +339,7 @@ pub async fn serve_connection(
 /// Polls a future only once its own waker fired (and the first time, to register it).
 /// `select!` polls every pending branch each time the task wakes; for the watches a client
 /// connection waits on (reload, shutdown) that was a sixth of a small request's instructions.
-struct WokenOnly<F> {
+pub(super) struct WokenOnly<F> {
     inner: Pin<Box<F>>,
     flag: Arc<WakeFlag>,
     waker: std::task::Waker,
@@ -362,7 +368,7 @@ impl std::task::Wake for WakeFlag {
 }
 
 impl<F: Future> WokenOnly<F> {
-    fn new(inner: F) -> Self {
+    pub(super) fn new(inner: F) -> Self {
         let flag = Arc::new(WakeFlag {
             woken: std::sync::atomic::AtomicBool::new(true),
             task: std::sync::Mutex::new(None),
@@ -393,16 +399,18 @@ impl<F: Future> Future for WokenOnly<F> {
 }
 
 /// One accepted client connection, whatever protocol it speaks.
-struct ClientConn {
-    inner: Arc<Inner>,
-    name: Arc<str>,
-    peer: SocketAddr,
-    fe_counters: Arc<Counters>,
-    stop: watch::Receiver<bool>,
+pub(super) struct ClientConn {
+    pub inner: Arc<Inner>,
+    pub name: Arc<str>,
+    pub peer: SocketAddr,
+    pub fe_counters: Arc<Counters>,
+    pub stop: watch::Receiver<bool>,
 }
 
 impl ClientConn {
-    async fn serve<I>(self, io: I, tls: bool, h2: bool, cfg: &crate::config::FrontendConfig)
+    /// Serves the connection with hyper: HTTP/2, and HTTP/1 requests the fast path (`h1`)
+    /// leaves to it.
+    pub(super) async fn serve<I>(self, io: I, tls: bool, h2: bool, cfg: &crate::config::FrontendConfig)
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
@@ -632,18 +640,40 @@ struct Exchange {
     bytes_out: u64,
 }
 
+/// What one request that reached a server did: its bytes and times.
+pub(super) struct Outcome {
+    pub started: Instant,
+    pub qtime: Duration,
+    pub ctime: Duration,
+    pub rtime: Duration,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// Counts a finished request in its frontend, backend and server.
+pub(super) fn record(fe: &Counters, backend: &Backend, server: &ServerState, o: &Outcome) {
+    let total = o.started.elapsed();
+    for c in [fe, &backend.shared.counters, &server.counters] {
+        counters::add(&c.bin, o.bytes_in);
+        counters::add(&c.bout, o.bytes_out);
+    }
+    for c in [&backend.shared.counters, &server.counters] {
+        c.record_times(o.qtime, o.ctime, o.rtime, total);
+    }
+    backend.shared.histogram.observe(total);
+}
+
 impl Exchange {
     fn finish(mut self, clean: bool) {
-        let total = self.started.elapsed();
-        let bin = self.head_in + self.bytes_in.load(Ordering::Relaxed);
-        for c in [&*self.fe, &self.backend.shared.counters, &self.server.counters] {
-            counters::add(&c.bin, bin);
-            counters::add(&c.bout, self.bytes_out);
-        }
-        for c in [&self.backend.shared.counters, &self.server.counters] {
-            c.record_times(self.qtime, self.ctime, self.rtime, total);
-        }
-        self.backend.shared.histogram.observe(total);
+        let outcome = Outcome {
+            started: self.started,
+            qtime: self.qtime,
+            ctime: self.ctime,
+            rtime: self.rtime,
+            bytes_in: self.head_in + self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out,
+        };
+        record(&self.fe, &self.backend, &self.server, &outcome);
         if clean
             && self.reusable
             && let Some(up) = self.upstream.take()
@@ -839,11 +869,11 @@ fn head_size(headers: &HeaderMap) -> u64 {
 /// What a client connection adds to every request it forwards, worked out once per
 /// connection rather than formatted per request.
 pub struct ClientInfo {
-    peer: SocketAddr,
+    pub(super) peer: SocketAddr,
     /// `X-Forwarded-For` when the request has none.
-    xff: Option<HeaderValue>,
+    pub(super) xff: Option<HeaderValue>,
     /// `Forwarded` without a host: `for=...;proto=...`.
-    element: String,
+    pub(super) element: String,
     /// The last `Host` seen and the `Forwarded` value made for it: one host per connection
     /// is the rule.
     last: std::sync::Mutex<Option<(HeaderValue, HeaderValue)>>,
@@ -942,7 +972,7 @@ async fn prepare_body(
     Ok(ReqBody::Stream(Some(ClientBody { inner: body, timeout, stalled: None, read: read.clone() })))
 }
 
-fn idempotent(method: &Method) -> bool {
+pub(super) fn idempotent(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
@@ -963,63 +993,75 @@ async fn handle(
     };
     counters::inc(&fe.counters.req_tot);
     fe.counters.req_rate.hit_at(started);
-    let backend_name = choose_backend(&fe.config, &req);
-    let backend = backend_name.and_then(|n| generation.backend(n));
-    let result = match (backend, backend_name) {
-        (Some(b), _) => forward(fe, b, &client, req, started).await,
-        (None, Some(n)) => {
-            Err(BalancerError::MissingBackend { frontend: fe.config.name.clone(), backend: n.to_string() })
-        }
-        (None, None) => Err(BalancerError::NoRule { frontend: fe.config.name.clone() }),
+    let view = crate::config::acl::RequestView {
+        method: req.method().as_str(),
+        path: req.uri().path(),
+        headers: crate::config::acl::Headers::Map(req.headers()),
+        authority: req.uri().authority().map(|a| a.as_str()),
+    };
+    let (backend, result) = match choose_backend(&generation, fe, &view) {
+        Ok(b) => (Some(b), forward(fe, b, &client, req, started).await),
+        Err(e) => (None, Err(e)),
     };
     let response = match result {
         Ok(r) => r,
-        Err(e) => {
-            match e.fault() {
-                Fault::Client => {
-                    counters::inc(&fe.counters.ereq);
-                    tracing::debug!(frontend = %fe.config.name, %peer, error = %e, "client error");
-                }
-                Fault::Upstream => {
-                    tracing::debug!(frontend = %fe.config.name, error = %e, "request failed upstream")
-                }
-                Fault::Internal => tracing::error!(frontend = %fe.config.name, error = %e, "request failed"),
-            }
-            let status = e.status();
-            if let Some(b) = backend {
-                b.shared.counters.response(status.as_u16());
-                counters::add(&fe.counters.bout, 160);
-            }
-            page(status)
-        }
+        Err(e) => page(count_failure(fe, backend.map(|b| &**b), peer, &e)),
     };
     fe.counters.response(response.status().as_u16());
     response
 }
 
+/// Logs a request that failed before any server answered, counts it as HAProxy does, and
+/// says which status to answer with.
+pub(super) fn count_failure(
+    fe: &FrontendRuntime,
+    backend: Option<&Backend>,
+    peer: SocketAddr,
+    e: &BalancerError,
+) -> StatusCode {
+    match e.fault() {
+        Fault::Client => {
+            counters::inc(&fe.counters.ereq);
+            tracing::debug!(frontend = %fe.config.name, %peer, error = %e, "client error");
+        }
+        Fault::Upstream => tracing::debug!(frontend = %fe.config.name, error = %e, "request failed upstream"),
+        Fault::Internal => tracing::error!(frontend = %fe.config.name, error = %e, "request failed"),
+    }
+    let status = e.status();
+    if let Some(b) = backend {
+        b.shared.counters.response(status.as_u16());
+        counters::add(&fe.counters.bout, 160);
+    }
+    status
+}
+
 /// HAProxy's content switching: the first `use_backend` rule whose condition holds, else
 /// `default_backend`.
-fn choose_backend<'a>(fe: &'a crate::config::FrontendConfig, req: &Request<Incoming>) -> Option<&'a str> {
-    if !fe.use_backend.is_empty() {
-        let view = crate::config::acl::RequestView {
-            method: req.method().as_str(),
-            path: req.uri().path(),
-            headers: req.headers(),
-            authority: req.uri().authority().map(|a| a.as_str()),
-        };
-        if let Some(rule) = fe.use_backend.iter().find(|r| r.condition.matches(&view)) {
-            return Some(&rule.backend);
-        }
-    }
-    fe.default_backend.as_deref()
+pub(super) fn choose_backend<'g>(
+    generation: &'g Generation,
+    fe: &FrontendRuntime,
+    view: &crate::config::acl::RequestView,
+) -> Result<&'g Arc<Backend>, BalancerError> {
+    let cfg = &fe.config;
+    let name = cfg
+        .use_backend
+        .iter()
+        .find(|r| r.condition.matches(view))
+        .map(|r| r.backend.as_str())
+        .or(cfg.default_backend.as_deref())
+        .ok_or_else(|| BalancerError::NoRule { frontend: cfg.name.clone() })?;
+    generation.backend(name).ok_or_else(|| BalancerError::MissingBackend {
+        frontend: cfg.name.clone(),
+        backend: name.to_string(),
+    })
 }
 
 /// Pooled connections found closed in a row before the server counts as failing.
-const MAX_STALE: u32 = 16;
+pub(super) const MAX_STALE: u32 = 16;
 
 /// A pooled connection that turned out closed costs no attempt (nothing reached the server),
 /// but a server that closes every one of them is failing.
-fn count_stale(stale: &mut u32, backend: &str, server: &str) -> Result<(), BalancerError> {
+pub(super) fn count_stale(stale: &mut u32, backend: &str, server: &str) -> Result<(), BalancerError> {
     *stale += 1;
     if *stale > MAX_STALE {
         return Err(BalancerError::ServerFailed {
@@ -1257,7 +1299,7 @@ async fn forward(
 
 /// Counts a retry and says where it goes: another server when `redispatch` allows and one
 /// exists, else the same server again (None).
-fn retry_target(backend: &Backend, failed: usize) -> Option<usize> {
+pub(super) fn retry_target(backend: &Backend, failed: usize) -> Option<usize> {
     let server = backend.servers.get(failed);
     if let Some(s) = server {
         counters::inc(&s.state.counters.wretr);

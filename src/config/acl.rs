@@ -66,11 +66,32 @@ pub struct Condition {
     pub unless: bool,
 }
 
+/// A request's header fields as the path that parsed them holds them: hyper's map, or the
+/// fields parsed in place by the balancer's HTTP/1.1 fast path.
+#[derive(Clone, Copy)]
+pub enum Headers<'a> {
+    Map(&'a hyper::HeaderMap),
+    Raw(&'a [httparse::Header<'a>]),
+}
+
+impl<'a> Headers<'a> {
+    /// The values of every field named `name` (lower case), in order.
+    pub fn values(self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let (map, raw) = match self {
+            Headers::Map(m) => (Some(m.get_all(name).into_iter().map(|v| v.as_bytes())), None),
+            Headers::Raw(r) => {
+                (None, Some(r.iter().filter(move |h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)))
+            }
+        };
+        map.into_iter().flatten().chain(raw.into_iter().flatten())
+    }
+}
+
 /// The parts of a request ACLs can see.
 pub struct RequestView<'a> {
     pub method: &'a str,
     pub path: &'a str,
-    pub headers: &'a hyper::HeaderMap,
+    pub headers: Headers<'a>,
     /// The request target's authority (HTTP/2 `:authority`, or an absolute-form URI's).
     pub authority: Option<&'a str>,
 }
@@ -149,8 +170,8 @@ impl Acl {
             Fetch::Method => self.sample_matches(req.method.as_bytes()),
             Fetch::Header(name) => {
                 let mut found = false;
-                for value in req.headers.get_all(name.as_str()) {
-                    for part in value.as_bytes().split(|b| *b == b',') {
+                for value in req.headers.values(name.as_str()) {
+                    for part in value.split(|b| *b == b',') {
                         found = true;
                         if self.sample_matches(part.trim_ascii()) {
                             return true;
@@ -363,7 +384,7 @@ mod tests {
     use super::*;
 
     fn view<'a>(method: &'a str, path: &'a str, headers: &'a hyper::HeaderMap) -> RequestView<'a> {
-        RequestView { method, path, headers, authority: None }
+        RequestView { method, path, headers: Headers::Map(headers), authority: None }
     }
 
     fn acl(text: &str) -> Acl {
@@ -395,7 +416,12 @@ mod tests {
         assert!(acl("hdr(x-list) -m found").matches(&r));
         assert!(!acl("hdr(x-none) -m found").matches(&r));
         let empty = hyper::HeaderMap::new();
-        let h2 = RequestView { method: "GET", path: "/", headers: &empty, authority: Some("grafana:3000") };
+        let h2 = RequestView {
+            method: "GET",
+            path: "/",
+            headers: Headers::Map(&empty),
+            authority: Some("grafana:3000"),
+        };
         assert!(acl("hdr(host) grafana:3000").matches(&h2));
     }
 
