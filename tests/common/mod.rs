@@ -183,7 +183,38 @@ pub fn get(url: &str) -> (u16, String) {
 
 /// A free TCP port on 127.0.0.1 for peers that cannot be told to use port 0.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    // Picked below the kernel's ephemeral range: a port taken from that range and released
+    // can be handed to the next bind to port 0 (obsd's own listeners, any client socket)
+    // before the peer it was picked for binds it; that happened once in CI. Each port is
+    // also given out once per run.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(32768);
+    if ephemeral_low > 12_000 {
+        let span = u32::from(ephemeral_low - 11_000);
+        let seed = std::process::id()
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+        for i in 0..span {
+            let port = (10_000 + (seed.wrapping_add(i.wrapping_mul(7919))) % span) as u16;
+            if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                given.push(port);
+                return port;
+            }
+        }
+    }
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Path of a Debian peer binary, or a panic telling how to install it.
