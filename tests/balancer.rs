@@ -969,3 +969,68 @@ fn idle_http2_connection_closes_at_timeout_client() {
     assert!(pings >= 1, "the server never pinged: the test did not exercise keep-alive");
     assert!(goaway >= Duration::from_millis(1900), "closed before timeout_client: {goaway:?}");
 }
+
+/// Reads from `s` until `buf` holds a complete head (an empty line), returning the head.
+fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> String {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head: Vec<u8> = buf.drain(..end + 4).collect();
+            return String::from_utf8_lossy(&head).into_owned();
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s
+            .read(&mut chunk)
+            .unwrap_or_else(|e| panic!("read head: {e}; so far {:?}", String::from_utf8_lossy(buf)));
+        assert!(n > 0, "closed before a complete head; so far {:?}", String::from_utf8_lossy(buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn interim_early_hints_reach_the_client_before_the_answer() {
+    // A server that sends 103 Early Hints, then waits for the test's word before the final
+    // answer: the client can only see the 103 first if the balancer forwards it at once.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else { return };
+        let mut buf = Vec::new();
+        let _ = read_head(&mut s, &mut buf);
+        let _ = s.write_all(
+            b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\nConnection: keep-alive\r\n\r\n",
+        );
+        if go_rx.recv_timeout(Duration::from_secs(10)).is_ok() {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal");
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    });
+    let cfg = format!(
+        "{STATS}\n[[balancer.frontends]]\nname = \"fe\"\nbind = \"127.0.0.1:0\"\ndefault_backend = \"be\"\n\
+         [[balancer.backends]]\nname = \"be\"\n\
+         [[balancer.backends.servers]]\nname = \"hints\"\naddress = \"{addr}\"\ncheck = false\n"
+    );
+    let obsd = Obsd::start("balancer", &cfg);
+    let mut s = TcpStream::connect(obsd.address("frontend.fe")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    let interim = read_head(&mut s, &mut buf);
+    assert!(interim.starts_with("HTTP/1.1 103 Early Hints\r\n"), "{interim}");
+    assert!(interim.contains("Link: </style.css>; rel=preload\r\n"), "{interim}");
+    assert!(!interim.to_ascii_lowercase().contains("connection:"), "hop-by-hop field forwarded: {interim}");
+    go_tx.send(()).unwrap();
+    let last = read_head(&mut s, &mut buf);
+    assert!(last.starts_with("HTTP/1.1 200 OK\r\n"), "{last}");
+    while buf.len() < 5 {
+        let mut chunk = [0u8; 64];
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "body cut: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    assert_eq!(&buf, b"final");
+    let rows = stats_csv(&stats_url(&obsd));
+    let server = rows.iter().find(|r| r["svname"] == "hints").unwrap();
+    assert_eq!(server["hrsp_2xx"], "1", "{server:?}");
+    assert_eq!(server["hrsp_1xx"], "0", "an interim answer is not the request's answer: {server:?}");
+}

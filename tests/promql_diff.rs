@@ -18,7 +18,6 @@ use dataset::Dataset;
 use obsd::promql::{Engine, EngineOptions, MemoryQueryable, QueryError, QueryValue};
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -37,16 +36,12 @@ impl Drop for Prometheus {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 impl Prometheus {
     fn start() -> Prometheus {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("prometheus.yml");
         std::fs::write(&cfg, "global:\n  evaluation_interval: 1m\n").expect("config");
-        let port = free_port();
+        let port = common::free_port();
         let log = std::fs::File::create(dir.path().join("log")).expect("log");
         let child = Command::new(PROMETHEUS)
             .arg(format!("--config.file={}", cfg.display()))

@@ -2,7 +2,8 @@
 //! The head is parsed in place (httparse), rewritten into one buffer (hop-by-hop fields
 //! out, forwarding fields in) and written with its body to a pooled server socket in one
 //! `send`; the answer's head is rewritten the same way and its body relayed as it is read,
-//! its framing (length, chunked, until close) followed but not re-encoded. HAProxy works
+//! its framing (length, chunked, until close) followed but not re-encoded; interim 1xx
+//! answers are forwarded as they come. HAProxy works
 //! this way; building hyper's request and response values, header maps and body frames and
 //! driving its client dispatch cost obsd about twice HAProxy's CPU per small request.
 //!
@@ -233,6 +234,33 @@ struct ResponseHead {
     server_keeps_alive: bool,
     /// The client connection closes after this answer.
     close_client: bool,
+    /// Bytes of interim (1xx) answers already written to the client.
+    interim_bytes: u64,
+}
+
+/// Rewrites an interim (1xx) answer for the client into `out`: its fields go on, the
+/// hop-by-hop ones excepted.
+fn interim_head(code: u16, res: &httparse::Response, out: &mut Vec<u8>) {
+    let (_, listed) = connection_tokens(res.headers);
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_status(out, code);
+    out.push(b' ');
+    out.extend_from_slice(res.reason.unwrap_or_default().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for h in res.headers.iter() {
+        // An interim answer has no body, so no field that frames one.
+        let framing =
+            h.name.eq_ignore_ascii_case("content-length") || h.name.eq_ignore_ascii_case("transfer-encoding");
+        if framing
+            || is_named(h.name, &RESPONSE_HOP_BY_HOP)
+            || listed.iter().any(|l| l.eq_ignore_ascii_case(h.name.as_bytes()))
+        {
+            continue;
+        }
+        push_field(out, h.name.as_bytes(), h.value);
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Rewrites a server's final response head for the client into `out`. None: not a response
@@ -294,7 +322,13 @@ fn plan_response(
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    Some(ResponseHead { status, framing, server_keeps_alive: version == 1 && !server_close, close_client })
+    Some(ResponseHead {
+        status,
+        framing,
+        server_keeps_alive: version == 1 && !server_close,
+        close_client,
+        interim_bytes: 0,
+    })
 }
 
 /// Finds where a chunked body ends while it streams by, byte by byte across reads.
@@ -561,7 +595,9 @@ where
         let exchange = Exchange { fe, backend, peer: peer.ip(), req: &req, started, bytes_in: whole as u64 };
         let close = match exchange.run(&mut io, &mut bufs).await {
             Ok(answered) => {
-                fe.counters.response(answered.status);
+                if let Some(status) = answered.status {
+                    fe.counters.response(status);
+                }
                 answered.close
             }
             Err(e) => {
@@ -585,7 +621,8 @@ where
 
 /// How a request that a server answered went for the client.
 struct Answered {
-    status: u16,
+    /// None when the client went away before the final answer began.
+    status: Option<u16>,
     close: bool,
 }
 
@@ -598,6 +635,8 @@ enum Failed {
         message: String,
     },
     Junk,
+    /// The client could not take an interim answer.
+    ClientGone,
 }
 
 /// One request on its way to a server of `backend` and back.
@@ -664,10 +703,14 @@ impl Exchange<'_> {
             let ctime = connect_started.elapsed();
             let sent_at = Instant::now();
             let close_client = self.req.client_close || cfg.httpclose;
-            let head = match send(&mut socket, bufs, cfg.timeout_server, self.req.head_method, close_client)
-                .await
-            {
+            let sent = send(io, &mut socket, bufs, cfg.timeout_server, self.req.head_method, close_client);
+            let head = match sent.await {
                 Ok(head) => head,
+                Err(Failed::ClientGone) => {
+                    counters::inc(&backend.shared.counters.cli_abrt);
+                    counters::inc(&server.state.counters.cli_abrt);
+                    return Ok(Answered { status: None, close: true });
+                }
                 Err(Failed::Closed { any: false, .. }) if reused => {
                     drop(guard);
                     proxy::count_stale(&mut stale, &cfg.name, &server.config.name)?;
@@ -698,7 +741,7 @@ impl Exchange<'_> {
                     let (allowed, message) = match failed {
                         Failed::Junk => (cfg.retry_on.junk_response, "invalid response".to_string()),
                         Failed::Closed { message, .. } => (cfg.retry_on.empty_response, message),
-                        Failed::Timeout => (false, String::new()),
+                        Failed::Timeout | Failed::ClientGone => (false, String::new()),
                     };
                     if replayable && allowed && attempts < cfg.retries {
                         attempts += 1;
@@ -754,11 +797,11 @@ impl Exchange<'_> {
                 ctime,
                 rtime,
                 bytes_in: self.bytes_in,
-                bytes_out: relayed.bytes,
+                bytes_out: relayed.bytes + head.interim_bytes,
             };
             proxy::record(&self.fe.counters, backend, &server.state, &outcome);
             drop(guard);
-            return Ok(Answered { status, close: head.close_client || !clean });
+            return Ok(Answered { status: Some(status), close: head.close_client || !clean });
         }
     }
 }
@@ -773,14 +816,20 @@ async fn connect(address: SocketAddr, timeout: Duration) -> std::io::Result<TcpS
 }
 
 /// Writes the request and reads the final response head, which it rewrites for the client
-/// into `bufs.response`; what follows the head stays in `bufs.server`.
-async fn send(
+/// into `bufs.response`; what follows the head stays in `bufs.server`. Interim answers
+/// (1xx, such as 103 Early Hints) go to the client as they come, as a proxy must forward
+/// them (RFC 9110 15.2); the fast path serves HTTP/1.1 clients only, which accept them.
+async fn send<IO>(
+    io: &mut IO,
     socket: &mut TcpStream,
     bufs: &mut Buffers,
     timeout: Duration,
     head_method: bool,
     close_client: bool,
-) -> Result<ResponseHead, Failed> {
+) -> Result<ResponseHead, Failed>
+where
+    IO: AsyncWrite + Unpin,
+{
     let closed = |any: bool, e: &dyn std::fmt::Display| Failed::Closed { any, message: e.to_string() };
     match tokio::time::timeout(timeout, socket.write_all(&bufs.request)).await {
         Err(_) => return Err(Failed::Timeout),
@@ -789,6 +838,7 @@ async fn send(
     }
     bufs.server.clear();
     let mut any = false;
+    let mut interim_bytes = 0u64;
     loop {
         if !bufs.server.is_empty() {
             let mut fields = [const { MaybeUninit::<Header>::uninit() }; MAX_RESPONSE_HEADERS];
@@ -799,14 +849,18 @@ async fn send(
                 &mut fields,
             ) {
                 Ok(Status::Complete(n)) => {
-                    // An interim answer (1xx) is not the client's: the final one follows.
-                    if res.code.is_some_and(|c| (100..200).contains(&c) && c != 101) {
+                    if let Some(code) = res.code.filter(|c| (100..200).contains(c) && *c != 101) {
+                        interim_head(code, &res, &mut bufs.response);
                         bufs.server.advance(n);
+                        if io.write_all(&bufs.response).await.is_err() || io.flush().await.is_err() {
+                            return Err(Failed::ClientGone);
+                        }
+                        interim_bytes += bufs.response.len() as u64;
                         continue;
                     }
                     let head = plan_response(&res, head_method, close_client, &mut bufs.response);
                     bufs.server.advance(n);
-                    return head.ok_or(Failed::Junk);
+                    return head.map(|h| ResponseHead { interim_bytes, ..h }).ok_or(Failed::Junk);
                 }
                 Ok(Status::Partial) if bufs.server.len() > MAX_RESPONSE_HEAD => return Err(Failed::Junk),
                 Ok(Status::Partial) => {}
@@ -997,6 +1051,20 @@ mod tests {
                 .is_none()
         );
         assert!(response(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", false, false).0.is_none());
+    }
+
+    #[test]
+    fn interim_heads_keep_their_fields_but_not_framing_or_hop_by_hop_ones() {
+        let raw = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nConnection: x-hop\r\nX-Hop: 1\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\nLink: </b.js>; rel=preload\r\n\r\n";
+        let mut fields = [httparse::EMPTY_HEADER; 16];
+        let mut res = httparse::Response::new(&mut fields);
+        assert!(res.parse(raw).unwrap().is_complete());
+        let mut out = Vec::new();
+        interim_head(103, &res, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nLink: </b.js>; rel=preload\r\n\r\n"
+        );
     }
 
     #[test]

@@ -351,6 +351,19 @@ fn frontend_tls(tls: &TlsConfig, alpn: &[String]) -> Result<tokio_rustls::TlsAcc
     crate::http::tls_acceptor_alpn(tls, &protocols)
 }
 
+/// The connection threads start once per process (HAProxy too needs a restart for a new
+/// `nbthread`), so a count that differs from the running one is said rather than ignored.
+fn warn_if_nbthread_differs(configured: Option<usize>) {
+    let running = threads::threads().count();
+    if let Some(wanted) = configured.filter(|&n| n != running) {
+        tracing::warn!(
+            configured = wanted,
+            running,
+            "nbthread differs from the running connection threads; it takes effect at the next restart"
+        );
+    }
+}
+
 fn bind_std(name: &str, address: SocketAddr) -> Result<TcpListener, StartError> {
     let err = |source| StartError::Bind { name: name.to_string(), address, source };
     let std_listener = std::net::TcpListener::bind(address).map_err(err)?;
@@ -363,6 +376,7 @@ impl Balancer {
     pub fn start(config: BalancerConfig, shutdown: watch::Receiver<bool>) -> Result<Balancer, StartError> {
         let threads = threads::start(config.nbthread);
         tracing::info!(threads = threads.count(), "balancer connection threads (nbthread)");
+        warn_if_nbthread_differs(config.nbthread);
         let (stop_checks, _) = watch::channel(false);
         let placeholder = Generation {
             config: Arc::new(config.clone()),
@@ -525,6 +539,7 @@ impl Balancer {
     /// Applies a new configuration (SIGHUP). Unchanged listeners stay open; servers that stay
     /// keep their health; requests in flight finish on the configuration they started with.
     pub fn reload(&self, config: BalancerConfig) {
+        warn_if_nbthread_differs(config.nbthread);
         let mut to_bind = Vec::new();
         {
             let mut map = match self.inner.frontends.lock() {
