@@ -7,7 +7,9 @@
 # and the ratios obsd/HAProxy. Needs: apt-get install haproxy nginx wrk
 #
 # Env: DURATION (s, default 10), CONNS (default 50), THREADS (wrk, default 2), ROUNDS (default
-# 3: a shared or virtual machine swings a single 10 s run by ±20%), OBSD_BIN.
+# 3: a shared or virtual machine swings a single 10 s run by ±20%), OBSD_BIN, LOADS (default
+# "small big kill": which of the three to run), OBSD_SERVER_EXTRA (more fields for obsd's
+# default_server, e.g. 'observe = "layer4", error_limit = 1, on_error = "mark-down"').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/obsd-target}"
@@ -15,6 +17,8 @@ DURATION="${DURATION:-10}"
 CONNS="${CONNS:-50}"
 THREADS="${THREADS:-2}"
 ROUNDS="${ROUNDS:-3}"
+LOADS="${LOADS:-small big kill}"
+OBSD_SERVER_EXTRA="${OBSD_SERVER_EXTRA:+, $OBSD_SERVER_EXTRA}"
 for bin in haproxy nginx wrk; do
   command -v "$bin" >/dev/null || { echo "missing $bin: apt-get install haproxy nginx wrk" >&2; exit 1; }
 done
@@ -25,8 +29,8 @@ OBSD="${OBSD_BIN:-$CARGO_TARGET_DIR/release/obsd}"
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
-  # Children first: killing an nginx master alone orphans its workers.
-  for p in "${PIDS[@]}"; do pkill -9 -P "$p" 2>/dev/null || true; kill -9 "$p" 2>/dev/null || true; done
+  # Each nginx leads its own process group (setsid): the group goes in one signal.
+  for p in "${PIDS[@]}"; do kill -9 -- "-$p" 2>/dev/null || true; kill -9 "$p" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -56,16 +60,25 @@ http {
   server { listen 127.0.0.1:$2 backlog=4096; root $WORK/www; location / { } }
 }
 EOF
-  nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/logs/out.log" 2>&1 &
+  # Its own process group, so that a kill takes master and workers at once: killing the
+  # workers first lets the master fork a new one, and killing the master alone leaves its
+  # workers serving on the inherited socket. Either way the backend would live on.
+  setsid nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/logs/out.log" 2>&1 &
   echo $!
 }
-kill_nginx() { # $1 = master pid: like a crash, workers first
-  pkill -9 -P "$1" 2>/dev/null || true
-  kill -9 "$1" 2>/dev/null || true
+kill_nginx() { # $1 = master pid, leader of its process group: like a crash of the host
+  kill -9 -- "-$1" 2>/dev/null || true
+}
+wait_answers() { # $1 = port, $2 = what it is
+  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$1/small" && return 0; sleep 0.1; done
+  echo "$2 on :$1 never answered" >&2
+  tail -5 "$WORK"/nginx*/logs/*.log >&2 2>/dev/null || true
+  exit 1
 }
 B1=$(free_port); B2=$(free_port)
 N1=$(start_nginx 1 "$B1"); PIDS+=("$N1")
 N2=$(start_nginx 2 "$B2"); PIDS+=("$N2")
+wait_answers "$B1" "nginx 1"; wait_answers "$B2" "nginx 2"
 
 # --- the balancers ---------------------------------------------------------------------------
 HA_FE=$(free_port); HA_ST=$(free_port)
@@ -111,7 +124,7 @@ name = "be"
 balance = "roundrobin"
 httpchk = { method = "GET", path = "/small" }
 timeout_check = "5s"
-default_server = { inter = "5s", fall = 2, rise = 3 }
+default_server = { inter = "5s", fall = 2, rise = 3$OBSD_SERVER_EXTRA }
 [[balancer.backends.servers]]
 name = "s1"
 address = "127.0.0.1:$B1"
@@ -147,14 +160,19 @@ HZ=$(getconf CLK_TCK)
 
 # Runs wrk; prints "rps p50_ms p99_ms requests failed cpu_s_per_100k".
 measure() { # $1 = pid of balancer, $2 = url, $3 = optional: seconds after which to kill backend 1
-  local before after out
+  local before after out killer=""
   before=$(cpu_ticks "$1")
   if [ -n "${3:-}" ]; then
-    ( sleep "$3"; kill_nginx "$N1" ) &
+    # The run only counts if backend 1 is really gone: checked right after the kill.
+    ( sleep "$3"; kill_nginx "$N1"; sleep 0.2
+      if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$B1/small"; then touch "$WORK/kill_failed"; fi ) &
+    killer=$!
   fi
   out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$2")
   after=$(cpu_ticks "$1")
   echo "$out" > "$WORK/last_wrk.txt"
+  if [ -n "$killer" ]; then wait "$killer"; fi
+  if [ -e "$WORK/kill_failed" ]; then echo "backend 1 still answered after the kill" >&2; exit 1; fi
   echo "$out" | awk -v ticks=$((after - before)) -v hz="$HZ" '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
     /Requests\/sec/ { rps = $2 }
@@ -172,11 +190,11 @@ run_round() { # $1 = path, $2 = optional kill delay
   write_haproxy ""; start_haproxy; wait_up "http://127.0.0.1:$HA_FE/small"; sleep 1
   measure "$HA_PID" "http://127.0.0.1:$HA_FE$1" "${2:-}" >> "$WORK/ha.txt"
   kill "$HA_PID"; wait "$HA_PID" 2>/dev/null || true
-  if [ -n "${2:-}" ]; then N1=$(start_nginx 1 "$B1"); PIDS+=("$N1"); sleep 1; fi
+  if [ -n "${2:-}" ]; then N1=$(start_nginx 1 "$B1"); PIDS+=("$N1"); wait_answers "$B1" "nginx 1"; sleep 1; fi
   write_obsd; start_obsd; wait_up "http://$OB_FE/small"; sleep 1
   measure "$OB_PID" "http://$OB_FE$1" "${2:-}" >> "$WORK/ob.txt"
   kill "$OB_PID"; wait "$OB_PID" 2>/dev/null || true
-  if [ -n "${2:-}" ]; then N1=$(start_nginx 1 "$B1"); PIDS+=("$N1"); sleep 1; fi
+  if [ -n "${2:-}" ]; then N1=$(start_nginx 1 "$B1"); PIDS+=("$N1"); wait_answers "$B1" "nginx 1"; sleep 1; fi
 }
 
 # Medians over the rounds of req/s, p50, p99 and CPU; requests and failures summed.
@@ -210,10 +228,14 @@ echo "obsd $("$OBSD" --version | head -1) vs $(haproxy -v | head -1)"
 echo "backends: 2 x nginx $(nginx -v 2>&1 | sed 's/.*\///'), 1 worker each; $(nproc) cores shared by wrk, balancer and backends"
 # Other work on the machine skews both balancers; the ratios from one run are what compare.
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-run_pair "small responses (3 B)" /small
-run_pair "200 KB responses" /big
-echo
-echo "HAProxy with the seed's settings (retries 3, no redispatch); obsd with its defaults (retries 3, redispatch)."
-run_pair "backend s1 killed (SIGKILL) after 3 s, small responses" /small 3
+[ -n "$OBSD_SERVER_EXTRA" ] && echo "obsd default_server adds: ${OBSD_SERVER_EXTRA#, }"
+case " $LOADS " in *" small "*) run_pair "small responses (3 B)" /small ;; esac
+case " $LOADS " in *" big "*) run_pair "200 KB responses" /big ;; esac
+case " $LOADS " in *" kill "*)
+  echo
+  echo "HAProxy with the seed's settings (retries 3, no redispatch); obsd with its defaults (retries 3, redispatch)."
+  run_pair "backend s1 killed (SIGKILL) after 3 s, small responses" /small 3
+  ;;
+esac
 echo
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
