@@ -1034,3 +1034,66 @@ fn interim_early_hints_reach_the_client_before_the_answer() {
     assert_eq!(server["hrsp_2xx"], "1", "{server:?}");
     assert_eq!(server["hrsp_1xx"], "0", "an interim answer is not the request's answer: {server:?}");
 }
+
+#[test]
+fn a_server_that_refused_a_connection_is_passed_over_for_one_inter() {
+    let a = TestServer::start("a");
+    let b = TestServer::start("b");
+    // Checks off: only the refused connect can tell obsd that b is gone.
+    let cfg = STATS.to_string()
+        + &backend(
+            "be",
+            "roundrobin",
+            "default_server = { inter = \"1500ms\" }",
+            &[("a", &a, "check = false"), ("b", &b, "check = false")],
+        );
+    let obsd = Obsd::start("balancer", &cfg);
+    let url = obsd.url("frontend.be", "/");
+    let names: Vec<String> = (0..4).map(|_| body_of(&url)).collect();
+    assert!(names.contains(&"a".to_string()) && names.contains(&"b".to_string()), "{names:?}");
+    b.kill();
+    let econ = |server: &str| -> u64 {
+        let rows = stats_csv(&stats_url(&obsd));
+        let row = rows.iter().find(|r| r["pxname"] == "be" && r["svname"] == server).unwrap();
+        row["econ"].parse().unwrap()
+    };
+    // One request meets the refusal and is redispatched; the others go straight to a.
+    for _ in 0..20 {
+        assert_eq!(body_of(&url), "a");
+    }
+    assert_eq!(econ("b"), 1, "b was tried again within its inter");
+    assert_eq!(server_status(&stats_url(&obsd), "be", "b"), "no check", "the hold is not a state change");
+    // After one inter b is tried again, and refuses again.
+    std::thread::sleep(Duration::from_millis(1700));
+    for _ in 0..4 {
+        assert_eq!(body_of(&url), "a");
+    }
+    assert_eq!(econ("b"), 2);
+}
+
+#[test]
+fn a_refused_connect_sends_the_request_to_the_backup_at_once() {
+    let main = TestServer::start("main");
+    let spare = TestServer::start("spare");
+    let cfg = STATS.to_string()
+        + &backend(
+            "be",
+            "roundrobin",
+            "",
+            &[("main", &main, "check = false"), ("spare", &spare, "check = false\nbackup = true")],
+        );
+    let obsd = Obsd::start("balancer", &cfg);
+    let url = obsd.url("frontend.be", "/");
+    for _ in 0..3 {
+        assert_eq!(body_of(&url), "main", "the backup takes nothing while the active server works");
+    }
+    main.kill();
+    // The retry of the refused request goes to the backup, not to the same dead server
+    // three times over.
+    for _ in 0..5 {
+        assert_eq!(body_of(&url), "spare");
+    }
+    let rows = stats_csv(&stats_url(&obsd));
+    let row = rows.iter().find(|r| r["pxname"] == "be" && r["svname"] == "main").unwrap();
+    assert_eq!(row["econ"], "1", "{row:?}");
+}

@@ -679,9 +679,7 @@ impl Exchange<'_> {
                 None => match connect(server.config.address, cfg.timeout_connect).await {
                     Ok(s) => s,
                     Err(e) => {
-                        counters::inc(&server.state.counters.econ);
-                        counters::inc(&backend.shared.counters.econ);
-                        backend.observe(index, true, None);
+                        backend.connect_failed(index);
                         drop(guard);
                         if attempts >= cfg.retries || !cfg.retry_on.conn_failure {
                             return Err(BalancerError::Connect {

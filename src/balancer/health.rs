@@ -55,6 +55,10 @@ pub struct Health {
     pub force_fastinter: bool,
     /// Set when the server came back UP after being DOWN; slowstart ramps from here.
     pub recovered_at: Option<Instant>,
+    /// Until then new requests pass the server over while another one can take them: a
+    /// connection to it just failed, and its checks (`fall` × `inter`) take seconds to say
+    /// DOWN. Cleared when a check passes.
+    pub connect_failed_until: Option<Instant>,
 }
 
 impl Health {
@@ -75,7 +79,13 @@ impl Health {
             consecutive_errors: 0,
             force_fastinter: false,
             recovered_at: None,
+            connect_failed_until: None,
         }
+    }
+
+    /// A connection failed within the last `inter` and no check has passed since.
+    pub fn connect_failed_recently(&self) -> bool {
+        self.connect_failed_until.is_some_and(|until| until > Instant::now())
     }
 
     fn max(&self) -> u32 {
@@ -123,6 +133,7 @@ impl Health {
     pub fn on_check(&mut self, passed: bool) -> Option<Transition> {
         self.force_fastinter = false;
         if passed {
+            self.connect_failed_until = None;
             if self.health < self.max() {
                 self.health += 1;
                 if self.health >= self.rise {
@@ -304,6 +315,22 @@ pub async fn run_check(address: SocketAddr, httpchk: Option<&HttpCheck>, timeout
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_connect_holds_until_its_time_or_a_passing_check() {
+        let mut h = Health::new(2, 3, true);
+        assert_eq!(h.on_check(true), None);
+        assert!(!h.connect_failed_recently());
+        h.connect_failed_until = Some(Instant::now() + Duration::from_secs(60));
+        assert!(h.connect_failed_recently());
+        assert_eq!(h.on_check(false), None);
+        assert!(h.connect_failed_recently(), "a failing check keeps the hold");
+        assert_eq!(h.on_check(true), None);
+        assert!(!h.connect_failed_recently(), "a passing check ends it");
+        h.connect_failed_until = Instant::now().checked_sub(Duration::from_millis(1));
+        assert!(!h.connect_failed_recently(), "it ends by itself");
+        assert_eq!(h.status_text(), "UP", "the hold is no state change");
+    }
 
     #[test]
     fn rise_fall_walk_like_haproxy() {

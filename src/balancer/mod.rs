@@ -141,16 +141,22 @@ impl Backend {
     }
 
     /// The servers new traffic may go to: usable active servers, or failing those the first
-    /// usable backup (HAProxy's default without `option allbackups`).
+    /// usable backup (HAProxy's default without `option allbackups`). A server a connection
+    /// just failed to is used only when no other is left (as nginx's `max_fails=1
+    /// fail_timeout`): until checks mark it DOWN every request sent to it would pay a failed
+    /// connect and a redispatch.
     fn candidates(&self, avoid: Option<usize>) -> Vec<Candidate> {
         let mut active = Vec::with_capacity(self.servers.len());
+        let mut active_failing = Vec::new();
         let mut backup: Option<Candidate> = None;
+        let mut backup_failing: Option<Candidate> = None;
         for (index, server) in self.servers.iter().enumerate() {
             let health = server.state.health();
             if !health.usable() {
                 continue;
             }
             let weight = Self::effective_weight(server, &health);
+            let failing = health.connect_failed_recently();
             drop(health);
             if weight == 0 {
                 continue;
@@ -158,15 +164,26 @@ impl Backend {
             let active_now = counters::load(&server.state.counters.scur);
             let full = server.config.maxconn > 0 && active_now >= u64::from(server.config.maxconn);
             let c = Candidate { index, weight, active: active_now, full };
-            if server.config.backup {
-                if backup.is_none() {
-                    backup = Some(c);
+            match (server.config.backup, failing) {
+                (false, false) => active.push(c),
+                (false, true) => active_failing.push(c),
+                (true, false) => {
+                    backup.get_or_insert(c);
                 }
-            } else {
-                active.push(c);
+                (true, true) => {
+                    backup_failing.get_or_insert(c);
+                }
             }
         }
-        let mut list = if active.is_empty() { backup.into_iter().collect() } else { active };
+        let mut list = if !active.is_empty() {
+            active
+        } else if let Some(b) = backup {
+            vec![b]
+        } else if !active_failing.is_empty() {
+            active_failing
+        } else {
+            backup_failing.into_iter().collect()
+        };
         // Redispatch: prefer any other server; fall back to the same one when it is alone.
         if let Some(a) = avoid
             && list.len() > 1
@@ -241,6 +258,16 @@ impl Backend {
     }
 
     /// Passive health (`observe`): one request's outcome on a server.
+    /// A connection to server `index` failed (refused, reset or timed out): counted as
+    /// `econ`, observed, and the server passed over for one `inter` (see `candidates`).
+    pub fn connect_failed(&self, index: usize) {
+        let Some(server) = self.servers.get(index) else { return };
+        counters::inc(&server.state.counters.econ);
+        counters::inc(&self.shared.counters.econ);
+        server.state.health().connect_failed_until = Some(Instant::now() + server.config.inter);
+        self.observe(index, true, None);
+    }
+
     pub fn observe(&self, index: usize, layer4_error: bool, status: Option<u16>) {
         let Some(server) = self.servers.get(index) else { return };
         let cfg = &server.config;

@@ -50,9 +50,7 @@ pub async fn serve_connection(
         match tokio::time::timeout(cfg.timeout_connect, TcpStream::connect(server.config.address)).await {
             Ok(Ok(s)) => break (index, guard, qtime, s, t.elapsed()),
             _ => {
-                counters::inc(&server.state.counters.econ);
-                counters::inc(&backend.shared.counters.econ);
-                backend.observe(index, true, None);
+                backend.connect_failed(index);
                 drop(guard);
                 if attempts >= cfg.retries {
                     return;
