@@ -1097,3 +1097,26 @@ fn a_refused_connect_sends_the_request_to_the_backup_at_once() {
     let row = rows.iter().find(|r| r["pxname"] == "be" && r["svname"] == "main").unwrap();
     assert_eq!(row["econ"], "1", "{row:?}");
 }
+
+#[test]
+fn hold_failed_servers_false_keeps_haproxys_selection() {
+    let a = TestServer::start("a");
+    let b = TestServer::start("b");
+    let cfg = STATS.to_string()
+        + &backend(
+            "be",
+            "roundrobin",
+            "hold_failed_servers = false",
+            &[("a", &a, "check = false"), ("b", &b, "check = false")],
+        );
+    let obsd = Obsd::start("balancer", &cfg);
+    let url = obsd.url("frontend.be", "/");
+    b.kill();
+    // Round-robin keeps sending every second request to b first; each is redispatched.
+    for _ in 0..20 {
+        assert_eq!(body_of(&url), "a");
+    }
+    let rows = stats_csv(&stats_url(&obsd));
+    let row = rows.iter().find(|r| r["pxname"] == "be" && r["svname"] == "b").unwrap();
+    assert!(row["econ"].parse::<u64>().unwrap() >= 5, "{row:?}");
+}

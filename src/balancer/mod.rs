@@ -259,12 +259,15 @@ impl Backend {
 
     /// Passive health (`observe`): one request's outcome on a server.
     /// A connection to server `index` failed (refused, reset or timed out): counted as
-    /// `econ`, observed, and the server passed over for one `inter` (see `candidates`).
+    /// `econ`, observed, and unless `hold_failed_servers = false` the server is passed over
+    /// for one `inter` (see `candidates`).
     pub fn connect_failed(&self, index: usize) {
         let Some(server) = self.servers.get(index) else { return };
         counters::inc(&server.state.counters.econ);
         counters::inc(&self.shared.counters.econ);
-        server.state.health().connect_failed_until = Some(Instant::now() + server.config.inter);
+        if self.config.hold_failed_servers {
+            server.state.health().connect_failed_until = Some(Instant::now() + server.config.inter);
+        }
         self.observe(index, true, None);
     }
 

@@ -42,6 +42,7 @@ pub struct RawDefaults {
     pub balance: Option<Spanned<String>>,
     pub retries: Option<u32>,
     pub redispatch: Option<bool>,
+    pub hold_failed_servers: Option<bool>,
     pub retry_on: Option<Spanned<String>>,
     pub httpclose: Option<bool>,
     pub forwardfor: Option<bool>,
@@ -154,6 +155,7 @@ pub struct RawBackend {
     pub forwardfor: Option<bool>,
     pub retries: Option<u32>,
     pub redispatch: Option<bool>,
+    pub hold_failed_servers: Option<bool>,
     /// HAProxy's `retry-on` keywords, space-separated.
     pub retry_on: Option<Spanned<String>>,
     pub timeout_connect: Option<Spanned<String>>,
@@ -378,6 +380,8 @@ pub struct BackendConfig {
     pub forwardfor: bool,
     pub retries: u32,
     pub redispatch: bool,
+    /// New requests pass over a server a connection just failed to (obsd's addition).
+    pub hold_failed_servers: bool,
     pub retry_on: RetryOn,
     pub timeout_connect: Duration,
     pub timeout_server: Duration,
@@ -731,6 +735,7 @@ impl Checker<'_> {
             retries: raw.retries.or(d.retries).unwrap_or(DEFAULT_RETRIES),
             // HAProxy's default is off; obsd's is on so that a dead server costs no request.
             redispatch: raw.redispatch.or(d.redispatch).unwrap_or(true),
+            hold_failed_servers: raw.hold_failed_servers.or(d.hold_failed_servers).unwrap_or(true),
             retry_on,
             timeout_connect,
             timeout_server,
