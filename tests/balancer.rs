@@ -61,6 +61,20 @@ fn stats_url(obsd: &Obsd) -> String {
 }
 
 /// Waits until every listed server's check has passed once (status plain "UP").
+/// The stats CSV row of one server (or `BACKEND`/`FRONTEND`).
+fn stats_row(obsd: &Obsd, proxy: &str, server: &str) -> HashMap<String, String> {
+    let rows = stats_csv(&stats_url(obsd));
+    rows.into_iter()
+        .find(|r| r["pxname"] == proxy && r["svname"] == server)
+        .unwrap_or_else(|| panic!("no stats row {proxy}/{server}"))
+}
+
+/// Backend `be` of two servers, `a` and `b`, checks off, with `extra` backend lines.
+fn two_unchecked(extra: &str, a: &TestServer, b: &TestServer) -> String {
+    STATS.to_string()
+        + &backend("be", "roundrobin", extra, &[("a", a, "check = false"), ("b", b, "check = false")])
+}
+
 fn wait_all_up(obsd: &Obsd, backend: &str, servers: &[&str]) {
     let url = stats_url(obsd);
     assert!(
@@ -1040,23 +1054,12 @@ fn a_server_that_refused_a_connection_is_passed_over_for_one_inter() {
     let a = TestServer::start("a");
     let b = TestServer::start("b");
     // Checks off: only the refused connect can tell obsd that b is gone.
-    let cfg = STATS.to_string()
-        + &backend(
-            "be",
-            "roundrobin",
-            "default_server = { inter = \"1500ms\" }",
-            &[("a", &a, "check = false"), ("b", &b, "check = false")],
-        );
-    let obsd = Obsd::start("balancer", &cfg);
+    let obsd = Obsd::start("balancer", &two_unchecked("default_server = { inter = \"1500ms\" }", &a, &b));
     let url = obsd.url("frontend.be", "/");
     let names: Vec<String> = (0..4).map(|_| body_of(&url)).collect();
     assert!(names.contains(&"a".to_string()) && names.contains(&"b".to_string()), "{names:?}");
     b.kill();
-    let econ = |server: &str| -> u64 {
-        let rows = stats_csv(&stats_url(&obsd));
-        let row = rows.iter().find(|r| r["pxname"] == "be" && r["svname"] == server).unwrap();
-        row["econ"].parse().unwrap()
-    };
+    let econ = |server: &str| -> u64 { stats_row(&obsd, "be", server)["econ"].parse().unwrap() };
     // One request meets the refusal and is redispatched; the others go straight to a.
     for _ in 0..20 {
         assert_eq!(body_of(&url), "a");
@@ -1093,8 +1096,7 @@ fn a_refused_connect_sends_the_request_to_the_backup_at_once() {
     for _ in 0..5 {
         assert_eq!(body_of(&url), "spare");
     }
-    let rows = stats_csv(&stats_url(&obsd));
-    let row = rows.iter().find(|r| r["pxname"] == "be" && r["svname"] == "main").unwrap();
+    let row = stats_row(&obsd, "be", "main");
     assert_eq!(row["econ"], "1", "{row:?}");
 }
 
@@ -1102,21 +1104,13 @@ fn a_refused_connect_sends_the_request_to_the_backup_at_once() {
 fn hold_failed_servers_false_keeps_haproxys_selection() {
     let a = TestServer::start("a");
     let b = TestServer::start("b");
-    let cfg = STATS.to_string()
-        + &backend(
-            "be",
-            "roundrobin",
-            "hold_failed_servers = false",
-            &[("a", &a, "check = false"), ("b", &b, "check = false")],
-        );
-    let obsd = Obsd::start("balancer", &cfg);
+    let obsd = Obsd::start("balancer", &two_unchecked("hold_failed_servers = false", &a, &b));
     let url = obsd.url("frontend.be", "/");
     b.kill();
     // Round-robin keeps sending every second request to b first; each is redispatched.
     for _ in 0..20 {
         assert_eq!(body_of(&url), "a");
     }
-    let rows = stats_csv(&stats_url(&obsd));
-    let row = rows.iter().find(|r| r["pxname"] == "be" && r["svname"] == "b").unwrap();
+    let row = stats_row(&obsd, "be", "b");
     assert!(row["econ"].parse::<u64>().unwrap() >= 5, "{row:?}");
 }

@@ -242,17 +242,32 @@ struct ResponseHead {
 /// hop-by-hop ones excepted.
 fn interim_head(code: u16, res: &httparse::Response, out: &mut Vec<u8>) {
     let (_, listed) = connection_tokens(res.headers);
+    // An interim answer has no body, so no field that frames one.
+    push_response_head(out, code, res.reason, res.headers, &listed, |name| {
+        name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding")
+    });
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes a response's status line and fields for the client into `out` (cleared first),
+/// leaving out hop-by-hop fields, the ones `Connection` lists, and those `drop` names. The
+/// head's final empty line is the caller's.
+fn push_response_head(
+    out: &mut Vec<u8>,
+    code: u16,
+    reason: Option<&str>,
+    headers: &[Header],
+    listed: &[&[u8]],
+    drop: impl Fn(&str) -> bool,
+) {
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
     push_status(out, code);
     out.push(b' ');
-    out.extend_from_slice(res.reason.unwrap_or_default().as_bytes());
+    out.extend_from_slice(reason.unwrap_or_default().as_bytes());
     out.extend_from_slice(b"\r\n");
-    for h in res.headers.iter() {
-        // An interim answer has no body, so no field that frames one.
-        let framing =
-            h.name.eq_ignore_ascii_case("content-length") || h.name.eq_ignore_ascii_case("transfer-encoding");
-        if framing
+    for h in headers {
+        if drop(h.name)
             || is_named(h.name, &RESPONSE_HOP_BY_HOP)
             || listed.iter().any(|l| l.eq_ignore_ascii_case(h.name.as_bytes()))
         {
@@ -260,7 +275,6 @@ fn interim_head(code: u16, res: &httparse::Response, out: &mut Vec<u8>) {
         }
         push_field(out, h.name.as_bytes(), h.value);
     }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Rewrites a server's final response head for the client into `out`. None: not a response
@@ -302,22 +316,10 @@ fn plan_response(
         }
     };
     let close_client = close_client || framing == Framing::UntilClose;
-    out.clear();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    push_status(out, status);
-    out.push(b' ');
-    out.extend_from_slice(res.reason.unwrap_or_default().as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for h in headers {
-        if is_named(h.name, &RESPONSE_HOP_BY_HOP)
-            || listed.iter().any(|l| l.eq_ignore_ascii_case(h.name.as_bytes()))
-            // With a transfer coding the length is not the body's (RFC 9112 6.3).
-            || (chunked.is_some() && h.name.eq_ignore_ascii_case("content-length"))
-        {
-            continue;
-        }
-        push_field(out, h.name.as_bytes(), h.value);
-    }
+    // With a transfer coding the length is not the body's (RFC 9112 6.3).
+    push_response_head(out, status, res.reason, headers, &listed, |name| {
+        chunked.is_some() && name.eq_ignore_ascii_case("content-length")
+    });
     if close_client {
         out.extend_from_slice(b"connection: close\r\n");
     }
