@@ -296,8 +296,8 @@ fn load(url: String, threads: usize, stop: Arc<AtomicBool>) -> std::thread::Join
 fn killing_a_server_under_load_loses_no_request() {
     let a = TestServer::start("a");
     let b = TestServer::start("b");
-    // Default retries/redispatch; checks slow enough that traffic still goes to the dead
-    // server for a while, so retries are what saves the requests.
+    // Default retries/redispatch; checks slow enough that they cannot mark the dead server
+    // down in time, so retries (and the failed-connect hold after them) save the requests.
     let cfg = STATS.to_string()
         + &backend(
             "be",
