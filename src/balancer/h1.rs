@@ -19,10 +19,10 @@
 //! was most likely closed while idle, and its request goes again on a fresh connection
 //! without counting a retry.
 
-use super::counters;
+use super::counters::{self, Counters};
 use super::error::{BalancerError, error_page};
 use super::proxy::{self, ClientConn, ClientInfo, Outcome, Prefixed, REPLAY_BUFFER, WokenOnly};
-use super::{Backend, FrontendRuntime, Generation};
+use super::{Backend, FrontendRuntime, Generation, ServerState};
 use crate::config::FrontendConfig;
 use crate::config::acl::{Headers, RequestView};
 use bytes::{Buf, BytesMut};
@@ -774,7 +774,8 @@ impl Exchange<'_> {
                 c.session_at(self.started);
                 c.response(status);
             }
-            let relayed = relay(io, &mut socket, bufs, &head, cfg.timeout_server).await;
+            let out = Outflow { fe: &self.fe.counters, backend, server: &server.state };
+            let relayed = relay(io, &mut socket, bufs, &head, cfg.timeout_server, out).await;
             let clean = match relayed.end {
                 RelayEnd::Done => true,
                 RelayEnd::ClientGone => {
@@ -797,7 +798,7 @@ impl Exchange<'_> {
                 ctime,
                 rtime,
                 bytes_in: self.bytes_in,
-                bytes_out: relayed.bytes + head.interim_bytes,
+                bytes_out: head.interim_bytes,
             };
             proxy::record(&self.fe.counters, backend, &server.state, &outcome);
             drop(guard);
@@ -885,19 +886,26 @@ enum RelayEnd {
 
 struct Relayed {
     end: RelayEnd,
-    /// Bytes written to the client.
-    bytes: u64,
     /// Nothing followed the body: the server connection may carry another request.
     reusable: bool,
 }
 
-/// Sends the response head and relays the body as the server sends it.
+/// Where the bytes relayed to the client are counted.
+struct Outflow<'a> {
+    fe: &'a Counters,
+    backend: &'a Backend,
+    server: &'a ServerState,
+}
+
+/// Sends the response head and relays the body as the server sends it. Each write is
+/// counted in `bout` before it is made, so the count never trails what the client has.
 async fn relay<IO>(
     io: &mut IO,
     socket: &mut TcpStream,
     bufs: &mut Buffers,
     head: &ResponseHead,
     timeout: Duration,
+    out: Outflow<'_>,
 ) -> Relayed
 where
     IO: AsyncWrite + Unpin,
@@ -907,7 +915,6 @@ where
         _ => 0,
     };
     let mut chunked = Chunked::new();
-    let mut bytes = 0u64;
     let mut first = true;
     loop {
         // The part of what the server sent that belongs to the body.
@@ -920,7 +927,7 @@ where
             }
             Framing::Chunked => match chunked.scan(&bufs.server) {
                 Ok(n) => (n, chunked == Chunked::Done),
-                Err(BadChunk) => return Relayed { end: RelayEnd::ServerGone, bytes, reusable: false },
+                Err(BadChunk) => return Relayed { end: RelayEnd::ServerGone, reusable: false },
             },
             Framing::UntilClose => (bufs.server.len(), false),
         };
@@ -929,27 +936,27 @@ where
             // is one write.
             first = false;
             bufs.response.extend_from_slice(&bufs.server[..take]);
-            bytes += bufs.response.len() as u64;
+            proxy::count_out(out.fe, out.backend, out.server, bufs.response.len() as u64);
             io.write_all(&bufs.response).await
         } else {
-            bytes += take as u64;
+            proxy::count_out(out.fe, out.backend, out.server, take as u64);
             io.write_all(&bufs.server[..take]).await
         };
         if write.is_err() {
-            return Relayed { end: RelayEnd::ClientGone, bytes, reusable: false };
+            return Relayed { end: RelayEnd::ClientGone, reusable: false };
         }
         let extra = bufs.server.len() > take;
         bufs.server.clear();
         if done {
-            return Relayed { end: RelayEnd::Done, bytes, reusable: !extra };
+            return Relayed { end: RelayEnd::Done, reusable: !extra };
         }
         bufs.server.reserve(SERVER_READ);
         match tokio::time::timeout(timeout, socket.read_buf(&mut bufs.server)).await {
             Ok(Ok(0)) if head.framing == Framing::UntilClose => {
-                return Relayed { end: RelayEnd::Done, bytes, reusable: false };
+                return Relayed { end: RelayEnd::Done, reusable: false };
             }
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => {
-                return Relayed { end: RelayEnd::ServerGone, bytes, reusable: false };
+                return Relayed { end: RelayEnd::ServerGone, reusable: false };
             }
             Ok(Ok(_)) => {}
         }

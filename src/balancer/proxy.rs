@@ -637,7 +637,8 @@ struct Exchange {
     rtime: Duration,
     bytes_in: Arc<AtomicU64>,
     head_in: u64,
-    bytes_out: u64,
+    /// The response head; body bytes are counted as they pass (`count_out`).
+    head_out: u64,
 }
 
 /// What one request that reached a server did: its bytes and times.
@@ -648,6 +649,14 @@ pub(super) struct Outcome {
     pub rtime: Duration,
     pub bytes_in: u64,
     pub bytes_out: u64,
+}
+
+/// Counts response bytes the moment they are handed to the client, as HAProxy does, so a
+/// long download shows in `bout` (and in its rate) while it runs rather than at its end.
+pub(super) fn count_out(fe: &Counters, backend: &Backend, server: &ServerState, n: u64) {
+    for c in [fe, &backend.shared.counters, &server.counters] {
+        counters::add(&c.bout, n);
+    }
 }
 
 /// Counts a finished request in its frontend, backend and server.
@@ -671,7 +680,7 @@ impl Exchange {
             ctime: self.ctime,
             rtime: self.rtime,
             bytes_in: self.head_in + self.bytes_in.load(Ordering::Relaxed),
-            bytes_out: self.bytes_out,
+            bytes_out: self.head_out,
         };
         record(&self.fe, &self.backend, &self.server, &outcome);
         if clean
@@ -740,8 +749,8 @@ impl Body for ProxyBody {
                 }
                 match polled {
                     Poll::Ready(Some(Ok(frame))) => {
-                        if let (Some(d), Some(ex)) = (frame.data_ref(), up.exchange.as_mut()) {
-                            ex.bytes_out += d.len() as u64;
+                        if let (Some(d), Some(ex)) = (frame.data_ref(), up.exchange.as_ref()) {
+                            count_out(&ex.fe, &ex.backend, &ex.server, d.len() as u64);
                         }
                         up.stalled = None;
                         Poll::Ready(Some(Ok(frame)))
@@ -1267,7 +1276,7 @@ async fn forward(
                 if cfg.httpclose && !h2_client {
                     rparts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
                 }
-                let bytes_out = head_size(&rparts.headers) + 17;
+                let head_out = head_size(&rparts.headers) + 17;
                 let exchange = Exchange {
                     fe: fe.counters.clone(),
                     backend: backend.clone(),
@@ -1281,7 +1290,7 @@ async fn forward(
                     rtime,
                     bytes_in,
                     head_in,
-                    bytes_out,
+                    head_out,
                 };
                 let body = UpstreamBody {
                     inner: incoming,
