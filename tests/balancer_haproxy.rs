@@ -74,7 +74,8 @@ fn families(text: &str) -> Families {
 fn scrape(url: &str) -> String {
     let c = client();
     let mut last = String::new();
-    for _ in 0..50 {
+    // The exporter (a Go process) and what it scrapes start on a loaded machine: 30 s.
+    for _ in 0..300 {
         if let Ok(r) = c.get(url).send()
             && let Ok(t) = r.text()
         {

@@ -196,7 +196,7 @@ fn check_sent(obsd: &Obsd, sent: &Value, jaeger_exporter: bool) {
         assert_eq!(inv["references"][0]["refType"], "CHILD_OF");
         assert_eq!(service_of(trace, inv), inventory);
         let dur = |s: &Value| s["duration"].as_u64().unwrap();
-        assert!(dur(inv) >= 30_000, "inventory.reserve slept 30 ms: {}", dur(inv));
+        assert!(dur(inv) >= 300_000, "inventory.reserve slept 300 ms: {}", dur(inv));
         assert!(dur(root) >= dur(reserve) && dur(reserve) >= dur(inv));
         assert!(root["startTime"].as_u64().unwrap() > now_us() - 600_000_000);
         assert!(trace["processes"].as_object().unwrap().len() == 2);
@@ -223,12 +223,12 @@ fn check_sent(obsd: &Obsd, sent: &Value, jaeger_exporter: bool) {
         vec![sent["checkout"]["2"].as_str().unwrap().to_string()]
     );
     assert_eq!(search("tag=error:true"), vec![sent["fail"].as_str().unwrap().to_string()]);
-    assert_eq!(search("minDuration=25ms"), checkouts);
+    assert_eq!(search("minDuration=250ms"), checkouts);
     let mut short =
         vec![sent["fail"].as_str().unwrap().to_string(), sent["replay"].as_str().unwrap().to_string()];
     short.sort();
-    assert_eq!(search("maxDuration=20ms"), short);
-    assert_eq!(search("minDuration=25ms&operation=GET%20%2Fcheckout%2F%3Corder%3E"), checkouts);
+    assert_eq!(search("maxDuration=200ms"), short);
+    assert_eq!(search("minDuration=250ms&operation=GET%20%2Fcheckout%2F%3Corder%3E"), checkouts);
     assert_eq!(search("limit=2").len(), 2);
     assert_eq!(
         search(&format!("start={}&end={}&lookback=custom", now_us() - 3_600_000_000, now_us())).len(),
@@ -236,7 +236,7 @@ fn check_sent(obsd: &Obsd, sent: &Value, jaeger_exporter: bool) {
     );
     assert!(search(&format!("start={}", now_us() + 3_600_000_000)).is_empty());
     assert_eq!(
-        trace_ids(&data(obsd, &format!("/api/traces?service={inventory}&minDuration=25ms"))),
+        trace_ids(&data(obsd, &format!("/api/traces?service={inventory}&minDuration=250ms"))),
         checkouts
     );
     let ops = data(obsd, &format!("/api/services/{service}/operations"));
@@ -556,7 +556,8 @@ fn restart_keeps_traces_even_after_kill() {
         post_json(&obsd, &json_request("durable", vec![json_span(TRACE_B, "b7ad6b7169203332", "two")])).0,
         200
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    // Three windows, not one and a half: sled's flusher can run late on a loaded machine.
+    std::thread::sleep(Duration::from_millis(3000));
     obsd = obsd.restart(ROLE, true);
     assert_eq!(data(&obsd, &format!("/api/traces/{TRACE_B}"))[0]["spans"][0]["operationName"], "two");
     assert_eq!(data(&obsd, &format!("/api/traces/{TRACE_A}")), before);

@@ -111,7 +111,7 @@ fn federate_job(target: &str) -> String {
 const REQUESTS: &str = "python_app_requests_total";
 
 /// The request counter's raw samples in the federation: exactly one series, no replica
-/// label, no gap longer than two scrape intervals (plus scheduling slack), never decreasing,
+/// label, no gap longer than three scrape intervals (plus scheduling slack), never decreasing,
 /// and a rate over every 10 s window near the average: no spike or dip from two replicas.
 fn check_request_series(base: &str, from: f64, to: f64, what: &str) {
     let window = (to - from).ceil() as u64;
@@ -129,7 +129,10 @@ fn check_request_series(base: &str, from: f64, to: f64, what: &str) {
         max_gap = max_gap.max(w[1].0 - w[0].0);
         assert!(w[1].1 >= w[0].1, "{what}: counter went backwards at {:?} -> {:?}", w[0], w[1]);
     }
-    assert!(max_gap <= 2.0 * INTERVAL_S + 0.6, "{what}: gap of {max_gap:.3}s in {points:?}");
+    // Dedup switches leader only when the other replica is ahead by failover_timeout, so two
+    // intervals between kept samples are normal; one more, plus a second, is slack for a
+    // loaded CI machine. A lost replica that left a hole would show several seconds.
+    assert!(max_gap <= 3.0 * INTERVAL_S + 1.0, "{what}: gap of {max_gap:.3}s in {points:?}");
     let (first, last) = (points[0], points[points.len() - 1]);
     let average = (last.1 - first.1) / (last.0 - first.0);
     assert!(average > 5.0, "{what}: the app's load is visible ({average:.1}/s)");

@@ -82,10 +82,22 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
                 let _ = tx.send(line);
             }
         });
-        // Kill at a random moment: sometimes before it even finished opening.
+        // Kill at a random moment. Rounds 0 and 3 count from the spawn, so they may kill it
+        // before it even finished opening; the others count from its "started" line, so a
+        // slow start on a loaded machine cannot leave every round without progress.
         let kill_after = Duration::from_millis(rng.u64(150..1600));
-        let deadline = Instant::now() + kill_after;
         let mut round_durable = None;
+        if round % 3 != 0 {
+            let opened_by = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < opened_by {
+                match rx.recv_timeout(Duration::from_millis(10)) {
+                    Ok(line) if line.starts_with("started ") => break,
+                    Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        }
+        let deadline = Instant::now() + kill_after;
         while Instant::now() < deadline {
             match rx.recv_timeout(Duration::from_millis(10)) {
                 Ok(line) => {

@@ -404,7 +404,12 @@ address = "127.0.0.1:0"
             )
         })
         .collect();
-    assert_eq!(shown, want);
+    // The same targets; health is compared where it cannot flip between the browser's
+    // snapshot and this API read (a scrape of the loaded exporter may time out in between).
+    let endpoints = |set: &BTreeSet<(String, String, String)>| -> BTreeSet<(String, String)> {
+        set.iter().map(|(job, url, _)| (job.clone(), url.clone())).collect()
+    };
+    assert_eq!(endpoints(&shown), endpoints(&want), "{shown:?} vs {want:?}");
     assert!(shown.iter().any(|(job, _, h)| job == "missing" && h == "down"), "{shown:?}");
     assert!(shown.iter().any(|(job, _, h)| job == "app" && h == "up"), "{shown:?}");
     assert!(seen["store_status"].as_str().unwrap().contains("Series"), "{seen}");
@@ -451,7 +456,7 @@ address = "127.0.0.1:0"
         .values()
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect();
-    assert_eq!(ids("search_min_duration"), checkouts, "only the checkouts wait 30 ms for the inventory");
+    assert_eq!(ids("search_min_duration"), checkouts, "only the checkouts wait 300 ms for the inventory");
 
     // The service map has the edge of the two-service trace.
     let edges = seen["service_map"].as_array().unwrap();

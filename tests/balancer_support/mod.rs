@@ -156,7 +156,8 @@ fn serve(stream: TcpStream, name: &str, status: &AtomicU16, hits: &AtomicU64, de
             let text = if path.starts_with("/headers") {
                 headers.clone()
             } else if path.starts_with("/slow") {
-                std::thread::sleep(Duration::from_millis(300));
+                // Long enough that requests sent together overlap even on a loaded machine.
+                std::thread::sleep(Duration::from_millis(1000));
                 name.to_string()
             } else {
                 name.to_string()
@@ -200,10 +201,11 @@ pub fn echo_server() -> SocketAddr {
     addr
 }
 
-/// A TCP port with nothing listening on it.
+/// A TCP port with nothing listening on it. Taken the way `common::free_port` takes ports,
+/// below the ephemeral range and once per run: a port released back to that range could be
+/// handed to a listener bound to port 0 and the "dead" server would answer.
 pub fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    SocketAddr::from(([127, 0, 0, 1], super::common::free_port()))
 }
 
 pub fn client() -> reqwest::blocking::Client {

@@ -287,7 +287,7 @@ for field, when in [("#start", "-3h"), ("#end", "-2h")]:
 css("#find")[0].click()
 until("#no-traces")
 out["search_past_range"] = driver.current_url
-out["search_min_duration"] = search(min_duration="20ms")
+out["search_min_duration"] = search(min_duration="250ms")
 shot("trace-search-duration")
 out["first_paint_ms"]["map"] = fresh(f"{args.traces}/#/map?lookback=1h")
 until("#service-map g.edge")
