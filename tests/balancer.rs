@@ -520,6 +520,44 @@ fn large_responses_stream_through() {
 }
 
 #[test]
+fn a_long_upload_shows_in_bin_while_it_runs() {
+    let a = TestServer::start("a");
+    let cfg = STATS.to_string() + &backend("be", "roundrobin", "", &[("a", &a, "check = false")]);
+    let obsd = Obsd::start("balancer", &cfg);
+    // Past the 64 KiB obsd keeps for replay, so the body streams to the server as it comes.
+    let total = 4 << 20;
+    let mut up = TcpStream::connect(obsd.address("frontend.be")).unwrap();
+    up.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(up, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {total}\r\n\r\n").unwrap();
+    let half = vec![b'u'; total / 2];
+    up.write_all(&half).unwrap();
+    // Half the body is in and the request is still open: bin already holds that half, as
+    // HAProxy's does, in the frontend, the backend and the server.
+    let bin = |server: &str| -> usize { stats_row(&obsd, "be", server)["bin"].parse().unwrap() };
+    assert!(
+        wait_for(Duration::from_secs(10), || ["FRONTEND", "BACKEND", "a"]
+            .iter()
+            .all(|s| bin(s) >= total / 2)),
+        "{:?}",
+        stats_row(&obsd, "be", "a")
+    );
+    assert_eq!(stats_row(&obsd, "be", "a")["scur"], "1");
+    up.write_all(&half).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 512];
+    while !answer.ends_with(b"\r\n\r\na") {
+        let n = up.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&answer));
+    // Counted once: the body plus its head, not the body twice.
+    let row = stats_row(&obsd, "be", "a");
+    let bin_total: usize = row["bin"].parse().unwrap();
+    assert!(bin_total >= total && bin_total < total + 1024, "{row:?}");
+}
+
+#[test]
 fn sighup_reload_under_load_drops_nothing_and_keeps_health() {
     let a = TestServer::start("a");
     let b = TestServer::start("b");

@@ -564,7 +564,16 @@ pub struct ClientBody {
     inner: Incoming,
     timeout: Duration,
     stalled: Option<Pin<Box<Sleep>>>,
-    read: Arc<AtomicU64>,
+    /// Where the bytes go in `bin` as they stream: set when the body is sent to a server.
+    counted_in: Option<Inflow>,
+}
+
+/// The counters a streamed request body is added to as it passes, as HAProxy counts `bin`,
+/// so a long upload shows while it runs.
+struct Inflow {
+    fe: Arc<Counters>,
+    backend: Arc<Backend>,
+    server: Arc<ServerState>,
 }
 
 /// What obsd sends upstream as a request body.
@@ -585,8 +594,10 @@ impl Body for UpBody {
             UpBody::Bytes(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
             UpBody::Stream(s) => match Pin::new(&mut s.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    if let Some(d) = frame.data_ref() {
-                        s.read.fetch_add(d.len() as u64, Ordering::Relaxed);
+                    if let (Some(d), Some(to)) = (frame.data_ref(), &s.counted_in) {
+                        for c in [&*to.fe, &to.backend.shared.counters, &to.server.counters] {
+                            counters::add(&c.bin, d.len() as u64);
+                        }
                     }
                     s.stalled = None;
                     Poll::Ready(Some(Ok(frame)))
@@ -978,7 +989,7 @@ async fn prepare_body(
         read.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         return Ok(ReqBody::Bytes(bytes));
     }
-    Ok(ReqBody::Stream(Some(ClientBody { inner: body, timeout, stalled: None, read: read.clone() })))
+    Ok(ReqBody::Stream(Some(ClientBody { inner: body, timeout, stalled: None, counted_in: None })))
 }
 
 pub(super) fn idempotent(method: &Method) -> bool {
@@ -1174,7 +1185,14 @@ async fn forward(
         let attempt_body = match &mut body {
             ReqBody::Bytes(b) => UpBody::Bytes(Some(b.clone())),
             ReqBody::Stream(s) => match s.take() {
-                Some(s) => UpBody::Stream(s),
+                Some(mut s) => {
+                    s.counted_in = Some(Inflow {
+                        fe: fe.counters.clone(),
+                        backend: backend.clone(),
+                        server: server.state.clone(),
+                    });
+                    UpBody::Stream(s)
+                }
                 None => {
                     return Err(BalancerError::ServerFailed {
                         backend: cfg.name.clone(),
