@@ -1181,3 +1181,109 @@ fn hold_failed_servers_false_keeps_haproxys_selection() {
     let row = stats_row(&obsd, "be", "b");
     assert!(row["econ"].parse::<u64>().unwrap() >= 5, "{row:?}");
 }
+
+#[test]
+fn a_connection_list_cannot_drop_the_body_length() {
+    // A client that lists Content-Length in Connection would have obsd drop the length yet
+    // send the body, and the server would read the body as a second request of the
+    // client's making, past obsd's rules and counters.
+    let a = TestServer::start("a");
+    let cfg = STATS.to_string() + &backend("be", "roundrobin", "", &[("a", &a, "check = false")]);
+    let obsd = Obsd::start("balancer", &cfg);
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+    let request = format!(
+        "POST /headers HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: content-length, close\r\n\r\n{smuggled}",
+        smuggled.len()
+    );
+    let answer = raw_exchange(obsd.address("frontend.be"), request.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let lower = answer.to_ascii_lowercase();
+    assert!(lower.contains(&format!("content-length: {}\r\n", smuggled.len())), "{answer}");
+    // Time for a second request to show, had the server seen one.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(a.hits(), 1, "the server saw the body as a request");
+}
+
+#[test]
+fn stray_bytes_from_a_server_never_answer_the_next_request() {
+    // A server that sends more than its response (here a whole second response, 100 ms
+    // later) leaves those bytes in the idle pooled socket; the next request on that socket
+    // would take them for its answer.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 4096];
+                    let head = loop {
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head: Vec<u8> = buf.drain(..end + 4).collect();
+                            break String::from_utf8_lossy(&head).into_owned();
+                        }
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    if head.starts_with("GET /poison ") {
+                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA");
+                        std::thread::sleep(Duration::from_millis(100));
+                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nstolen");
+                    } else {
+                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh");
+                    }
+                }
+            });
+        }
+    });
+    // One thread, so the second request meets the socket the first one left in the pool.
+    let stats = STATS.replacen("[balancer]\n", "[balancer]\nnbthread = 1\n", 1);
+    let cfg = format!(
+        "{stats}\n[[balancer.frontends]]\nname = \"fe\"\nbind = \"127.0.0.1:0\"\ndefault_backend = \"be\"\n\
+         [[balancer.backends]]\nname = \"be\"\n\
+         [[balancer.backends.servers]]\nname = \"odd\"\naddress = \"{addr}\"\ncheck = false\n"
+    );
+    let obsd = Obsd::start("balancer", &cfg);
+    let http = client();
+    assert_eq!(body_via(&http, &obsd.url("frontend.fe", "/poison")), "A");
+    std::thread::sleep(Duration::from_millis(400));
+    for _ in 0..3 {
+        assert_eq!(body_via(&http, &obsd.url("frontend.fe", "/next")), "fresh");
+    }
+}
+
+#[test]
+fn a_head_cut_short_is_junk_not_an_empty_response() {
+    // HAProxy's retry-on: a response head cut short is junk-response; empty-response means
+    // closed before any byte. obsd's default retry_on names empty-response only, so a GET
+    // that got half a head is not sent again (the server may have acted on it).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(AtomicU64::new(0));
+    let counted = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            if s.read(&mut buf).unwrap_or(0) == 0 {
+                continue;
+            }
+            counted.fetch_add(1, Ordering::SeqCst);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Le");
+        }
+    });
+    let cfg = format!(
+        "{STATS}\n[[balancer.frontends]]\nname = \"fe\"\nbind = \"127.0.0.1:0\"\ndefault_backend = \"be\"\n\
+         [[balancer.backends]]\nname = \"be\"\n\
+         [[balancer.backends.servers]]\nname = \"cut\"\naddress = \"{addr}\"\ncheck = false\n"
+    );
+    let obsd = Obsd::start("balancer", &cfg);
+    let r = client().get(obsd.url("frontend.fe", "/")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 502);
+    assert_eq!(seen.load(Ordering::SeqCst), 1, "the request was sent again");
+    let row = stats_row(&obsd, "be", "cut");
+    assert_eq!((row["eresp"].as_str(), row["wretr"].as_str()), ("1", "0"), "{row:?}");
+}

@@ -66,6 +66,11 @@ fn is_named(name: &str, list: &[&str]) -> bool {
     list.iter().any(|n| name.eq_ignore_ascii_case(n))
 }
 
+/// Fields a `Connection` list never removes. Dropping a framing field while still relaying
+/// the body by it would let a client smuggle a second request to the server (and a server
+/// desync the client): `Connection: content-length` must not do that.
+const NEVER_HOP_BY_HOP: [&[u8]; 3] = [b"content-length", b"transfer-encoding", b"host"];
+
 /// The tokens of every `Connection` field: whether one is `close`, and the names of the
 /// fields it lists (hop-by-hop for this message), `keep-alive` and `close` left out.
 fn connection_tokens<'a>(headers: &[Header<'a>]) -> (bool, Vec<&'a [u8]>) {
@@ -75,12 +80,36 @@ fn connection_tokens<'a>(headers: &[Header<'a>]) -> (bool, Vec<&'a [u8]>) {
         for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
             if token.eq_ignore_ascii_case(b"close") {
                 close = true;
-            } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive") {
+            } else if !token.is_empty()
+                && !token.eq_ignore_ascii_case(b"keep-alive")
+                && !NEVER_HOP_BY_HOP.iter().any(|n| token.eq_ignore_ascii_case(n))
+            {
                 listed.push(token);
             }
         }
     }
     (close, listed)
+}
+
+/// A `Content-Length` value as RFC 9110 8.6 writes it: ASCII digits only. `+5` or a
+/// Unicode space would be read differently by the server than by obsd.
+fn content_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Writes `value` as the inside of a quoted-string (RFC 9110 5.6.4): a `"` or `\` in a
+/// Host field must not end obsd's `Forwarded` element and start one of the client's.
+pub(super) fn push_quoted(out: &mut Vec<u8>, value: &[u8]) {
+    for &b in value {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
 }
 
 fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -148,7 +177,7 @@ fn plan_request(
     for h in headers {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
-            let parsed = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<usize>().ok());
+            let parsed = content_length(h.value).and_then(|n| usize::try_from(n).ok());
             match (body_len, parsed) {
                 // hyper refuses a bad or repeated length with 400 itself.
                 (Some(_), _) | (None, None) => return Plan::Hyper,
@@ -195,7 +224,7 @@ fn plan_request(
             out.extend_from_slice(client.element.as_bytes());
             if let Some(host) = host.filter(|h| !h.is_empty() && h.iter().all(u8::is_ascii_graphic)) {
                 out.extend_from_slice(b";host=\"");
-                out.extend_from_slice(host);
+                push_quoted(out, host);
                 out.push(b'"');
             }
             out.extend_from_slice(b"\r\n");
@@ -296,7 +325,7 @@ fn plan_response(
     let mut chunked: Option<bool> = None;
     for h in headers {
         if h.name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<u64>().ok())?;
+            let n = content_length(h.value)?;
             if length.is_some_and(|l| l != n) {
                 return None;
             }
@@ -737,10 +766,12 @@ impl Exchange<'_> {
                     counters::inc(&server.state.counters.eresp);
                     counters::inc(&backend.shared.counters.eresp);
                     backend.observe(index, true, None);
-                    // HAProxy's junk-response and empty-response.
+                    // HAProxy's junk-response (which includes a head cut short) and
+                    // empty-response (closed before any byte).
                     let (allowed, message) = match failed {
                         Failed::Junk => (cfg.retry_on.junk_response, "invalid response".to_string()),
-                        Failed::Closed { message, .. } => (cfg.retry_on.empty_response, message),
+                        Failed::Closed { any: true, message } => (cfg.retry_on.junk_response, message),
+                        Failed::Closed { any: false, message } => (cfg.retry_on.empty_response, message),
                         Failed::Timeout | Failed::ClientGone => (false, String::new()),
                     };
                     if replayable && allowed && attempts < cfg.retries {
@@ -989,6 +1020,31 @@ mod tests {
         assert_eq!((taken[0], state), (20, Chunked::Done));
         let (_, state) = scan_all(&[b"10\r\n0123"]);
         assert_eq!(state, Chunked::Data(12));
+    }
+
+    #[test]
+    fn a_content_length_is_ascii_digits_only() {
+        assert_eq!(content_length(b" 42 "), Some(42));
+        assert_eq!(content_length(b"0"), Some(0));
+        for bad in [&b"+5"[..], b"-1", b"5\xc2\xa0", b"", b"4 2", b"0x10", b"99999999999999999999"] {
+            assert_eq!(content_length(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn a_connection_list_never_names_a_framing_field() {
+        let headers =
+            [Header { name: "Connection", value: b"close, Content-Length, x-hop, Transfer-Encoding, host" }];
+        let (close, listed) = connection_tokens(&headers);
+        assert!(close);
+        assert_eq!(listed, vec![&b"x-hop"[..]]);
+    }
+
+    #[test]
+    fn a_quote_in_host_cannot_end_the_forwarded_element() {
+        let mut out = Vec::new();
+        push_quoted(&mut out, br#"a",for=6.6.6.6;x="\"#);
+        assert_eq!(out, br#"a\",for=6.6.6.6;x=\"\\"#);
     }
 
     #[test]

@@ -99,11 +99,16 @@ impl Pooled for Upstream {
     }
 }
 
-/// A plain socket (the HTTP/1.1 fast path, `h1`) shows a close only when read; a request
-/// that finds it closed before any response byte is replayed (see `h1`).
+/// A plain socket (the HTTP/1.1 fast path, `h1`) is probed with a non-blocking read: a
+/// clean idle socket has nothing to read. End of stream is the server's idle close, seen
+/// here instead of costing the next request a round-trip. Any byte is a stray answer (a body
+/// after HEAD, 204 or 304, more than `Content-Length` sent), which the next request on this
+/// socket would take for its own response, so the socket goes. tokio makes the read only when
+/// the socket was marked readable, so a socket already probed costs nothing.
 impl Pooled for TcpStream {
     fn is_closed(&self) -> bool {
-        false
+        let mut byte = [0u8; 1];
+        !matches!(self.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 }
 

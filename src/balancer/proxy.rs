@@ -916,8 +916,10 @@ impl ClientInfo {
         if let Some(host) = host.and_then(|h| h.to_str().ok())
             && host.bytes().all(|b| b.is_ascii_graphic())
         {
+            let mut quoted = Vec::with_capacity(host.len());
+            super::h1::push_quoted(&mut quoted, host.as_bytes());
             element.push_str(";host=\"");
-            element.push_str(host);
+            element.push_str(&String::from_utf8_lossy(&quoted));
             element.push('"');
         }
         element
