@@ -1202,6 +1202,14 @@ fn a_connection_list_cannot_drop_the_body_length() {
     // Time for a second request to show, had the server seen one.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(a.hits(), 1, "the server saw the body as a request");
+    // HTTP/1.0 goes through hyper, which keeps Host too.
+    let answer = raw_exchange(
+        obsd.address("frontend.be"),
+        b"GET /headers HTTP/1.0\r\nHost: x\r\nConnection: host, x-hop\r\nX-Hop: 1\r\n\r\n",
+    );
+    let lower = answer.to_ascii_lowercase();
+    assert!(lower.contains("\r\n\r\n") && lower.contains("host: x\r\n"), "{answer}");
+    assert!(!lower.contains("x-hop: 1"), "a listed field was forwarded: {answer}");
 }
 
 #[test]

@@ -69,7 +69,7 @@ fn is_named(name: &str, list: &[&str]) -> bool {
 /// Fields a `Connection` list never removes. Dropping a framing field while still relaying
 /// the body by it would let a client smuggle a second request to the server (and a server
 /// desync the client): `Connection: content-length` must not do that.
-const NEVER_HOP_BY_HOP: [&[u8]; 3] = [b"content-length", b"transfer-encoding", b"host"];
+pub(super) const NEVER_HOP_BY_HOP: [&[u8]; 3] = [b"content-length", b"transfer-encoding", b"host"];
 
 /// The tokens of every `Connection` field: whether one is `close`, and the names of the
 /// fields it lists (hop-by-hop for this message), `keep-alive` and `close` left out.

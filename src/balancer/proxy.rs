@@ -846,7 +846,9 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
-                .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+                .map(|t| t.trim().as_bytes())
+                .filter(|t| !super::h1::NEVER_HOP_BY_HOP.iter().any(|n| t.eq_ignore_ascii_case(n)))
+                .filter_map(|t| HeaderName::from_bytes(t).ok())
                 .collect();
             for name in listed {
                 headers.remove(name);
