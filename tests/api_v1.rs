@@ -246,6 +246,24 @@ fn execution_errors_and_limits() {
     assert_eq!(code, 422, "{body}");
     assert_eq!(body["error"], "query processing would load too many samples into memory in query execution");
 
+    // A subquery of 3e12 steps is refused by the sample limit before anything is evaluated
+    // (it used to abort the process asking for 25 TB), and the server keeps answering.
+    let (code, body) = post_form(
+        &s,
+        "/api/v1/query",
+        &[("query", "count_over_time(vector(1)[100y:1ms])"), ("time", "1700000300")],
+    );
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["error"], "query processing would load too many samples into memory in query execution");
+    let (code, body) = post_form(
+        &s,
+        "/api/v1/query_range",
+        &[("query", "up"), ("start", "-1e30"), ("end", "1e30"), ("step", "1")],
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body["error"].as_str().unwrap_or("").contains("exceeded maximum resolution"), "{body}");
+    assert_eq!(post_form(&s, "/api/v1/query", &[("query", "1"), ("time", "1700000300")]).0, 200);
+
     let slow = start_with(EngineOptions { timeout: Duration::ZERO, ..Default::default() });
     let (code, body) = post_form(
         &slow,

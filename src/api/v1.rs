@@ -154,7 +154,7 @@ async fn query_range(
                     "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
                 ));
             }
-            if (end - start) / step > MAX_POINTS_PER_SERIES {
+            if end.saturating_sub(start) / step > MAX_POINTS_PER_SERIES {
                 return Err(ApiError::BadData(
                     "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
                 ));

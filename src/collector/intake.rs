@@ -51,6 +51,8 @@ pub enum Reason {
     StoreError,
     /// Started before the retention window, so never stored.
     Expired,
+    /// Starts more than an hour ahead of this host's clock, so never stored.
+    Future,
 }
 
 impl Reason {
@@ -63,6 +65,7 @@ impl Reason {
             Reason::QueueFull => "queue_full",
             Reason::StoreError => "store_error",
             Reason::Expired => "expired",
+            Reason::Future => "future",
         }
     }
 }
@@ -147,7 +150,8 @@ impl Intake {
                 let result = writer.write(&job.spans);
                 match &result {
                     Ok(outcome) => {
-                        thread_counters.rejected_spans(job.protocol, Reason::Expired, outcome.expired)
+                        thread_counters.rejected_spans(job.protocol, Reason::Expired, outcome.expired);
+                        thread_counters.rejected_spans(job.protocol, Reason::Future, outcome.future);
                     }
                     Err(e) => {
                         tracing::error!(error = %e, spans = job.spans.len(), "storing spans failed");

@@ -55,9 +55,21 @@ fn tag<P: Protocol>(p: &mut P) -> Result<KeyValue, ThriftError> {
 fn list<P: Protocol, T>(
     p: &mut P,
     want: TType,
-    mut item: impl FnMut(&mut P) -> Result<T, ThriftError>,
+    item: impl FnMut(&mut P) -> Result<T, ThriftError>,
 ) -> Result<Vec<T>, ThriftError> {
     let (t, n) = p.read_list_begin()?;
+    list_items(p, t, n, want, item)
+}
+
+/// The `n` elements of a list of type `t` whose header was read; those not of type `want`
+/// are skipped.
+fn list_items<P: Protocol, T>(
+    p: &mut P,
+    t: TType,
+    n: usize,
+    want: TType,
+    mut item: impl FnMut(&mut P) -> Result<T, ThriftError>,
+) -> Result<Vec<T>, ThriftError> {
     let mut out = Vec::new();
     for _ in 0..n {
         if t == want {
@@ -174,14 +186,22 @@ fn process<P: Protocol>(p: &mut P) -> Result<Process, ThriftError> {
     Ok(out)
 }
 
-/// Reads a `jaeger.Batch` struct.
-pub fn batch<P: Protocol>(p: &mut P) -> Result<Batch, ThriftError> {
+/// Reads a `jaeger.Batch` struct of at most `max_spans` spans. The count is refused before
+/// any span is decoded: an empty struct is one byte on the wire and a span in memory is over
+/// a hundred, so a 32 MiB body of empty spans would otherwise take gigabytes.
+pub fn batch<P: Protocol>(p: &mut P, max_spans: usize) -> Result<Batch, ThriftError> {
     let (mut proc_, mut raw) = (None, None);
     p.read_struct_begin();
     while let Some((id, t)) = p.read_field_begin()? {
         match (id, t) {
             (1, TType::Struct) => proc_ = Some(process(p)?),
-            (2, TType::List) => raw = Some(list(p, TType::Struct, raw_span)?),
+            (2, TType::List) => {
+                let (t, n) = p.read_list_begin()?;
+                if n > max_spans {
+                    return Err(ThriftError::TooManySpans { spans: n, limit: max_spans });
+                }
+                raw = Some(list_items(p, t, n, TType::Struct, raw_span)?);
+            }
             _ => p.skip(t)?,
         }
     }
@@ -222,7 +242,7 @@ pub fn batch<P: Protocol>(p: &mut P) -> Result<Batch, ThriftError> {
 }
 
 /// Reads `Agent.emitBatch(1: Batch batch)` as a UDP datagram carries it.
-pub fn emit_batch<P: Protocol>(p: &mut P) -> Result<Batch, ThriftError> {
+pub fn emit_batch<P: Protocol>(p: &mut P, max_spans: usize) -> Result<Batch, ThriftError> {
     let name = p.read_message_begin()?;
     if name != "emitBatch" {
         return Err(ThriftError::UnexpectedMessage(name));
@@ -231,7 +251,7 @@ pub fn emit_batch<P: Protocol>(p: &mut P) -> Result<Batch, ThriftError> {
     p.read_struct_begin();
     while let Some((id, t)) = p.read_field_begin()? {
         match (id, t) {
-            (1, TType::Struct) => out = Some(batch(p)?),
+            (1, TType::Struct) => out = Some(batch(p, max_spans)?),
             _ => p.skip(t)?,
         }
     }
@@ -272,10 +292,11 @@ pub async fn serve_udp(
             intake.counters.rejected_batch(protocol, Reason::Oversized);
             continue;
         }
+        let max_spans = intake.max_batch_spans();
         let decoded = if compact {
-            emit_batch(&mut Compact::new(&buf[..n]))
+            emit_batch(&mut Compact::new(&buf[..n]), max_spans)
         } else {
-            emit_batch(&mut Binary::new(&buf[..n]))
+            emit_batch(&mut Binary::new(&buf[..n]), max_spans)
         };
         match decoded {
             Ok(b) => {
@@ -317,8 +338,12 @@ async fn post_traces(State(state): State<Arc<(Intake, usize)>>, headers: HeaderM
             return plain(StatusCode::PAYLOAD_TOO_LARGE, format!("Unable to process request body: {e}"));
         }
     };
-    let b = match batch(&mut Binary::new(&bytes)) {
+    let b = match batch(&mut Binary::new(&bytes), intake.max_batch_spans()) {
         Ok(b) => b,
+        Err(e @ ThriftError::TooManySpans { .. }) => {
+            intake.counters.rejected_batch(p, Reason::Oversized);
+            return plain(StatusCode::BAD_REQUEST, e.to_string());
+        }
         Err(e) => {
             intake.counters.rejected_batch(p, Reason::Malformed);
             return plain(StatusCode::BAD_REQUEST, format!("Unable to process request body: {e}"));
@@ -389,7 +414,7 @@ mod tests {
         w.0.push(0); // end span
         w.0.push(0); // end batch
         w.0.push(0); // end args
-        let b = emit_batch(&mut Compact::new(&w.0)).unwrap();
+        let b = emit_batch(&mut Compact::new(&w.0), 1).unwrap();
         let s = &b.spans[0];
         assert_eq!(s.process.service_name, "flask-app");
         assert_eq!(s.trace_id.to_string(), "0000000000000007");
@@ -398,7 +423,12 @@ mod tests {
         assert_eq!(s.parent_span_id(), Some(SpanId::from_u64(3)));
         // Every truncation is an error, never a panic.
         for cut in 0..w.0.len() {
-            assert!(emit_batch(&mut Compact::new(&w.0[..cut])).is_err());
+            assert!(emit_batch(&mut Compact::new(&w.0[..cut]), 1).is_err());
         }
+        // Over the span limit, refused from the list's header before any span is read.
+        assert!(matches!(
+            emit_batch(&mut Compact::new(&w.0), 0),
+            Err(ThriftError::TooManySpans { spans: 1, limit: 0 })
+        ));
     }
 }

@@ -42,9 +42,9 @@ impl TraceService for Service {
         self.intake.counters.rejected_spans(p, Reason::InvalidId, converted.rejected);
         match self.intake.submit(p, converted.spans).await {
             Ok(outcome) => Ok(Response::new(super::otlp_http::response_for(
-                converted.rejected + outcome.expired,
+                converted.rejected,
                 converted.error,
-                outcome.expired,
+                outcome,
             ))),
             // UNAVAILABLE is the code OTLP clients retry with backoff.
             Err(IntakeError::QueueFull) => Err(Status::unavailable("span queue full; retry later")),

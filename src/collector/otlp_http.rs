@@ -5,6 +5,7 @@
 
 use super::intake::{Intake, IntakeError, Protocol, Reason};
 use super::otlp;
+use crate::trace_store::{FUTURE_ALLOWANCE_US, WriteOutcome};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -165,7 +166,7 @@ async fn export(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: B
         }
         Err(e) => return retry_later(enc, StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
-    let response = response_for(converted.rejected + outcome.expired, converted.error, outcome.expired);
+    let response = response_for(converted.rejected, converted.error, outcome);
     let body = match enc {
         Encoding::Protobuf => response.encode_to_vec(),
         Encoding::Json => serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec()),
@@ -173,16 +174,31 @@ async fn export(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: B
     (StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
 }
 
-pub fn response_for(rejected: usize, error: Option<String>, expired: usize) -> ExportTraceServiceResponse {
+/// OTLP's partial success: spans refused at conversion (`invalid`, with their `error`) and
+/// those the store would not keep.
+pub fn response_for(
+    invalid: usize,
+    error: Option<String>,
+    stored: WriteOutcome,
+) -> ExportTraceServiceResponse {
+    let rejected = invalid + stored.expired + stored.future;
     if rejected == 0 {
         return ExportTraceServiceResponse { partial_success: None };
     }
     let mut message = error.unwrap_or_default();
-    if expired > 0 {
-        if !message.is_empty() {
-            message.push_str("; ");
+    for (n, why) in [
+        (stored.expired, "older than the retention period".to_string()),
+        (
+            stored.future,
+            format!("starting more than {}h ahead of this host's clock", FUTURE_ALLOWANCE_US / 3_600_000_000),
+        ),
+    ] {
+        if n > 0 {
+            if !message.is_empty() {
+                message.push_str("; ");
+            }
+            message.push_str(&format!("{n} spans {why}"));
         }
-        message.push_str(&format!("{expired} spans older than the retention period"));
     }
     ExportTraceServiceResponse {
         partial_success: Some(ExportTracePartialSuccess {

@@ -41,6 +41,15 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     envelope(status, J::Null, 0, Some(vec![json!({ "code": status.as_u16(), "msg": msg.into() })]))
 }
 
+/// Runs a store scan on tokio's blocking pool: a search over a wide window or a long
+/// dependency lookback reads and decodes much of the store, and on a runtime worker it would
+/// stall every listener of the process (scrapes, span intake) while it ran.
+async fn off_runtime(scan: impl FnOnce() -> Response + Send + 'static) -> Response {
+    tokio::task::spawn_blocking(scan)
+        .await
+        .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("query failed: {e}")))
+}
+
 fn store_error(e: crate::trace_store::StoreError) -> Response {
     tracing::error!(error = %e, "span store read failed");
     error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
@@ -178,7 +187,10 @@ async fn operations(State(reader): St, RawQuery(q): RawQuery) -> Response {
 }
 
 async fn search(State(reader): St, RawQuery(q): RawQuery) -> Response {
-    let q = pairs(q);
+    off_runtime(move || search_store(&reader, pairs(q))).await
+}
+
+fn search_store(reader: &Reader, q: Vec<(String, String)>) -> Response {
     let trace_ids: Vec<&str> =
         q.iter().filter(|(k, v)| k == "traceID" && !v.is_empty()).map(|(_, v)| v.as_str()).collect();
     if !trace_ids.is_empty() {
@@ -267,11 +279,12 @@ async fn trace_by_id(State(reader): St, Path(id): Path<String>) -> Response {
         Ok(id) => id,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    match reader.trace(id) {
+    off_runtime(move || match reader.trace(id) {
         Ok(Some(spans)) => envelope(StatusCode::OK, json!([trace_json(&spans)]), 0, None),
         Ok(None) => error(StatusCode::NOT_FOUND, "trace not found"),
         Err(e) => store_error(e),
-    }
+    })
+    .await
 }
 
 async fn dependencies(State(reader): St, RawQuery(q): RawQuery) -> Response {
@@ -284,16 +297,19 @@ async fn dependencies(State(reader): St, RawQuery(q): RawQuery) -> Response {
         Ok(v) => v.unwrap_or(DEFAULT_DEPENDENCY_LOOKBACK_MS),
         Err(r) => return r.into_response(),
     };
-    match reader.dependencies(end_ms.saturating_mul(1000), lookback_ms.saturating_mul(1000)) {
-        Ok(deps) => {
-            let data: Vec<J> = deps
-                .iter()
-                .map(|d| json!({ "parent": d.parent, "child": d.child, "callCount": d.call_count }))
-                .collect();
-            envelope(StatusCode::OK, J::Array(data), 0, None)
+    off_runtime(move || {
+        match reader.dependencies(end_ms.saturating_mul(1000), lookback_ms.saturating_mul(1000)) {
+            Ok(deps) => {
+                let data: Vec<J> = deps
+                    .iter()
+                    .map(|d| json!({ "parent": d.parent, "child": d.child, "callCount": d.call_count }))
+                    .collect();
+                envelope(StatusCode::OK, J::Array(data), 0, None)
+            }
+            Err(e) => store_error(e),
         }
-        Err(e) => store_error(e),
-    }
+    })
+    .await
 }
 
 fn kv_json(kv: &KeyValue) -> J {

@@ -15,6 +15,8 @@ pub enum ThriftError {
     Missing(&'static str),
     #[error("unexpected thrift message {0:?}")]
     UnexpectedMessage(String),
+    #[error("batch of {spans} spans exceeds the limit of {limit}")]
+    TooManySpans { spans: usize, limit: usize },
 }
 
 const MAX_DEPTH: usize = 32;

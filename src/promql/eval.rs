@@ -21,7 +21,7 @@ pub(crate) struct Range {
 
 impl Range {
     pub fn steps(&self) -> usize {
-        usize::try_from((self.end - self.start) / self.interval + 1).unwrap_or(0)
+        usize::try_from(self.end.saturating_sub(self.start) / self.interval.max(1) + 1).unwrap_or(0)
     }
     pub fn ts(&self, step: usize) -> i64 {
         self.start + step as i64 * self.interval
@@ -307,10 +307,10 @@ impl Ctx<'_> {
                 let at = self.at_ms(&vs.at);
                 let range_ms = duration_ms(ms.range);
                 let (first_ref, last_ref) = match at {
-                    Some(a) => (a - offset, a - offset),
-                    None => (range.start - offset, range.end - offset),
+                    Some(a) => (a.saturating_sub(offset), a.saturating_sub(offset)),
+                    None => (range.start.saturating_sub(offset), range.end.saturating_sub(offset)),
                 };
-                let data = self.select(vs, first_ref - range_ms, last_ref)?;
+                let data = self.select(vs, first_ref.saturating_sub(range_ms), last_ref)?;
                 let series = data
                     .into_iter()
                     .map(|sd| Series {
@@ -330,13 +330,21 @@ impl Ctx<'_> {
                     Some(a) => (a, a),
                     None => (range.start, range.end),
                 };
-                let first = outer_start - offset - range_ms;
+                let first = outer_start.saturating_sub(offset).saturating_sub(range_ms);
                 // Inner steps are aligned to multiples of the step (Go's truncating division).
                 let mut inner_start = step * (first / step);
                 if inner_start < first {
-                    inner_start += step;
+                    inner_start = inner_start.saturating_add(step);
                 }
-                let inner = Range { start: inner_start, end: outer_end - offset, interval: step };
+                let inner =
+                    Range { start: inner_start, end: outer_end.saturating_sub(offset), interval: step };
+                // Every inner step holds at least one sample of the inner expression, and
+                // per-step arrays are allocated before samples are counted: a range like
+                // `[100y:1ms]` is refused here, as Prometheus refuses it by max_samples,
+                // instead of asking for terabytes.
+                if inner.steps() > self.max_samples {
+                    return Err(QueryError::TooManySamples("query execution"));
+                }
                 let series =
                     if inner.end < inner.start { Vec::new() } else { self.eval_vector(&sq.expr, inner)? };
                 Ok(RangeSource { series, range_ms, offset_ms: offset, at_ms: at })

@@ -416,4 +416,20 @@ mod limit_tests {
         let too_many = engine(150).range_query(&m, "rate(c[50s])", 0, 100_000, 1000);
         assert!(matches!(too_many, Err(QueryError::TooManySamples(_))), "{too_many:?}");
     }
+
+    #[test]
+    fn a_huge_subquery_is_refused_before_anything_is_allocated() {
+        let m = MemoryQueryable::new();
+        let engine = Engine::new(EngineOptions::default());
+        // 3e12 inner steps: evaluated, `vector(1)` alone would ask for 25 TB.
+        for q in
+            ["count_over_time(vector(1)[100y:1ms])", "max_over_time(vector(time())[100y:1ms] offset 10000y)"]
+        {
+            let r = engine.instant_query(&m, q, 1_700_000_000_000);
+            assert!(matches!(r, Err(QueryError::TooManySamples(_))), "{q}: {r:?}");
+        }
+        // A subquery within the limit still answers.
+        let ok = engine.instant_query(&m, "count_over_time(vector(1)[1h:1m])", 1_700_000_000_000);
+        assert!(ok.is_ok(), "{ok:?}");
+    }
 }

@@ -22,7 +22,7 @@ mod writer;
 
 pub use model::{IdError, KeyValue, Log, Process, RefType, Span, SpanId, SpanRef, TraceId, Value};
 pub use reader::{Dependency, Operation, Reader, TraceQuery};
-pub use writer::{WriteOutcome, Writer};
+pub use writer::{FUTURE_ALLOWANCE_US, WriteOutcome, Writer};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

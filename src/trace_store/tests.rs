@@ -106,6 +106,27 @@ fn retention_drops_old_buckets() {
 }
 
 #[test]
+fn spans_from_the_far_future_are_refused_and_open_no_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let now = now_us();
+    let web = process("web");
+    let skewed = now + FUTURE_ALLOWANCE_US / 2;
+    let out = store
+        .writer()
+        .write(&[
+            span(1, 1, None, &web, "skewed", skewed, 1),
+            span(2, 2, None, &web, "far", now + 10 * FUTURE_ALLOWANCE_US, 1),
+            span(3, 3, None, &web, "forever", u64::MAX / 2, 1),
+        ])
+        .unwrap();
+    assert_eq!((out.stored, out.future), (1, 2), "{out:?}");
+    assert_eq!(store.bucket_count(), 1);
+    assert!(store.reader().trace(TraceId([1; 16])).unwrap().is_some());
+    assert!(store.reader().trace(TraceId([2; 16])).unwrap().is_none());
+}
+
+#[test]
 fn duration_search_is_exact_when_a_trace_has_short_and_long_spans() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();

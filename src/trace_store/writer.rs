@@ -21,12 +21,21 @@ pub struct WriteOutcome {
     pub stored: usize,
     /// Spans that started before the retention window; they would be dropped at once.
     pub expired: usize,
+    /// Spans that start more than [`FUTURE_ALLOWANCE_US`] from now. Buckets are by start
+    /// time and expire by it, so such spans would outlive retention and, being newest, push
+    /// real data out when the store is over its size.
+    pub future: usize,
 }
+
+/// How far ahead of this host's clock a span may start: room for clock skew between hosts.
+pub const FUTURE_ALLOWANCE_US: u64 = 3_600_000_000;
 
 impl Writer {
     pub fn write(&self, spans: &[Span]) -> Result<WriteOutcome, StoreError> {
         let inner = &self.inner;
-        let cutoff = now_us().saturating_sub(inner.retention_us);
+        let now = now_us();
+        let cutoff = now.saturating_sub(inner.retention_us);
+        let horizon = now.saturating_add(FUTURE_ALLOWANCE_US);
         let mut outcome = WriteOutcome::default();
         let mut meta = sled::Batch::default();
         let mut meta_dirty = false;
@@ -39,6 +48,10 @@ impl Writer {
         for span in spans {
             if span.start_time_us.saturating_add(span.duration_us) < cutoff {
                 outcome.expired += 1;
+                continue;
+            }
+            if span.start_time_us > horizon {
+                outcome.future += 1;
                 continue;
             }
             let ptr = Arc::as_ptr(&span.process);
