@@ -71,3 +71,32 @@ fn oversized_headers_are_refused_and_slow_clients_cut() {
     let (status, _) = common::get(&obsd.url("exporter", "/-/healthy"));
     assert_eq!(status, 200);
 }
+
+#[test]
+fn a_body_that_trickles_in_is_cut_at_read_timeout() {
+    // Prometheus's --web.read-timeout: the request must be read within it, so a client
+    // sending its body a byte at a time cannot keep a connection slot.
+    let obsd = Obsd::start(
+        "replica",
+        "[replica]\nremote_write_receiver = true\n[replica.listen]\naddress = \"127.0.0.1:0\"\nread_timeout = \"1s\"\n",
+    );
+    let addr = obsd.address("replica");
+    let mut slow = std::net::TcpStream::connect(addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    slow.write_all(
+        b"POST /api/v1/write HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-protobuf\r\n\
+          Content-Encoding: snappy\r\nContent-Length: 1000\r\n\r\nx",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = slow.read_to_end(&mut buf);
+    let waited = started.elapsed();
+    let answer = String::from_utf8_lossy(&buf);
+    eprintln!("after {waited:?}: {answer:.200}");
+    // Cut well before the 20 s the test would wait, with an error answer or none.
+    assert!(waited < Duration::from_secs(15), "slow body kept for {waited:?}");
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 4"), "{answer:.300}");
+    let (status, _) = common::get(&obsd.url("replica", "/-/healthy"));
+    assert_eq!(status, 200);
+}

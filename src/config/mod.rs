@@ -140,6 +140,8 @@ pub struct ListenerConfig {
     pub basic_auth_users: BTreeMap<String, PasswordCheck>,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
+    /// How long a request's body may take to arrive (Prometheus's `--web.read-timeout`).
+    pub read_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_body_bytes: usize,
 }

@@ -35,6 +35,7 @@ pub struct RawListener {
     pub basic_auth_users: Option<BTreeMap<String, Spanned<String>>>,
     pub max_connections: Option<usize>,
     pub header_read_timeout: Option<Spanned<String>>,
+    pub read_timeout: Option<Spanned<String>>,
     pub max_header_bytes: Option<usize>,
     pub max_body_bytes: Option<usize>,
 }

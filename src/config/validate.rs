@@ -118,6 +118,12 @@ impl Checker<'_> {
                 &format!("{key}.header_read_timeout"),
                 Duration::from_secs(10),
             ),
+            // Prometheus's --web.read-timeout default.
+            read_timeout: self.duration(
+                &raw.read_timeout,
+                &format!("{key}.read_timeout"),
+                Duration::from_secs(300),
+            ),
             max_header_bytes: raw.max_header_bytes.unwrap_or(64 * 1024),
             max_body_bytes: raw.max_body_bytes.unwrap_or(32 * 1024 * 1024),
         }

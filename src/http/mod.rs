@@ -2,6 +2,7 @@
 //! auth, connection cap, header size and read-timeout limits, graceful drain on shutdown.
 
 mod auth;
+mod read_deadline;
 mod tls;
 
 pub use auth::BasicAuth;
@@ -62,7 +63,11 @@ pub async fn serve(
     drain: Duration,
 ) {
     let BoundListener { name, local_addr: _, listener, config, tls } = bound;
-    let mut router = router.layer(DefaultBodyLimit::max(config.max_body_bytes));
+    let read_timeout = config.read_timeout;
+    let mut router =
+        router.layer(DefaultBodyLimit::max(config.max_body_bytes)).layer(axum::middleware::map_request(
+            move |req: axum::extract::Request| async move { read_deadline::limit(req, read_timeout) },
+        ));
     if !config.basic_auth_users.is_empty() {
         router = auth::protect(router, BasicAuth::new(config.basic_auth_users.clone()));
     }
