@@ -252,6 +252,20 @@ fn misbehaving_plugins_fail_alone() {
         assert!(!body.contains("escape_connected") && !body.contains("escape_listed_entries"));
         assert_eq!(value(&s, "node_scrape_collector_success{collector=\"loadavg\"}"), 1.0);
     }
+    // Each of those scrapes left a collect of `blocked` stuck on the FIFO. Two more fill its
+    // four running slots; past that a scrape reports it busy instead of starting a fifth.
+    let blocked = |body: &str, reason: &str| {
+        samples(body)
+            .get(&format!("obsd_plugin_errors_total{{plugin=\"blocked\",reason=\"{reason}\"}}"))
+            .copied()
+    };
+    for _ in 0..2 {
+        get(&obsd.url("exporter", "/metrics"));
+    }
+    let (status, body) = get(&obsd.url("exporter", "/metrics"));
+    assert_eq!(status, 200);
+    assert_eq!(blocked(&body, "timeout"), Some(4.0), "{body}");
+    assert_eq!(blocked(&body, "busy"), Some(1.0), "{body}");
     assert!(listener.accept().is_err(), "the connect plugin reached the listener");
     let log = obsd.log();
     assert!(log.contains("sock_open"), "load error names the import:\n{log}");

@@ -11,6 +11,7 @@ use crate::config::PluginConfig;
 use crate::exposition::MetricFamily;
 use sandbox::{Allocation, Compiled, Failure, Sandbox};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +24,23 @@ pub struct Plugin {
     pub config: PluginConfig,
     module: Result<Compiled, Failure>,
     digest: [u8; 16],
+    /// Collects of this module still on a blocking thread, a stuck one included. Kept across
+    /// a reload that keeps the module, so a stuck plugin cannot take a thread per scrape.
+    running: Arc<AtomicUsize>,
+}
+
+/// Collects of one plugin that may run at once: room for a few scrapers (HA replicas) at the
+/// same moment, while a plugin stuck in a host call holds at most this many of tokio's
+/// blocking threads, which every role shares.
+const MAX_RUNNING_COLLECTS: usize = 4;
+
+/// Gives back a plugin's running slot when its collect thread ends, however it ends.
+struct RunningSlot(Arc<AtomicUsize>);
+
+impl Drop for RunningSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// One plugin's part of a scrape.
@@ -70,6 +88,12 @@ impl Plugins {
         let handle = tokio::runtime::Handle::current();
         let mut tasks = Vec::new();
         for plugin in &self.plugins {
+            if plugin.running.fetch_add(1, Ordering::AcqRel) >= MAX_RUNNING_COLLECTS {
+                plugin.running.fetch_sub(1, Ordering::AcqRel);
+                tasks.push(None);
+                continue;
+            }
+            let slot = RunningSlot(plugin.running.clone());
             let plugin = plugin.clone();
             let sandbox = self.sandbox.clone();
             let builtin = builtin.clone();
@@ -78,9 +102,10 @@ impl Plugins {
             // call that never returns costs that thread, not the scrape (see `GRACE`).
             let limit = plugin.config.timeout + GRACE;
             let run = tokio::task::spawn_blocking(move || {
+                let _slot = slot;
                 handle.block_on(async move { collect_one(&sandbox, &plugin, &builtin).await })
             });
-            tasks.push(tokio::spawn(async move { tokio::time::timeout(limit, run).await }));
+            tasks.push(Some(tokio::spawn(async move { tokio::time::timeout(limit, run).await })));
         }
         let mut out = Vec::new();
         for (task, plugin) in tasks.into_iter().zip(&self.plugins) {
@@ -89,6 +114,15 @@ impl Plugins {
                 families: Err((reason, message)),
                 duration: Duration::ZERO,
                 fuel_used: 0,
+            };
+            let Some(task) = task else {
+                out.push(failed(
+                    "busy",
+                    format!(
+                        "{MAX_RUNNING_COLLECTS} earlier collects are still running (blocked in a host call?)"
+                    ),
+                ));
+                continue;
             };
             out.push(match task.await {
                 Ok(Ok(Ok(c))) => c,
@@ -173,12 +207,22 @@ fn load(sandbox: &Sandbox, config: &PluginConfig, previous: &[Arc<Plugin>]) -> P
         Err(e) => {
             let failure = Failure::Load(format!("{}: {e}", config.file.display()));
             tracing::error!(plugin = %config.name, error = %failure, "plugin not loaded");
-            return Plugin { config: config.clone(), module: Err(failure), digest: [0; 16] };
+            return Plugin {
+                config: config.clone(),
+                module: Err(failure),
+                digest: [0; 16],
+                running: Arc::default(),
+            };
         }
     };
     let digest = digest(&bytes);
     if let Some(same) = previous.iter().find(|p| p.digest == digest && p.module.is_ok()) {
-        return Plugin { config: config.clone(), module: same.module.clone(), digest };
+        return Plugin {
+            config: config.clone(),
+            module: same.module.clone(),
+            digest,
+            running: same.running.clone(),
+        };
     }
     let started = std::time::Instant::now();
     let module = sandbox.compile(&bytes);
@@ -190,7 +234,7 @@ fn load(sandbox: &Sandbox, config: &PluginConfig, previous: &[Arc<Plugin>]) -> P
             tracing::error!(plugin = %config.name, file = %config.file.display(), error = %e, "plugin not loaded")
         }
     }
-    Plugin { config: config.clone(), module, digest }
+    Plugin { config: config.clone(), module, digest, running: Arc::default() }
 }
 
 async fn collect_one(sandbox: &Sandbox, plugin: &Plugin, builtin: &BTreeSet<String>) -> Collected {
