@@ -94,10 +94,14 @@ async fn run_query(st: &ApiState, mut spec: QuerySpec) -> Result<QueryValue, Api
     spec.cancel = Some(cancel);
     let engine = st.engine.clone();
     let store = st.store.clone();
+    let turn = engine.admit(spec.timeout).await?;
     // Evaluation is CPU-bound: keep it off the async workers.
-    let res = tokio::task::spawn_blocking(move || engine.exec(&*store, &spec))
-        .await
-        .map_err(|e| ApiError::Internal(format!("query task failed: {e}")))?;
+    let res = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        engine.exec(&*store, &spec)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("query task failed: {e}")))?;
     Ok(res?)
 }
 

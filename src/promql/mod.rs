@@ -93,11 +93,29 @@ pub struct Engine {
     options: EngineOptions,
     running: Mutex<usize>,
     slot_freed: Condvar,
+    /// The same `max_concurrency` for async callers, taken before a query goes to a
+    /// blocking thread: queries waiting their turn then wait as tasks, not as threads, and
+    /// a burst of queries cannot use up the blocking pool every role shares.
+    admission: Arc<tokio::sync::Semaphore>,
 }
 
 impl Engine {
     pub fn new(options: EngineOptions) -> Self {
-        Self { options, running: Mutex::new(0), slot_freed: Condvar::new() }
+        let admission = Arc::new(tokio::sync::Semaphore::new(options.max_concurrency.max(1)));
+        Self { options, running: Mutex::new(0), slot_freed: Condvar::new(), admission }
+    }
+
+    /// Waits, as a task, for a turn to run a query, for at most `timeout` (capped by the
+    /// engine's); the turn ends when the returned permit is dropped.
+    pub async fn admit(
+        &self,
+        timeout: Option<Duration>,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, QueryError> {
+        let limit = timeout.map_or(self.options.timeout, |t| t.min(self.options.timeout));
+        match tokio::time::timeout(limit, self.admission.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) | Err(_) => Err(QueryError::Timeout("queue")),
+        }
     }
 
     pub fn options(&self) -> &EngineOptions {
@@ -415,6 +433,19 @@ mod limit_tests {
         assert!(ok.is_ok(), "{ok:?}");
         let too_many = engine(150).range_query(&m, "rate(c[50s])", 0, 100_000, 1000);
         assert!(matches!(too_many, Err(QueryError::TooManySamples(_))), "{too_many:?}");
+    }
+
+    #[test]
+    fn queries_past_max_concurrency_wait_as_tasks_and_time_out_in_the_queue() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let engine = Engine::new(EngineOptions { max_concurrency: 1, ..EngineOptions::default() });
+        rt.block_on(async {
+            let first = engine.admit(None).await.unwrap();
+            let second = engine.admit(Some(Duration::from_millis(50))).await;
+            assert!(matches!(second, Err(QueryError::Timeout("queue"))), "{second:?}");
+            drop(first);
+            assert!(engine.admit(Some(Duration::from_millis(50))).await.is_ok());
+        });
     }
 
     #[test]
