@@ -114,6 +114,9 @@ pub async fn bind(address: SocketAddr) -> std::io::Result<(TcpListener, SocketAd
     Ok((listener, local))
 }
 
+/// OTLP/gRPC export requests decoded and stored at once, over all connections.
+const MAX_CONCURRENT_EXPORTS: usize = 16;
+
 pub async fn serve(
     listener: TcpListener,
     intake: Intake,
@@ -126,6 +129,11 @@ pub async fn serve(
         .max_decoding_message_size(max_message_bytes);
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let result = tonic::transport::Server::builder()
+        // A request decodes to many times its wire size (`max_message_bytes` bounds one):
+        // past this many at once, further requests wait for a turn (HTTP/2 flow control
+        // holds their senders) instead of each taking its decoded size in memory.
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_EXPORTS))
+        .max_concurrent_streams(Some(100))
         .timeout(Duration::from_secs(30))
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))

@@ -15,6 +15,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 use toml::Spanned;
 
+/// The default request limit of the OTLP listeners (gRPC and HTTP).
+const OTLP_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
 /// node_exporter 1.5's defaults (collector/filesystem_linux.go, diskstats_linux.go,
 /// netstat_linux.go, vmstat_linux.go).
 pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
@@ -575,10 +578,26 @@ impl Checker<'_> {
         buckets.retain(|b| b.is_finite());
         buckets.sort_by(f64::total_cmp);
         buckets.dedup();
+        // OTLP requests default to the OpenTelemetry Collector's 4 MiB gRPC message limit (an
+        // SDK batch of 512 spans is far below it): decoded protobuf is many times its wire size
+        // (an empty span is 2 bytes on the wire, hundreds in memory), so the limit bounds the
+        // memory one request can take, not only its bytes.
+        let otlp = |mut l: ListenerConfig, raw: &RawListener| {
+            if raw.max_body_bytes.is_none() {
+                l.max_body_bytes = OTLP_MAX_BODY_BYTES;
+            }
+            l
+        };
         CollectorConfig {
             listen: self.listener(&raw.listen, "collector.listen", "0.0.0.0:16686"),
-            otlp_grpc: self.listener(&raw.otlp_grpc, "collector.otlp_grpc", "0.0.0.0:4317"),
-            otlp_http: self.listener(&raw.otlp_http, "collector.otlp_http", "0.0.0.0:4318"),
+            otlp_grpc: otlp(
+                self.listener(&raw.otlp_grpc, "collector.otlp_grpc", "0.0.0.0:4317"),
+                &raw.otlp_grpc,
+            ),
+            otlp_http: otlp(
+                self.listener(&raw.otlp_http, "collector.otlp_http", "0.0.0.0:4318"),
+                &raw.otlp_http,
+            ),
             jaeger_thrift_http: self.listener(
                 &raw.jaeger_thrift_http,
                 "collector.jaeger_thrift_http",
