@@ -6,6 +6,7 @@ mod common;
 use common::{Obsd, Peer, free_port, get, peer, wait_port, wait_until};
 use obsd::exposition::{MetricType, ParsedFamily, parse_text};
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -308,4 +309,38 @@ fn sighup_reloads_collector_switches() {
     assert_eq!(get(&url).0, 200);
     obsd.signal(libc::SIGTERM);
     assert!(obsd.wait_exit(Duration::from_secs(20)).is_some_and(|s| s.success()));
+}
+
+#[test]
+fn scrapes_past_max_requests_get_503_at_once() {
+    // A textfile that is a FIFO holds a scrape until the test writes to it, as a slow
+    // collector would: with max_requests = 1 the next scrape is refused, not queued.
+    let tf = tempfile::tempdir().unwrap();
+    let fifo = tf.path().join("slow.prom");
+    let c_path = std::ffi::CString::new(fifo.display().to_string()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let config = obsd_config(tf.path()).replace("[exporter]\n", "[exporter]\nmax_requests = 1\n");
+    let obsd = Obsd::start("exporter", &config);
+    let url = obsd.url("exporter", "/metrics");
+    let held = {
+        let url = url.clone();
+        std::thread::spawn(move || get(&url))
+    };
+    // A non-blocking open for writing succeeds only once a reader (the held scrape's
+    // textfile collector) has the FIFO open; the scrape then waits for our end to close.
+    let mut writer = None;
+    wait_until("the first scrape reading the FIFO", Duration::from_secs(10), || {
+        use std::os::unix::fs::OpenOptionsExt;
+        writer = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo).ok();
+        writer.is_some()
+    });
+    let (status, body) = get(&url);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body, "Limit of concurrent requests reached (1), try again later.\n");
+    let mut writer = writer.unwrap();
+    writer.write_all(b"slow_metric 1\n").unwrap();
+    drop(writer);
+    let (status, body) = held.join().unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("slow_metric 1"), "{body}");
 }

@@ -211,6 +211,8 @@ pub struct ExporterConfig {
     pub netstat_fields: Regex,
     pub vmstat_fields: Regex,
     pub filesystem_statfs_timeout: Duration,
+    /// node_exporter's `--web.max-requests` (40); 0 means no limit.
+    pub max_requests: usize,
     pub plugins: PluginsConfig,
 }
 

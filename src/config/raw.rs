@@ -136,6 +136,8 @@ pub struct RawExporter {
     pub vmstat_fields: Option<Spanned<String>>,
     /// Upper bound for one filesystem's statfs call, so a hung NFS mount cannot stall a scrape.
     pub filesystem_statfs_timeout: Option<Spanned<String>>,
+    /// node_exporter's `--web.max-requests`: concurrent `/metrics` requests (0: no limit).
+    pub max_requests: Option<usize>,
     /// Shared settings of the WASM plugins.
     pub plugins: super::plugins::RawPlugins,
     /// One `[[exporter.plugin]]` per WASM plugin to run.

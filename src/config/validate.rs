@@ -509,6 +509,7 @@ impl Checker<'_> {
                 "exporter.filesystem_statfs_timeout",
                 Duration::from_secs(5),
             ),
+            max_requests: raw.max_requests.unwrap_or(40),
             plugins: self.plugins(&raw.plugins, &raw.plugin),
         }
     }

@@ -11,11 +11,12 @@ use crate::config::ExporterConfig;
 use crate::exposition::{self, MetricFamily};
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use plugins::Plugins;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -23,6 +24,8 @@ use std::time::Instant;
 #[derive(Clone)]
 pub struct Exporter {
     config: Arc<RwLock<Arc<ExporterConfig>>>,
+    /// `/metrics` requests being answered, for `max_requests`.
+    in_flight: Arc<AtomicUsize>,
     /// None until a config names a plugin, so exporters without plugins start no engine.
     plugins: Arc<RwLock<Option<Arc<Plugins>>>>,
 }
@@ -44,6 +47,7 @@ impl Exporter {
     pub fn new(config: ExporterConfig) -> Self {
         let exporter = Exporter {
             config: Arc::new(RwLock::new(Arc::new(config))),
+            in_flight: Arc::default(),
             plugins: Arc::new(RwLock::new(None)),
         };
         exporter.load_plugins();
@@ -152,11 +156,32 @@ pub fn router(exporter: Exporter) -> Router {
     Router::new().route("/metrics", get(metrics)).route("/", get(landing)).with_state(exporter)
 }
 
-async fn metrics(State(exporter): State<Exporter>) -> impl IntoResponse {
+/// Gives back a `/metrics` slot however the request ends (a client that hangs up included).
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn metrics(State(exporter): State<Exporter>) -> axum::response::Response {
+    // As node_exporter's --web.max-requests (promhttp's MaxRequestsInFlight): each scrape
+    // runs every collector on the blocking pool, so a flood of scrapes is refused, not queued.
+    let limit = exporter.current().max_requests;
+    let running = exporter.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+    let _slot = InFlight(exporter.in_flight.clone());
+    if limit > 0 && running > limit {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Limit of concurrent requests reached ({limit}), try again later.\n"),
+        )
+            .into_response();
+    }
     let families = exporter.gather().await;
     let mut body = String::with_capacity(64 * 1024);
     exposition::write_families(&mut body, &families);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 
 async fn landing() -> impl IntoResponse {
