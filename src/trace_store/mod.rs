@@ -105,6 +105,8 @@ fn parse_bucket_name(name: &[u8]) -> Option<(u64, u64)> {
 pub struct RetentionOutcome {
     pub dropped_by_time: usize,
     pub dropped_by_size: usize,
+    /// Service and operation names no span within retention carries any more.
+    pub names_forgotten: usize,
 }
 
 impl Store {
@@ -209,11 +211,37 @@ impl Store {
                 outcome.dropped_by_size += 1;
             }
         }
+        outcome.names_forgotten =
+            inner.forget_names(now_us.saturating_sub(inner.retention_us + inner.bucket_width_us))?;
         Ok(outcome)
     }
 }
 
 impl Inner {
+    /// Forgets service and operation names last seen before `cutoff` (the readers' own
+    /// cutoff, so nothing they would list goes), in memory and in `meta`. Senders that make
+    /// up a new service or operation name per span would otherwise grow both forever.
+    fn forget_names(&self, cutoff: u64) -> Result<usize, StoreError> {
+        self.services_seen.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, last| *last >= cutoff);
+        self.operations_seen.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, last| *last >= cutoff);
+        let mut stale = sled::Batch::default();
+        let mut forgotten = 0;
+        for prefix in [keys::META_SERVICE, keys::META_OPERATION] {
+            for item in self.meta.scan_prefix([prefix]) {
+                let (k, v) = item?;
+                let last = <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes).unwrap_or(0);
+                if last < cutoff {
+                    stale.remove(k);
+                    forgotten += 1;
+                }
+            }
+        }
+        if forgotten > 0 {
+            self.meta.apply_batch(stale)?;
+        }
+        Ok(forgotten)
+    }
+
     fn drop_bucket(&self, start: u64) -> Result<(), StoreError> {
         let removed = self.buckets.write().unwrap_or_else(|p| p.into_inner()).remove(&start);
         if let Some(bucket) = removed {

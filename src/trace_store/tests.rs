@@ -106,6 +106,29 @@ fn retention_drops_old_buckets() {
 }
 
 #[test]
+fn names_no_live_span_carries_are_forgotten_and_come_back_when_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions { retention: Duration::from_secs(28), ..Default::default() };
+    let store = Store::open(dir.path(), &options).unwrap();
+    let now = now_us();
+    let (web, gone) = (process("web"), process("gone"));
+    store
+        .writer()
+        .write(&[span(1, 1, None, &gone, "old-op", now - 25_000_000, 1), span(2, 2, None, &web, "op", now, 1)])
+        .unwrap();
+    assert_eq!(store.reader().services().unwrap(), ["gone", "web"]);
+    // Still within retention: nothing forgotten.
+    assert_eq!(store.enforce_retention(now + 1_000_000).unwrap().names_forgotten, 0);
+    // Past it for `gone` (service and operation), not for `web`.
+    assert_eq!(store.enforce_retention(now + 5_000_000).unwrap().names_forgotten, 2);
+    assert_eq!(store.reader().services().unwrap(), ["web"]);
+    assert!(store.reader().operations("gone", None).unwrap().is_empty());
+    // A span of a forgotten service brings the name back.
+    store.writer().write(&[span(3, 3, None, &gone, "new-op", now, 1)]).unwrap();
+    assert_eq!(store.reader().services().unwrap(), ["gone", "web"]);
+}
+
+#[test]
 fn spans_from_the_far_future_are_refused_and_open_no_bucket() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();

@@ -128,8 +128,10 @@ impl Writer {
         let value = bucket_start.to_be_bytes();
         {
             let mut seen = self.inner.services_seen.lock().unwrap_or_else(|p| p.into_inner());
-            if seen.get(service.as_str()).is_none_or(|last| *last < bucket_start) {
-                seen.insert(service.clone(), bucket_start);
+            // Keyed as `meta` is, by the indexed (truncated) name: one entry per name kept.
+            let name = keys::truncate(service);
+            if seen.get(name).is_none_or(|last| *last < bucket_start) {
+                seen.insert(name.to_string(), bucket_start);
                 meta.insert(keys::meta_service(service), &value);
                 dirty = true;
             }
