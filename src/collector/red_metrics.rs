@@ -106,8 +106,10 @@ impl RedMetrics {
         let mut dropped = 0;
         for span in spans {
             let (kind, status) = (kind_label(span), status_label(span));
-            let service = span.process.service_name.as_str();
-            let name = span.operation_name.as_str();
+            // Label values as the store indexes names: a sender's megabyte-long name must not
+            // become a megabyte-long series in memory and in every scrape.
+            let service = crate::trace_store::keys::truncate(&span.process.service_name);
+            let name = crate::trace_store::keys::truncate(&span.operation_name);
             let existing = table
                 .by_service
                 .get_mut(service)

@@ -114,7 +114,10 @@ fn names_no_live_span_carries_are_forgotten_and_come_back_when_seen() {
     let (web, gone) = (process("web"), process("gone"));
     store
         .writer()
-        .write(&[span(1, 1, None, &gone, "old-op", now - 25_000_000, 1), span(2, 2, None, &web, "op", now, 1)])
+        .write(&[
+            span(1, 1, None, &gone, "old-op", now - 25_000_000, 1),
+            span(2, 2, None, &web, "op", now, 1),
+        ])
         .unwrap();
     assert_eq!(store.reader().services().unwrap(), ["gone", "web"]);
     // Still within retention: nothing forgotten.
