@@ -156,8 +156,9 @@ pub fn router(exporter: Exporter) -> Router {
     Router::new().route("/metrics", get(metrics)).route("/", get(landing)).with_state(exporter)
 }
 
-/// Gives back a `/metrics` slot however the request ends (a client that hangs up included).
-struct InFlight(Arc<AtomicUsize>);
+/// Gives back a slot of a counted limit however its holder ends (a client that hangs up, a
+/// plugin thread that returns late): `/metrics` requests here, plugin collects in `plugins`.
+pub(crate) struct InFlight(pub(crate) Arc<AtomicUsize>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {

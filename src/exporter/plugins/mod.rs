@@ -34,15 +34,6 @@ pub struct Plugin {
 /// blocking threads, which every role shares.
 const MAX_RUNNING_COLLECTS: usize = 4;
 
-/// Gives back a plugin's running slot when its collect thread ends, however it ends.
-struct RunningSlot(Arc<AtomicUsize>);
-
-impl Drop for RunningSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// One plugin's part of a scrape.
 pub struct Collected {
     pub name: String,
@@ -93,7 +84,7 @@ impl Plugins {
                 tasks.push(None);
                 continue;
             }
-            let slot = RunningSlot(plugin.running.clone());
+            let slot = super::InFlight(plugin.running.clone());
             let plugin = plugin.clone();
             let sandbox = self.sandbox.clone();
             let builtin = builtin.clone();
