@@ -967,10 +967,10 @@ where
             // is one write.
             first = false;
             bufs.response.extend_from_slice(&bufs.server[..take]);
-            proxy::count_out(out.fe, out.backend, out.server, bufs.response.len() as u64);
+            proxy::count_bytes(out.fe, out.backend, out.server, |c| &c.bout, bufs.response.len() as u64);
             io.write_all(&bufs.response).await
         } else {
-            proxy::count_out(out.fe, out.backend, out.server, take as u64);
+            proxy::count_bytes(out.fe, out.backend, out.server, |c| &c.bout, take as u64);
             io.write_all(&bufs.server[..take]).await
         };
         if write.is_err() {

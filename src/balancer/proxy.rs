@@ -595,9 +595,7 @@ impl Body for UpBody {
             UpBody::Stream(s) => match Pin::new(&mut s.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let (Some(d), Some(to)) = (frame.data_ref(), &s.counted_in) {
-                        for c in [&*to.fe, &to.backend.shared.counters, &to.server.counters] {
-                            counters::add(&c.bin, d.len() as u64);
-                        }
+                        count_bytes(&to.fe, &to.backend, &to.server, |c| &c.bin, d.len() as u64);
                     }
                     s.stalled = None;
                     Poll::Ready(Some(Ok(frame)))
@@ -646,9 +644,9 @@ struct Exchange {
     qtime: Duration,
     ctime: Duration,
     rtime: Duration,
-    bytes_in: Arc<AtomicU64>,
-    head_in: u64,
-    /// The response head; body bytes are counted as they pass (`count_out`).
+    /// The request head and a buffered body; a streamed body counts as it passes (`Inflow`).
+    bytes_in: u64,
+    /// The response head; body bytes are counted as they pass (`count_bytes`).
     head_out: u64,
 }
 
@@ -662,11 +660,18 @@ pub(super) struct Outcome {
     pub bytes_out: u64,
 }
 
-/// Counts response bytes the moment they are handed to the client, as HAProxy does, so a
-/// long download shows in `bout` (and in its rate) while it runs rather than at its end.
-pub(super) fn count_out(fe: &Counters, backend: &Backend, server: &ServerState, n: u64) {
+/// Counts body bytes in `field` (`bin` or `bout`) of the frontend, backend and server the
+/// moment they pass, as HAProxy does, so a long upload or download shows (and its rate)
+/// while it runs rather than at its end.
+pub(super) fn count_bytes(
+    fe: &Counters,
+    backend: &Backend,
+    server: &ServerState,
+    field: fn(&Counters) -> &AtomicU64,
+    n: u64,
+) {
     for c in [fe, &backend.shared.counters, &server.counters] {
-        counters::add(&c.bout, n);
+        counters::add(field(c), n);
     }
 }
 
@@ -690,7 +695,7 @@ impl Exchange {
             qtime: self.qtime,
             ctime: self.ctime,
             rtime: self.rtime,
-            bytes_in: self.head_in + self.bytes_in.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in,
             bytes_out: self.head_out,
         };
         record(&self.fe, &self.backend, &self.server, &outcome);
@@ -761,7 +766,7 @@ impl Body for ProxyBody {
                 match polled {
                     Poll::Ready(Some(Ok(frame))) => {
                         if let (Some(d), Some(ex)) = (frame.data_ref(), up.exchange.as_ref()) {
-                            count_out(&ex.fe, &ex.backend, &ex.server, d.len() as u64);
+                            count_bytes(&ex.fe, &ex.backend, &ex.server, |c| &c.bout, d.len() as u64);
                         }
                         up.stalled = None;
                         Poll::Ready(Some(Ok(frame)))
@@ -976,11 +981,7 @@ enum ReqBody {
     Stream(Option<ClientBody>),
 }
 
-async fn prepare_body(
-    body: Incoming,
-    timeout: Duration,
-    read: &Arc<AtomicU64>,
-) -> Result<ReqBody, BalancerError> {
+async fn prepare_body(body: Incoming, timeout: Duration) -> Result<ReqBody, BalancerError> {
     if body.is_end_stream() {
         return Ok(ReqBody::Bytes(Bytes::new()));
     }
@@ -989,9 +990,7 @@ async fn prepare_body(
             .await
             .map_err(|_| BalancerError::ClientTimeout)?
             .map_err(|e| BalancerError::ClientBody(e.to_string()))?;
-        let bytes = collected.to_bytes();
-        read.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        return Ok(ReqBody::Bytes(bytes));
+        return Ok(ReqBody::Bytes(collected.to_bytes()));
     }
     Ok(ReqBody::Stream(Some(ClientBody { inner: body, timeout, stalled: None, counted_in: None })))
 }
@@ -1135,8 +1134,8 @@ async fn forward(
     }
     let target_len = uri.path_and_query().map_or(1, |pq| pq.as_str().len());
     let head_in = (method.as_str().len() + target_len + 11) as u64 + head_size(&headers);
-    let bytes_in = Arc::new(AtomicU64::new(0));
-    let mut body = prepare_body(body, fe.config.timeout_client, &bytes_in).await?;
+    let mut body = prepare_body(body, fe.config.timeout_client).await?;
+    let bytes_in = head_in + if let ReqBody::Bytes(b) = &body { b.len() as u64 } else { 0 };
     let replayable = idempotent(&method) && matches!(body, ReqBody::Bytes(_));
     let mut attempts = 0u32;
     let mut stale = 0u32;
@@ -1311,7 +1310,6 @@ async fn forward(
                     ctime,
                     rtime,
                     bytes_in,
-                    head_in,
                     head_out,
                 };
                 let body = UpstreamBody {
