@@ -94,7 +94,8 @@ async fn run_query(st: &ApiState, mut spec: QuerySpec) -> Result<QueryValue, Api
     spec.cancel = Some(cancel);
     let engine = st.engine.clone();
     let store = st.store.clone();
-    let turn = engine.admit(spec.timeout).await?;
+    let (turn, left) = engine.admit(spec.timeout).await?;
+    spec.timeout = Some(left);
     // Evaluation is CPU-bound: keep it off the async workers.
     let res = tokio::task::spawn_blocking(move || {
         let _turn = turn;

@@ -20,8 +20,8 @@ pub use storage::{ExemplarData, LabelMatcher, Labels, MatchOp, Queryable, Series
 pub use value::{InstantSample, QueryValue, RangeSeries};
 
 use promql_parser::parser::{self, Expr};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Once};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 /// Why a query failed. The HTTP mapping lives in `api::error`.
@@ -91,29 +91,34 @@ pub struct QuerySpec {
 
 pub struct Engine {
     options: EngineOptions,
-    running: Mutex<usize>,
-    slot_freed: Condvar,
-    /// The same `max_concurrency` for async callers, taken before a query goes to a
-    /// blocking thread: queries waiting their turn then wait as tasks, not as threads, and
-    /// a burst of queries cannot use up the blocking pool every role shares.
+    /// `max_concurrency` turns, taken (`admit`) before a query goes to a blocking thread:
+    /// queries waiting their turn wait as tasks, not as threads, so a burst of queries
+    /// cannot use up the blocking pool every role shares.
     admission: Arc<tokio::sync::Semaphore>,
 }
 
 impl Engine {
     pub fn new(options: EngineOptions) -> Self {
         let admission = Arc::new(tokio::sync::Semaphore::new(options.max_concurrency.max(1)));
-        Self { options, running: Mutex::new(0), slot_freed: Condvar::new(), admission }
+        Self { options, admission }
     }
 
-    /// Waits, as a task, for a turn to run a query, for at most `timeout` (capped by the
-    /// engine's); the turn ends when the returned permit is dropped.
+    /// The query timeout: the one asked for, capped by the engine's `--query.timeout`.
+    fn timeout(&self, asked: Option<Duration>) -> Duration {
+        asked.map_or(self.options.timeout, |t| t.min(self.options.timeout))
+    }
+
+    /// Waits, as a task, for a turn to run a query, for at most its timeout. Returns the turn
+    /// (it ends when dropped) and what is left of the timeout, which the query's evaluation
+    /// gets: as in Prometheus, one deadline covers the queue and the evaluation.
     pub async fn admit(
         &self,
         timeout: Option<Duration>,
-    ) -> Result<tokio::sync::OwnedSemaphorePermit, QueryError> {
-        let limit = timeout.map_or(self.options.timeout, |t| t.min(self.options.timeout));
+    ) -> Result<(tokio::sync::OwnedSemaphorePermit, Duration), QueryError> {
+        let limit = self.timeout(timeout);
+        let queued = Instant::now();
         match tokio::time::timeout(limit, self.admission.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
+            Ok(Ok(permit)) => Ok((permit, limit.saturating_sub(queued.elapsed()))),
             Ok(Err(_)) | Err(_) => Err(QueryError::Timeout("queue")),
         }
     }
@@ -160,9 +165,7 @@ impl Engine {
                 )));
             }
         }
-        let timeout = spec.timeout.map_or(self.options.timeout, |t| t.min(self.options.timeout));
-        let deadline = Instant::now() + timeout;
-        let _slot = self.acquire(deadline, spec.cancel.as_deref())?;
+        let deadline = Instant::now() + self.timeout(spec.timeout);
         let ctx = eval::Ctx {
             q,
             lookback: duration_ms(self.options.lookback_delta),
@@ -176,35 +179,6 @@ impl Engine {
             checks: std::cell::Cell::new(0),
         };
         ctx.run(&expr, spec.start_ms, spec.end_ms, if instant { 0 } else { spec.step_ms })
-    }
-
-    fn acquire(&self, deadline: Instant, cancel: Option<&AtomicBool>) -> Result<Slot<'_>, QueryError> {
-        let limit = self.options.max_concurrency.max(1);
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        while *running >= limit {
-            if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-                return Err(QueryError::Canceled("queue"));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(QueryError::Timeout("queue"));
-            }
-            // Wake periodically so a cancel is seen even without a freed slot.
-            let wait = (deadline - now).min(Duration::from_millis(100));
-            running = self.slot_freed.wait_timeout(running, wait).unwrap_or_else(|p| p.into_inner()).0;
-        }
-        *running += 1;
-        Ok(Slot(self))
-    }
-}
-
-struct Slot<'a>(&'a Engine);
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        let mut running = self.0.running.lock().unwrap_or_else(|p| p.into_inner());
-        *running = running.saturating_sub(1);
-        self.0.slot_freed.notify_one();
     }
 }
 
