@@ -43,6 +43,18 @@ fn tls_and_bcrypt_basic_auth() {
     assert_eq!(client.get(&url).basic_auth("ops", Some("letmein")).send().unwrap().status().as_u16(), 200);
 }
 
+/// Sends `request` on a new connection and reads until the server closes it (20 s at most):
+/// how long that took and what came back.
+fn send_until_closed(addr: std::net::SocketAddr, request: &[u8]) -> (Duration, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let _ = s.write_all(request);
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    (started.elapsed(), String::from_utf8_lossy(&buf).into_owned())
+}
+
 #[test]
 fn oversized_headers_are_refused_and_slow_clients_cut() {
     let obsd = Obsd::start(
@@ -51,22 +63,14 @@ fn oversized_headers_are_refused_and_slow_clients_cut() {
     );
     let addr = obsd.address("exporter");
 
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let huge = "x".repeat(64 * 1024);
-    let _ = write!(s, "GET /metrics HTTP/1.1\r\nHost: a\r\nX-Big: {huge}\r\n\r\n");
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: a\r\nX-Big: {huge}\r\n\r\n");
+    let (_, answer) = send_until_closed(addr, request.as_bytes());
     assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{answer:.200}");
 
     // A client that sends half a request head and stalls is disconnected after the timeout.
-    let mut slow = std::net::TcpStream::connect(addr).unwrap();
-    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\n").unwrap();
-    let started = std::time::Instant::now();
-    let mut buf = Vec::new();
-    let _ = slow.read_to_end(&mut buf);
-    assert!(started.elapsed() < Duration::from_secs(8), "slow client kept for {:?}", started.elapsed());
+    let (waited, _) = send_until_closed(addr, b"GET /metrics HTTP/1.1\r\nHost: a\r\n");
+    assert!(waited < Duration::from_secs(8), "slow client kept for {waited:?}");
 
     let (status, _) = common::get(&obsd.url("exporter", "/-/healthy"));
     assert_eq!(status, 200);
@@ -80,20 +84,11 @@ fn a_body_that_trickles_in_is_cut_at_read_timeout() {
         "replica",
         "[replica]\nremote_write_receiver = true\n[replica.listen]\naddress = \"127.0.0.1:0\"\nread_timeout = \"1s\"\n",
     );
-    let addr = obsd.address("replica");
-    let mut slow = std::net::TcpStream::connect(addr).unwrap();
-    slow.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    slow.write_all(
+    let (waited, answer) = send_until_closed(
+        obsd.address("replica"),
         b"POST /api/v1/write HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-protobuf\r\n\
           Content-Encoding: snappy\r\nContent-Length: 1000\r\n\r\nx",
-    )
-    .unwrap();
-    let started = std::time::Instant::now();
-    let mut buf = Vec::new();
-    let _ = slow.read_to_end(&mut buf);
-    let waited = started.elapsed();
-    let answer = String::from_utf8_lossy(&buf);
-    eprintln!("after {waited:?}: {answer:.200}");
+    );
     // Cut well before the 20 s the test would wait, with an error answer or none.
     assert!(waited < Duration::from_secs(15), "slow body kept for {waited:?}");
     assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 4"), "{answer:.300}");

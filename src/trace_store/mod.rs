@@ -211,13 +211,18 @@ impl Store {
                 outcome.dropped_by_size += 1;
             }
         }
-        outcome.names_forgotten =
-            inner.forget_names(now_us.saturating_sub(inner.retention_us + inner.bucket_width_us))?;
+        outcome.names_forgotten = inner.forget_names(inner.live_cutoff(now_us))?;
         Ok(outcome)
     }
 }
 
 impl Inner {
+    /// The oldest time a service or operation name must have been seen at to be listed: a
+    /// bucket still held may start up to one width before the retention window.
+    fn live_cutoff(&self, now_us: u64) -> u64 {
+        now_us.saturating_sub(self.retention_us + self.bucket_width_us)
+    }
+
     /// Forgets service and operation names last seen before `cutoff` (the readers' own
     /// cutoff, so nothing they would list goes), in memory and in `meta`. Senders that make
     /// up a new service or operation name per span would otherwise grow both forever.

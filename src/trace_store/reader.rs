@@ -182,7 +182,7 @@ impl Reader {
     }
 
     fn live_cutoff(&self) -> u64 {
-        now_us().saturating_sub(self.inner.retention_us + self.inner.bucket_width_us)
+        self.inner.live_cutoff(now_us())
     }
 
     /// Services seen within retention, sorted.

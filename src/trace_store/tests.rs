@@ -1,5 +1,12 @@
 use super::*;
 
+/// A store in a new temporary directory (kept alive by the returned guard).
+fn fresh_store(options: StoreOptions) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &options).unwrap();
+    (dir, store)
+}
+
 fn span(
     trace: u8,
     id: u64,
@@ -86,9 +93,8 @@ fn writes_reads_searches_and_survives_reopen() {
 
 #[test]
 fn retention_drops_old_buckets() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = StoreOptions { retention: Duration::from_secs(28), ..Default::default() };
-    let store = Store::open(dir.path(), &options).unwrap();
+    let (_dir, store) =
+        fresh_store(StoreOptions { retention: Duration::from_secs(28), ..Default::default() });
     let now = now_us();
     let web = process("web");
     let out = store
@@ -107,9 +113,8 @@ fn retention_drops_old_buckets() {
 
 #[test]
 fn names_no_live_span_carries_are_forgotten_and_come_back_when_seen() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = StoreOptions { retention: Duration::from_secs(28), ..Default::default() };
-    let store = Store::open(dir.path(), &options).unwrap();
+    let (_dir, store) =
+        fresh_store(StoreOptions { retention: Duration::from_secs(28), ..Default::default() });
     let now = now_us();
     let (web, gone) = (process("web"), process("gone"));
     store
@@ -133,8 +138,7 @@ fn names_no_live_span_carries_are_forgotten_and_come_back_when_seen() {
 
 #[test]
 fn spans_from_the_far_future_are_refused_and_open_no_bucket() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let (_dir, store) = fresh_store(StoreOptions::default());
     let now = now_us();
     let web = process("web");
     let skewed = now + FUTURE_ALLOWANCE_US / 2;
@@ -154,8 +158,7 @@ fn spans_from_the_far_future_are_refused_and_open_no_bucket() {
 
 #[test]
 fn duration_search_is_exact_when_a_trace_has_short_and_long_spans() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let (_dir, store) = fresh_store(StoreOptions::default());
     let now = now_us();
     let web = process("web");
     store
@@ -183,8 +186,7 @@ fn duration_search_is_exact_when_a_trace_has_short_and_long_spans() {
 
 #[test]
 fn search_returns_the_newest_traces_across_many_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let (_dir, store) = fresh_store(StoreOptions::default());
     let now = now_us();
     let web = process("web");
     // 30 writes of 4 traces each, written out of time order, so batches overlap in time.
