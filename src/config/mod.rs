@@ -470,6 +470,23 @@ mod tests {
     }
 
     #[test]
+    fn listener_limits_default_as_their_peers_do() {
+        let c = parse_str("", None).unwrap();
+        assert_eq!(c.exporter.listen.max_body_bytes, 32 << 20);
+        assert_eq!(c.exporter.listen.read_timeout, std::time::Duration::from_secs(300));
+        assert_eq!(c.exporter.max_requests, 40);
+        assert_eq!(
+            (c.collector.otlp_grpc.max_body_bytes, c.collector.otlp_http.max_body_bytes),
+            (4 << 20, 4 << 20)
+        );
+        let c = parse_str("[collector.otlp_http]\nmax_body_bytes = 100\n", None).unwrap();
+        assert_eq!(
+            (c.collector.otlp_grpc.max_body_bytes, c.collector.otlp_http.max_body_bytes),
+            (4 << 20, 100)
+        );
+    }
+
+    #[test]
     fn unknown_key_names_line_and_key() {
         let p = problems("[exporter]\nlisten = { address = \"127.0.0.1:1\" }\nbogus = 1\n");
         assert_eq!(p.len(), 1);

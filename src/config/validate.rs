@@ -15,7 +15,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 use toml::Spanned;
 
-/// The default request limit of the OTLP listeners (gRPC and HTTP).
+/// The default request limit of the OTLP listeners (gRPC and HTTP): the OpenTelemetry
+/// Collector's 4 MiB gRPC message limit (an SDK batch of 512 spans is far below it). Decoded
+/// protobuf is many times its wire size (an empty span is 2 bytes on the wire, hundreds in
+/// memory), so the limit bounds the memory one request can take, not only its bytes.
 const OTLP_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// node_exporter 1.5's defaults (collector/filesystem_linux.go, diskstats_linux.go,
@@ -71,6 +74,17 @@ impl Checker<'_> {
     }
 
     pub(super) fn listener(&mut self, raw: &RawListener, key: &str, default_address: &str) -> ListenerConfig {
+        self.listener_with_body_limit(raw, key, default_address, 32 * 1024 * 1024)
+    }
+
+    /// A listener whose `max_body_bytes` defaults to `default_body_bytes`.
+    fn listener_with_body_limit(
+        &mut self,
+        raw: &RawListener,
+        key: &str,
+        default_address: &str,
+        default_body_bytes: usize,
+    ) -> ListenerConfig {
         let fallback: SocketAddr = default_address.parse().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
         let address = match &raw.address {
             None => fallback,
@@ -128,7 +142,7 @@ impl Checker<'_> {
                 Duration::from_secs(300),
             ),
             max_header_bytes: raw.max_header_bytes.unwrap_or(64 * 1024),
-            max_body_bytes: raw.max_body_bytes.unwrap_or(32 * 1024 * 1024),
+            max_body_bytes: raw.max_body_bytes.unwrap_or(default_body_bytes),
         }
     }
 
@@ -579,25 +593,19 @@ impl Checker<'_> {
         buckets.retain(|b| b.is_finite());
         buckets.sort_by(f64::total_cmp);
         buckets.dedup();
-        // OTLP requests default to the OpenTelemetry Collector's 4 MiB gRPC message limit (an
-        // SDK batch of 512 spans is far below it): decoded protobuf is many times its wire size
-        // (an empty span is 2 bytes on the wire, hundreds in memory), so the limit bounds the
-        // memory one request can take, not only its bytes.
-        let otlp = |mut l: ListenerConfig, raw: &RawListener| {
-            if raw.max_body_bytes.is_none() {
-                l.max_body_bytes = OTLP_MAX_BODY_BYTES;
-            }
-            l
-        };
         CollectorConfig {
             listen: self.listener(&raw.listen, "collector.listen", "0.0.0.0:16686"),
-            otlp_grpc: otlp(
-                self.listener(&raw.otlp_grpc, "collector.otlp_grpc", "0.0.0.0:4317"),
+            otlp_grpc: self.listener_with_body_limit(
                 &raw.otlp_grpc,
+                "collector.otlp_grpc",
+                "0.0.0.0:4317",
+                OTLP_MAX_BODY_BYTES,
             ),
-            otlp_http: otlp(
-                self.listener(&raw.otlp_http, "collector.otlp_http", "0.0.0.0:4318"),
+            otlp_http: self.listener_with_body_limit(
                 &raw.otlp_http,
+                "collector.otlp_http",
+                "0.0.0.0:4318",
+                OTLP_MAX_BODY_BYTES,
             ),
             jaeger_thrift_http: self.listener(
                 &raw.jaeger_thrift_http,
