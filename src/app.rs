@@ -9,6 +9,7 @@ use crate::exporter::{self, Exporter};
 use crate::federation::Federation;
 use crate::http;
 use crate::replica::Replica;
+use crate::store::Store;
 use anyhow::{Context, bail};
 use axum::Router;
 use axum::routing::get;
@@ -37,6 +38,23 @@ fn common_routes() -> Router {
         .route("/-/ready", get(|| async { "Ready.\n" }))
 }
 
+/// The health routes of a role with a store: not ready (503, the reason in the body) while
+/// the store refuses writes, so a balancer or an orchestrator sees a full disk.
+fn store_routes(store: Store) -> Router {
+    Router::new().route("/-/healthy", get(|| async { "Healthy.\n" })).route(
+        "/-/ready",
+        get(move || {
+            let store = store.clone();
+            async move {
+                match store.write_health() {
+                    Ok(()) => (axum::http::StatusCode::OK, "Ready.\n".to_string()),
+                    Err(why) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("Not ready: {why}\n")),
+                }
+            }
+        }),
+    )
+}
+
 struct Running {
     exporter: Option<Exporter>,
     collector: Option<Collector>,
@@ -62,14 +80,14 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
             Role::Replica => {
                 let (replica, bound, router) = Replica::start(&config.replica, &config.global).await?;
                 replica.spawn_background(shutdown_rx.clone());
-                listeners.push((bound, router.merge(common_routes())));
+                listeners.push((bound, router.merge(store_routes(replica.state.store.clone()))));
                 running.replica = Some(replica);
             }
             Role::Federation => {
                 let (federation, bound, router) =
                     Federation::start(&config.federation, &config.global, shutdown_rx.clone()).await?;
                 federation.spawn_background(shutdown_rx.clone());
-                listeners.push((bound, router.merge(common_routes())));
+                listeners.push((bound, router.merge(store_routes(federation.store().clone()))));
                 running.federation = Some(federation);
             }
             Role::Collector => {

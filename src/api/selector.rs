@@ -2,10 +2,10 @@
 
 use crate::store::{MatchOp, Matcher};
 use promql_parser::label::MatchOp as ParsedOp;
-use promql_parser::parser::{self, Expr};
+use promql_parser::parser::Expr;
 
 pub fn parse_match(text: &str) -> Result<Vec<Matcher>, String> {
-    let expr = parser::parse(text).map_err(|e| format!("invalid parameter \"match[]\": {e}"))?;
+    let expr = crate::promql::parse(text).map_err(|e| format!("invalid parameter \"match[]\": {e}"))?;
     let Expr::VectorSelector(vs) = expr else {
         return Err(format!("invalid parameter \"match[]\": {text:?} is not a series selector"));
     };

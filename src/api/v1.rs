@@ -241,8 +241,8 @@ async fn query_exemplars(
 async fn format_query(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
     result((|| {
         let p = params(q, &headers, &body)?;
-        let expr = promql::parse(p.get("query").unwrap_or("")).map_err(ApiError::from)?;
-        Ok(respond(success(&json_string(&expr.prettify()), &[])))
+        let formatted = promql::format_query(p.get("query").unwrap_or("")).map_err(ApiError::from)?;
+        Ok(respond(success(&json_string(&formatted), &[])))
     })())
 }
 

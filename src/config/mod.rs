@@ -9,6 +9,7 @@ mod duration;
 mod plugins;
 mod raw;
 mod validate;
+pub mod yaml_depth;
 
 pub use balancer::{
     BackendConfig, Balance, BalancerConfig, FrontendConfig, HttpCheck, Observe, OnError, ProxyMode, RetryOn,

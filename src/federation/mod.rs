@@ -84,6 +84,13 @@ pub struct Federation {
     sink: Arc<DedupSink>,
 }
 
+impl Federation {
+    /// The federation's store (for the health routes).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
 fn federate_settings(config: &FederationConfig) -> FederateSettings {
     FederateSettings {
         external_labels: config.scrape.external_labels.clone(),

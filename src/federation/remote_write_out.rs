@@ -46,6 +46,10 @@ struct Counters {
     failed: AtomicU64,
     dropped_http: AtomicU64,
     dropped_backlog: AtomicU64,
+    /// Samples that could not be written to the queue (a full disk).
+    dropped_queue_write: AtomicU64,
+    /// Samples in queue records found damaged when read.
+    dropped_corrupt: AtomicU64,
     pending: AtomicI64,
     highest_sent_ms: AtomicI64,
     /// Newest sample time appended, the reference for `max_backlog`.
@@ -120,9 +124,17 @@ struct Record {
 
 enum ReadOutcome {
     Record(Record),
-    /// No complete, valid record at this offset (yet).
+    /// No complete record at this offset (yet): the file ends first.
     End,
+    /// A complete record that fails its crc, or a header no writer made. The samples count
+    /// comes from the header, which may itself be damaged (`None` when implausible).
+    Corrupt {
+        samples: Option<u32>,
+    },
 }
+
+/// The largest record a writer makes (a `max_samples_per_send` batch is far below it).
+const MAX_RECORD: usize = 256 << 20;
 
 fn read_record(file: &mut File, offset: u64) -> std::io::Result<ReadOutcome> {
     file.seek(SeekFrom::Start(offset))?;
@@ -137,17 +149,54 @@ fn read_record(file: &mut File, offset: u64) -> std::io::Result<ReadOutcome> {
     let mut t = [0u8; 8];
     t.copy_from_slice(&header[16..24]);
     let max_t = i64::from_le_bytes(t);
-    if len > 256 << 20 {
-        return Ok(ReadOutcome::End);
+    if len > MAX_RECORD || word(12) != 0 {
+        return Ok(ReadOutcome::Corrupt { samples: None });
     }
     let mut payload = vec![0u8; len];
     if let Err(e) = file.read_exact(&mut payload) {
         return if e.kind() == std::io::ErrorKind::UnexpectedEof { Ok(ReadOutcome::End) } else { Err(e) };
     }
     if crc32fast::hash(&payload) != crc {
-        return Ok(ReadOutcome::End);
+        return Ok(ReadOutcome::Corrupt { samples: Some(samples) });
     }
     Ok(ReadOutcome::Record(Record { samples, max_t, payload, len: (HEADER + len) as u64 }))
+}
+
+/// Where the next whole record after damage at `offset` starts in a closed segment, if any
+/// does: a torn record (a write that failed on a full disk) then costs only itself.
+fn resync(file: &mut File, offset: u64) -> Option<u64> {
+    let mut rest = Vec::new();
+    file.seek(SeekFrom::Start(offset + 1)).ok()?;
+    file.read_to_end(&mut rest).ok()?;
+    let word = |b: &[u8], i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    (0..rest.len().saturating_sub(HEADER)).find_map(|q| {
+        let len = word(&rest, q) as usize;
+        let whole = len <= MAX_RECORD && word(&rest, q + 12) == 0 && q + HEADER + len <= rest.len();
+        (whole && crc32fast::hash(&rest[q + HEADER..q + HEADER + len]) == word(&rest, q + 4))
+            .then_some(offset + 1 + q as u64)
+    })
+}
+
+/// The samples count and newest time of every record of a closed segment from `offset` on,
+/// damaged records included with the count their header gives (no time), as the sender will
+/// meet them: it counts those as dropped.
+fn for_each_record(file: &mut File, mut offset: u64, mut each: impl FnMut(u32, Option<i64>)) {
+    loop {
+        match read_record(file, offset) {
+            Ok(ReadOutcome::Record(r)) => {
+                each(r.samples, Some(r.max_t));
+                offset += r.len;
+            }
+            Ok(ReadOutcome::Corrupt { samples }) => {
+                each(samples.unwrap_or(0), None);
+                match resync(file, offset) {
+                    Some(next) => offset = next,
+                    None => return,
+                }
+            }
+            _ => return,
+        }
+    }
 }
 
 /// A stable shard for a series (not Rust's randomly seeded hasher: the mapping must survive
@@ -207,12 +256,12 @@ impl RemoteWriteQueue {
             let (cursor_seg, cursor_off) = read_cursor(&shard_dir);
             for &id in ids.iter().filter(|id| **id >= cursor_seg) {
                 let Ok(mut f) = File::open(segment_path(&shard_dir, id)) else { continue };
-                let mut off = if id == cursor_seg { cursor_off } else { 0 };
-                while let Ok(ReadOutcome::Record(r)) = read_record(&mut f, off) {
-                    counters.pending.fetch_add(r.samples as i64, Ordering::Relaxed);
-                    counters.newest_ms.fetch_max(r.max_t, Ordering::Relaxed);
-                    off += r.len;
-                }
+                let off = if id == cursor_seg { cursor_off } else { 0 };
+                // Every segment of an earlier run is closed: this run writes a fresh one.
+                for_each_record(&mut f, off, |samples, max_t| {
+                    counters.pending.fetch_add(samples as i64, Ordering::Relaxed);
+                    counters.newest_ms.fetch_max(max_t.unwrap_or(i64::MIN), Ordering::Relaxed);
+                });
             }
             // Always a fresh segment: a torn tail of the last one is then simply skipped.
             let id = ids.last().map(|l| l + 1).unwrap_or(1).max(cursor_seg + 1);
@@ -295,8 +344,31 @@ impl RemoteWriteQueue {
             }
             let mut guard = shard.writer.lock().unwrap_or_else(|p| p.into_inner());
             let Some(w) = guard.as_mut() else { continue };
-            w.file.write_all(&buf).map_err(io_err(&shard.dir))?;
+            if let Err(e) = w.file.write_all(&buf) {
+                // A full disk: these samples cannot be queued. They are counted as dropped,
+                // and the segment is cut back so no torn record sits before later ones.
+                self.counters.dropped_queue_write.fetch_add(count as u64, Ordering::Relaxed);
+                if let Err(cut) = w.file.set_len(w.bytes) {
+                    // Left torn, the segment is closed: readers step over damage in closed
+                    // segments only.
+                    tracing::error!(remote = %self.config.name, error = %cut, "cannot cut a queue segment back; starting a new one");
+                    w.bytes = SEGMENT_BYTES;
+                }
+                self.rotate_if_full(shard, w)?;
+                return Err(io_err(&shard.dir)(e));
+            }
             w.bytes += buf.len() as u64;
+            self.rotate_if_full(shard, w)?;
+            drop(guard);
+            self.counters.pending.fetch_add(count, Ordering::Relaxed);
+            shard.notify.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Starts the shard's next segment once this one is full.
+    fn rotate_if_full(&self, shard: &Shard, w: &mut ShardWriter) -> Result<(), RemoteWriteError> {
+        {
             if w.bytes >= SEGMENT_BYTES {
                 let _ = w.file.sync_data();
                 let id = w.id + 1;
@@ -308,9 +380,6 @@ impl RemoteWriteQueue {
                 *w = ShardWriter { id, file, bytes: 0 };
                 shard.writing.store(id, Ordering::Release);
             }
-            drop(guard);
-            self.counters.pending.fetch_add(count, Ordering::Relaxed);
-            shard.notify.notify_one();
         }
         Ok(())
     }
@@ -375,11 +444,28 @@ impl RemoteWriteQueue {
                             }
                             Err(e) => {
                                 tracing::warn!(remote = %self.config.name, error = %e, "undecodable queue record skipped");
+                                self.counters.dropped_corrupt.fetch_add(r.samples as u64, Ordering::Relaxed);
                                 self.counters.pending.fetch_sub(r.samples as i64, Ordering::Relaxed);
                             }
                         }
                     }
-                    Ok(ReadOutcome::End) | Err(_) => break id < writing,
+                    Ok(ReadOutcome::Corrupt { samples }) if id < writing => {
+                        // A record in bounds that fails its crc was counted pending when it
+                        // was queued; one whose header is damaged cannot be counted.
+                        let samples = samples.unwrap_or(0);
+                        self.counters.dropped_corrupt.fetch_add(samples as u64, Ordering::Relaxed);
+                        self.counters.pending.fetch_sub(samples as i64, Ordering::Relaxed);
+                        let next = resync(&mut file, cursor.1);
+                        tracing::warn!(
+                            remote = %self.config.name, segment = id, offset = cursor.1, samples,
+                            resumes_at = ?next, "damaged remote write queue record skipped"
+                        );
+                        match next {
+                            Some(next) => cursor.1 = next,
+                            None => break true,
+                        }
+                    }
+                    Ok(ReadOutcome::End | ReadOutcome::Corrupt { .. }) | Err(_) => break id < writing,
                 }
             };
             if !segment_done {
@@ -406,11 +492,8 @@ impl RemoteWriteQueue {
             }
             let mut dropped = 0u64;
             if let Ok(mut f) = File::open(segment_path(&shard.dir, *id)) {
-                let mut off = if *id == cursor.0 { cursor.1 } else { 0 };
-                while let Ok(ReadOutcome::Record(r)) = read_record(&mut f, off) {
-                    dropped += r.samples as u64;
-                    off += r.len;
-                }
+                let off = if *id == cursor.0 { cursor.1 } else { 0 };
+                for_each_record(&mut f, off, |samples, _| dropped += samples as u64);
             }
             self.counters.dropped_backlog.fetch_add(dropped, Ordering::Relaxed);
             self.counters.pending.fetch_sub(dropped as i64, Ordering::Relaxed);
@@ -543,13 +626,15 @@ impl RemoteWriteQueue {
         out.push(f);
         let mut f = MetricFamily::counter(
             "obsd_remote_write_samples_dropped_total",
-            "Samples given up on: refused by the receiver with a 4xx, or past the backlog bounds.",
+            "Samples given up on: refused by the receiver (http_4xx), past the backlog bounds (backlog), not writable to the on-disk queue (queue_write), or in a damaged queue record (corrupt).",
         );
         let with_reason = |reason: &'static str| {
             [labels[0], labels[1], ("reason", reason)].map(|(k, v)| (k, v.to_string()))
         };
         f.add(&with_reason("http_4xx"), c.dropped_http.load(Ordering::Relaxed) as f64);
         f.add(&with_reason("backlog"), c.dropped_backlog.load(Ordering::Relaxed) as f64);
+        f.add(&with_reason("queue_write"), c.dropped_queue_write.load(Ordering::Relaxed) as f64);
+        f.add(&with_reason("corrupt"), c.dropped_corrupt.load(Ordering::Relaxed) as f64);
         out.push(f);
         let mut f = MetricFamily::gauge(
             "obsd_remote_write_pending_samples",
@@ -703,6 +788,55 @@ mod tests {
         assert_eq!(*received.lock().unwrap(), vec![1000, 1000, 1000, 3000, 3000, 3000]);
         let text = q.metric_families().iter().map(|f| format!("{f:?}")).collect::<String>();
         assert!(text.contains("obsd_remote_write_samples_dropped_total"));
+    }
+
+    /// A torn record inside a closed segment (a write cut short by a full disk, then more
+    /// records after it) costs only itself: every record after it is still sent.
+    #[test]
+    fn a_torn_record_skips_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = RemoteWriteQueue::open(config(1), dir.path()).unwrap();
+        q.append(&samples(3, 1000)).unwrap();
+        let shard = q.shards[0].clone();
+        let id = shard.writing.load(Ordering::Acquire);
+        let path = segment_path(&shard.dir, id);
+        // A header promising more than follows, then a damaged copy of a whole record.
+        let good = fs::read(&path).unwrap();
+        let mut torn = good[..HEADER + 5].to_vec();
+        let mut flipped = good.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x55;
+        torn.extend_from_slice(&flipped);
+        OpenOptions::new().append(true).open(&path).unwrap().write_all(&torn).unwrap();
+        q.counters.pending.fetch_add(3, Ordering::Relaxed);
+        q.append(&samples(3, 2000)).unwrap();
+        // Close the segment, as a rotation does.
+        {
+            let mut guard = shard.writer.lock().unwrap();
+            let w = guard.as_mut().unwrap();
+            w.bytes = SEGMENT_BYTES;
+            q.rotate_if_full(&shard, w).unwrap();
+        }
+        q.append(&samples(3, 3000)).unwrap();
+        assert_eq!(drain(&q), 9);
+        assert_eq!(q.counters.dropped_corrupt.load(Ordering::Relaxed), 3);
+        // 12 queued (the damaged record's 3 included) less the 3 dropped; `drain` sends
+        // without counting down what it sent, as `send_loop` does.
+        assert_eq!(q.counters.pending.load(Ordering::Relaxed), 9);
+        drop(q);
+        // Counted the same way at a restart.
+        let dir2 = tempfile::tempdir().unwrap();
+        let shard_dir = dir2.path().join("shard-0");
+        fs::create_dir_all(&shard_dir).unwrap();
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(&torn);
+        bytes.extend_from_slice(&good);
+        fs::write(segment_path(&shard_dir, 1), &bytes).unwrap();
+        let q = RemoteWriteQueue::open(config(1), dir2.path()).unwrap();
+        assert_eq!(q.counters.pending.load(Ordering::Relaxed), 9, "the damaged record counts until read");
+        assert_eq!(drain(&q), 6);
+        assert_eq!(q.counters.pending.load(Ordering::Relaxed), 6);
+        assert_eq!(q.counters.dropped_corrupt.load(Ordering::Relaxed), 3);
     }
 
     #[test]

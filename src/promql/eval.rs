@@ -185,6 +185,10 @@ impl Ctx<'_> {
     }
 
     pub fn eval(&self, expr: &Expr, range: Range) -> Result<Val, QueryError> {
+        super::depth::each_level(|| self.eval_node(expr, range))
+    }
+
+    fn eval_node(&self, expr: &Expr, range: Range) -> Result<Val, QueryError> {
         self.check("expression evaluation")?;
         match expr {
             Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; range.steps()])),

@@ -8,6 +8,7 @@
 
 mod aggregate;
 mod binary;
+mod depth;
 mod eval;
 mod functions;
 pub mod memory;
@@ -145,6 +146,11 @@ impl Engine {
     /// Parses and evaluates; blocks (on the calling thread) while the engine is at its
     /// concurrency limit, and that wait counts against the timeout as in Prometheus.
     pub fn exec(&self, q: &dyn Queryable, spec: &QuerySpec) -> Result<QueryValue, QueryError> {
+        // The tree is walked recursively (typing, evaluation, drop) within the depth limit.
+        depth::on_deep_stack(|| self.exec_in_place(q, spec))
+    }
+
+    fn exec_in_place(&self, q: &dyn Queryable, spec: &QuerySpec) -> Result<QueryValue, QueryError> {
         let expr = parse(&spec.query)?;
         let instant = spec.step_ms == 0;
         if !instant {
@@ -290,9 +296,27 @@ pub fn parse(query: &str) -> Result<Expr, QueryError> {
     if query.trim().is_empty() {
         return Err(QueryError::Parse("1:1: parse error: no expression found in input".into()));
     }
+    depth::check_text(query)?;
+    depth::on_deep_stack(|| parse_in_place(query))
+}
+
+fn parse_in_place(query: &str) -> Result<Expr, QueryError> {
     let expr = parser::parse(query).map_err(|e| QueryError::Parse(parse_error_text(query, &e)))?;
+    let levels = depth::expr_depth(&expr);
+    if levels > depth::MAX_EXPR_DEPTH {
+        depth::dismantle(expr);
+        return Err(QueryError::Parse(format!(
+            "1:1: parse error: expression is nested {levels} levels deep; at most {} are allowed",
+            depth::MAX_EXPR_DEPTH
+        )));
+    }
     check_2_42(&expr)?;
     Ok(expr)
+}
+
+/// Parses and formats a query as `/api/v1/format_query` returns it.
+pub fn format_query(query: &str) -> Result<String, QueryError> {
+    depth::on_deep_stack(|| parse(query).map(|e| e.prettify()))
 }
 
 /// Parses a series selector as the API's `match[]` takes it (Prometheus's

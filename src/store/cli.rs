@@ -240,7 +240,7 @@ pub struct ScanReport {
 pub fn scan(store: &Store) -> anyhow::Result<ScanReport> {
     let mut r = ScanReport::default();
     let ix = super::read(&store.inner.index);
-    for kv in store.inner.db().iter() {
+    for kv in store.inner.db()?.iter() {
         let (k, v) = kv?;
         match k.first().copied() {
             Some(keys::SYMBOL) => {
@@ -297,7 +297,7 @@ pub fn scan(store: &Store) -> anyhow::Result<ScanReport> {
             _ => {}
         }
     }
-    let segment = super::checkpoint_segment(&store.inner.db())?;
+    let segment = super::checkpoint_segment(&store.inner.db()?)?;
     let heads_dir = store.inner.heads_dir();
     let read = super::head_file::read(&heads_dir, segment, |_, h| {
         r.heads += 1;
@@ -350,7 +350,10 @@ pub fn check(dir: &Path) -> anyhow::Result<()> {
         r.series, r.chunks, r.chunk_samples, r.heads
     );
     if damage.wal_corruptions > 0 {
-        println!("WAL: {} segment(s) had a torn or corrupt tail (skipped at replay)", damage.wal_corruptions);
+        println!(
+            "WAL: {} segment(s) had torn or corrupt records (each skipped at replay)",
+            damage.wal_corruptions
+        );
     }
     if damage.db_recoveries > 0 {
         println!("database: could not be opened; moved aside and rebuilt from the WAL");

@@ -32,6 +32,7 @@ pub mod head_file;
 pub mod index;
 pub mod keys;
 pub mod matcher;
+mod space;
 pub mod wal;
 
 pub use crate::labels::Labels;
@@ -84,6 +85,13 @@ pub enum StoreError {
     InUse { dir: PathBuf },
     #[error("store in {dir} has on-disk format {found}; this obsd reads format {expected}")]
     Version { dir: PathBuf, found: u32, expected: u32 },
+    /// The store refuses writes it could not make durable (a full disk, a failing WAL or
+    /// database); nothing of the refused commit was applied. The condition clears by itself
+    /// once the cause is gone.
+    #[error("the store cannot take writes now: {0}")]
+    Unwritable(String),
+    #[error("the sled database is being reopened after a failed write; try again")]
+    Reopening,
 }
 
 impl StoreError {
@@ -211,6 +219,28 @@ struct Metrics {
     compactions: AtomicU64,
     compaction_seconds_x1e6: AtomicU64,
     write_errors: AtomicU64,
+    commits_refused: AtomicU64,
+    db_reopens: AtomicU64,
+}
+
+/// sled writes since the last flush known to have succeeded, in order. `forgotten` counts
+/// those dropped from the front, so a flush can say up to where it covered.
+#[derive(Default)]
+struct Journal {
+    forgotten: u64,
+    ops: std::collections::VecDeque<Op>,
+}
+
+impl Journal {
+    fn end(&self) -> u64 {
+        self.forgotten + self.ops.len() as u64
+    }
+
+    fn forget_until(&mut self, mark: u64) {
+        let n = mark.saturating_sub(self.forgotten).min(self.ops.len() as u64);
+        self.ops.drain(..n as usize);
+        self.forgotten += n;
+    }
 }
 
 fn add(c: &AtomicU64, n: usize) {
@@ -221,8 +251,11 @@ struct Inner {
     dir: PathBuf,
     opts: StoreOptions,
     /// The current sled generation; replaced by a compaction (readers keep the handle they
-    /// cloned, which stays valid).
-    db: RwLock<sled::Db>,
+    /// cloned, which stays valid). `None` only while a failed database is reopened.
+    db: RwLock<Option<sled::Db>>,
+    /// sled writes not yet known to be on disk, replayed on the database should it have to be
+    /// reopened after a failed write (sled loses what it had not flushed).
+    unflushed: Mutex<Journal>,
     /// Held shared by every sled write, exclusively by a compaction's final switch.
     write_gate: RwLock<()>,
     /// While a compaction copies, writes are also recorded here to be replayed on the copy.
@@ -249,6 +282,11 @@ struct Inner {
     /// The store may hold out-of-order chunks (`keys::META_OUT_OF_ORDER`): then a read can never
     /// stop at the head, since such a chunk may overlap any range.
     out_of_order_chunks: bool,
+    /// Free space on the store's filesystem against the reserve (`space`).
+    space: space::Space,
+    /// The I/O error sled returned, once it has: sled then fails every later write until the
+    /// database is reopened, so the store stops taking writes and says why.
+    db_failure: Mutex<Option<String>>,
 }
 
 /// The store. Clone it freely; all clones share one database.
@@ -502,7 +540,8 @@ impl Store {
         let inner = Arc::new(Inner {
             dir,
             opts,
-            db: RwLock::new(db),
+            db: RwLock::new(Some(db)),
+            unflushed: Mutex::new(Journal::default()),
             write_gate: RwLock::new(()),
             dirty: Mutex::new(None),
             last_compaction: Mutex::new(None),
@@ -519,6 +558,8 @@ impl Store {
             background: Mutex::new(None),
             closed: AtomicBool::new(false),
             out_of_order_chunks,
+            space: space::Space::new(),
+            db_failure: Mutex::new(None),
         });
         inner.load(checkpoint)?;
         let started = Instant::now();
@@ -543,6 +584,11 @@ impl Store {
 
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// Whether the store takes commits now; the reason when it does not (for `/-/ready`).
+    pub fn write_health(&self) -> Result<(), String> {
+        self.inner.unwritable().map_or(Ok(()), Err)
     }
 
     pub fn options(&self) -> &StoreOptions {
@@ -685,6 +731,7 @@ pub(crate) fn dir_bytes(path: &Path) -> u64 {
 fn background(weak: Weak<Inner>) {
     let mut last_checkpoint = Instant::now();
     let mut last_retention: Option<Instant> = None;
+    let mut last_reopen: Option<Instant> = None;
     loop {
         let Some(inner) = weak.upgrade() else { return };
         {
@@ -704,6 +751,20 @@ fn background(weak: Weak<Inner>) {
             }
             last_retention = Some(Instant::now());
         }
+        if lock(&inner.db_failure).is_some() {
+            if last_reopen.is_none_or(|l: Instant| l.elapsed() >= Duration::from_secs(2)) {
+                last_reopen = Some(Instant::now());
+                if let Err(e) = inner.reopen_db() {
+                    tracing::debug!(error = %e, "sled database not reopened yet");
+                }
+            }
+            continue;
+        }
+        if !lock(&inner.unflushed).ops.is_empty()
+            && let Err(e) = inner.flush_db()
+        {
+            tracing::debug!(error = %e, "sled flush failed");
+        }
         let wal_big = inner.wal.disk_bytes() > 4 * wal::SEGMENT_BYTES;
         if last_checkpoint.elapsed() >= inner.opts.checkpoint_interval || wal_big {
             if let Err(e) = inner.checkpoint() {
@@ -718,17 +779,115 @@ fn background(weak: Weak<Inner>) {
 }
 
 impl Inner {
-    fn db(&self) -> sled::Db {
-        read(&self.db).clone()
+    fn db(&self) -> Result<sled::Db, StoreError> {
+        read(&self.db).clone().ok_or(StoreError::Reopening)
+    }
+
+    /// Flushes sled; what was applied before the flush began is then on disk and leaves the
+    /// journal.
+    fn flush_db(&self) -> Result<(), StoreError> {
+        let mark = lock(&self.unflushed).end();
+        self.db()?.flush().map_err(|e| self.db_error(e))?;
+        lock(&self.unflushed).forget_until(mark);
+        Ok(())
+    }
+
+    /// Reopens a sled database that failed a write, once the disk takes writes again: sled
+    /// reads back what it had made durable, the journal puts back what it had not, and the
+    /// store takes writes again without a restart.
+    fn reopen_db(&self) -> Result<(), StoreError> {
+        let _m = lock(&self.maintenance);
+        let _gate = write(&self.write_gate);
+        drop(write(&self.db).take());
+        let path = current_db_path(&self.dir);
+        let config =
+            sled::Config::new().path(&path).cache_capacity(self.opts.cache_bytes).flush_every_ms(Some(1000));
+        // Queries still holding the old handle keep its lock a moment.
+        let deadline = Instant::now() + DB_LOCK_WAIT;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(e) if is_lock_error(&e) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => return Err(StoreError::Db(e)),
+            }
+        };
+        let (journal, mark) = {
+            let j = lock(&self.unflushed);
+            (j.ops.iter().cloned().collect::<Vec<Op>>(), j.end())
+        };
+        db.apply_batch(Ops::to_batch(&journal))?;
+        db.flush()?;
+        lock(&self.unflushed).forget_until(mark);
+        *write(&self.db) = Some(db);
+        *lock(&self.db_failure) = None;
+        self.space.forget();
+        self.metrics.db_reopens.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            dir = %self.dir.display(), replayed_writes = journal.len(),
+            "sled database reopened after a failed write; the store takes writes again"
+        );
+        Ok(())
+    }
+
+    /// Why the store cannot take a commit now, if it cannot: the WAL's last flush failed,
+    /// sled failed, or less than the reserve is free.
+    fn unwritable(&self) -> Option<String> {
+        if let Some(e) = self.wal.failure() {
+            return Some(format!("writing the WAL failed: {e}"));
+        }
+        if let Some(e) = lock(&self.db_failure).clone() {
+            return Some(format!("the sled database failed a write ({e})"));
+        }
+        let (free, reserve) = self.space.check(&self.dir);
+        (free < reserve).then(|| {
+            format!(
+                "{} MiB free on the filesystem of {}, below the {} MiB reserve",
+                free >> 20,
+                self.dir.display(),
+                reserve >> 20
+            )
+        })
+    }
+
+    /// Notes a sled error: an I/O error leaves sled failed for good (see `db_failure`).
+    fn db_error(&self, e: sled::Error) -> StoreError {
+        if let sled::Error::Io(io) = &e
+            && !is_lock_error(&e)
+        {
+            let mut failure = lock(&self.db_failure);
+            if failure.is_none() {
+                tracing::error!(
+                    dir = %self.dir.display(), error = %io,
+                    "sled database write failed; the store refuses writes from now on (the WAL keeps what it holds)"
+                );
+                *failure = Some(io.to_string());
+            }
+        }
+        StoreError::Db(e)
     }
 
     /// Every sled write goes through here, so a compaction can see it.
     fn apply(&self, ops: Ops) -> Result<(), StoreError> {
-        let _gate = read(&self.write_gate);
-        self.db().apply_batch(Ops::to_batch(&ops.0))?;
-        if let Some(d) = lock(&self.dirty).as_mut() {
-            d.extend(ops.0);
+        let (free, reserve) = self.space.check(&self.dir);
+        if free < reserve / 4 {
+            return Err(StoreError::Unwritable(format!(
+                "{} KiB free on the filesystem of {}; sled writes wait for {} KiB",
+                free >> 10,
+                self.dir.display(),
+                (reserve / 4) >> 10
+            )));
         }
+        if let Some(e) = lock(&self.db_failure).clone() {
+            return Err(StoreError::Unwritable(format!("the sled database failed a write ({e})")));
+        }
+        let _gate = read(&self.write_gate);
+        self.db()?.apply_batch(Ops::to_batch(&ops.0)).map_err(|e| self.db_error(e))?;
+        if let Some(d) = lock(&self.dirty).as_mut() {
+            d.extend(ops.0.iter().cloned());
+        }
+        lock(&self.unflushed).ops.extend(ops.0);
         Ok(())
     }
 
@@ -740,7 +899,7 @@ impl Inner {
     /// under a short exclusive gate. Caller holds `maintenance`.
     fn compact(&self) -> Result<(), StoreError> {
         let started = Instant::now();
-        let old = self.db();
+        let old = self.db()?;
         let old_path = current_db_path(&self.dir);
         let next = (1u64..)
             .map(|n| format!("db.{n}"))
@@ -783,7 +942,7 @@ impl Inner {
             new.flush()?;
             write_current(&self.dir, &next)
                 .map_err(|source| StoreError::Dir { dir: self.dir.clone(), source })?;
-            *write(&self.db) = new;
+            *write(&self.db) = Some(new);
         }
         drop(old);
         // Readers that still hold the old handle keep their open files; the names go now.
@@ -806,7 +965,7 @@ impl Inner {
     /// Loads symbols and series from sled, and the heads of checkpoint `checkpoint`.
     fn load(&self, checkpoint: u64) -> Result<(), StoreError> {
         let mut ix = write(&self.index);
-        for kv in self.db().scan_prefix([keys::SYMBOL]) {
+        for kv in self.db()?.scan_prefix([keys::SYMBOL]) {
             let (k, v) = kv?;
             match (keys::symbol_id(&k), std::str::from_utf8(&v)) {
                 (Some(id), Ok(s)) => ix.symbols.load(id, s),
@@ -816,7 +975,7 @@ impl Inner {
                 }
             }
         }
-        for kv in self.db().scan_prefix([keys::SERIES]) {
+        for kv in self.db()?.scan_prefix([keys::SERIES]) {
             let (k, v) = kv?;
             let labels = keys::sid_of(&k).zip(ix.decode_series(&v));
             match labels {
@@ -839,7 +998,7 @@ impl Inner {
             }
             *s.lock_head() = h;
         };
-        for kv in self.db().scan_prefix([keys::HEAD]) {
+        for kv in self.db()?.scan_prefix([keys::HEAD]) {
             let (k, v) = kv?;
             self.legacy_heads.store(true, Ordering::Relaxed);
             let head = keys::check_crc(&v).and_then(SeriesHead::decode_checkpoint);
@@ -894,9 +1053,9 @@ impl Inner {
             if let Some(reason) = replay.bad_reason {
                 self.metrics.wal_corruptions.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
-                    path = %path.display(), reason, skipped_bytes = replay.bad_tail_bytes,
-                    records_read = replay.records.len(),
-                    "WAL segment has a torn or corrupt tail; the rest of this segment is skipped"
+                    path = %path.display(), reason, skipped_bytes = replay.bad_bytes,
+                    damaged_runs = replay.bad_runs, records_read = replay.records.len(),
+                    "WAL segment has torn or corrupt records; each is skipped, the records after it are read"
                 );
             }
             for rec in replay.records {
@@ -985,7 +1144,7 @@ impl Inner {
                 s.note_time(m);
             }
             let mut last_in_order = None;
-            for kv in self.db().scan_prefix(prefix).rev() {
+            for kv in self.db()?.scan_prefix(prefix).rev() {
                 let (k, v) = kv?;
                 let Some(ck) = keys::parse_chunk(&k) else { continue };
                 s.note_time(ck.maxt);
@@ -1014,7 +1173,7 @@ impl Inner {
     fn disk_first_mint(&self, sid: u64) -> Result<Option<i64>, StoreError> {
         let mut limit = None;
         let mut first = None;
-        for kv in self.db().scan_prefix(keys::chunk_prefix(sid)) {
+        for kv in self.db()?.scan_prefix(keys::chunk_prefix(sid)) {
             let (k, _) = kv?;
             let Some(ck) = keys::parse_chunk(&k) else { continue };
             if ck.maxt > *limit.get_or_insert(ck.maxt.saturating_add(head::CHUNK_RANGE_MS)) {
@@ -1101,7 +1260,7 @@ impl Inner {
                 let key = keys::chunk(s.sid, c.maxt, c.mint, c.kind);
                 let mut value = None;
                 if c.kind == keys::KIND_OUT_OF_ORDER
-                    && let Some(old) = self.db().get(key)?
+                    && let Some(old) = self.db()?.get(key)?
                     && let Some(old) = keys::check_crc(&old)
                     && let Ok(old) = chunk::decode(old)
                     && let Ok(new) = chunk::decode(&c.bytes)
@@ -1146,7 +1305,7 @@ impl Inner {
             return Ok(0);
         }
         let started = Instant::now();
-        let db = self.db();
+        let db = self.db()?;
         let mut merged = 0;
         for s in series {
             // Chunks ending in [from, horizon): in-order ones never span a range boundary.
@@ -1224,7 +1383,7 @@ impl Inner {
         }
         let legacy_heads = self.legacy_heads.load(Ordering::Relaxed);
         if legacy_heads {
-            for kv in self.db().scan_prefix([keys::HEAD]) {
+            for kv in self.db()?.scan_prefix([keys::HEAD]) {
                 batch.remove(&kv?.0[..]);
             }
         }
@@ -1236,7 +1395,7 @@ impl Inner {
         }
         batch.insert(keys::META_CHECKPOINT, segment.to_be_bytes().to_vec());
         self.apply(batch)?;
-        self.db().flush()?;
+        self.flush_db()?;
         // Older segments' buffered tail must hit its file before the file is deleted, or the
         // flusher would recreate it afterwards.
         self.wal.sync().map_err(StoreError::Wal)?;
@@ -1276,7 +1435,7 @@ impl Inner {
         if report.chunks_deleted > 0 && due {
             self.compact()?;
         } else if report.chunks_deleted > 0 {
-            self.db().flush()?;
+            self.flush_db()?;
         }
         report.bytes_after = self.disk_bytes();
         self.metrics.retention_runs.fetch_add(1, Ordering::Relaxed);
@@ -1291,7 +1450,7 @@ impl Inner {
         let sids: Vec<u64> = read(&self.index).series.keys().copied().collect();
         let mut oldest: Option<i64> = None;
         for sid in sids {
-            if let Some(kv) = self.db().scan_prefix(keys::chunk_prefix(sid)).next() {
+            if let Some(kv) = self.db()?.scan_prefix(keys::chunk_prefix(sid)).next() {
                 let (k, _) = kv?;
                 if let Some(ck) = keys::parse_chunk(&k) {
                     oldest = Some(oldest.map_or(ck.maxt, |o| o.min(ck.maxt)));
@@ -1310,7 +1469,7 @@ impl Inner {
             let mut batch = Ops::default();
             let mut n = 0;
             for kv in self
-                .db()
+                .db()?
                 .range(keys::chunk_prefix(s.sid).to_vec()..keys::chunk_range_start(s.sid, cutoff).to_vec())
             {
                 let (k, _) = kv?;
@@ -1369,7 +1528,7 @@ impl Inner {
         }
         let result = self.checkpoint();
         let wal = self.wal.close().map_err(StoreError::Wal);
-        self.db().flush()?;
+        self.flush_db()?;
         result.and(wal)
     }
 
@@ -1456,6 +1615,23 @@ impl Inner {
                 .with_value(secs(&m.compaction_seconds_x1e6)),
             MetricFamily::counter("obsd_store_write_errors_total", "Commits that failed to write to sled.")
                 .with_value(get(&m.write_errors)),
+            MetricFamily::counter(
+                "obsd_store_commits_refused_total",
+                "Commits refused whole because the store could not make them durable (full disk, failing WAL or sled).",
+            )
+            .with_value(get(&m.commits_refused)),
+            MetricFamily::counter(
+                "obsd_store_wal_failed_flushes_total",
+                "WAL writes or fsyncs that failed; each is retried with nothing dropped.",
+            )
+            .with_value(self.wal.failed_flushes() as f64),
+            MetricFamily::counter(
+                "obsd_store_db_reopens_total",
+                "Times the sled database was reopened after a failed write, without a restart.",
+            )
+            .with_value(get(&m.db_reopens)),
+            MetricFamily::gauge("obsd_store_writable", "1 while the store takes commits, 0 while it refuses them.")
+                .with_value(if self.unwritable().is_none() { 1.0 } else { 0.0 }),
         ];
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
@@ -1467,7 +1643,7 @@ impl Drop for Inner {
         if !self.closed.load(Ordering::SeqCst) {
             // Best effort: the WAL already holds every commit; this only shortens the next replay.
             let _ = self.wal.sync();
-            let _ = self.db().flush();
+            let _ = self.flush_db();
         }
     }
 }
@@ -1556,6 +1732,10 @@ impl Appender {
     /// the summary, not returned as an error.
     pub fn commit(mut self) -> Result<CommitSummary, StoreError> {
         let inner = self.inner.clone();
+        if let Some(why) = inner.unwritable() {
+            inner.metrics.commits_refused.fetch_add(1, Ordering::Relaxed);
+            return Err(StoreError::Unwritable(why));
+        }
         let window = inner.ooo_window_ms();
         let mut summary = CommitSummary::default();
         let mut cuts: Vec<(Arc<MemSeries>, Vec<ClosedChunk>)> = Vec::new();
@@ -1845,9 +2025,9 @@ impl SeriesSet {
         let end = keys::chunk_prefix(s.sid.wrapping_add(1));
         let stop_after = self.maxt.saturating_add(head::CHUNK_RANGE_MS);
         let range = if s.sid == u64::MAX {
-            self.inner.db().range(start.to_vec()..)
+            self.inner.db()?.range(start.to_vec()..)
         } else {
-            self.inner.db().range(start.to_vec()..end.to_vec())
+            self.inner.db()?.range(start.to_vec()..end.to_vec())
         };
         for kv in range {
             let (k, v) = kv?;

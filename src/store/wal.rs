@@ -21,6 +21,7 @@ use crate::labels::Labels;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -132,39 +133,58 @@ fn decode_body(body: &[u8]) -> Option<Record> {
 #[derive(Debug, Default)]
 pub struct SegmentReplay {
     pub records: Vec<Record>,
-    /// Bytes at the end that could not be read (torn write or damage).
-    pub bad_tail_bytes: u64,
+    /// Bytes that could not be read (a torn write or damage), skipped in one or more runs.
+    pub bad_bytes: u64,
+    /// Runs of unreadable bytes: each is stepped over to the next whole record.
+    pub bad_runs: usize,
+    /// Why the first unreadable run could not be read.
     pub bad_reason: Option<&'static str>,
 }
 
-/// Decodes a segment's records up to the first damaged one.
+/// The record framed at `pos`, with the position after it, or why there is none.
+fn frame_at(data: &[u8], pos: usize) -> Result<(Record, usize), &'static str> {
+    let h = data.get(pos..pos + 8).ok_or("torn frame header")?;
+    let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
+    let crc = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+    let body = data.get(pos + 8..pos + 8 + len).ok_or("torn record")?;
+    if crc32fast::hash(body) != crc {
+        return Err("crc mismatch");
+    }
+    let rec = decode_body(body).ok_or("undecodable record")?;
+    Ok((rec, pos + 8 + len))
+}
+
+/// Where the next whole record after damage at `from` starts. A candidate must carry a known
+/// record type, fit in the segment and match its crc, so damage is not misread as a record.
+fn resync(data: &[u8], from: usize) -> Option<usize> {
+    (from + 1..data.len().saturating_sub(8)).find(|&q| {
+        let len = u32::from_be_bytes([data[q], data[q + 1], data[q + 2], data[q + 3]]) as usize;
+        len > 0
+            && q + 8 + len <= data.len()
+            && matches!(data[q + 8], REC_SERIES | REC_SAMPLES | REC_EXEMPLARS)
+            && frame_at(data, q).is_ok()
+    })
+}
+
+/// Decodes a segment's records. A damaged record costs only itself: reading resumes at the
+/// next whole record, so a torn write followed by good ones (a disk that filled, then had
+/// space again) loses nothing acknowledged after it.
 pub fn read_segment(data: &[u8]) -> SegmentReplay {
     let mut out = SegmentReplay::default();
     let mut pos = 0usize;
     while pos < data.len() {
-        let reason = match data.get(pos..pos + 8) {
-            None => Some("torn frame header"),
-            Some(h) => {
-                let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
-                let crc = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
-                match data.get(pos + 8..pos + 8 + len) {
-                    None => Some("torn record"),
-                    Some(body) if crc32fast::hash(body) != crc => Some("crc mismatch"),
-                    Some(body) => match decode_body(body) {
-                        Some(rec) => {
-                            out.records.push(rec);
-                            pos += 8 + len;
-                            None
-                        }
-                        None => Some("undecodable record"),
-                    },
-                }
+        match frame_at(data, pos) {
+            Ok((rec, next)) => {
+                out.records.push(rec);
+                pos = next;
             }
-        };
-        if let Some(reason) = reason {
-            out.bad_tail_bytes = (data.len() - pos) as u64;
-            out.bad_reason = Some(reason);
-            break;
+            Err(reason) => {
+                out.bad_reason.get_or_insert(reason);
+                out.bad_runs += 1;
+                let next = resync(data, pos).unwrap_or(data.len());
+                out.bad_bytes += (next - pos) as u64;
+                pos = next;
+            }
         }
     }
     out
@@ -222,6 +242,8 @@ struct Shared {
     durable: Mutex<(u64, Option<String>)>,
     durable_cv: Condvar,
     interval: Duration,
+    /// Flushes that failed (a write or an fsync), each retried.
+    failed_flushes: AtomicU64,
 }
 
 /// The WAL writer. Cheap to share; appends never do I/O.
@@ -253,6 +275,7 @@ impl Wal {
             durable: Mutex::new((0, None)),
             durable_cv: Condvar::new(),
             interval: fsync_interval,
+            failed_flushes: AtomicU64::new(0),
         });
         let s = shared.clone();
         let handle = std::thread::Builder::new().name("obsd-wal".into()).spawn(move || flusher(&s))?;
@@ -268,6 +291,17 @@ impl Wal {
             self.shared.wake.notify_one();
         }
         p.appended
+    }
+
+    /// Why the last flush failed, while flushes fail: the store then refuses commits, since
+    /// what it would acknowledge could not be made durable. Cleared by the next good flush.
+    pub fn failure(&self) -> Option<String> {
+        lock(&self.shared.durable).1.clone()
+    }
+
+    /// Flushes that failed since the WAL was opened.
+    pub fn failed_flushes(&self) -> u64 {
+        self.shared.failed_flushes.load(Ordering::Relaxed)
     }
 
     /// The segment appends go to now.
@@ -372,10 +406,18 @@ fn flusher(s: &Shared) {
         match result {
             Ok(pos) => {
                 d.0 = d.0.max(pos);
-                d.1 = None;
+                if let Some(error) = d.1.take() {
+                    tracing::warn!(%error, "WAL writes succeed again; commits are accepted");
+                }
             }
             Err(e) => {
-                tracing::error!(error = %e, "WAL write failed; commits waiting for durability will fail");
+                s.failed_flushes.fetch_add(1, Ordering::Relaxed);
+                if d.1.is_none() {
+                    tracing::error!(
+                        error = %e,
+                        "WAL write failed; commits are refused until it succeeds again (retried every flush)"
+                    );
+                }
                 d.1 = Some(e.to_string());
             }
         }
@@ -388,44 +430,87 @@ fn flusher(s: &Shared) {
 }
 
 /// Writes and fsyncs what is pending; returns the logical position now durable.
+///
+/// A piece (one segment's bytes) is done only once written and fsynced. When a write or an
+/// fsync fails (a full disk), the segment is cut back to where the piece began, so no torn
+/// record is left for later records to follow, and that piece and every later one go back to
+/// the front of the queue, to be written again by the next attempt: nothing taken from the
+/// queue is dropped. A failed fsync may have lost written pages from the page cache, so the
+/// piece is rewritten whole rather than trusted.
 fn flush_once(s: &Shared) -> io::Result<u64> {
     let mut f = lock(&s.file);
-    let (mut pieces, appended) = {
+    let (pieces, appended) = {
         let mut p = lock(&s.pending);
         let mut pieces = std::mem::take(&mut p.queued);
         let seg = p.segment;
         pieces.push((seg, std::mem::take(&mut p.buf)));
         (pieces, p.appended)
     };
-    let mut dirty = false;
-    for (seg, buf) in pieces.drain(..) {
-        if f.segment != seg || f.file.is_none() {
-            if dirty && let Some(file) = &f.file {
-                file.sync_data()?;
-            }
-            dirty = false;
-            let path = segment_path(&s.dir, seg);
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
-            f.size = file.metadata()?.len();
-            f.file = Some(file);
-            f.segment = seg;
-            // The directory entry of a new segment must survive a crash too.
-            if let Ok(d) = File::open(&s.dir) {
-                let _ = d.sync_all();
-            }
+    let mut pieces = pieces.into_iter();
+    while let Some((seg, buf)) = pieces.next() {
+        if buf.is_empty() && f.segment == seg && f.file.is_some() {
+            continue;
         }
-        if !buf.is_empty()
-            && let Some(file) = f.file.as_mut()
-        {
-            file.write_all(&buf)?;
-            f.size += buf.len() as u64;
-            dirty = true;
+        if let Err(e) = write_piece(s, &mut f, seg, &buf) {
+            let mut p = lock(&s.pending);
+            requeue(&mut p, std::iter::once((seg, buf)).chain(pieces));
+            return Err(e);
         }
-    }
-    if dirty && let Some(file) = &f.file {
-        file.sync_data()?;
     }
     Ok(appended)
+}
+
+/// Appends one segment's bytes and fsyncs them; on failure the file is cut back.
+fn write_piece(s: &Shared, f: &mut FileState, seg: u64, buf: &[u8]) -> io::Result<()> {
+    if f.segment != seg || f.file.is_none() {
+        let path = segment_path(&s.dir, seg);
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        f.size = file.metadata()?.len();
+        f.file = Some(file);
+        f.segment = seg;
+        // The directory entry of a new segment must survive a crash too.
+        File::open(&s.dir)?.sync_all()?;
+    }
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let before = f.size;
+    let Some(file) = f.file.as_mut() else { return Ok(()) };
+    match file.write_all(buf).and_then(|()| file.sync_data()) {
+        Ok(()) => {
+            f.size += buf.len() as u64;
+            Ok(())
+        }
+        Err(e) => {
+            // Cutting a file shorter needs no free space. Should even that fail, the file is
+            // reopened before the next write and replay steps over the torn bytes
+            // (`read_segment` resynchronises on the next whole record).
+            if let Err(cut) = file.set_len(before).and_then(|()| file.sync_data()) {
+                tracing::error!(segment = seg, error = %cut, "cannot cut a WAL segment back after a failed write");
+                f.file = None;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Puts pieces that were taken but not made durable back in front of what was appended since.
+fn requeue(p: &mut Pending, pieces: impl Iterator<Item = (u64, Vec<u8>)>) {
+    for (seg, mut buf) in pieces {
+        if buf.is_empty() {
+            continue;
+        }
+        if let Some(later) = p.queued.iter_mut().find(|(s, _)| *s == seg) {
+            buf.extend_from_slice(&later.1);
+            later.1 = buf;
+        } else if seg == p.segment {
+            buf.extend_from_slice(&p.buf);
+            p.buf = buf;
+        } else {
+            let at = p.queued.iter().position(|(s, _)| *s > seg).unwrap_or(p.queued.len());
+            p.queued.insert(at, (seg, buf));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -447,11 +532,11 @@ mod tests {
             full.records[1],
             Record::Samples(vec![(3, 1000, 1f64.to_bits()), (3, 999, stale), (4, -5, 0)])
         );
-        assert_eq!(full.bad_tail_bytes, 0);
+        assert_eq!(full.bad_bytes, 0);
         for cut in 1..b.len() {
             let r = read_segment(&b[..cut]);
             assert!(r.records.len() < 2, "cut {cut}");
-            assert_eq!(r.bad_tail_bytes == 0, cut == first_len, "cut {cut}");
+            assert_eq!(r.bad_bytes == 0, cut == first_len, "cut {cut}");
         }
         let mut flipped = b.clone();
         let last = flipped.len() - 3;

@@ -34,6 +34,11 @@ impl Obsd {
         Self::start_in(tempfile::tempdir().expect("temp dir"), &[], args, config_toml)
     }
 
+    /// As `start_with_args`, with its config and data under `dir` (a tmpfs a test mounted).
+    pub fn start_in_dir(dir: tempfile::TempDir, args: &[&str], config_toml: &str) -> Obsd {
+        Self::start_in(dir, &[], args, config_toml)
+    }
+
     /// As `start_with_args`, with obsd run by `wrapper` (`["ip", "netns", "exec", ns]`), which
     /// must exec it.
     pub fn start_wrapped(wrapper: &[&str], args: &[&str], config_toml: &str) -> Obsd {
