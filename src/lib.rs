@@ -20,6 +20,8 @@ pub mod config;
 pub mod exporter;
 pub mod exposition;
 pub mod federation;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod labels;
 pub mod promql;

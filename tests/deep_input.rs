@@ -87,4 +87,19 @@ fn deeply_nested_config_files_are_errors_not_aborts() {
         assert!(code == 1 || code == 2, "{name}: exit {code} (134 is an abort); {err}");
         assert!(!err.is_empty(), "{name}: no error printed");
     }
+    // A file named by scrape_config_files is read at check-config too.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("jobs.yml"),
+        format!("scrape_configs: {}\n", nested("[", "1", "]", 100_000)),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("prometheus.yml"), "scrape_config_files: [jobs.yml]\n").unwrap();
+    let toml = dir.path().join("obsd.toml");
+    let main = dir.path().join("prometheus.yml").display().to_string();
+    std::fs::write(&toml, format!("[replica]\nprometheus_config = {main:?}\n")).unwrap();
+    let out = Command::new(obsd_binary()).arg("check-config").arg(&toml).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("jobs.yml") && err.contains("nested deeper than"), "{err}");
 }

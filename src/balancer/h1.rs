@@ -434,6 +434,43 @@ impl Chunked {
     }
 }
 
+/// Fuzzing entry: a server's response head, as the fast path parses and rewrites it. The
+/// rewritten head must parse again, with the same status.
+pub(crate) fn fuzz_response_head(data: &[u8]) {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+    let mut res = httparse::Response::new(&mut fields);
+    let Ok(Status::Complete(_)) = res.parse(data) else { return };
+    let mut out = Vec::new();
+    if let Some(head) = plan_response(&res, false, false, &mut out) {
+        let mut again_fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS + 1];
+        let mut again = httparse::Response::new(&mut again_fields);
+        assert!(matches!(again.parse(&out), Ok(Status::Complete(n)) if n == out.len()), "{out:?}");
+        assert_eq!(again.code, Some(head.status));
+    }
+    let (_, _) = connection_tokens(res.headers);
+    for h in res.headers.iter() {
+        let _ = content_length(h.value);
+    }
+}
+
+/// Fuzzing entry: a chunked body scanned whole and split at every point end at the same byte.
+pub(crate) fn fuzz_chunked(data: &[u8]) {
+    let mut whole = Chunked::new();
+    let expect = whole.scan(data).map(|n| (n, whole));
+    for cut in [1, data.len() / 3, data.len() / 2, data.len().saturating_sub(1)] {
+        let cut = cut.min(data.len());
+        let mut split = Chunked::new();
+        let got = split.scan(&data[..cut]).and_then(|a| {
+            if split == Chunked::Done { Ok(a) } else { split.scan(&data[cut..]).map(|b| a + b) }
+        });
+        match (&expect, got) {
+            (Ok((n, _)), Ok(m)) => assert_eq!(*n, m, "cut {cut}"),
+            (Err(_), Err(_)) => {}
+            (e, g) => panic!("cut {cut}: whole {e:?}, split {g:?}"),
+        }
+    }
+}
+
 enum Fill {
     Data,
     Closed,

@@ -15,7 +15,7 @@
 
 pub mod counters;
 mod error;
-mod h1;
+pub(crate) mod h1;
 pub mod health;
 pub mod import;
 mod pool;

@@ -8,13 +8,13 @@
 //! store, then the store flushes, so an orderly stop loses no acknowledged span.
 
 mod intake;
-mod jaeger_thrift;
-mod otlp;
+pub(crate) mod jaeger_thrift;
+pub(crate) mod otlp;
 mod otlp_grpc;
 mod otlp_http;
 mod query_api;
 mod red_metrics;
-mod thrift;
+pub(crate) mod thrift;
 
 use crate::config::{CollectorConfig, GlobalConfig};
 use crate::exposition::{self, MetricFamily};

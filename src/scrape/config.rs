@@ -208,6 +208,8 @@ pub fn load_scrape_config_files(
         for path in super::target::expand_pattern(&full) {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("scrape_config_files: {}: {e}", path.display()))?;
+            crate::config::yaml_depth::check(&text)
+                .map_err(|e| format!("scrape_config_files: {}: {e}", path.display()))?;
             let extra: ScrapeConfigFile = serde_norway::from_str(&text).map_err(|e| {
                 let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
                 format!("scrape_config_files: {}:{line}:{col}: {e}", path.display())

@@ -174,6 +174,7 @@ pub fn read_file_sd(path: &Path) -> Result<Vec<TargetGroup>, String> {
     let mut groups: Vec<TargetGroup> = match path.extension().and_then(|e| e.to_str()) {
         Some("json") => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?,
         Some("yml") | Some("yaml") => {
+            crate::config::yaml_depth::check(&text).map_err(|e| format!("{}: {e}", path.display()))?;
             serde_norway::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
         }
         _ => return Err(format!("{}: unknown file_sd extension (json, yml, yaml)", path.display())),
@@ -289,6 +290,16 @@ mod tests {
     fn job(yaml: &str) -> Job {
         let file: PrometheusFile = serde_norway::from_str(yaml).unwrap();
         resolve(&file, String::new()).unwrap().jobs.remove(0)
+    }
+
+    #[test]
+    fn deeply_nested_file_sd_is_an_error_not_an_abort() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("targets.yml");
+        let deep = format!("- targets: {}\n", "[".repeat(100_000) + &"]".repeat(100_000));
+        std::fs::write(&path, deep).unwrap();
+        let err = read_file_sd(&path).unwrap_err();
+        assert!(err.contains("nested deeper than"), "{err}");
     }
 
     #[test]

@@ -547,6 +547,28 @@ mod tests {
     }
 
     #[test]
+    fn a_torn_record_mid_segment_costs_only_itself() {
+        let l = Labels::metric("up", &[("job", "x")]);
+        let mut first = Vec::new();
+        encode_series(&mut first, 1, &l);
+        let mut torn = Vec::new();
+        encode_samples(&mut torn, &[(1, 10, 1), (1, 11, 2), (1, 12, 3)]);
+        let mut last = Vec::new();
+        encode_samples(&mut last, &[(1, 20, 4)]);
+        for cut in 1..torn.len() {
+            // A write that ran out of space part way, then good writes once space returned.
+            let mut seg = first.clone();
+            seg.extend_from_slice(&torn[..cut]);
+            seg.extend_from_slice(&last);
+            let r = read_segment(&seg);
+            assert_eq!(r.records.len(), 2, "cut {cut}: {:?}", r.bad_reason);
+            assert_eq!(r.records[1], Record::Samples(vec![(1, 20, 4)]), "cut {cut}");
+            assert_eq!(r.bad_runs, 1, "cut {cut}");
+            assert_eq!(r.bad_bytes, cut as u64, "cut {cut}");
+        }
+    }
+
+    #[test]
     fn writer_rotates_and_syncs() {
         let dir = tempfile::tempdir().unwrap();
         let wal = Wal::open(dir.path(), 5, Duration::from_secs(60)).unwrap();
