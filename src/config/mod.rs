@@ -18,7 +18,7 @@ pub use balancer::{
 };
 pub use duration::{DurationError, parse_duration};
 pub use plugins::{DEFAULT_PLUGIN_DIRECTORY, GrantedDir, PluginConfig, PluginsConfig, parse_granted_dir};
-pub use secret::{REDACTED, Secret, is_secret_name, redact_message};
+pub use secret::{REDACTED, Secret, is_secret_name, redact_message, redacted_url};
 
 use regex::Regex;
 use std::collections::BTreeMap;
@@ -400,7 +400,7 @@ pub fn describe(config: &Config) -> String {
         out.push_str(&format!(
             "  remote_write {} -> {}: {} shards, {} samples per send, backlog up to {}, queue {}/federation/rw-queue/{}\n",
             rw.name,
-            rw.url,
+            redacted_url(&rw.url),
             rw.shards,
             rw.max_samples_per_send,
             crate::api_duration(rw.max_backlog),

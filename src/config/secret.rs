@@ -129,6 +129,19 @@ pub fn is_secret_name(key: &str) -> bool {
     })
 }
 
+/// A URL as it may be shown (a metric label, `check-config`): a password in its user info is
+/// replaced by `xxxxx`, as Go's `url.URL.Redacted` (which Prometheus uses) does.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else { return url.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:xxxxx@{host}{path}"),
+        None => url.to_string(),
+    }
+}
+
 /// A config error about a secret-named key, with every quoted value in it replaced: serde's
 /// messages quote what they got (`invalid type: string "hunter2", expected struct BasicAuth`),
 /// and a password under the wrong key would be printed to the terminal and the journal.
@@ -207,6 +220,17 @@ mod tests {
         assert_eq!(serde_norway::from_str::<T>("p: 982451653").unwrap().p.expose(), "982451653");
         let err = serde_norway::from_str::<T>("p: [982451653]").err().expect("not a string").to_string();
         assert!(!err.contains("982451653"), "{err}");
+    }
+
+    #[test]
+    fn urls_lose_their_password() {
+        assert_eq!(
+            redacted_url("https://u:p%40ss@mimir:9009/push?x=a@b"),
+            "https://u:xxxxx@mimir:9009/push?x=a@b"
+        );
+        assert_eq!(redacted_url("http://u@host/"), "http://u@host/");
+        assert_eq!(redacted_url("http://host/p@q"), "http://host/p@q");
+        assert_eq!(redacted_url("not a url"), "not a url");
     }
 
     #[test]

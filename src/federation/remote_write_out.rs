@@ -610,7 +610,8 @@ impl RemoteWriteQueue {
 
     pub fn metric_families(&self) -> Vec<MetricFamily> {
         let c = &self.counters;
-        let labels = [("remote_name", self.config.name.as_str()), ("url", self.config.url.as_str())];
+        let url = crate::config::redacted_url(&self.config.url);
+        let labels = [("remote_name", self.config.name.as_str()), ("url", url.as_str())];
         let mut out = Vec::new();
         let mut f = MetricFamily::counter(
             "obsd_remote_write_samples_sent_total",
