@@ -103,8 +103,10 @@ pub fn prometheus_yaml(data: &[u8]) {
     if crate::config::yaml_depth::check(text).is_err() {
         return;
     }
-    if let Ok(file) = serde_norway::from_str::<crate::scrape::config::PrometheusFile>(text) {
-        let _ = crate::scrape::config::resolve(&file, String::new());
+    if let Ok(file) =
+        crate::scrape::config::parse_prometheus_yaml::<crate::scrape::config::PrometheusFile>(text)
+    {
+        let _ = crate::scrape::config::resolve(&file);
     }
 }
 

@@ -1295,3 +1295,36 @@ fn a_head_cut_short_is_junk_not_an_empty_response() {
     let row = stats_row(&obsd, "be", "cut");
     assert_eq!((row["eresp"].as_str(), row["wretr"].as_str()), ("1", "0"), "{row:?}");
 }
+
+/// A GET head of exactly `len` bytes (request line, headers, blank line) after `headers`.
+fn head_of_len(headers: &str, len: usize) -> Vec<u8> {
+    let start = format!("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}X-Pad: ");
+    let pad = len.checked_sub(start.len() + 4).expect("len too small for the head");
+    format!("{start}{}\r\n\r\n", "p".repeat(pad)).into_bytes()
+}
+
+#[test]
+fn frontend_max_header_bytes_is_exact_on_both_paths() {
+    let a = TestServer::start("a");
+    let cfg = STATS.to_string()
+        + &backend("be", "roundrobin", "", &[("a", &a, "")]).replace(
+            "default_backend = \"be\"",
+            "default_backend = \"be\"\nmax_header_bytes = 65536\nmax_header_count = 300",
+        );
+    let obsd = Obsd::start("balancer", &cfg);
+    let fe = obsd.address("frontend.be");
+    // The fast path parses up to 128 headers; more go to hyper, which must keep the same limit.
+    let many: String = (0..200).map(|i| format!("X-{i}: y\r\n")).collect();
+    for (path, headers) in [("fast path", ""), ("hyper path", many.as_str())] {
+        let at_limit = head_of_len(headers, 65536);
+        assert_eq!(at_limit.len(), 65536);
+        let answer = raw_exchange(fe, &at_limit);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{path}: a head at the limit is proxied: {answer:.200}");
+        let answer = raw_exchange(fe, &head_of_len(headers, 65537));
+        // HAProxy answers 400 to a head larger than its buffer; hyper's own refusal is 431.
+        assert!(
+            answer.starts_with("HTTP/1.1 400") || answer.starts_with("HTTP/1.1 431"),
+            "{path}: one byte more is refused: {answer:.200}"
+        );
+    }
+}

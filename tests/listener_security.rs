@@ -95,3 +95,35 @@ fn a_body_that_trickles_in_is_cut_at_read_timeout() {
     let (status, _) = common::get(&obsd.url("replica", "/-/healthy"));
     assert_eq!(status, 200);
 }
+
+/// A GET request head of exactly `len` bytes (request line, headers and the blank line), padded
+/// with one `X-Pad` header, after `headers`.
+fn head_of_len(path: &str, headers: &str, len: usize) -> Vec<u8> {
+    let start = format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n{headers}X-Pad: ");
+    let end = "\r\n\r\n";
+    let pad = len.checked_sub(start.len() + end.len()).expect("len too small for the head");
+    format!("{start}{}{end}", "p".repeat(pad)).into_bytes()
+}
+
+#[test]
+fn max_header_bytes_is_exact() {
+    let obsd =
+        Obsd::start("exporter", "[exporter.listen]\naddress = \"127.0.0.1:0\"\nmax_header_bytes = 65536\n");
+    let addr = obsd.address("exporter");
+    let at_limit = head_of_len("/-/healthy", "", 65536);
+    assert_eq!(at_limit.len(), 65536);
+    let (_, answer) = send_until_closed(addr, &at_limit);
+    assert!(answer.starts_with("HTTP/1.1 200"), "a head of exactly the limit is served: {answer:.200}");
+    for len in [65537, 65536 + 4096, 100_000] {
+        let (_, answer) = send_until_closed(addr, &head_of_len("/-/healthy", "", len));
+        assert!(answer.starts_with("HTTP/1.1 431"), "a {len}-byte head is refused: {answer:.200}");
+    }
+    // The same limit with a small value, below hyper's minimum read buffer.
+    let obsd =
+        Obsd::start("exporter", "[exporter.listen]\naddress = \"127.0.0.1:0\"\nmax_header_bytes = 1000\n");
+    let addr = obsd.address("exporter");
+    let (_, answer) = send_until_closed(addr, &head_of_len("/-/healthy", "", 1000));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.200}");
+    let (_, answer) = send_until_closed(addr, &head_of_len("/-/healthy", "", 1001));
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.200}");
+}

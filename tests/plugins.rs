@@ -366,3 +366,54 @@ fn plugin_config_errors_are_located() {
     assert!(err.contains(&format!("{shown}:8:19: key `exporter.plugin[0].read_only_dirs`")), "{err}");
     assert!(err.contains(&format!("{shown}:10:1: key `exporter.plugin[1].file`")), "{err}");
 }
+
+/// Runs `obsd args` and kills it if it has not exited within `guard`, so a hang fails the test
+/// instead of stalling it: the exit code (None when it had to be killed) and stderr.
+fn run_guarded(args: &[&str], guard: Duration) -> (Option<i32>, String) {
+    let mut child = Command::new(obsd_binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run obsd");
+    let started = std::time::Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait for obsd") {
+            break status.code();
+        }
+        if started.elapsed() > guard {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    (code, stderr)
+}
+
+#[test]
+fn plugin_check_cuts_off_a_plugin_sleeping_in_a_host_call() {
+    let (code, err) =
+        run_guarded(&["plugin", "check", &wat("sleep"), "--timeout", "1s"], Duration::from_secs(30));
+    assert_eq!(code, Some(1), "plugin check did not stop the sleeping plugin; stderr:\n{err}");
+    assert!(err.contains("rejected (timeout)") && err.contains("blocked in a host call"), "{err}");
+}
+
+#[test]
+fn exporter_cuts_off_a_plugin_sleeping_in_a_host_call() {
+    let config = format!(
+        "[exporter.listen]\naddress = \"127.0.0.1:0\"\n[[exporter.plugin]]\nname = \"sleep\"\nfile = {:?}\ntimeout = \"1s\"\n",
+        wat("sleep")
+    );
+    let obsd = Obsd::start("exporter", &config);
+    let (status, body) = get(&obsd.url("exporter", "/metrics"));
+    assert_eq!(status, 200);
+    let s = samples(&body);
+    assert_eq!(value(&s, "obsd_plugin_up{plugin=\"sleep\"}"), 0.0, "{body}");
+    assert_eq!(value(&s, "obsd_plugin_errors_total{plugin=\"sleep\",reason=\"timeout\"}"), 1.0, "{body}");
+}

@@ -5,7 +5,7 @@
 
 use super::raw::{RawListener, RawTls};
 use super::validate::Checker;
-use super::{ListenerConfig, PasswordCheck, TlsConfig};
+use super::{ListenerConfig, PasswordCheck, Secret, TlsConfig};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -22,7 +22,7 @@ pub struct RawBalancer {
     pub listen: RawListener,
     pub stats_uri: Option<Spanned<String>>,
     /// `user:password` entries, as HAProxy's `stats auth` lines; the password may be a bcrypt hash.
-    pub stats_auth: Vec<Spanned<String>>,
+    pub stats_auth: Vec<Spanned<Secret>>,
     pub stats_realm: Option<Spanned<String>>,
     /// HAProxy's `stats admin if TRUE` for authenticated users.
     pub stats_admin: Option<bool>,
@@ -776,16 +776,19 @@ impl Checker<'_> {
         }
         let use_backend = self.use_backend_rules(raw, key);
         let tls = raw.tls.as_ref().map(|t| {
-            for (field, v) in [("cert_file", &t.cert_file), ("key_file", &t.key_file)] {
-                if !std::path::Path::new(v.get_ref()).is_file() {
-                    self.problem(
-                        v,
-                        &format!("{key}.tls.{field}"),
-                        format!("file {:?} does not exist", v.get_ref()),
-                    );
-                }
+            if !std::path::Path::new(t.cert_file.get_ref()).is_file() {
+                self.problem(
+                    &t.cert_file,
+                    &format!("{key}.tls.cert_file"),
+                    format!("file {:?} does not exist", t.cert_file.get_ref()),
+                );
             }
-            TlsConfig { cert_file: t.cert_file.get_ref().into(), key_file: t.key_file.get_ref().into() }
+            // The key's path is a secret like the key (status pages show `<secret>`); the
+            // problem's line and key say which setting it is.
+            if !std::path::Path::new(t.key_file.get_ref().expose()).is_file() {
+                self.problem(&t.key_file, &format!("{key}.tls.key_file"), "file does not exist");
+            }
+            TlsConfig { cert_file: t.cert_file.get_ref().into(), key_file: t.key_file.get_ref().clone() }
         });
         let alpn = match &raw.alpn {
             None => vec!["h2".to_string(), "http/1.1".to_string()],
@@ -952,13 +955,13 @@ impl Checker<'_> {
         }
         let mut stats_auth = BTreeMap::new();
         for (i, entry) in raw.stats_auth.iter().enumerate() {
-            match entry.get_ref().split_once(':') {
+            match entry.get_ref().expose().split_once(':') {
                 Some((user, pass)) if !user.is_empty() => {
                     let check =
                         if pass.starts_with("$2a$") || pass.starts_with("$2b$") || pass.starts_with("$2y$") {
-                            PasswordCheck::Bcrypt(pass.to_string())
+                            PasswordCheck::Bcrypt(Secret::new(pass))
                         } else {
-                            PasswordCheck::Plain(pass.to_string())
+                            PasswordCheck::Plain(Secret::new(pass))
                         };
                     stats_auth.insert(user.to_string(), check);
                 }

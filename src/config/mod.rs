@@ -8,6 +8,7 @@ mod balancer;
 mod duration;
 mod plugins;
 mod raw;
+mod secret;
 mod validate;
 pub mod yaml_depth;
 
@@ -17,6 +18,7 @@ pub use balancer::{
 };
 pub use duration::{DurationError, parse_duration};
 pub use plugins::{DEFAULT_PLUGIN_DIRECTORY, GrantedDir, PluginConfig, PluginsConfig, parse_granted_dir};
+pub use secret::{REDACTED, Secret, is_secret_name, redact_message, redacted_url};
 
 use regex::Regex;
 use std::collections::BTreeMap;
@@ -125,13 +127,13 @@ pub struct GlobalConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TlsConfig {
     pub cert_file: PathBuf,
-    pub key_file: PathBuf,
+    pub key_file: Secret,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PasswordCheck {
-    Bcrypt(String),
-    Plain(String),
+    Bcrypt(Secret),
+    Plain(Secret),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -184,9 +186,10 @@ pub struct DedupConfig {
 pub struct RemoteWriteConfig {
     pub name: String,
     pub url: String,
-    pub basic_auth: Option<(String, String)>,
-    pub bearer_token: Option<String>,
-    pub headers: Vec<(String, String)>,
+    pub basic_auth: Option<(String, Secret)>,
+    pub bearer_token: Option<Secret>,
+    /// Values may carry credentials (`Authorization`, API keys).
+    pub headers: Vec<(String, Secret)>,
     pub remote_timeout: Duration,
     pub shards: usize,
     pub max_samples_per_send: usize,
@@ -282,12 +285,8 @@ pub fn parse_str(text: &str, path: Option<&Path>) -> Result<Config, ConfigError>
             let inner = err.into_inner();
             let (line, column) = inner.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             let key = if key == "." { String::new() } else { key };
-            return Err(invalid(vec![ConfigProblem {
-                line,
-                column,
-                key,
-                message: inner.message().trim().to_string(),
-            }]));
+            let message = redact_message(&key, inner.message().trim());
+            return Err(invalid(vec![ConfigProblem { line, column, key, message }]));
         }
     };
     validate::resolve(raw, text, path.map(Path::to_path_buf)).map_err(invalid)
@@ -401,7 +400,7 @@ pub fn describe(config: &Config) -> String {
         out.push_str(&format!(
             "  remote_write {} -> {}: {} shards, {} samples per send, backlog up to {}, queue {}/federation/rw-queue/{}\n",
             rw.name,
-            rw.url,
+            redacted_url(&rw.url),
             rw.shards,
             rw.max_samples_per_send,
             crate::api_duration(rw.max_backlog),
@@ -615,6 +614,26 @@ mod tests {
         assert!(keys.contains(&("balancer.backends[0].retry_on", 14)), "{keys:?}");
         assert!(p.iter().any(|p| p.message.contains("no ACL named \"missing\"")), "{p:?}");
         assert!(p.iter().any(|p| p.message.contains("\"418\"")), "{p:?}");
+    }
+
+    #[test]
+    fn resolved_config_debug_shows_no_secret() {
+        let c = parse_str(
+            "[exporter.listen.basic_auth_users]\nadmin = \"plain:sec-1\"\nops = \"$2y$04$sec2sec2sec2sec2sec2se\"\n\
+             [balancer]\nstats_auth = [\"admin:sec-3\"]\n\
+             [[replica.scrape_configs]]\njob_name = \"a\"\nbasic_auth = { username = \"u\", password = \"sec-4\" }\n\
+             [[replica.scrape_configs]]\njob_name = \"b\"\nauthorization = { credentials = \"sec-5\" }\n\
+             [[federation.remote_write]]\nurl = \"http://x/\"\nbasic_auth = { username = \"u\", password = \"sec-6\" }\n\
+             [[federation.remote_write]]\nurl = \"http://y/\"\nbearer_token = \"sec-7\"\nheaders = { Authorization = \"sec-8\" }\n",
+            None,
+        )
+        .unwrap();
+        let debug = format!("{c:?}");
+        assert!(debug.contains("<secret>"));
+        for secret in ["sec-1", "sec2sec2", "sec-3", "sec-4", "sec-5", "sec-6", "sec-7", "sec-8"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert_eq!(c.exporter.listen.basic_auth_users["admin"], PasswordCheck::Plain(Secret::new("sec-1")));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The TOML file as written by a user: every key optional, unknown keys rejected.
 //! `validate` turns this into the resolved `Config` the roles run on.
 
+use super::Secret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use toml::Spanned;
@@ -32,7 +33,7 @@ pub struct RawListener {
     pub address: Option<Spanned<String>>,
     pub tls: Option<RawTls>,
     /// user → password: a bcrypt hash (`$2y$…`, as Prometheus's web config) or `plain:<secret>`.
-    pub basic_auth_users: Option<BTreeMap<String, Spanned<String>>>,
+    pub basic_auth_users: Option<BTreeMap<String, Spanned<Secret>>>,
     pub max_connections: Option<usize>,
     pub header_read_timeout: Option<Spanned<String>>,
     pub read_timeout: Option<Spanned<String>>,
@@ -44,7 +45,7 @@ pub struct RawListener {
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
     pub cert_file: Spanned<String>,
-    pub key_file: Spanned<String>,
+    pub key_file: Spanned<Secret>,
 }
 
 /// `[federation]`: the central Prometheus. Scrapes `/federate` of the replicas with the
@@ -104,9 +105,9 @@ pub struct RawRemoteWrite {
     /// Names the queue directory and the `url` label of the self metrics; defaults to a hash.
     pub name: Option<Spanned<String>>,
     pub basic_auth: Option<crate::scrape::config::BasicAuth>,
-    pub bearer_token: Option<String>,
+    pub bearer_token: Option<Secret>,
     pub bearer_token_file: Option<String>,
-    pub headers: Option<BTreeMap<String, String>>,
+    pub headers: Option<BTreeMap<String, Secret>>,
     pub remote_timeout: Option<Spanned<String>>,
     pub shards: Option<usize>,
     pub max_samples_per_send: Option<usize>,

@@ -4,7 +4,7 @@
 use super::raw::{RawCollector, RawConfig, RawExporter, RawFederation, RawListener, RawReplica};
 use super::{
     CollectorConfig, Config, ConfigProblem, DEFAULT_SPAN_METRICS_BUCKETS_MS, DedupConfig, ExporterConfig,
-    FederationConfig, GlobalConfig, ListenerConfig, PasswordCheck, RemoteWriteConfig, ReplicaConfig,
+    FederationConfig, GlobalConfig, ListenerConfig, PasswordCheck, RemoteWriteConfig, ReplicaConfig, Secret,
     TlsConfig, line_col, parse_duration,
 };
 use crate::exporter::collectors;
@@ -97,24 +97,27 @@ impl Checker<'_> {
             },
         };
         let tls = raw.tls.as_ref().map(|t| {
-            for (field, v) in [("cert_file", &t.cert_file), ("key_file", &t.key_file)] {
-                if !std::path::Path::new(v.get_ref()).is_file() {
-                    self.problem(
-                        v,
-                        &format!("{key}.tls.{field}"),
-                        format!("file {:?} does not exist", v.get_ref()),
-                    );
-                }
+            if !std::path::Path::new(t.cert_file.get_ref()).is_file() {
+                self.problem(
+                    &t.cert_file,
+                    &format!("{key}.tls.cert_file"),
+                    format!("file {:?} does not exist", t.cert_file.get_ref()),
+                );
             }
-            TlsConfig { cert_file: t.cert_file.get_ref().into(), key_file: t.key_file.get_ref().into() }
+            // The key's path is a secret like the key (status pages show `<secret>`); the
+            // problem's line and key say which setting it is.
+            if !std::path::Path::new(t.key_file.get_ref().expose()).is_file() {
+                self.problem(&t.key_file, &format!("{key}.tls.key_file"), "file does not exist");
+            }
+            TlsConfig { cert_file: t.cert_file.get_ref().into(), key_file: t.key_file.get_ref().clone() }
         });
         let mut basic_auth_users = std::collections::BTreeMap::new();
         for (user, secret) in raw.basic_auth_users.iter().flatten() {
-            let s = secret.get_ref();
+            let s = secret.get_ref().expose();
             let check = if let Some(plain) = s.strip_prefix("plain:") {
-                PasswordCheck::Plain(plain.to_string())
+                PasswordCheck::Plain(Secret::new(plain))
             } else if s.starts_with("$2a$") || s.starts_with("$2b$") || s.starts_with("$2y$") {
-                PasswordCheck::Bcrypt(s.clone())
+                PasswordCheck::Bcrypt(secret.get_ref().clone())
             } else {
                 self.problem(
                     secret,
@@ -159,9 +162,9 @@ impl Checker<'_> {
             external_labels: Vec::new(),
             evaluation_interval: Duration::from_secs(60),
             jobs: Vec::new(),
-            original_yaml: String::new(),
+            status_yaml: String::new(),
         };
-        let (mut parsed, source, original) = match file {
+        let (mut parsed, source) = match file {
             Some(path) => {
                 if global.is_some() || scrape_configs.is_some() {
                     self.problem(
@@ -189,7 +192,7 @@ impl Checker<'_> {
                     );
                     return (empty, String::new());
                 }
-                match serde_norway::from_str::<PrometheusFile>(&text) {
+                match crate::scrape::config::parse_prometheus_yaml::<PrometheusFile>(&text) {
                     Ok(mut f) => {
                         if let Err(e) = crate::scrape::config::load_scrape_config_files(
                             &mut f,
@@ -197,14 +200,13 @@ impl Checker<'_> {
                         ) {
                             self.problem(path, &format!("{section}.prometheus_config"), e);
                         }
-                        (f, path.get_ref().clone(), text)
+                        (f, path.get_ref().clone())
                     }
                     Err(e) => {
-                        let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
                         self.problem(
                             path,
                             &format!("{section}.prometheus_config"),
-                            format!("{}:{line}:{col}: {e}", path.get_ref()),
+                            format!("{}:{e}", path.get_ref()),
                         );
                         return (empty, String::new());
                     }
@@ -216,7 +218,7 @@ impl Checker<'_> {
                     scrape_configs: scrape_configs.clone().unwrap_or_default(),
                     ..Default::default()
                 };
-                (f, format!("[{section}] in the obsd config"), self.text.to_string())
+                (f, format!("[{section}] in the obsd config"))
             }
         };
         parsed.scrape_configs.extend(extra_jobs);
@@ -226,7 +228,7 @@ impl Checker<'_> {
                 "prometheus.yml section is not used by obsd's {section} and is ignored"
             );
         }
-        match crate::scrape::config::resolve(&parsed, original) {
+        match crate::scrape::config::resolve(&parsed) {
             Ok(s) => (s, source),
             Err(errors) => {
                 for e in errors {
@@ -395,7 +397,7 @@ impl Checker<'_> {
                 let password = match (&b.password, &b.password_file) {
                     (Some(p), None) => Some(p.clone()),
                     (None, Some(f)) => match std::fs::read_to_string(f) {
-                        Ok(p) => Some(p.trim().to_string()),
+                        Ok(p) => Some(Secret::new(p.trim())),
                         Err(e) => {
                             self.problem(
                                 url,
@@ -405,7 +407,7 @@ impl Checker<'_> {
                             None
                         }
                     },
-                    (None, None) => Some(String::new()),
+                    (None, None) => Some(Secret::default()),
                     (Some(_), Some(_)) => {
                         self.problem(url, &key("basic_auth"), "at most one of password and password_file");
                         None
@@ -416,7 +418,7 @@ impl Checker<'_> {
             let bearer_token = match (&rw.bearer_token, &rw.bearer_token_file) {
                 (Some(t), None) => Some(t.clone()),
                 (None, Some(f)) => match std::fs::read_to_string(f) {
-                    Ok(t) => Some(t.trim().to_string()),
+                    Ok(t) => Some(Secret::new(t.trim())),
                     Err(e) => {
                         self.problem(url, &key("bearer_token_file"), format!("cannot read {f}: {e}"));
                         None

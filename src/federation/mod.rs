@@ -148,7 +148,7 @@ impl Federation {
         let api = crate::api::router(
             engine,
             Arc::new(StoreSource(store.clone())),
-            serving::scrape_api_info(&scrape, flags(config), config.scrape.original_yaml.clone()),
+            serving::scrape_api_info(&scrape, flags(config), config.scrape.status_yaml.clone()),
         );
         let federate = FederateState::new(store.clone(), federate_settings(config));
         let federation = Federation { scrape, store, federate: federate.clone(), sink: sink.clone() };

@@ -217,7 +217,7 @@ fn build_client(config: &RemoteWriteConfig) -> Result<reqwest::Client, RemoteWri
     for (k, v) in &config.headers {
         let (Ok(name), Ok(value)) = (
             reqwest::header::HeaderName::from_bytes(k.as_bytes()),
-            reqwest::header::HeaderValue::from_str(v),
+            reqwest::header::HeaderValue::from_str(v.expose()),
         ) else {
             return Err(RemoteWriteError::Client {
                 name: config.name.clone(),
@@ -585,10 +585,10 @@ impl RemoteWriteQueue {
             .header("X-Prometheus-Remote-Write-Version", "0.1.0")
             .body(body.to_vec());
         if let Some((user, password)) = &self.config.basic_auth {
-            request = request.basic_auth(user, Some(password));
+            request = request.basic_auth(user, Some(password.expose()));
         }
         if let Some(token) = &self.config.bearer_token {
-            request = request.bearer_auth(token);
+            request = request.bearer_auth(token.expose());
         }
         let response = request.send().await.map_err(|e| Failure::Retry(e.to_string()))?;
         let status = response.status();
@@ -610,7 +610,8 @@ impl RemoteWriteQueue {
 
     pub fn metric_families(&self) -> Vec<MetricFamily> {
         let c = &self.counters;
-        let labels = [("remote_name", self.config.name.as_str()), ("url", self.config.url.as_str())];
+        let url = crate::config::redacted_url(&self.config.url);
+        let labels = [("remote_name", self.config.name.as_str()), ("url", url.as_str())];
         let mut out = Vec::new();
         let mut f = MetricFamily::counter(
             "obsd_remote_write_samples_sent_total",

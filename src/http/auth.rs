@@ -34,13 +34,15 @@ impl BasicAuth {
             return false;
         };
         match check {
-            PasswordCheck::Plain(expected) => constant_time_eq(expected.as_bytes(), password.as_bytes()),
+            PasswordCheck::Plain(expected) => {
+                constant_time_eq(expected.expose().as_bytes(), password.as_bytes())
+            }
             PasswordCheck::Bcrypt(hash) => {
                 let key = (user, password);
                 if self.verified.lock().map(|v| v.contains(&key)).unwrap_or(false) {
                     return true;
                 }
-                let ok = bcrypt::verify(&key.1, hash).unwrap_or(false);
+                let ok = bcrypt::verify(&key.1, hash.expose()).unwrap_or(false);
                 if ok && let Ok(mut v) = self.verified.lock() {
                     if v.len() >= VERIFIED_CACHE_MAX {
                         v.clear();
@@ -105,8 +107,8 @@ mod tests {
     fn plain_and_bcrypt_users() {
         let hash = bcrypt::hash("s3cret", 4).unwrap();
         let mut users = BTreeMap::new();
-        users.insert("admin".to_string(), PasswordCheck::Plain("admin".into()));
-        users.insert("ops".to_string(), PasswordCheck::Bcrypt(hash));
+        users.insert("admin".to_string(), PasswordCheck::Plain(crate::config::Secret::new("admin")));
+        users.insert("ops".to_string(), PasswordCheck::Bcrypt(crate::config::Secret::new(hash)));
         let auth = BasicAuth::new(users);
         assert!(auth.allows(Some(&header("admin", "admin"))));
         assert!(!auth.allows(Some(&header("admin", "nope"))));

@@ -96,6 +96,11 @@ pub async fn serve(
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_read_timeout)
+            // The read buffer alone is no limit: hyper reads into whatever capacity the buffer
+            // was given, which ran a 64 KiB limit out to about 128 KiB. max_header_size counts
+            // the head's own bytes, so the limit is exact; past it hyper answers 431, as Go's
+            // net/http does for Prometheus and node_exporter.
+            .max_header_size(config.max_header_bytes)
             .max_buf_size(config.max_header_bytes.max(8192));
         let watcher = graceful.watcher();
         let tls = tls.clone();

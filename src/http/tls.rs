@@ -17,9 +17,12 @@ pub fn acceptor_alpn(config: &TlsConfig, protocols: &[&[u8]]) -> Result<tokio_ru
     if certs.is_empty() {
         return Err(format!("{}: no certificate found", config.cert_file.display()));
     }
-    let key = rustls_pemfile::private_key(&mut open(&config.key_file)?)
-        .map_err(|e| format!("{}: bad key PEM: {e}", config.key_file.display()))?
-        .ok_or_else(|| format!("{}: no private key found", config.key_file.display()))?;
+    // The key's path is shown nowhere (it is a `Secret`): these errors name the setting.
+    let key_path = std::path::Path::new(config.key_file.expose());
+    let key_file = std::fs::File::open(key_path).map(BufReader::new).map_err(|e| format!("key_file: {e}"))?;
+    let key = rustls_pemfile::private_key(&mut { key_file })
+        .map_err(|e| format!("key_file: bad key PEM: {e}"))?
+        .ok_or_else(|| "key_file: no private key found".to_string())?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut server = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -53,7 +53,7 @@ fn api_info(state: &Arc<ReplicaState>, config: &ReplicaConfig, role: &str) -> Ap
     flags.insert("storage.tsdb.retention.time".to_string(), crate::api_duration(config.retention_time));
     flags.insert("web.enable-remote-write-receiver".to_string(), config.remote_write_receiver.to_string());
     flags.insert("obsd.role".to_string(), role.to_string());
-    serving::scrape_api_info(&state.scrape, flags, config.scrape.original_yaml.clone())
+    serving::scrape_api_info(&state.scrape, flags, config.scrape.status_yaml.clone())
 }
 
 fn federate_settings(config: &ReplicaConfig) -> FederateSettings {

@@ -2,14 +2,20 @@
 //! defaults, read from an existing prometheus.yml or written inline in obsd.toml.
 
 use super::relabel::RelabelConfig;
-use crate::config::parse_duration;
-use serde::{Deserialize, Deserializer};
+use crate::config::{Secret, parse_duration};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// A duration written as Prometheus writes it (`15s`, `1m`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PromDuration(pub Duration);
+
+impl Serialize for PromDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::api_duration(self.0))
+    }
+}
 
 impl<'de> Deserialize<'de> for PromDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -21,6 +27,19 @@ impl<'de> Deserialize<'de> for PromDuration {
 /// A size written as Prometheus writes it (`10MB`, `512KiB`); Prometheus's units are powers of 1024.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ByteSize(pub u64);
+
+impl Serialize for ByteSize {
+    /// In the largest power-of-1024 unit that holds it exactly, as Prometheus shows sizes.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let units = [("EiB", 60), ("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)];
+        let shown = units
+            .iter()
+            .find(|(_, shift)| self.0 != 0 && self.0.is_multiple_of(1u64 << shift))
+            .map(|(unit, shift)| format!("{}{unit}", self.0 >> shift))
+            .unwrap_or_else(|| format!("{}B", self.0));
+        s.serialize_str(&shown)
+    }
+}
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -48,7 +67,7 @@ pub fn parse_byte_size(text: &str) -> Option<u64> {
     number.checked_mul(unit)
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GlobalConfig {
     pub scrape_interval: Option<PromDuration>,
@@ -65,7 +84,7 @@ pub struct GlobalConfig {
     pub label_value_length_limit: Option<u64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticConfig {
     #[serde(default)]
@@ -74,43 +93,43 @@ pub struct StaticConfig {
     pub labels: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSdConfig {
     pub files: Vec<String>,
     pub refresh_interval: Option<PromDuration>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
     pub username: String,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     pub password_file: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Authorization {
     #[serde(rename = "type")]
     pub kind: Option<String>,
-    pub credentials: Option<String>,
+    pub credentials: Option<Secret>,
     pub credentials_file: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     pub ca_file: Option<String>,
     pub cert_file: Option<String>,
-    pub key_file: Option<String>,
+    pub key_file: Option<Secret>,
     pub server_name: Option<String>,
     #[serde(default)]
     pub insecure_skip_verify: bool,
     pub min_version: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScrapeConfig {
     pub job_name: String,
@@ -125,7 +144,7 @@ pub struct ScrapeConfig {
     pub scheme: Option<String>,
     pub basic_auth: Option<BasicAuth>,
     pub authorization: Option<Authorization>,
-    pub bearer_token: Option<String>,
+    pub bearer_token: Option<Secret>,
     pub bearer_token_file: Option<String>,
     pub tls_config: Option<TlsConfig>,
     pub follow_redirects: Option<bool>,
@@ -148,7 +167,7 @@ pub struct ScrapeConfig {
 
 /// A whole prometheus.yml. Sections obsd's replica does not use (rules, alerting, remote
 /// storage) are accepted so an existing file loads unchanged, and reported by `ignored_sections`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusFile {
     #[serde(default)]
@@ -157,11 +176,18 @@ pub struct PrometheusFile {
     pub scrape_configs: Vec<ScrapeConfig>,
     #[serde(default)]
     pub scrape_config_files: Vec<String>,
+    // obsd does not run these sections: they are not part of the configuration it shows.
+    #[serde(skip_serializing)]
     pub rule_files: Option<serde_norway::Value>,
+    #[serde(skip_serializing)]
     pub alerting: Option<serde_norway::Value>,
+    #[serde(skip_serializing)]
     pub remote_write: Option<serde_norway::Value>,
+    #[serde(skip_serializing)]
     pub remote_read: Option<serde_norway::Value>,
+    #[serde(skip_serializing)]
     pub storage: Option<serde_norway::Value>,
+    #[serde(skip_serializing)]
     pub tracing: Option<serde_norway::Value>,
 }
 
@@ -192,6 +218,17 @@ struct ScrapeConfigFile {
     scrape_configs: Vec<ScrapeConfig>,
 }
 
+/// Parses Prometheus YAML. The error reads `line:column: message`; serde quotes the value it
+/// got, which under a secret-named key (a password where a map belongs) is shown as `<secret>`.
+pub fn parse_prometheus_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text)).map_err(|err| {
+        let key = err.path().to_string();
+        let inner = err.into_inner();
+        let (line, col) = inner.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+        format!("{line}:{col}: {}", crate::config::redact_message(&key, &inner.to_string()))
+    })
+}
+
 /// Appends the jobs of every file `scrape_config_files` names (globs in the last path element,
 /// relative paths from the main file's directory), as Prometheus 2.43 does.
 pub fn load_scrape_config_files(
@@ -210,10 +247,8 @@ pub fn load_scrape_config_files(
                 .map_err(|e| format!("scrape_config_files: {}: {e}", path.display()))?;
             crate::config::yaml_depth::check(&text)
                 .map_err(|e| format!("scrape_config_files: {}: {e}", path.display()))?;
-            let extra: ScrapeConfigFile = serde_norway::from_str(&text).map_err(|e| {
-                let (line, col) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-                format!("scrape_config_files: {}:{line}:{col}: {e}", path.display())
-            })?;
+            let extra: ScrapeConfigFile = parse_prometheus_yaml(&text)
+                .map_err(|e| format!("scrape_config_files: {}:{e}", path.display()))?;
             file.scrape_configs.extend(extra.scrape_configs);
         }
     }
@@ -235,8 +270,8 @@ pub struct Job {
     pub file_sd_configs: Vec<FileSdConfig>,
     pub relabel_configs: Vec<RelabelConfig>,
     pub metric_relabel_configs: Vec<RelabelConfig>,
-    pub basic_auth: Option<(String, String)>,
-    pub bearer_token: Option<String>,
+    pub basic_auth: Option<(String, Secret)>,
+    pub bearer_token: Option<Secret>,
     pub authorization_type: String,
     pub tls_config: TlsConfig,
     pub body_size_limit: u64,
@@ -253,23 +288,46 @@ pub struct ScrapeSettings {
     pub external_labels: Vec<(String, String)>,
     pub evaluation_interval: Duration,
     pub jobs: Vec<Job>,
-    /// The configuration as the user wrote it, for `/api/v1/status/config`.
-    pub original_yaml: String,
+    /// The scrape configuration as `/api/v1/status/config` shows it: rendered from the parsed
+    /// file (never the text as written), every secret as `<secret>`.
+    pub status_yaml: String,
 }
 
-fn read_secret(inline: &Option<String>, file: &Option<String>, what: &str) -> Result<Option<String>, String> {
+fn read_secret(inline: &Option<Secret>, file: &Option<String>, what: &str) -> Result<Option<Secret>, String> {
     match (inline, file) {
         (Some(_), Some(_)) => Err(format!("at most one of {what} & {what}_file must be configured")),
         (Some(v), None) => Ok(Some(v.clone())),
         (None, Some(path)) => std::fs::read_to_string(path)
-            .map(|s| Some(s.trim().to_string()))
+            .map(|s| Some(Secret::new(s.trim())))
             .map_err(|e| format!("unable to read {what}_file {path}: {e}")),
         (None, None) => Ok(None),
     }
 }
 
+/// The YAML `/api/v1/status/config` serves: `file` serialized, unset fields left out. Secrets
+/// are `Secret`s, which serialize as `<secret>`; sections obsd ignores are not shown.
+pub fn status_yaml(file: &PrometheusFile) -> String {
+    fn prune(v: &mut serde_norway::Value) {
+        match v {
+            serde_norway::Value::Mapping(m) => {
+                m.retain(|_, v| !v.is_null());
+                m.values_mut().for_each(prune);
+            }
+            serde_norway::Value::Sequence(s) => s.iter_mut().for_each(prune),
+            _ => {}
+        }
+    }
+    match serde_norway::to_value(file) {
+        Ok(mut value) => {
+            prune(&mut value);
+            serde_norway::to_string(&value).unwrap_or_default()
+        }
+        Err(_) => String::new(),
+    }
+}
+
 /// Applies Prometheus's defaults and checks; errors read like Prometheus's own.
-pub fn resolve(file: &PrometheusFile, original_yaml: String) -> Result<ScrapeSettings, Vec<String>> {
+pub fn resolve(file: &PrometheusFile) -> Result<ScrapeSettings, Vec<String>> {
     let mut errors = Vec::new();
     let g = &file.global;
     let global_interval = g.scrape_interval.map(|d| d.0).unwrap_or(Duration::from_secs(60));
@@ -378,7 +436,7 @@ pub fn resolve(file: &PrometheusFile, original_yaml: String) -> Result<ScrapeSet
         external_labels: g.external_labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         evaluation_interval: g.evaluation_interval.map(|d| d.0).unwrap_or(Duration::from_secs(60)),
         jobs,
-        original_yaml,
+        status_yaml: status_yaml(file),
     })
 }
 
@@ -410,7 +468,7 @@ rule_files: ['rules.yml']
     fn seed_config_resolves_with_prometheus_defaults() {
         let file: PrometheusFile = serde_norway::from_str(SEED).unwrap();
         assert_eq!(file.ignored_sections(), vec!["rule_files"]);
-        let s = resolve(&file, SEED.into()).unwrap();
+        let s = resolve(&file).unwrap();
         assert_eq!(s.external_labels, vec![("prometheus_instance".to_string(), "replica-1".to_string())]);
         let node = &s.jobs[0];
         assert_eq!((node.interval, node.timeout), (Duration::from_secs(15), Duration::from_secs(10)));
@@ -423,10 +481,10 @@ rule_files: ['rules.yml']
     #[test]
     fn prometheus_errors() {
         let dup = "scrape_configs:\n  - job_name: a\n  - job_name: a\n";
-        let e = resolve(&serde_norway::from_str(dup).unwrap(), String::new()).unwrap_err();
+        let e = resolve(&serde_norway::from_str(dup).unwrap()).unwrap_err();
         assert!(e[0].contains("multiple scrape configs with job name \"a\""), "{e:?}");
         let slow = "scrape_configs:\n  - job_name: a\n    scrape_interval: 5s\n    scrape_timeout: 10s\n";
-        let e = resolve(&serde_norway::from_str(slow).unwrap(), String::new()).unwrap_err();
+        let e = resolve(&serde_norway::from_str(slow).unwrap()).unwrap_err();
         assert!(e[0].contains("scrape timeout greater than scrape interval"), "{e:?}");
         assert!(
             serde_norway::from_str::<PrometheusFile>(
@@ -436,7 +494,7 @@ rule_files: ['rules.yml']
         );
         // A short interval caps the default timeout, as Prometheus does.
         let short = "global:\n  scrape_interval: 5s\nscrape_configs:\n  - job_name: a\n";
-        let s = resolve(&serde_norway::from_str(short).unwrap(), String::new()).unwrap();
+        let s = resolve(&serde_norway::from_str(short).unwrap()).unwrap();
         assert_eq!(s.jobs[0].timeout, Duration::from_secs(5));
     }
 

@@ -205,7 +205,8 @@ pub fn client_for(job: &Job) -> Result<reqwest::Client, String> {
     }
     if let (Some(cert), Some(key)) = (&job.tls_config.cert_file, &job.tls_config.key_file) {
         let mut pem = std::fs::read(cert).map_err(|e| format!("cert_file {cert}: {e}"))?;
-        pem.extend(std::fs::read(key).map_err(|e| format!("key_file {key}: {e}"))?);
+        // The path is a secret: the error, shown as the target's lastError, names the setting.
+        pem.extend(std::fs::read(key.expose()).map_err(|e| format!("key_file: {e}"))?);
         builder = builder
             .identity(reqwest::Identity::from_pem(&pem).map_err(|e| format!("client certificate: {e}"))?);
     }
@@ -222,10 +223,10 @@ async fn fetch(
         .header("Accept", ACCEPT_HEADER)
         .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{}", job.timeout.as_secs_f64()));
     if let Some((user, password)) = &job.basic_auth {
-        request = request.basic_auth(user, Some(password));
+        request = request.basic_auth(user, Some(password.expose()));
     }
     if let Some(token) = &job.bearer_token {
-        request = request.header("Authorization", format!("{} {token}", job.authorization_type));
+        request = request.header("Authorization", format!("{} {}", job.authorization_type, token.expose()));
     }
     let mut response = request.send().await.map_err(|e| {
         if e.is_timeout() { ScrapeError::Timeout } else { ScrapeError::Http(error_chain(&e)) }
@@ -622,7 +623,7 @@ mod tests {
     fn job(extra: &str) -> Job {
         let yaml = format!("scrape_configs:\n  - job_name: app\n{extra}");
         let file: PrometheusFile = serde_norway::from_str(&yaml).unwrap();
-        resolve(&file, String::new()).unwrap().jobs.remove(0)
+        resolve(&file).unwrap().jobs.remove(0)
     }
 
     fn target() -> Target {

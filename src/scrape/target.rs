@@ -289,7 +289,7 @@ mod tests {
 
     fn job(yaml: &str) -> Job {
         let file: PrometheusFile = serde_norway::from_str(yaml).unwrap();
-        resolve(&file, String::new()).unwrap().jobs.remove(0)
+        resolve(&file).unwrap().jobs.remove(0)
     }
 
     #[test]

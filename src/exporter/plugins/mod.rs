@@ -267,22 +267,54 @@ fn log_stderr(plugin: &str, stderr: &[u8], failed: bool) {
 
 /// `obsd plugin check`: loads one plugin, runs one collect under the sandbox and checks the
 /// output. Ok carries the output as it would appear on `/metrics`; Err says why not.
+///
+/// The collect runs as `Plugins::collect` runs it, on a thread of its own that is abandoned
+/// `GRACE` after the plugin's timeout: a host call that blocks its thread (WASI's `poll_oneoff`
+/// on one relative clock is a plain thread sleep, a FIFO read blocks in the kernel) never
+/// returns to the async timeout inside `Sandbox::run`. The thread has its own runtime, so
+/// neither the caller's runtime nor the process waits for it.
 pub async fn check(config: &PluginConfig) -> Result<(String, Collected), String> {
     let sandbox = Sandbox::new(Allocation::OnDemand).map_err(|e| e.to_string())?;
     let compiled =
         sandbox.compile_file(&config.file).map_err(|e| format!("rejected ({}): {e}", e.reason()))?;
-    let run = sandbox.run(&compiled, config).await;
-    let stderr = String::from_utf8_lossy(&run.stderr).trim_end().to_string();
+    let started = std::time::Instant::now();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let run_config = config.clone();
+    std::thread::Builder::new()
+        .name("obsd-plugin-check".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let run = runtime
+                .map(|rt| rt.block_on(sandbox.run(&compiled, &run_config)))
+                .map_err(|e| format!("cannot start the plugin's runtime: {e}"));
+            let _ = tx.send(run);
+        })
+        .map_err(|e| format!("cannot start the plugin's thread: {e}"))?;
     let builtin = super::builtin_family_names();
-    let families = match run.result {
-        Err(f) => Err((f.reason(), f.to_string())),
-        Ok(stdout) => {
-            output::validate(&config.name, &stdout, &builtin).map_err(|e| (e.reason(), e.to_string()))
-        }
-    };
-    let collected =
-        Collected { name: config.name.clone(), families, duration: run.elapsed, fuel_used: run.fuel_used };
-    Ok((stderr, collected))
+    let (stderr, families, duration, fuel_used) =
+        match tokio::time::timeout(config.timeout + GRACE, rx).await {
+            Ok(Ok(run)) => {
+                let run = run?;
+                let families = match run.result {
+                    Err(f) => Err((f.reason(), f.to_string())),
+                    Ok(stdout) => output::validate(&config.name, &stdout, &builtin)
+                        .map_err(|e| (e.reason(), e.to_string())),
+                };
+                (
+                    String::from_utf8_lossy(&run.stderr).trim_end().to_string(),
+                    families,
+                    run.elapsed,
+                    run.fuel_used,
+                )
+            }
+            Ok(Err(_)) => return Err("the plugin's thread ended without a result".into()),
+            Err(_) => {
+                let failure = Failure::Timeout(config.timeout);
+                let message = format!("{failure}: still blocked in a host call {GRACE:?} after its timeout");
+                (String::new(), Err((failure.reason(), message)), started.elapsed(), 0)
+            }
+        };
+    Ok((stderr, Collected { name: config.name.clone(), families, duration, fuel_used }))
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 //! `ResourceLimiter`), a fuel budget (instructions), and a wall-clock timeout. Epoch ticks make
 //! running wasm yield to the async runtime every `TICK`, so the timeout also fires on a tight
 //! loop. A host call blocked in the kernel (a FIFO in a granted directory) cannot be
-//! interrupted; `Plugins::collect` stops waiting for it at the timeout and reports it.
+//! interrupted; `Plugins::collect` and `plugin check` stop waiting for it at the timeout and
+//! report it.
 
 use crate::config::PluginConfig;
 use std::path::Path;
