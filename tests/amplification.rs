@@ -45,11 +45,12 @@ fn scrape_job(name: &str, port: u16, extra: &str) -> String {
     )
 }
 
-fn replica(jobs: &str) -> Obsd {
+/// A replica with `extra` keys in `[replica]` and the given scrape jobs.
+fn replica(extra: &str, jobs: &str) -> Obsd {
     Obsd::start(
         "replica",
         &format!(
-            "[replica]\nremote_write_receiver = true\n[replica.listen]\naddress = \"127.0.0.1:0\"\n[replica.global]\nscrape_interval = \"1s\"\n{jobs}"
+            "[replica]\nremote_write_receiver = true\n{extra}[replica.listen]\naddress = \"127.0.0.1:0\"\n[replica.global]\nscrape_interval = \"1s\"\n{jobs}"
         ),
     )
 }
@@ -82,6 +83,7 @@ fn target_states(obsd: &Obsd, jobs: &[&str]) -> Vec<(String, String)> {
 fn a_series_with_100k_labels_fails_at_the_label_limit_without_being_parsed() {
     let wide = fixed_target(wide_series(100_000));
     let obsd = replica(
+        "",
         &[
             scrape_job("limited", wide, "label_limit = 64\n"),
             scrape_job("name_length", wide, "label_name_length_limit = 4\n"),
@@ -110,7 +112,7 @@ fn a_type_line_after_its_samples_keeps_the_target_up_and_an_overflowing_value_fa
     let late_type = fixed_target(b"m 1\n# TYPE m counter\n# HELP m once\n# HELP m twice\nother 2\n".to_vec());
     let overflow = fixed_target(b"ok 1\nbig 1e309\n".to_vec());
     let obsd =
-        replica(&[scrape_job("late_type", late_type, ""), scrape_job("overflow", overflow, "")].concat());
+        replica("", &[scrape_job("late_type", late_type, ""), scrape_job("overflow", overflow, "")].concat());
     let states = target_states(&obsd, &["late_type", "overflow"]);
     assert_eq!(states[0], ("up".into(), String::new()), "Prometheus 2.42 keeps this target up");
     assert_eq!(states[1].0, "down");
@@ -119,4 +121,102 @@ fn a_type_line_after_its_samples_keeps_the_target_up_and_an_overflowing_value_fa
         "Prometheus's error: {:?}",
         states[1].1
     );
+}
+
+/// Peak resident memory of a process, in bytes.
+fn vm_hwm(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+fn label(name: &str, value: &str) -> obsd::remote_write::proto::Label {
+    obsd::remote_write::proto::Label { name: name.into(), value: value.into() }
+}
+
+fn write_request(series: Vec<Vec<obsd::remote_write::proto::Label>>) -> Vec<u8> {
+    use obsd::remote_write::proto::{Sample, TimeSeries, WriteRequest};
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    obsd::remote_write::encode(&WriteRequest {
+        timeseries: series
+            .into_iter()
+            .map(|labels| TimeSeries {
+                labels,
+                samples: vec![Sample { value: 1.0, timestamp: now }],
+                exemplars: vec![],
+            })
+            .collect(),
+        metadata: vec![],
+    })
+}
+
+fn post_write(obsd: &Obsd, body: Vec<u8>) -> (u16, String) {
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let r = client
+        .post(obsd.url("replica", "/api/v1/write"))
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.text().unwrap_or_default())
+}
+
+#[test]
+fn remote_write_refuses_wide_and_numerous_series_before_decoding_them() {
+    let obsd = replica("remote_write_max_labels_per_series = 300\n", "");
+    let before = vm_hwm(obsd.pid());
+    // The 757 KB request: one series with 100k labels (it added 440-860 MB of RSS).
+    let mut wide = vec![label("__name__", "wide")];
+    wide.extend((0..100_000).map(|i| label(&format!("l{i}"), "v")));
+    let (status, body) = post_write(&obsd, write_request(vec![wide]));
+    assert_eq!((status, body.trim()), (400, "series 0 has more than 300 labels"));
+    // The 1.6 MB body of empty series (it peaked at about 2 GB): ~17M of them.
+    let empty = snap::raw::Encoder::new().compress_vec(&[0x0a, 0x00].repeat(17_000_000)).unwrap();
+    assert!(empty.len() < 2 << 20, "{} bytes", empty.len());
+    let (status, body) = post_write(&obsd, empty);
+    assert_eq!((status, body.trim()), (400, "request has more than 100000 series"));
+    // Many labels per series over many series: refused on their estimated decoded size.
+    let many: Vec<_> = (0..6_000)
+        .map(|s| {
+            let mut l = vec![label("__name__", &format!("m{s}"))];
+            l.extend((0..250).map(|i| label(&format!("l{i}"), "")));
+            l
+        })
+        .collect();
+    let (status, body) = post_write(&obsd, write_request(many));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("decoded, over the limit of 67108864 bytes"), "{body}");
+    let grown = vm_hwm(obsd.pid()).saturating_sub(before);
+    // The decompressed body of empty series is 34 MB; decoding any of these took 440 MB+.
+    assert!(grown < 128 << 20, "peak RSS grew by {} MiB", grown >> 20);
+    // Still taking ordinary writes.
+    let (status, body) =
+        post_write(&obsd, write_request(vec![vec![label("__name__", "ok"), label("a", "1")]]));
+    assert_eq!(status, 204, "{body}");
+}
+
+#[test]
+fn remote_write_refuses_duplicate_and_invalid_label_names() {
+    let obsd = replica("", "");
+    for (labels, message) in [
+        (
+            vec![label("__name__", "m"), label("a", "1"), label("a", "2")],
+            "label name \"a\" is not unique: invalid sample",
+        ),
+        (vec![label("__name__", "m"), label("bad-name", "1")], "invalid label name \"bad-name\""),
+        (vec![label("__name__", "m"), label("", "1")], "invalid label name \"\""),
+        (vec![label("__name__", "not a metric{")], "invalid metric name \"not a metric{\""),
+    ] {
+        let (status, body) = post_write(&obsd, write_request(vec![labels]));
+        assert_eq!((status, body.trim()), (400, message));
+    }
+    let (status, _) =
+        post_write(&obsd, write_request(vec![vec![label("__name__", "fine"), label("a", "1")]]));
+    assert_eq!(status, 204);
+    // /federate stays parseable.
+    let (status, body) = get(&obsd.url("replica", "/federate?match[]=%7B__name__%3D~%22.%2B%22%7D"));
+    assert_eq!(status, 200);
+    let families = obsd::exposition::parse_text(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(families.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), vec!["fine"]);
 }
