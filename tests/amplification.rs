@@ -220,3 +220,118 @@ fn remote_write_refuses_duplicate_and_invalid_label_names() {
     let families = obsd::exposition::parse_text(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
     assert_eq!(families.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), vec!["fine"]);
 }
+
+fn collector() -> Obsd {
+    Obsd::start_with_args(
+        &["--role", "collector"],
+        "[collector]\njaeger_compact_udp = \"\"\njaeger_binary_udp = \"\"\n[collector.listen]\naddress = \"127.0.0.1:0\"\n\
+         [collector.otlp_grpc]\naddress = \"127.0.0.1:0\"\n[collector.otlp_http]\naddress = \"127.0.0.1:0\"\n",
+    )
+}
+
+/// `field` with a length-delimited payload, in protobuf's encoding.
+fn pb_field(out: &mut Vec<u8>, field: u64, payload: &[u8]) {
+    let mut put = |mut v: u64| {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    };
+    put(field << 3 | 2);
+    put(payload.len() as u64);
+    out.extend_from_slice(payload);
+}
+
+/// One span (trace id 1…, span id 2…) whose attributes are `attributes`, encoded, in one
+/// ExportTraceServiceRequest.
+fn otlp_request(attributes: &[u8]) -> Vec<u8> {
+    let mut span = Vec::new();
+    pb_field(&mut span, 1, &[1; 16]);
+    pb_field(&mut span, 2, &[2; 8]);
+    pb_field(&mut span, 5, b"op");
+    span.extend_from_slice(attributes);
+    let mut scope = Vec::new();
+    pb_field(&mut scope, 2, &span);
+    let mut service = Vec::new();
+    pb_field(&mut service, 1, b"service.name");
+    let mut value = Vec::new();
+    pb_field(&mut value, 1, b"svc");
+    pb_field(&mut service, 2, &value);
+    let mut resource = Vec::new();
+    pb_field(&mut resource, 1, &service);
+    let mut rs = Vec::new();
+    pb_field(&mut rs, 1, &resource);
+    pb_field(&mut rs, 2, &scope);
+    let mut req = Vec::new();
+    pb_field(&mut req, 1, &rs);
+    req
+}
+
+fn metric(obsd: &Obsd, name_and_labels: &str) -> f64 {
+    let (_, body) = get(&obsd.url("collector", "/metrics"));
+    body.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn otlp_attributes_are_limited_as_the_sdk_limits_them_and_counted() {
+    let obsd = collector();
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let url = obsd.url("collector-otlp-http", "/v1/traces");
+    let before = vm_hwm(obsd.pid());
+    // The issue's request: 4 MiB of empty attributes (it added about 275 MB each).
+    let empty_attributes = [0x4a, 0x00].repeat((4 << 20) / 2 - 64);
+    for _ in 0..4 {
+        let r = client
+            .post(&url)
+            .header("Content-Type", "application/x-protobuf")
+            .body(otlp_request(&empty_attributes))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{:?}", r.text());
+    }
+    let grown = vm_hwm(obsd.pid()).saturating_sub(before);
+    assert!(grown < 96 << 20, "peak RSS grew by {} MiB", grown >> 20);
+    let per_request = ((4 << 20) / 2 - 64 - 128) as f64;
+    assert_eq!(
+        metric(&obsd, "obsd_collector_dropped_attributes_total{protocol=\"otlp_http\"}"),
+        4.0 * per_request
+    );
+
+    // JSON: 300 attributes, one of them long; the span keeps 128 and says what it lost.
+    let mut attributes: Vec<serde_json::Value> = (0..300)
+        .map(|i| serde_json::json!({"key": format!("k{i}"), "value": {"stringValue": "v"}}))
+        .collect();
+    attributes[0] = serde_json::json!({"key": "long", "value": {"stringValue": "x".repeat(10_000)}});
+    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let body = serde_json::json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+        "scopeSpans": [{"spans": [{
+            "traceId": "000000000000000000000000000000aa", "spanId": "00000000000000bb", "name": "json-op",
+            "startTimeUnixNano": now_ns.to_string(), "endTimeUnixNano": (now_ns + 1_000_000).to_string(),
+            "attributes": attributes,
+        }]}],
+    }]});
+    let r =
+        client.post(&url).header("Content-Type", "application/json").body(body.to_string()).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text());
+    assert_eq!(
+        metric(&obsd, "obsd_collector_dropped_attributes_total{protocol=\"otlp_http\"}"),
+        4.0 * per_request + 172.0
+    );
+    assert_eq!(metric(&obsd, "obsd_collector_truncated_attribute_values_total{protocol=\"otlp_http\"}"), 1.0);
+    let mut trace = serde_json::Value::Null;
+    wait_until("the JSON span stored", Duration::from_secs(10), || {
+        let (status, body) = get(&obsd.url("collector", "/api/traces/000000000000000000000000000000aa"));
+        trace = serde_json::from_str(&body).unwrap_or_default();
+        status == 200
+    });
+    let span = &trace["data"][0]["spans"][0];
+    assert_eq!(span["warnings"], serde_json::json!(["172 attributes dropped"]));
+    let tags = span["tags"].as_array().unwrap();
+    let long = tags.iter().find(|t| t["key"] == "long").unwrap();
+    assert_eq!(long["value"].as_str().unwrap().len(), 4096);
+    assert_eq!(tags.iter().filter(|t| t["key"].as_str().unwrap().starts_with('k')).count(), 127);
+}
