@@ -25,8 +25,8 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("prometheus_yaml", prometheus_yaml),
 ];
 
-/// The cap the remote-write receiver puts on a decompressed body.
-const REMOTE_WRITE_MAX_DECODED: usize = 256 << 20;
+/// The bound OTLP/HTTP puts on a decoded request (8 × its 4 MiB body limit).
+const OTLP_MAX_DECODED: usize = 32 << 20;
 /// Spans one Jaeger batch may carry (the collector's default).
 const JAEGER_MAX_SPANS: usize = 10_000;
 
@@ -38,28 +38,42 @@ pub fn exposition_openmetrics(data: &[u8]) {
     let _ = parse_exposition(&String::from_utf8_lossy(data), Format::OpenMetrics);
 }
 
-/// The body as `/api/v1/write` gets it (snappy block), and the protobuf alone, so the fuzzer
-/// reaches the decoder without having to find valid snappy first.
+/// The body as `/api/v1/write` gets it (snappy block), and the same bytes as the protobuf
+/// inside one, so the fuzzer reaches the wire checks and the decoder without having to find
+/// valid snappy first. What decodes must encode and decode to the same request.
 pub fn remote_write(data: &[u8]) {
-    use prost::Message;
-    let _ = crate::remote_write::decode(data, REMOTE_WRITE_MAX_DECODED);
-    if let Ok(req) = crate::remote_write::proto::WriteRequest::decode(data) {
-        let again = crate::remote_write::decode(&crate::remote_write::encode(&req), usize::MAX);
+    use crate::remote_write::{Limits, decode, encode};
+    let limits = Limits::default();
+    let _ = decode(data, &limits);
+    let Ok(body) = snap::raw::Encoder::new().compress_vec(data) else { return };
+    if let Ok(req) = decode(&body, &limits) {
+        let again = decode(&encode(&req), &limits);
         assert!(again.is_ok_and(|r| r == req), "remote write round trip");
     }
 }
 
+/// As `/v1/traces` takes protobuf: pruned to the span limits on the wire, then decoded. The
+/// pruning must never turn a request that decodes into one that does not.
 pub fn otlp_protobuf(data: &[u8]) {
+    use crate::collector::otlp_limits::{SpanLimits, prune_protobuf};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use prost::Message;
-    if let Ok(req) = ExportTraceServiceRequest::decode(data) {
-        let _ = crate::collector::otlp::convert(req);
+    let Ok((pruned, _)) = prune_protobuf(data, SpanLimits::default(), OTLP_MAX_DECODED) else { return };
+    match ExportTraceServiceRequest::decode(pruned.as_slice()) {
+        Ok(req) => drop(crate::collector::otlp::convert(req)),
+        Err(e) => assert!(ExportTraceServiceRequest::decode(data).is_err(), "pruning broke a request: {e}"),
     }
 }
 
+/// As `/v1/traces` takes JSON: the size check, the decode, then the span limits.
 pub fn otlp_json(data: &[u8]) {
+    use crate::collector::otlp_limits::{SpanLimits, apply, check_json_size};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    if let Ok(req) = serde_json::from_slice::<ExportTraceServiceRequest>(data) {
+    if check_json_size(data, OTLP_MAX_DECODED).is_err() {
+        return;
+    }
+    if let Ok(mut req) = serde_json::from_slice::<ExportTraceServiceRequest>(data) {
+        apply(&mut req, SpanLimits::default());
         let _ = crate::collector::otlp::convert(req);
     }
 }

@@ -50,8 +50,8 @@ fn peer_seeds_are_valid_inputs() {
     use prost::Message;
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     let read = |p: &str| std::fs::read(corpus.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
-    let rw =
-        obsd::remote_write::decode(&read("remote_write/snappy-request"), 1 << 20).expect("remote write seed");
+    let rw = obsd::remote_write::decode(&read("remote_write/snappy-request"), &Default::default())
+        .expect("remote write seed");
     assert_eq!(rw.timeseries.len(), 2);
     let otlp =
         ExportTraceServiceRequest::decode(read("otlp_protobuf/sdk-spans").as_slice()).expect("OTLP seed");

@@ -85,6 +85,7 @@ pub struct Counters {
     received: Mutex<BTreeMap<Protocol, u64>>,
     rejected_spans: Mutex<BTreeMap<(Protocol, Reason), u64>>,
     rejected_batches: Mutex<BTreeMap<(Protocol, Reason), u64>>,
+    limited: Mutex<BTreeMap<Protocol, super::otlp_limits::Dropped>>,
 }
 
 impl Counters {
@@ -101,6 +102,23 @@ impl Counters {
 
     pub fn rejected_batch(&self, p: Protocol, reason: Reason) {
         *self.rejected_batches.lock().unwrap_or_else(|e| e.into_inner()).entry((p, reason)).or_default() += 1;
+    }
+
+    /// What the span limits took out of a request.
+    pub fn limited(&self, p: Protocol, d: super::otlp_limits::Dropped) {
+        if d == super::otlp_limits::Dropped::default() {
+            return;
+        }
+        let mut map = self.limited.lock().unwrap_or_else(|e| e.into_inner());
+        let total = map.entry(p).or_default();
+        total.attributes += d.attributes;
+        total.truncated_values += d.truncated_values;
+        total.events += d.events;
+        total.links += d.links;
+    }
+
+    pub fn snapshot_limited(&self) -> BTreeMap<Protocol, super::otlp_limits::Dropped> {
+        self.limited.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn snapshot_received(&self) -> BTreeMap<Protocol, u64> {

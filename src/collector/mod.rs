@@ -12,6 +12,7 @@ pub(crate) mod jaeger_thrift;
 pub(crate) mod otlp;
 mod otlp_grpc;
 mod otlp_http;
+pub(crate) mod otlp_limits;
 mod query_api;
 mod red_metrics;
 pub(crate) mod thrift;
@@ -210,9 +211,34 @@ fn self_families(state: &MetricsState) -> Vec<MetricFamily> {
     for ((p, r), n) in counters.snapshot_rejected_batches() {
         batches.add(&[("protocol", p.label()), ("reason", r.label())], n as f64);
     }
+    let mut limited = [
+        MetricFamily::counter(
+            "obsd_collector_dropped_attributes_total",
+            "Attributes dropped past the span limits (128 per span, event, link, scope and resource).",
+        ),
+        MetricFamily::counter(
+            "obsd_collector_truncated_attribute_values_total",
+            "String attribute values cut to the span limits' 4096 characters.",
+        ),
+        MetricFamily::counter(
+            "obsd_collector_dropped_span_events_total",
+            "Events dropped past 128 per span.",
+        ),
+        MetricFamily::counter("obsd_collector_dropped_span_links_total", "Links dropped past 128 per span."),
+    ];
+    for (p, d) in counters.snapshot_limited() {
+        for (family, n) in limited.iter_mut().zip([d.attributes, d.truncated_values, d.events, d.links]) {
+            family.add(&[("protocol", p.label())], n as f64);
+        }
+    }
+    let [dropped_attributes, truncated_values, dropped_events, dropped_links] = limited;
     vec![
         received,
         rejected,
+        dropped_attributes,
+        truncated_values,
+        dropped_events,
+        dropped_links,
         batches,
         MetricFamily::gauge("obsd_collector_queue_spans", "Spans accepted and waiting to be stored.")
             .with_value(state.intake.queue_length() as f64),

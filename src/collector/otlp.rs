@@ -116,6 +116,17 @@ fn convert_span(
             Log { timestamp_us: e.time_unix_nano / 1000, fields }
         })
         .collect();
+    // Jaeger's span has no dropped counts; its warnings are what the UI shows about a span.
+    let mut warnings = Vec::new();
+    for (n, what) in [
+        (span.dropped_attributes_count, "attributes"),
+        (span.dropped_events_count, "events"),
+        (span.dropped_links_count, "links"),
+    ] {
+        if n > 0 {
+            warnings.push(format!("{n} {what} dropped"));
+        }
+    }
     let start_us = span.start_time_unix_nano / 1000;
     let end_us = span.end_time_unix_nano / 1000;
     Ok(Span {
@@ -129,7 +140,7 @@ fn convert_span(
         tags,
         logs,
         process: process.clone(),
-        warnings: Vec::new(),
+        warnings,
     })
 }
 

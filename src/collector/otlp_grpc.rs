@@ -29,7 +29,7 @@ impl TraceService for Service {
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         let p = Protocol::OtlpGrpc;
-        let request = request.into_inner();
+        let mut request = request.into_inner();
         let count = otlp::span_count(&request);
         if count > self.intake.max_batch_spans() {
             self.intake.counters.rejected_spans(p, Reason::Oversized, count);
@@ -38,6 +38,10 @@ impl TraceService for Service {
                 self.intake.max_batch_spans()
             )));
         }
+        // tonic has decoded the request already; its size is bounded by the message size
+        // limit and MAX_CONCURRENT_EXPORTS, and what is kept by the span limits.
+        let dropped = super::otlp_limits::apply(&mut request, super::otlp_limits::SpanLimits::default());
+        self.intake.counters.limited(p, dropped);
         let converted = otlp::convert(request);
         self.intake.counters.rejected_spans(p, Reason::InvalidId, converted.rejected);
         match self.intake.submit(p, converted.spans).await {

@@ -5,6 +5,7 @@
 
 use super::intake::{Intake, IntakeError, Protocol, Reason};
 use super::otlp;
+use super::otlp_limits::{self, SpanLimits, WireError};
 use crate::trace_store::{FUTURE_ALLOWANCE_US, WriteOutcome};
 use axum::Router;
 use axum::body::Body;
@@ -42,6 +43,10 @@ impl Encoding {
         }
     }
 }
+
+/// Decoded bytes a request may take per byte of the body limit: a well-formed span decodes
+/// to about 3 times its protobuf size.
+const DECODED_PER_BODY_BYTE: usize = 8;
 
 struct HttpState {
     intake: Intake,
@@ -125,10 +130,33 @@ async fn export(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: B
             );
         }
     };
+    // A request decodes to several times its size; past this it is refused undecoded.
+    let max_decoded = state.max_body_bytes.saturating_mul(DECODED_PER_BODY_BYTE);
+    let limits = SpanLimits::default();
     let request = match enc {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(bytes.as_slice()).map_err(|e| e.to_string()),
+        Encoding::Protobuf => match otlp_limits::prune_protobuf(&bytes, limits, max_decoded) {
+            Ok((pruned, dropped)) => {
+                drop(bytes);
+                intake.counters.limited(p, dropped);
+                ExportTraceServiceRequest::decode(pruned.as_slice()).map_err(|e| e.to_string())
+            }
+            Err(e @ WireError::TooLarge { .. }) => {
+                intake.counters.rejected_batch(p, Reason::Oversized);
+                return status_response(enc, StatusCode::BAD_REQUEST, 3, e.to_string());
+            }
+            Err(e) => Err(e.to_string()),
+        },
         Encoding::Json => {
-            serde_json::from_slice::<ExportTraceServiceRequest>(&bytes).map_err(|e| e.to_string())
+            if let Err(e) = otlp_limits::check_json_size(&bytes, max_decoded) {
+                intake.counters.rejected_batch(p, Reason::Oversized);
+                return status_response(enc, StatusCode::BAD_REQUEST, 3, e.to_string());
+            }
+            serde_json::from_slice::<ExportTraceServiceRequest>(&bytes).map_err(|e| e.to_string()).map(
+                |mut r| {
+                    intake.counters.limited(p, otlp_limits::apply(&mut r, limits));
+                    r
+                },
+            )
         }
     };
     let request = match request {

@@ -159,6 +159,7 @@ pub struct ReplicaConfig {
     pub retention_time: Duration,
     pub retention_size: Option<u64>,
     pub remote_write_receiver: bool,
+    pub remote_write_limits: crate::remote_write::Limits,
 }
 
 /// The federation role: the replica's scrape, store and API, plus HA dedup and remote write.

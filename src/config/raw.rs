@@ -162,6 +162,14 @@ pub struct RawReplica {
     pub retention_size: Option<Spanned<String>>,
     /// Accept remote write on /api/v1/write (Prometheus's --web.enable-remote-write-receiver).
     pub remote_write_receiver: Option<bool>,
+    /// Most series one remote-write request may carry.
+    pub remote_write_max_series: Option<usize>,
+    /// Most labels one remote-written series may have.
+    pub remote_write_max_labels_per_series: Option<usize>,
+    /// Most bytes of label names and values one remote-written series may have.
+    pub remote_write_max_label_bytes_per_series: Option<usize>,
+    /// Largest decompressed request, and largest estimated size of its decoded form (`64MB`).
+    pub remote_write_max_decoded_size: Option<Spanned<String>>,
 }
 
 /// `[collector]`: Jaeger all-in-one's listeners plus the span store's retention and queue.

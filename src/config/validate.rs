@@ -255,6 +255,19 @@ impl Checker<'_> {
             Vec::new(),
         );
         let retention_size = self.byte_size(&raw.retention_size, "replica.retention_size");
+        let defaults = crate::remote_write::Limits::default();
+        let remote_write_limits = crate::remote_write::Limits {
+            max_series: raw.remote_write_max_series.unwrap_or(defaults.max_series),
+            max_labels_per_series: raw
+                .remote_write_max_labels_per_series
+                .unwrap_or(defaults.max_labels_per_series),
+            max_label_bytes_per_series: raw
+                .remote_write_max_label_bytes_per_series
+                .unwrap_or(defaults.max_label_bytes_per_series),
+            max_decoded_bytes: self
+                .byte_size(&raw.remote_write_max_decoded_size, "replica.remote_write_max_decoded_size")
+                .map_or(defaults.max_decoded_bytes, |b| usize::try_from(b).unwrap_or(usize::MAX)),
+        };
         ReplicaConfig {
             listen: self.listener(&raw.listen, "replica.listen", "0.0.0.0:9090"),
             scrape,
@@ -271,6 +284,7 @@ impl Checker<'_> {
             ),
             retention_size,
             remote_write_receiver: raw.remote_write_receiver.unwrap_or(false),
+            remote_write_limits,
         }
     }
 

@@ -64,19 +64,32 @@ pub fn is_valid_label_name(name: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
-/// Parses a float as Go's strconv.ParseFloat does for exposition values.
-pub fn parse_value(text: &str) -> Option<f64> {
-    match text {
-        "NaN" | "nan" => Some(f64::NAN),
-        "+Inf" | "Inf" | "+inf" | "inf" => Some(f64::INFINITY),
-        "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
-        t => {
-            if t.is_empty() || t.chars().any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E') {
-                return None;
-            }
-            t.parse::<f64>().ok()
-        }
+/// Parses a float as Prometheus's text parser does (Go's strconv.ParseFloat without hex and
+/// `_` forms): `NaN`, `Inf` and `Infinity` in any case, and an error for a finite spelling
+/// too large for an f64 (Go's ErrRange), which Prometheus reports as a failed scrape rather
+/// than storing +Inf.
+pub fn parse_value(text: &str) -> Result<f64, String> {
+    let invalid = || format!("strconv.ParseFloat: parsing {text:?}: invalid syntax");
+    let (sign, body) = match text.as_bytes().first() {
+        Some(b'+') => (1.0, &text[1..]),
+        Some(b'-') => (-1.0, &text[1..]),
+        _ => (1.0, text),
+    };
+    if body.eq_ignore_ascii_case("inf") || body.eq_ignore_ascii_case("infinity") {
+        return Ok(sign * f64::INFINITY);
     }
+    // Go takes no sign on NaN.
+    if text.eq_ignore_ascii_case("nan") {
+        return Ok(f64::NAN);
+    }
+    if body.is_empty() || body.bytes().any(|c| c.is_ascii_alphabetic() && c != b'e' && c != b'E') {
+        return Err(invalid());
+    }
+    let v = text.parse::<f64>().map_err(|_| invalid())?;
+    if v.is_infinite() {
+        return Err(format!("strconv.ParseFloat: parsing {text:?}: value out of range"));
+    }
+    Ok(v)
 }
 
 struct Cursor<'a> {
@@ -166,11 +179,121 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn parse_labels(c: &mut Cursor) -> Result<Vec<(String, String)>, String> {
+/// Limits a scraped label block is held to while it is read (0: none), so a line with a huge
+/// label set fails at its first violation instead of after all of it is parsed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LabelLimits {
+    /// Labels counting `__name__`, as Prometheus's `label_limit` counts them.
+    pub count: usize,
+    pub name_length: usize,
+    pub value_length: usize,
+}
+
+impl LabelLimits {
+    pub fn is_none(&self) -> bool {
+        *self == LabelLimits::default()
+    }
+}
+
+/// Prometheus's `label_limit` error (`verifyLabelLimits`).
+pub fn label_limit_error(metric: &str, labels: usize, limit: usize) -> String {
+    format!("label_limit exceeded (metric: {}, number of labels: {labels}, limit: {limit})", first_50(metric))
+}
+
+pub fn label_name_length_error(metric: &str, name: &str, limit: usize) -> String {
+    format!(
+        "label_name_length_limit exceeded (metric: {}, label name: {}, length: {}, limit: {limit})",
+        first_50(metric),
+        first_50(name),
+        name.len()
+    )
+}
+
+pub fn label_value_length_error(metric: &str, name: &str, value: &str, limit: usize) -> String {
+    format!(
+        "label_value_length_limit exceeded (metric: {}, label name: {}, value: {:?}, length: {}, limit: {limit})",
+        first_50(metric),
+        first_50(name),
+        first_50(value),
+        value.len()
+    )
+}
+
+/// Go's `%.50s`: at most 50 characters.
+fn first_50(text: &str) -> &str {
+    text.char_indices().nth(50).map_or(text, |(i, _)| &text[..i])
+}
+
+/// Why a label block was not read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LabelError {
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// A [`LabelLimits`] bound, with Prometheus's message.
+    #[error("{0}")]
+    Limit(String),
+    #[error("context deadline exceeded")]
+    Deadline,
+}
+
+enum BlockError {
+    Syntax(String),
+    Limit(String),
+    Deadline,
+}
+
+impl From<String> for BlockError {
+    fn from(message: String) -> Self {
+        BlockError::Syntax(message)
+    }
+}
+
+impl From<&str> for BlockError {
+    fn from(message: &str) -> Self {
+        BlockError::Syntax(message.to_string())
+    }
+}
+
+impl BlockError {
+    /// Where no limits or deadline were given only syntax errors can occur.
+    fn message(self) -> String {
+        match self {
+            BlockError::Syntax(m) | BlockError::Limit(m) => m,
+            BlockError::Deadline => "context deadline exceeded".into(),
+        }
+    }
+}
+
+/// What a scrape holds a label block to while it is read.
+#[derive(Debug, Clone, Copy)]
+pub struct LabelCheck<'m> {
+    pub limits: LabelLimits,
+    /// For the limit messages.
+    pub metric: &'m str,
+    pub deadline: Option<std::time::Instant>,
+}
+
+/// Below this many labels a scan finds a duplicate name faster than a hash set.
+const SCAN_FOR_DUPLICATES: usize = 16;
+/// Labels read between two looks at the clock.
+const LABELS_PER_DEADLINE_CHECK: usize = 1024;
+
+fn parse_labels<'a>(
+    c: &mut Cursor<'a>,
+    check: Option<&LabelCheck>,
+) -> Result<Vec<(String, String)>, BlockError> {
     let mut labels = Vec::new();
     if c.peek() != Some(b'{') {
         return Ok(labels);
     }
+    let limits = check.map(|k| k.limits).unwrap_or_default();
+    let metric = check.map_or("", |k| k.metric);
+    let deadline = check.and_then(|k| k.deadline);
+    // `__name__` counts towards label_limit; empty values do not, as they are dropped.
+    let mut counted = 1;
+    // A pairwise check made one series with 100k labels cost ~35 s of CPU per scrape.
+    let mut names: Vec<&'a str> = Vec::new();
+    let mut seen: std::collections::HashSet<&'a str> = std::collections::HashSet::new();
     c.i += 1;
     loop {
         c.skip_spaces();
@@ -178,18 +301,50 @@ fn parse_labels(c: &mut Cursor) -> Result<Vec<(String, String)>, String> {
             c.i += 1;
             break;
         }
-        let label = c.name(true).ok_or("expected a label name")?.to_string();
+        let label = c.name(true).ok_or("expected a label name")?;
+        if limits.name_length > 0 && label.len() > limits.name_length {
+            return Err(BlockError::Limit(label_name_length_error(metric, label, limits.name_length)));
+        }
         c.skip_spaces();
         if c.peek() != Some(b'=') {
-            return Err(format!("expected '=' after label name {label:?}"));
+            return Err(format!("expected '=' after label name {label:?}").into());
         }
         c.i += 1;
         c.skip_spaces();
         let value = c.quoted()?;
-        if labels.iter().any(|(n, _): &(String, String)| n == &label) {
-            return Err(format!("duplicate label name {label:?}"));
+        let duplicate = if names.len() < SCAN_FOR_DUPLICATES {
+            names.contains(&label)
+        } else {
+            if seen.is_empty() {
+                seen.extend(names.iter().copied());
+            }
+            !seen.insert(label)
+        };
+        if duplicate {
+            // Prometheus's text (its head refuses the series at append).
+            return Err(format!("label name {label:?} is not unique: invalid sample").into());
         }
-        labels.push((label, value));
+        if limits.value_length > 0 && value.len() > limits.value_length {
+            return Err(BlockError::Limit(label_value_length_error(
+                metric,
+                label,
+                &value,
+                limits.value_length,
+            )));
+        }
+        if !value.is_empty() && label != crate::labels::METRIC_NAME {
+            counted += 1;
+            if limits.count > 0 && counted > limits.count {
+                return Err(BlockError::Limit(label_limit_error(metric, counted, limits.count)));
+            }
+        }
+        names.push(label);
+        labels.push((label.to_string(), value));
+        if labels.len().is_multiple_of(LABELS_PER_DEADLINE_CHECK)
+            && deadline.is_some_and(|d| std::time::Instant::now() >= d)
+        {
+            return Err(BlockError::Deadline);
+        }
         c.skip_spaces();
         match c.peek() {
             Some(b',') => c.i += 1,
@@ -237,7 +392,17 @@ impl SampleLine<'_> {
     /// The labels of the line, `__name__` not included; duplicate names are an error.
     pub fn labels(&self) -> Result<Vec<(String, String)>, ParseError> {
         let mut c = Cursor::new(self.label_block);
-        parse_labels(&mut c).map_err(|message| ParseError { line: self.line, message })
+        parse_labels(&mut c, None).map_err(|e| ParseError { line: self.line, message: e.message() })
+    }
+
+    /// As [`Self::labels`], stopping at the first label past `check`'s limits or deadline.
+    pub fn labels_checked(&self, check: &LabelCheck) -> Result<Vec<(String, String)>, LabelError> {
+        let mut c = Cursor::new(self.label_block);
+        parse_labels(&mut c, Some(check)).map_err(|e| match e {
+            BlockError::Syntax(message) => LabelError::Parse(ParseError { line: self.line, message }),
+            BlockError::Limit(message) => LabelError::Limit(message),
+            BlockError::Deadline => LabelError::Deadline,
+        })
     }
 }
 
@@ -271,8 +436,7 @@ fn parse_sample_line<'a>(line: &'a str, line_no: usize, format: Format) -> Resul
     let label_block = &line[block_start..c.i];
     c.skip_spaces();
     let value_text = c.token();
-    let value =
-        parse_value(value_text).ok_or_else(|| format!("{value_text:?} is not a valid sample value"))?;
+    let value = parse_value(value_text)?;
     c.skip_spaces();
     let mut timestamp_ms = None;
     let mut exemplar = None;
@@ -298,15 +462,14 @@ fn parse_exemplar(c: &mut Cursor) -> Result<Exemplar, String> {
     if c.peek() != Some(b'{') {
         return Err("expected '{' to start an exemplar's labels".into());
     }
-    let labels = parse_labels(c)?;
+    let labels = parse_labels(c, None).map_err(BlockError::message)?;
     let runes: usize = labels.iter().map(|(n, v)| n.chars().count() + v.chars().count()).sum();
     if runes > 128 {
         return Err("exemplar labels exceed 128 UTF-8 characters".into());
     }
     c.skip_spaces();
     let value_text = c.token();
-    let value =
-        parse_value(value_text).ok_or_else(|| format!("{value_text:?} is not a valid exemplar value"))?;
+    let value = parse_value(value_text)?;
     c.skip_spaces();
     let timestamp_ms = match c.token() {
         "" => None,
@@ -315,27 +478,20 @@ fn parse_exemplar(c: &mut Cursor) -> Result<Exemplar, String> {
     Ok(Exemplar { labels, value, timestamp_ms })
 }
 
-fn family_of(families: &[FamilyMeta], sample: &str) -> Option<usize> {
-    families.iter().rposition(|f| {
-        f.name == sample
-            || match f.kind {
-                MetricType::Histogram => ["_bucket", "_sum", "_count"]
-                    .iter()
-                    .any(|s| sample.strip_suffix(s) == Some(f.name.as_str())),
-                MetricType::Summary => ["_sum", "_count", "_created"]
-                    .iter()
-                    .any(|s| sample.strip_suffix(s) == Some(f.name.as_str())),
-                MetricType::Counter => {
-                    ["_total", "_created"].iter().any(|s| sample.strip_suffix(s) == Some(f.name.as_str()))
-                }
-                MetricType::GaugeHistogram => ["_bucket", "_gsum", "_gcount"]
-                    .iter()
-                    .any(|s| sample.strip_suffix(s) == Some(f.name.as_str())),
-                MetricType::Info => sample.strip_suffix("_info") == Some(f.name.as_str()),
-                _ => false,
-            }
-    })
+/// Whether a sample named `<family><suffix>` belongs to a family of this type.
+fn suffix_belongs(kind: MetricType, suffix: &str) -> bool {
+    match kind {
+        MetricType::Histogram => matches!(suffix, "_bucket" | "_sum" | "_count"),
+        MetricType::Summary => matches!(suffix, "_sum" | "_count" | "_created"),
+        MetricType::Counter => matches!(suffix, "_total" | "_created"),
+        MetricType::GaugeHistogram => matches!(suffix, "_bucket" | "_gsum" | "_gcount"),
+        MetricType::Info => suffix == "_info",
+        _ => false,
+    }
 }
+
+const FAMILY_SUFFIXES: [&str; 8] =
+    ["_bucket", "_sum", "_count", "_total", "_created", "_gsum", "_gcount", "_info"];
 
 /// Parses a text format 0.0.4 exposition.
 pub fn parse_text(text: &str) -> Result<Vec<ParsedFamily>, ParseError> {
@@ -360,6 +516,9 @@ pub struct ExpositionReader<'a> {
     format: Format,
     saw_eof: bool,
     families: Vec<FamilyMeta>,
+    /// Index into `families` by name (names are unique there): a scan per sample line made an
+    /// exposition of many families quadratic.
+    by_name: std::collections::HashMap<String, usize>,
 }
 
 impl<'a> ExpositionReader<'a> {
@@ -370,7 +529,35 @@ impl<'a> ExpositionReader<'a> {
             format,
             saw_eof: false,
             families: Vec::new(),
+            by_name: std::collections::HashMap::new(),
         }
+    }
+
+    /// The family a sample belongs to: the latest one it names exactly or by a suffix its type
+    /// allows.
+    fn family_of(&self, sample: &str) -> Option<usize> {
+        let mut found = self.by_name.get(sample).copied();
+        for suffix in FAMILY_SUFFIXES {
+            if let Some(base) = sample.strip_suffix(suffix)
+                && let Some(&i) = self.by_name.get(base)
+                && suffix_belongs(self.families[i].kind, suffix)
+            {
+                found = found.max(Some(i));
+            }
+        }
+        found
+    }
+
+    fn add_family(&mut self, name: &str) -> usize {
+        self.families.push(FamilyMeta {
+            name: name.to_string(),
+            help: None,
+            unit: None,
+            kind: MetricType::Untyped,
+            samples: 0,
+        });
+        self.by_name.insert(name.to_string(), self.families.len() - 1);
+        self.families.len() - 1
     }
 
     /// Families in input order (a sample with no metadata makes an untyped family).
@@ -410,18 +597,9 @@ impl<'a> ExpositionReader<'a> {
                 continue;
             }
             let mut sample = parse_sample_line(line, line_no, self.format).map_err(err)?;
-            sample.family = match family_of(&self.families, sample.name) {
+            sample.family = match self.family_of(sample.name) {
                 Some(i) => i,
-                None => {
-                    self.families.push(FamilyMeta {
-                        name: sample.name.to_string(),
-                        help: None,
-                        unit: None,
-                        kind: MetricType::Untyped,
-                        samples: 0,
-                    });
-                    self.families.len() - 1
-                }
+                None => self.add_family(sample.name),
             };
             self.families[sample.family].samples += 1;
             return Ok(Some(sample));
@@ -449,35 +627,22 @@ impl<'a> ExpositionReader<'a> {
             return Err(format!("invalid metric name {name:?} in {keyword} line"));
         }
         let rest = parts.next().unwrap_or("").trim();
-        let family = match self.families.iter().position(|f| f.name == name) {
-            Some(i) => &mut self.families[i],
-            None => {
-                self.families.push(FamilyMeta {
-                    name: name.to_string(),
-                    help: None,
-                    unit: None,
-                    kind: MetricType::Untyped,
-                    samples: 0,
-                });
-                let last = self.families.len() - 1;
-                &mut self.families[last]
-            }
+        let index = match self.by_name.get(name) {
+            Some(&i) => i,
+            None => self.add_family(name),
         };
+        let family = &mut self.families[index];
         if keyword == "UNIT" {
             family.unit = Some(rest.to_string());
         } else if keyword == "HELP" {
-            if family.help.is_some() {
-                return Err(format!("second HELP line for metric name {name:?}"));
-            }
+            // Prometheus takes a repeated HELP or TYPE line, or one after the family's samples,
+            // and keeps the target up; the last one wins, as in its metadata cache.
             family.help = Some(if om {
                 unescape_om_help(rest)
             } else {
                 rest.replace("\\n", "\n").replace("\\\\", "\\")
             });
         } else {
-            if family.samples > 0 {
-                return Err(format!("TYPE line for {name:?} after its samples"));
-            }
             family.kind = match rest {
                 "counter" => MetricType::Counter,
                 "gauge" => MetricType::Gauge,
@@ -600,6 +765,122 @@ mod tests {
             parse_exposition("a 1 # {x=\"y\"} 1\n", Format::Text).is_err(),
             "exemplars only in OpenMetrics"
         );
+    }
+
+    #[test]
+    fn values_parse_as_prometheus_parses_them() {
+        assert_eq!(
+            parse_value("1e309").unwrap_err(),
+            "strconv.ParseFloat: parsing \"1e309\": value out of range"
+        );
+        assert!(parse_value("-1e309").is_err());
+        assert_eq!(parse_value("1e-400"), Ok(0.0), "Go rounds an underflow to 0 without an error");
+        for (text, want) in
+            [("Infinity", f64::INFINITY), ("-INF", f64::NEG_INFINITY), ("+inf", f64::INFINITY)]
+        {
+            assert_eq!(parse_value(text), Ok(want), "{text}");
+        }
+        assert!(parse_value("nan").unwrap().is_nan());
+        for bad in ["+nan", "0x1p3", "1_000", "", "1e", "infinit"] {
+            assert!(parse_value(bad).is_err(), "{bad:?}");
+        }
+        let e = parse_text("ok 1\nm 1e309\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("value out of range"), "{e}");
+    }
+
+    #[test]
+    fn metadata_after_samples_is_taken_as_prometheus_takes_it() {
+        let f = parse_text("m 1\n# TYPE m counter\n# HELP m first\n# HELP m second\nm 2\n").unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            (f[0].kind, f[0].help.as_deref(), f[0].samples.len()),
+            (MetricType::Counter, Some("second"), 2)
+        );
+        let f = parse_exposition("a_total 1\n# TYPE a counter\n# EOF\n", Format::OpenMetrics).unwrap();
+        assert_eq!(f.iter().map(|f| f.samples.len()).sum::<usize>(), 1);
+    }
+
+    fn wide_line(labels: usize) -> String {
+        let mut line = String::from("wide{");
+        for i in 0..labels {
+            line.push_str(&format!("l{i}=\"v\","));
+        }
+        line.push_str("} 1\n");
+        line
+    }
+
+    fn first_sample(text: &str) -> SampleLine<'_> {
+        ExpositionReader::new(text, Format::Text).next_sample().unwrap().unwrap()
+    }
+
+    #[test]
+    fn label_limits_stop_the_parse_at_the_first_violation() {
+        let text = wide_line(100_000);
+        let line = first_sample(&text);
+        let check = |limits| LabelCheck { limits, metric: "wide", deadline: None };
+        let e = line.labels_checked(&check(LabelLimits { count: 64, ..Default::default() })).unwrap_err();
+        // 65 (not 100,001): the parse stopped at the first label over the limit.
+        assert_eq!(
+            e,
+            LabelError::Limit("label_limit exceeded (metric: wide, number of labels: 65, limit: 64)".into())
+        );
+        let e =
+            line.labels_checked(&check(LabelLimits { name_length: 3, ..Default::default() })).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "label_name_length_limit exceeded (metric: wide, label name: l100, length: 4, limit: 3)",
+        );
+        let text = "m{a=\"ééé\"} 1\n";
+        let e = first_sample(text)
+            .labels_checked(&check(LabelLimits { value_length: 5, ..Default::default() }))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "label_value_length_limit exceeded (metric: wide, label name: a, value: \"ééé\", length: 6, limit: 5)",
+            "bytes, as Go's len"
+        );
+        // Empty values are dropped before Prometheus counts labels.
+        let text = "m{a=\"1\",b=\"\",c=\"\"} 1\n";
+        assert!(
+            first_sample(text).labels_checked(&check(LabelLimits { count: 2, ..Default::default() })).is_ok()
+        );
+    }
+
+    #[test]
+    fn a_duplicate_among_many_labels_is_found() {
+        let mut text = wide_line(100_000);
+        text.insert_str(5, "l99999=\"again\",");
+        let e = first_sample(&text).labels().unwrap_err();
+        assert_eq!(e.message, "label name \"l99999\" is not unique: invalid sample");
+        let e = first_sample("m{a=\"1\",b=\"2\",a=\"3\"} 1\n").labels().unwrap_err();
+        assert_eq!(e.message, "label name \"a\" is not unique: invalid sample");
+        assert_eq!(first_sample(&wide_line(100_000)).labels().unwrap().len(), 100_000);
+    }
+
+    #[test]
+    fn a_passed_deadline_stops_a_wide_label_block() {
+        let text = wide_line(100_000);
+        let check = LabelCheck {
+            limits: LabelLimits::default(),
+            metric: "wide",
+            deadline: Some(std::time::Instant::now()),
+        };
+        assert_eq!(first_sample(&text).labels_checked(&check).unwrap_err(), LabelError::Deadline);
+    }
+
+    #[test]
+    fn many_families_keep_their_suffix_rules() {
+        let mut text = String::new();
+        for i in 0..20_000 {
+            text.push_str(&format!(
+                "# TYPE f{i} histogram\nf{i}_bucket{{le=\"+Inf\"}} 1\nf{i}_sum 1\nf{i}_total 1\n"
+            ));
+        }
+        let f = parse_text(&text).unwrap();
+        // `_total` is no histogram suffix: each makes an untyped family of its own.
+        assert_eq!(f.len(), 40_000);
+        assert_eq!((f[0].name.as_str(), f[0].samples.len(), f[1].name.as_str()), ("f0", 2, "f0_total"));
     }
 
     #[test]

@@ -5,6 +5,32 @@ pub mod proto;
 
 use prost::Message;
 
+/// Bounds on one decoded write request (0: none, as Prometheus's limits). A protobuf message decodes to many times its wire
+/// size (a 2-byte empty series becomes a 72-byte struct, a 2-byte empty label 48 bytes), so
+/// they are checked on the wire, before anything is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_series: usize,
+    pub max_labels_per_series: usize,
+    /// Names and values of one series' labels together.
+    pub max_label_bytes_per_series: usize,
+    /// The decompressed body, and the memory the decoded request is estimated to take.
+    pub max_decoded_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // A Prometheus sender's batch is `max_samples_per_send` (500 in 2.42) series at most,
+        // and Mimir's defaults are 30 labels and 1 KiB + 2 KiB per label: these leave ample room.
+        Limits {
+            max_series: 100_000,
+            max_labels_per_series: 256,
+            max_label_bytes_per_series: 64 << 10,
+            max_decoded_bytes: 64 << 20,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteWriteError {
     #[error("snappy decode error: {0}")]
@@ -13,18 +39,187 @@ pub enum RemoteWriteError {
     TooLarge(usize, usize),
     #[error("protobuf decode error: {0}")]
     Protobuf(#[from] prost::DecodeError),
+    #[error("protobuf decode error: {0}")]
+    Malformed(&'static str),
+    #[error("request has more than {0} series")]
+    TooManySeries(usize),
+    #[error("series {series} has more than {limit} labels")]
+    TooManyLabels { series: usize, limit: usize },
+    #[error("series {series} has more than {limit} bytes of label names and values")]
+    LabelBytes { series: usize, limit: usize },
+    #[error("request would take about {estimate} bytes decoded, over the limit of {limit} bytes")]
+    DecodedTooLarge { estimate: usize, limit: usize },
 }
 
-/// Decodes a request body; `max_decoded` bounds memory before decompressing.
-pub fn decode(body: &[u8], max_decoded: usize) -> Result<proto::WriteRequest, RemoteWriteError> {
+fn over(n: usize, limit: usize) -> bool {
+    limit > 0 && n > limit
+}
+
+/// Decodes a request body within `limits`.
+pub fn decode(body: &[u8], limits: &Limits) -> Result<proto::WriteRequest, RemoteWriteError> {
     let len = snap::raw::decompress_len(body).map_err(|e| RemoteWriteError::Snappy(e.to_string()))?;
-    if len > max_decoded {
-        return Err(RemoteWriteError::TooLarge(len, max_decoded));
+    if over(len, limits.max_decoded_bytes) {
+        return Err(RemoteWriteError::TooLarge(len, limits.max_decoded_bytes));
     }
     let raw = snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|e| RemoteWriteError::Snappy(e.to_string()))?;
+    check_shape(&raw, limits)?;
     Ok(proto::WriteRequest::decode(raw.as_slice())?)
+}
+
+/// One field of a protobuf message: its number and, for a length-delimited one, its bytes.
+struct Field<'a> {
+    number: u64,
+    bytes: Option<&'a [u8]>,
+}
+
+/// Walks the fields of one message without decoding them.
+struct Fields<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Fields<'a> {
+    fn varint(&mut self) -> Result<u64, RemoteWriteError> {
+        let mut value = 0u64;
+        for (i, b) in self.buf.iter().take(10).enumerate() {
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                self.buf = &self.buf[i + 1..];
+                return Ok(value);
+            }
+        }
+        Err(RemoteWriteError::Malformed("invalid varint"))
+    }
+
+    fn skip(&mut self, n: u64) -> Result<&'a [u8], RemoteWriteError> {
+        let n = usize::try_from(n).map_err(|_| RemoteWriteError::Malformed("field length overflow"))?;
+        if n > self.buf.len() {
+            return Err(RemoteWriteError::Malformed("buffer underflow"));
+        }
+        let (field, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(field)
+    }
+
+    fn field(&mut self) -> Result<Field<'a>, RemoteWriteError> {
+        let key = self.varint()?;
+        let number = key >> 3;
+        let bytes = match key & 7 {
+            0 => {
+                self.varint()?;
+                None
+            }
+            1 => {
+                self.skip(8)?;
+                None
+            }
+            2 => {
+                let len = self.varint()?;
+                Some(self.skip(len)?)
+            }
+            5 => {
+                self.skip(4)?;
+                None
+            }
+            // Groups (3, 4) are not in remote write's schema; prost would refuse them too.
+            _ => return Err(RemoteWriteError::Malformed("invalid wire type")),
+        };
+        Ok(Field { number, bytes })
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Result<Field<'a>, RemoteWriteError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        let field = self.field();
+        if field.is_err() {
+            self.buf = &[];
+        }
+        Some(field)
+    }
+}
+
+fn fields(buf: &[u8]) -> Fields<'_> {
+    Fields { buf }
+}
+
+/// Bytes of the length-delimited fields (a label's name and value) in a message.
+fn string_bytes(message: &[u8]) -> Result<usize, RemoteWriteError> {
+    let mut total = 0;
+    for field in fields(message) {
+        total += field?.bytes.map_or(0, <[u8]>::len);
+    }
+    Ok(total)
+}
+
+/// Counts series, labels and label bytes on the wire and estimates the decoded size, so a
+/// request over a limit is refused before prost allocates anything for it.
+fn check_shape(raw: &[u8], limits: &Limits) -> Result<(), RemoteWriteError> {
+    use proto::{Exemplar, Label, MetricMetadata, Sample, TimeSeries};
+    use std::mem::size_of;
+    let mut series = 0;
+    // Starts with the decompressed buffer itself, alive while the request is decoded.
+    let mut estimate = raw.len();
+    for field in fields(raw) {
+        let field = field?;
+        let Some(bytes) = field.bytes else { continue };
+        match field.number {
+            1 => {
+                series += 1;
+                if over(series, limits.max_series) {
+                    return Err(RemoteWriteError::TooManySeries(limits.max_series));
+                }
+                estimate += size_of::<TimeSeries>();
+                let (mut labels, mut label_bytes) = (0, 0);
+                for f in fields(bytes) {
+                    let f = f?;
+                    let Some(inner) = f.bytes else { continue };
+                    match f.number {
+                        1 => {
+                            labels += 1;
+                            if over(labels, limits.max_labels_per_series) {
+                                return Err(RemoteWriteError::TooManyLabels {
+                                    series: series - 1,
+                                    limit: limits.max_labels_per_series,
+                                });
+                            }
+                            let n = string_bytes(inner)?;
+                            label_bytes += n;
+                            if over(label_bytes, limits.max_label_bytes_per_series) {
+                                return Err(RemoteWriteError::LabelBytes {
+                                    series: series - 1,
+                                    limit: limits.max_label_bytes_per_series,
+                                });
+                            }
+                            estimate += size_of::<Label>() + n;
+                        }
+                        2 => estimate += size_of::<Sample>(),
+                        3 => {
+                            estimate += size_of::<Exemplar>();
+                            // An exemplar's only length-delimited field is its labels.
+                            for e in fields(inner) {
+                                if let Some(label) = e?.bytes {
+                                    estimate += size_of::<Label>() + label.len();
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            3 => estimate += size_of::<MetricMetadata>() + bytes.len(),
+            _ => {}
+        }
+        if over(estimate, limits.max_decoded_bytes) {
+            return Err(RemoteWriteError::DecodedTooLarge { estimate, limit: limits.max_decoded_bytes });
+        }
+    }
+    Ok(())
 }
 
 pub fn encode(request: &proto::WriteRequest) -> Vec<u8> {
@@ -37,6 +232,10 @@ mod tests {
     use super::*;
     use proto::*;
 
+    fn big() -> Limits {
+        Limits { max_decoded_bytes: 1 << 20, ..Limits::default() }
+    }
+
     #[test]
     fn round_trip_and_bad_input() {
         let req = WriteRequest {
@@ -48,10 +247,49 @@ mod tests {
             metadata: vec![],
         };
         let body = encode(&req);
-        assert_eq!(decode(&body, 1 << 20).unwrap(), req);
-        assert!(matches!(decode(b"\xff\xff\xff\xff\xff", 1 << 20), Err(RemoteWriteError::Snappy(_))));
-        assert!(matches!(decode(&body, 4), Err(RemoteWriteError::TooLarge(..))));
+        assert_eq!(decode(&body, &big()).unwrap(), req);
+        assert!(matches!(decode(b"\xff\xff\xff\xff\xff", &big()), Err(RemoteWriteError::Snappy(_))));
+        let tiny = Limits { max_decoded_bytes: 4, ..Limits::default() };
+        assert!(matches!(decode(&body, &tiny), Err(RemoteWriteError::TooLarge(..))));
         let not_proto = snap::raw::Encoder::new().compress_vec(b"\xff\xff\xff").unwrap();
-        assert!(matches!(decode(&not_proto, 1 << 20), Err(RemoteWriteError::Protobuf(_))));
+        assert!(matches!(decode(&not_proto, &big()), Err(RemoteWriteError::Malformed(_))));
+    }
+
+    fn series(labels: usize, value: &str) -> TimeSeries {
+        TimeSeries {
+            labels: (0..labels).map(|i| Label { name: format!("l{i}"), value: value.into() }).collect(),
+            samples: vec![Sample { value: 1.0, timestamp: 1 }],
+            exemplars: vec![],
+        }
+    }
+
+    #[test]
+    fn limits_are_checked_on_the_wire_before_decoding() {
+        let limits =
+            Limits { max_series: 3, max_labels_per_series: 4, max_label_bytes_per_series: 40, ..big() };
+        let req = |timeseries| encode(&WriteRequest { timeseries, metadata: vec![] });
+        assert!(decode(&req(vec![series(4, "v"); 3]), &limits).is_ok());
+        let e = decode(&req(vec![series(1, "v"); 4]), &limits).unwrap_err();
+        assert_eq!(e.to_string(), "request has more than 3 series");
+        let e = decode(&req(vec![series(1, "v"), series(5, "v")]), &limits).unwrap_err();
+        assert_eq!(e.to_string(), "series 1 has more than 4 labels");
+        let e = decode(&req(vec![series(2, &"x".repeat(20))]), &limits).unwrap_err();
+        assert_eq!(e.to_string(), "series 0 has more than 40 bytes of label names and values");
+    }
+
+    #[test]
+    fn empty_series_are_bounded_by_their_decoded_size() {
+        // 2 bytes each on the wire, a TimeSeries (72 bytes) each decoded: the 1.6 MB
+        // body that peaked at 2 GB.
+        let raw: Vec<u8> = [0x0a, 0x00].repeat(50_000);
+        let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
+        let limits = Limits { max_series: usize::MAX, ..big() };
+        let e = decode(&body, &limits).unwrap_err();
+        assert!(matches!(e, RemoteWriteError::DecodedTooLarge { .. }), "{e}");
+        let e = decode(&body, &big()).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(e, RemoteWriteError::DecodedTooLarge { .. } | RemoteWriteError::TooManySeries(_)),
+            "{e}"
+        );
     }
 }

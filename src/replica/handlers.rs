@@ -28,7 +28,11 @@ pub fn router(state: Shared) -> Router {
 /// store refuses (so the sender does not retry it), 500 otherwise. One bad sample rolls the
 /// whole request back, as Prometheus's handler does.
 async fn remote_write_receive(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let enabled = state.settings.read().map(|s| s.remote_write_receiver).unwrap_or(false);
+    let (enabled, limits) = state
+        .settings
+        .read()
+        .map(|s| (s.remote_write_receiver, s.remote_write_limits))
+        .unwrap_or((false, remote_write::Limits::default()));
     if !enabled {
         return text_error(
             StatusCode::NOT_FOUND,
@@ -43,10 +47,16 @@ async fn remote_write_receive(State(state): State<Shared>, headers: HeaderMap, b
             format!("unsupported Content-Encoding {enc:?}; only snappy"),
         );
     }
-    let request = match remote_write::decode(&body, 256 << 20) {
+    let request = match remote_write::decode(&body, &limits) {
         Ok(r) => r,
         Err(e) => return text_error(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    drop(body);
+    for ts in &request.timeseries {
+        if let Err(message) = check_labels(&ts.labels) {
+            return text_error(StatusCode::BAD_REQUEST, message);
+        }
+    }
     // Prometheus's appender refuses a sample older than one before it in the same series.
     for ts in &request.timeseries {
         if let Some(w) = ts.samples.windows(2).find(|w| w[1].timestamp < w[0].timestamp) {
@@ -109,6 +119,28 @@ async fn remote_write_receive(State(state): State<Shared>, headers: HeaderMap, b
         Ok(Err((status, message))) => text_error(status, message),
         Err(e) => text_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+/// Refuses what would break `/federate` and the store's one-value-per-name labels: a duplicate
+/// name (Prometheus's head refuses it with this text), an invalid label name, or an invalid
+/// metric name, which `/federate` would write out verbatim into unparseable text.
+fn check_labels(labels: &[remote_write::proto::Label]) -> Result<(), String> {
+    let mut names: Vec<&str> = Vec::with_capacity(labels.len());
+    for label in labels {
+        if label.name == crate::labels::METRIC_NAME {
+            if !exposition::is_valid_metric_name(&label.value) {
+                return Err(format!("invalid metric name {:?}", label.value));
+            }
+        } else if !exposition::is_valid_label_name(&label.name) {
+            return Err(format!("invalid label name {:?}", label.name));
+        }
+        names.push(&label.name);
+    }
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("label name {:?} is not unique: invalid sample", w[0]));
+    }
+    Ok(())
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {

@@ -6,7 +6,9 @@
 use super::config::Job;
 use super::relabel::{self, LabelSet};
 use super::target::Target;
-use crate::exposition::{self, Exemplar, ExpositionReader, Format, MetricType};
+use crate::exposition::{
+    self, Exemplar, ExpositionReader, Format, LabelCheck, LabelError, LabelLimits, MetricType,
+};
 use crate::labels::Labels;
 use crate::store::SeriesRef;
 use std::collections::HashMap;
@@ -291,29 +293,49 @@ fn attach_target_labels(mut labels: LabelSet, target: &Target, honor_labels: boo
 
 fn check_label_limits(job: &Job, labels: &LabelSet) -> Result<(), ScrapeError> {
     let metric = labels.iter().find(|(n, _)| n == "__name__").map(|(_, v)| v.as_str()).unwrap_or("");
-    let short: String = metric.chars().take(50).collect();
-    if job.label_limit > 0 && labels.len() as u64 > job.label_limit {
-        return Err(ScrapeError::LabelLimit(format!(
-            "label_limit exceeded (metric: {short}, number of labels: {}, limit: {})",
+    let limits = label_limits(job);
+    if limits.count > 0 && labels.len() > limits.count {
+        return Err(ScrapeError::LabelLimit(exposition::label_limit_error(
+            metric,
             labels.len(),
-            job.label_limit
+            limits.count,
         )));
     }
     for (name, value) in labels {
-        if job.label_name_length_limit > 0 && name.chars().count() as u64 > job.label_name_length_limit {
-            return Err(ScrapeError::LabelLimit(format!(
-                "label_name_length_limit exceeded (metric: {short}, label name: {name}, limit: {})",
-                job.label_name_length_limit
+        if limits.name_length > 0 && name.len() > limits.name_length {
+            return Err(ScrapeError::LabelLimit(exposition::label_name_length_error(
+                metric,
+                name,
+                limits.name_length,
             )));
         }
-        if job.label_value_length_limit > 0 && value.chars().count() as u64 > job.label_value_length_limit {
-            return Err(ScrapeError::LabelLimit(format!(
-                "label_value_length_limit exceeded (metric: {short}, label name: {name}, value: {value:?}, limit: {})",
-                job.label_value_length_limit
+        if limits.value_length > 0 && value.len() > limits.value_length {
+            return Err(ScrapeError::LabelLimit(exposition::label_value_length_error(
+                metric,
+                name,
+                value,
+                limits.value_length,
             )));
         }
     }
     Ok(())
+}
+
+fn label_limits(job: &Job) -> LabelLimits {
+    let limit = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    LabelLimits {
+        count: limit(job.label_limit),
+        name_length: limit(job.label_name_length_limit),
+        value_length: limit(job.label_value_length_limit),
+    }
+}
+
+/// The limits a line's labels can be held to while they are parsed. Target labels only add
+/// labels or lengthen names (`exported_`), so a scraped set over a limit stays over it; but
+/// metric relabelling may drop the series or the offending label, and then Prometheus reports
+/// nothing, so with relabel rules the limits wait for the relabelled set.
+fn parse_time_limits(job: &Job) -> LabelLimits {
+    if job.metric_relabel_configs.is_empty() { label_limits(job) } else { LabelLimits::default() }
 }
 
 /// The samples one scrape yields after labels, relabelling and limits.
@@ -331,8 +353,14 @@ fn resolve_series(
     job: &Job,
     target: &Target,
     line: &exposition::SampleLine,
+    deadline: Option<Instant>,
 ) -> Result<Option<Arc<ScrapedSeries>>, ScrapeError> {
-    let mut labels = line.labels().map_err(|e| ScrapeError::Parse(e.to_string()))?;
+    let check = LabelCheck { limits: parse_time_limits(job), metric: line.name, deadline };
+    let mut labels = line.labels_checked(&check).map_err(|e| match e {
+        LabelError::Parse(e) => ScrapeError::Parse(e.to_string()),
+        LabelError::Limit(message) => ScrapeError::LabelLimit(message),
+        LabelError::Deadline => ScrapeError::Timeout,
+    })?;
     labels.push(("__name__".into(), line.name.to_string()));
     let labels = attach_target_labels(labels, target, job.honor_labels);
     let Some(labels) = relabel::process(labels, &job.metric_relabel_configs) else { return Ok(None) };
@@ -397,6 +425,9 @@ struct CacheEntry {
     seen: u64,
 }
 
+/// Sample lines parsed between two looks at the clock.
+const SAMPLES_PER_DEADLINE_CHECK: usize = 256;
+
 /// Scrapes after which a series text no target line has used is forgotten.
 const CACHE_KEEP_ITERATIONS: u64 = 10;
 
@@ -412,7 +443,8 @@ pub struct ScrapeCache {
 }
 
 impl ScrapeCache {
-    /// Parses a response into samples, resolving each line's series through the cache.
+    /// Parses a response into samples, resolving each line's series through the cache; past
+    /// `deadline` (the scrape's timeout) it gives up with [`ScrapeError::Timeout`].
     pub fn process(
         &mut self,
         job: &Job,
@@ -420,6 +452,7 @@ impl ScrapeCache {
         body: &[u8],
         format: Format,
         scrape_ms: i64,
+        deadline: Option<Instant>,
     ) -> Result<Processed, ScrapeError> {
         let text = std::str::from_utf8(body)
             .map_err(|_| ScrapeError::Parse("response is not valid UTF-8".into()))?;
@@ -431,13 +464,16 @@ impl ScrapeCache {
         let mut added = 0;
         while let Some(line) = reader.next_sample().map_err(|e| ScrapeError::Parse(e.to_string()))? {
             scraped += 1;
+            if scraped % SAMPLES_PER_DEADLINE_CHECK == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(ScrapeError::Timeout);
+            }
             let series = match self.entries.get_mut(line.series) {
                 Some(entry) => {
                     entry.seen = iteration;
                     entry.series.clone()
                 }
                 None => {
-                    let series = resolve_series(job, target, &line)?;
+                    let series = resolve_series(job, target, &line, deadline)?;
                     added += usize::from(series.is_some());
                     self.entries
                         .insert(line.series.into(), CacheEntry { series: series.clone(), seen: iteration });
@@ -504,8 +540,11 @@ impl ScrapeCache {
         let started = Instant::now();
         let wall = SystemTime::now();
         let t_ms = now_ms();
+        // One deadline for the fetch and the parse: a body that is slow to parse is as late as
+        // one that is slow to arrive.
+        let deadline = started + job.timeout;
         let result = match tokio::time::timeout(job.timeout, fetch(client, job, target)).await {
-            Ok(Ok((body, format))) => self.process(job, target, &body, format, t_ms),
+            Ok(Ok((body, format))) => self.process(job, target, &body, format, t_ms, Some(deadline)),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(ScrapeError::Timeout),
         };
@@ -646,7 +685,7 @@ mod tests {
         format: Format,
         t: i64,
     ) -> Result<Processed, ScrapeError> {
-        ScrapeCache::default().process(job, target, body, format, t)
+        ScrapeCache::default().process(job, target, body, format, t, None)
     }
 
     #[test]
@@ -692,6 +731,49 @@ mod tests {
         ));
     }
 
+    fn wide_body(labels: usize) -> Vec<u8> {
+        let mut body = String::from("wide{");
+        for i in 0..labels {
+            body.push_str(&format!("l{i}=\"v\","));
+        }
+        body.push_str("} 1\n");
+        body.into_bytes()
+    }
+
+    #[test]
+    fn label_limits_apply_while_parsing_unless_relabelling_may_change_the_labels() {
+        let body = wide_body(100_000);
+        let e = process(&job("    label_limit: 64\n"), &target(), &body, Format::Text, 0).err().unwrap();
+        assert_eq!(e.to_string(), "label_limit exceeded (metric: wide, number of labels: 65, limit: 64)");
+        // labeldrop can bring the set under the limit, so the full set is checked after it.
+        let j = job(
+            "    label_limit: 64\n    metric_relabel_configs:\n      - regex: 'l[0-9]{2,}'\n        action: labeldrop\n",
+        );
+        let p = process(&j, &target(), &body, Format::Text, 0).unwrap();
+        assert_eq!(p.samples[0].series.labels().len(), 13, "__name__, l0..l9, instance, job");
+        let j = job(
+            "    label_limit: 64\n    metric_relabel_configs:\n      - regex: '__name__|l.*'\n        action: labelkeep\n",
+        );
+        let e = process(&j, &target(), &body, Format::Text, 0).err().unwrap();
+        assert!(
+            e.to_string().starts_with("label_limit exceeded (metric: wide, number of labels: 100001,"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_scrape_deadline_covers_the_parse() {
+        let past = Some(Instant::now());
+        let mut cache = ScrapeCache::default();
+        let wide = wide_body(100_000);
+        let e = cache.process(&job(""), &target(), &wide, Format::Text, 0, past).err().unwrap();
+        assert!(matches!(e, ScrapeError::Timeout), "{e}");
+        let many: String = (0..10_000).map(|i| format!("m{i} 1\n")).collect();
+        let e = cache.process(&job(""), &target(), many.as_bytes(), Format::Text, 0, past).err().unwrap();
+        assert_eq!(e.to_string(), "context deadline exceeded");
+        assert!(cache.entries.len() < 10_000, "the parse stopped early: {}", cache.entries.len());
+    }
+
     struct Collect(Mutex<Vec<ScrapedSample>>);
     impl SampleSink for Collect {
         fn append(&self, samples: Vec<ScrapedSample>) -> Result<AppendOutcome, String> {
@@ -718,10 +800,12 @@ mod tests {
             "    metric_relabel_configs:\n      - source_labels: [__name__]\n        regex: dropped\n        action: drop\n",
         );
         let mut cache = ScrapeCache::default();
-        let first =
-            cache.process(&j, &target(), b"a{x=\"1\"} 1\nb 2\ndropped 3\n", Format::Text, 1000).unwrap();
+        let first = cache
+            .process(&j, &target(), b"a{x=\"1\"} 1\nb 2\ndropped 3\n", Format::Text, 1000, None)
+            .unwrap();
         assert_eq!((first.scraped, first.samples.len(), first.added), (3, 2, 2));
-        let again = cache.process(&j, &target(), b"a{x=\"1\"} 5\ndropped 3\n", Format::Text, 2000).unwrap();
+        let again =
+            cache.process(&j, &target(), b"a{x=\"1\"} 5\ndropped 3\n", Format::Text, 2000, None).unwrap();
         assert_eq!((again.scraped, again.samples.len(), again.added), (2, 1, 0));
         assert!(
             Arc::ptr_eq(&first.samples[0].series, &again.samples[0].series),
@@ -729,13 +813,13 @@ mod tests {
         );
         assert_eq!(again.samples[0].value, 5.0);
         // Another spelling of the same labels is a new cache entry with equal labels.
-        let spelled = cache.process(&j, &target(), b"a { x=\"1\" } 6\n", Format::Text, 3000).unwrap();
+        let spelled = cache.process(&j, &target(), b"a { x=\"1\" } 6\n", Format::Text, 3000, None).unwrap();
         assert_eq!(spelled.samples[0].series.to_labels(), first.samples[0].series.to_labels());
         assert_eq!(spelled.added, 1);
 
         let mut c = ScrapeCache::default();
         let mut stale_after = |body: &[u8], t: i64| {
-            let p = c.process(&j, &target(), body, Format::Text, t).unwrap();
+            let p = c.process(&j, &target(), body, Format::Text, t, None).unwrap();
             let markers = c.stale_markers(&p.samples, t);
             assert!(markers.iter().all(|m| is_stale_nan(m.value) && m.t_ms == t));
             markers.iter().map(|m| m.series.labels().name().unwrap_or("").to_string()).collect::<Vec<_>>()
