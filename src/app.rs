@@ -64,6 +64,7 @@ struct Running {
 }
 
 pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>) -> anyhow::Result<()> {
+    crate::self_metrics::config_loaded(config.warnings.len());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut running =
         Running { exporter: None, collector: None, replica: None, federation: None, balancer: None };
@@ -183,9 +184,13 @@ fn reload(current: &mut Config, path: Option<&std::path::Path>, running: &Runnin
         Ok(c) => c,
         Err(err) => {
             tracing::error!(error = %err, "reload failed; keeping the running configuration");
+            crate::self_metrics::config_reload_failed();
             return;
         }
     };
+    for warning in new.warning_lines() {
+        tracing::warn!("{warning}");
+    }
     if let Some(exp) = &running.exporter {
         warn_listener_change("exporter", &current.exporter.listen, &new.exporter.listen);
         exp.reload(new.exporter.clone());
@@ -206,6 +211,7 @@ fn reload(current: &mut Config, path: Option<&std::path::Path>, running: &Runnin
         warn_listener_change("balancer", &current.balancer.listen, &new.balancer.listen);
         b.reload(new.balancer.clone());
     }
+    crate::self_metrics::config_loaded(new.warnings.len());
     *current = new;
     tracing::info!("configuration reloaded");
 }

@@ -24,6 +24,7 @@ pub mod federation;
 pub mod fuzzing;
 pub mod http;
 pub mod labels;
+pub mod logging;
 pub mod promql;
 pub mod remote_write;
 pub mod replica;

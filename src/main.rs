@@ -1,9 +1,10 @@
 use anyhow::Context;
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand};
 use obsd::app;
 use obsd::config::{self, Role};
+use obsd::logging::{self, LogFormat};
 use obsd::store;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,16 +27,24 @@ const LONG_VERSION: &str = concat!(
 #[command(name = "obsd", version = LONG_VERSION, about)]
 struct Cli {
     /// Roles to run: exporter, replica, federation, balancer, collector, or all (comma-separated).
-    #[arg(long, value_name = "ROLE[,ROLE...]")]
+    #[arg(long, global = true, value_name = "ROLE[,ROLE...]")]
     role: Option<String>,
     /// Config file (default /etc/obsd/obsd.toml when it exists, else embedded defaults).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
     /// Where samples and spans are stored (overrides global.data_dir).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// error, warn, info, debug or trace (overrides global.log_level).
-    #[arg(long, value_name = "LEVEL")]
+    /// Overrides global.log_level; RUST_LOG adds per-module filters (RUST_LOG=obsd::scrape=debug)
+    /// or replaces the level (RUST_LOG=debug).
+    #[arg(
+        long,
+        global = true,
+        value_name = "LEVEL",
+        ignore_case = true,
+        value_parser = clap::builder::PossibleValuesParser::new(logging::LEVELS)
+            .map(|s| s.to_ascii_lowercase())
+    )]
     log_level: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -48,10 +57,10 @@ enum Command {
         #[command(subcommand)]
         command: BalancerCommand,
     },
-    /// Validate a config file and print what each role will do.
+    /// Validate a config file, print what each role will do and every warning.
     CheckConfig {
-        /// The file to check.
-        path: PathBuf,
+        /// The file to check (default: --config, else /etc/obsd/obsd.toml).
+        path: Option<PathBuf>,
     },
     /// Exporter plugins (WASM).
     Plugin {
@@ -144,15 +153,10 @@ enum BalancerCommand {
     },
 }
 
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=warn,h2=warn"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-}
+/// A mistake in how obsd was invoked: exit status 2, as for clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Usage(String);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -162,9 +166,39 @@ fn main() -> ExitCode {
     match real_main(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("obsd: error: {err:#}");
-            ExitCode::FAILURE
+            eprint!("{}", logging::fatal_error_text(&error_chain(&err)));
+            if err.is::<Usage>() { ExitCode::from(2) } else { ExitCode::FAILURE }
         }
+    }
+}
+
+/// The error and its causes, each said once: many errors already include their source's text
+/// in their own message.
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+/// Logging for the short-lived subcommands: warnings and errors unless asked for more.
+fn init_tool_logging(cli: &Cli) -> anyhow::Result<()> {
+    logging::init(cli.log_level.as_deref().unwrap_or("warn"), LogFormat::Text).map_err(usage_if_env)
+}
+
+/// A RUST_LOG the filter cannot parse is a mistake in how obsd was started.
+fn usage_if_env(err: logging::LogError) -> anyhow::Error {
+    match err {
+        logging::LogError::RustLog { .. } => Usage(err.to_string()).into(),
+        other => other.into(),
     }
 }
 
@@ -243,19 +277,46 @@ fn plugin_command(command: &PluginCommand) -> anyhow::Result<()> {
     }
 }
 
+fn check_config(cli: &Cli, path: Option<&PathBuf>) -> anyhow::Result<()> {
+    let path = match (path, &cli.config) {
+        (Some(p), Some(c)) if p != c => {
+            return Err(Usage(format!(
+                "check-config {} and --config {} name different files; give one",
+                p.display(),
+                c.display()
+            ))
+            .into());
+        }
+        (Some(p), _) | (None, Some(p)) => p.clone(),
+        (None, None) => config::default_path().ok_or_else(|| {
+            Usage(format!(
+                "check-config needs a file: obsd check-config PATH or --config PATH ({} does not exist)",
+                config::DEFAULT_CONFIG_PATH
+            ))
+        })?,
+    };
+    let config = config::load(Some(&path))?;
+    print!("{}", obsd::config::describe(&config));
+    for warning in config.warning_lines() {
+        eprintln!("obsd: warning: {warning}");
+    }
+    match config.warnings.len() {
+        0 => println!("{}: OK", path.display()),
+        n => println!("{}: OK with {n} warning(s)", path.display()),
+    }
+    Ok(())
+}
+
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::CheckConfig { path }) = &cli.command {
-        let config = config::load(Some(path))?;
-        print!("{}", obsd::config::describe(&config));
-        println!("{}: OK", path.display());
-        return Ok(());
+        return check_config(&cli, path.as_ref());
     }
     if let Some(Command::Plugin { command }) = &cli.command {
-        init_logging(cli.log_level.as_deref().unwrap_or("warn"));
+        init_tool_logging(&cli)?;
         return plugin_command(command);
     }
     if let Some(Command::Store { command }) = &cli.command {
-        init_logging(cli.log_level.as_deref().unwrap_or("warn"));
+        init_tool_logging(&cli)?;
         let dir = match &cli.data_dir {
             Some(d) => d.clone(),
             None => {
@@ -265,7 +326,10 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         // The store a role keeps under the data directory; `--role federation` picks that one.
         let role = cli.role.as_deref().unwrap_or("replica");
         if role != "replica" && role != "federation" {
-            anyhow::bail!("the store command works on the replica or federation store, not {role:?}");
+            return Err(Usage(format!(
+                "the store command works on the replica or federation store, not {role:?}"
+            ))
+            .into());
         }
         let dir = store::role_dir(&dir, role);
         return match command {
@@ -280,11 +344,17 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             }
         };
     }
-    let role_text = cli.role.as_deref().context(
-        "--role is required: exporter, replica, federation, balancer, collector or all (e.g. obsd --role all)",
-    )?;
-    let mut roles = Role::parse_list(role_text).map_err(anyhow::Error::msg)?;
+    let role_text = cli.role.as_deref().ok_or_else(|| {
+        Usage(
+            "--role is required: exporter, replica, federation, balancer, collector or all (e.g. obsd --role all)"
+                .into(),
+        )
+    })?;
+    let mut roles = Role::parse_list(role_text).map_err(Usage)?;
     let all = role_text.split(',').any(|r| r.trim() == "all");
+    // Whatever loading the config logs must reach stderr even though the config's own
+    // log_level and log_format are not known yet.
+    let early = logging::early(cli.log_level.as_deref(), "info").map_err(usage_if_env)?;
     let config_path = cli.config.clone().or_else(config::default_path);
     let mut config = match (&config_path, all) {
         // `--role all` with no config file runs the seed topology on loopback.
@@ -294,7 +364,12 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
     if let Some(dir) = cli.data_dir {
         config.global.data_dir = dir;
     }
-    init_logging(cli.log_level.as_deref().unwrap_or(&config.global.log_level));
+    drop(early);
+    logging::init(cli.log_level.as_deref().unwrap_or(&config.global.log_level), config.global.log_format)
+        .map_err(usage_if_env)?;
+    for warning in config.warning_lines() {
+        tracing::warn!("{warning}");
+    }
     if all {
         app::drop_clashing_federation(&mut roles, &config);
     }

@@ -623,6 +623,7 @@ pub fn metrics_text(balancer: &Balancer) -> String {
     families.push(histogram_family(&generation));
     families.extend(crate::self_metrics::process_metrics());
     families.push(crate::self_metrics::build_info());
+    families.extend(crate::self_metrics::config_metrics());
     // Histogram samples are already in bucket order; merge_and_sort would reorder them.
     let histogram_name = "obsd_balancer_backend_request_duration_seconds";
     let (hist, rest): (Vec<_>, Vec<_>) = families.into_iter().partition(|f| f.name == histogram_name);

@@ -273,6 +273,7 @@ async fn metrics_page(State(state): State<Arc<MetricsState>>, headers: HeaderMap
         .is_some_and(|a| a.contains("application/openmetrics-text"));
     let mut families = crate::self_metrics::process_metrics();
     families.push(crate::self_metrics::build_info());
+    families.extend(crate::self_metrics::config_metrics());
     families.extend(self_families(&state));
     let families = exposition::merge_and_sort(families);
     let mut body = String::new();

@@ -115,12 +115,25 @@ pub struct Config {
     pub federation: FederationConfig,
     pub balancer: BalancerConfig,
     pub collector: CollectorConfig,
+    /// Settings obsd accepts but does not act on, located like errors; logged at WARN on
+    /// start and reload, printed by `check-config`, counted by `obsd_config_warnings`.
+    pub warnings: Vec<ConfigProblem>,
+}
+
+impl Config {
+    /// Each warning as `file:line:column: key `k`: message`, the shape errors have.
+    pub fn warning_lines(&self) -> Vec<String> {
+        let shown =
+            self.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<defaults>".into());
+        self.warnings.iter().map(|w| render_problems(&shown, std::slice::from_ref(w))).collect()
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct GlobalConfig {
     pub data_dir: PathBuf,
     pub log_level: String,
+    pub log_format: crate::logging::LogFormat,
     pub shutdown_timeout: Duration,
 }
 
@@ -321,9 +334,10 @@ pub fn describe(config: &Config) -> String {
     let disabled: Vec<&str> = e.collectors.iter().filter(|(_, on)| !**on).map(|(n, _)| n.as_str()).collect();
     let mut out = String::new();
     out.push_str(&format!(
-        "global: data_dir {}, log_level {}, shutdown_timeout {:?}\n",
+        "global: data_dir {}, log_level {}, log_format {}, shutdown_timeout {:?}\n",
         config.global.data_dir.display(),
         config.global.log_level,
+        config.global.log_format.name(),
         config.global.shutdown_timeout
     ));
     out.push_str(&format!(

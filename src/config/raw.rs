@@ -22,6 +22,7 @@ pub struct RawConfig {
 pub struct RawGlobal {
     pub data_dir: Option<Spanned<String>>,
     pub log_level: Option<Spanned<String>>,
+    pub log_format: Option<Spanned<String>>,
     /// How long SIGTERM waits for in-flight requests before closing anyway.
     pub shutdown_timeout: Option<Spanned<String>>,
 }

@@ -33,9 +33,15 @@ pub const DEFAULT_VMSTAT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
 pub(super) struct Checker<'a> {
     pub(super) text: &'a str,
     pub(super) problems: Vec<ConfigProblem>,
+    pub(super) warnings: Vec<ConfigProblem>,
 }
 
 impl Checker<'_> {
+    pub(super) fn warning<T>(&mut self, spanned: &Spanned<T>, key: &str, message: impl Into<String>) {
+        let (line, column) = line_col(self.text, spanned.span().start);
+        self.warnings.push(ConfigProblem { line, column, key: key.to_string(), message: message.into() });
+    }
+
     pub(super) fn problem<T>(&mut self, spanned: &Spanned<T>, key: &str, message: impl Into<String>) {
         let (line, column) = line_col(self.text, spanned.span().start);
         self.problems.push(ConfigProblem { line, column, key: key.to_string(), message: message.into() });
@@ -222,11 +228,18 @@ impl Checker<'_> {
             }
         };
         parsed.scrape_configs.extend(extra_jobs);
-        for ignored in parsed.ignored_sections() {
-            tracing::warn!(
-                section = ignored,
-                "prometheus.yml section is not used by obsd's {section} and is ignored"
-            );
+        // Only a prometheus.yml can hold sections obsd does not serve; inline TOML refuses them.
+        if let Some(path) = file {
+            for ignored in parsed.ignored_sections() {
+                self.warning(
+                    path,
+                    &format!("{section}.prometheus_config"),
+                    format!(
+                        "{}: section `{ignored}` is not used by obsd's {section} and is ignored",
+                        path.get_ref()
+                    ),
+                );
+            }
         }
         match crate::scrape::config::resolve(&parsed) {
             Ok(s) => (s, source),
@@ -679,7 +692,7 @@ fn resolve_address(text: &str) -> Result<SocketAddr, String> {
 }
 
 pub fn resolve(raw: RawConfig, text: &str, source: Option<PathBuf>) -> Result<Config, Vec<ConfigProblem>> {
-    let mut c = Checker { text, problems: Vec::new() };
+    let mut c = Checker { text, problems: Vec::new(), warnings: Vec::new() };
     let log_level = match &raw.global.log_level {
         None => "info".to_string(),
         Some(l) => {
@@ -690,6 +703,13 @@ pub fn resolve(raw: RawConfig, text: &str, source: Option<PathBuf>) -> Result<Co
             level
         }
     };
+    let log_format = match &raw.global.log_format {
+        None => crate::logging::LogFormat::Text,
+        Some(f) => crate::logging::LogFormat::parse(f.get_ref()).unwrap_or_else(|| {
+            c.problem(f, "global.log_format", "expected text or json");
+            crate::logging::LogFormat::Text
+        }),
+    };
     let global = GlobalConfig {
         data_dir: raw
             .global
@@ -698,6 +718,7 @@ pub fn resolve(raw: RawConfig, text: &str, source: Option<PathBuf>) -> Result<Co
             .map(|d| PathBuf::from(d.get_ref()))
             .unwrap_or_else(|| PathBuf::from(super::DEFAULT_DATA_DIR)),
         log_level,
+        log_format,
         shutdown_timeout: c.duration(
             &raw.global.shutdown_timeout,
             "global.shutdown_timeout",
@@ -713,5 +734,6 @@ pub fn resolve(raw: RawConfig, text: &str, source: Option<PathBuf>) -> Result<Co
         c.problems.sort_by_key(|p| (p.line, p.column));
         return Err(c.problems);
     }
-    Ok(Config { source, global, exporter, replica, federation, balancer, collector })
+    c.warnings.sort_by_key(|p| (p.line, p.column));
+    Ok(Config { source, global, exporter, replica, federation, balancer, collector, warnings: c.warnings })
 }

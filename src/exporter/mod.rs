@@ -38,6 +38,7 @@ pub fn builtin_family_names() -> BTreeSet<String> {
             let mut names: BTreeSet<String> =
                 crate::self_metrics::process_metrics().into_iter().map(|f| f.name).collect();
             names.insert(crate::self_metrics::build_info().name);
+            names.extend(crate::self_metrics::config_metrics().into_iter().map(|f| f.name));
             names
         })
         .clone()
@@ -141,6 +142,7 @@ impl Exporter {
         families.push(duration);
         families.extend(crate::self_metrics::process_metrics());
         families.push(crate::self_metrics::build_info());
+        families.extend(crate::self_metrics::config_metrics());
         if let (Some(plugins), Some(task)) = (plugins, plugin_task) {
             let taken: BTreeSet<String> = families.iter().map(|f| f.name.clone()).collect();
             match task.await {

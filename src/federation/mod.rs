@@ -266,6 +266,7 @@ async fn metrics(State(sink): State<Arc<DedupSink>>) -> impl IntoResponse {
     }
     families.extend(crate::self_metrics::process_metrics());
     families.push(crate::self_metrics::build_info());
+    families.extend(crate::self_metrics::config_metrics());
     let families = exposition::merge_and_sort(families);
     let mut body = String::new();
     exposition::write_families(&mut body, &families);

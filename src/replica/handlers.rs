@@ -148,6 +148,7 @@ async fn metrics(State(state): State<Shared>) -> Response {
     let mut families = tokio::task::spawn_blocking(move || store.metric_families()).await.unwrap_or_default();
     families.extend(crate::self_metrics::process_metrics());
     families.push(crate::self_metrics::build_info());
+    families.extend(crate::self_metrics::config_metrics());
     let families = exposition::merge_and_sort(families);
     let mut body = String::new();
     exposition::write_families(&mut body, &families);

@@ -1,7 +1,50 @@
 //! What every role's `/metrics` carries about obsd itself: the standard process metrics
-//! (named as client_golang's process collector names them) and `obsd_build_info`.
+//! (named as client_golang's process collector names them), `obsd_build_info` and the state
+//! of the loaded configuration (with Prometheus's names for the reload metrics).
 
 use crate::exposition::MetricFamily;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+// One process runs one configuration, whichever roles serve it, so its state is process-wide.
+static CONFIG_WARNINGS: AtomicU64 = AtomicU64::new(0);
+static LAST_RELOAD_OK: AtomicBool = AtomicBool::new(true);
+static LAST_RELOAD_SUCCESS_SECONDS: AtomicU64 = AtomicU64::new(0);
+
+/// A configuration was loaded (at start or by a reload) and is now the running one.
+pub fn config_loaded(warnings: usize) {
+    CONFIG_WARNINGS.store(warnings as u64, Ordering::Relaxed);
+    LAST_RELOAD_OK.store(true, Ordering::Relaxed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    LAST_RELOAD_SUCCESS_SECONDS.store(now.to_bits(), Ordering::Relaxed);
+}
+
+/// A reload was refused; the previous configuration keeps running.
+pub fn config_reload_failed() {
+    LAST_RELOAD_OK.store(false, Ordering::Relaxed);
+}
+
+pub fn config_metrics() -> Vec<MetricFamily> {
+    vec![
+        MetricFamily::gauge(
+            "obsd_config_warnings",
+            "Warnings of the running configuration (settings accepted but not acted on); check-config lists them.",
+        )
+        .with_value(CONFIG_WARNINGS.load(Ordering::Relaxed) as f64),
+        MetricFamily::gauge(
+            "prometheus_config_last_reload_successful",
+            "Whether the last configuration reload attempt was successful.",
+        )
+        .with_value(if LAST_RELOAD_OK.load(Ordering::Relaxed) { 1.0 } else { 0.0 }),
+        MetricFamily::gauge(
+            "prometheus_config_last_reload_success_timestamp_seconds",
+            "Timestamp of the last successful configuration reload.",
+        )
+        .with_value(f64::from_bits(LAST_RELOAD_SUCCESS_SECONDS.load(Ordering::Relaxed))),
+    ]
+}
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const GIT_COMMIT: &str = env!("OBSD_GIT_COMMIT");

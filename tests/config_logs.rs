@@ -1,0 +1,288 @@
+//! Loud configuration and journald-grade logs: warnings reach the operator, a bad flag is a
+//! usage error, the journal gets each line's severity, and shippers get JSON.
+
+mod common;
+
+use common::{Obsd, get, obsd_binary};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(obsd_binary()).args(args).output().expect("run obsd");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A prometheus.yml with two sections obsd does not serve, and an obsd config using it.
+fn config_with_ignored_sections(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let yml = dir.join("prometheus.yml");
+    std::fs::write(&yml, "rule_files: [\"rules.yml\"]\nalerting:\n  alertmanagers: []\nscrape_configs: []\n")
+        .unwrap();
+    let toml = dir.join("obsd.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "{extra}\n[replica]\nprometheus_config = \"{}\"\n[replica.listen]\naddress = \"127.0.0.1:0\"\n",
+            yml.display()
+        ),
+    )
+    .unwrap();
+    toml
+}
+
+/// Starts obsd with stderr to `stderr`, waits until a line contains "obsd started" or the
+/// process exits, stops it with SIGTERM and returns its exit code and whole stderr.
+fn run_daemon(
+    args: &[&str],
+    env: &[(&str, &str)],
+    stderr: std::fs::File,
+    log: &std::path::Path,
+) -> (i32, String) {
+    let mut child = Command::new(obsd_binary())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn obsd");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return (status.code().unwrap_or(-1), std::fs::read_to_string(log).unwrap_or_default());
+        }
+        if std::fs::read_to_string(log).unwrap_or_default().contains("obsd started") {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("obsd neither started nor exited; stderr:\n{}", std::fs::read_to_string(log).unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().expect("wait");
+    (status.code().unwrap_or(-1), std::fs::read_to_string(log).unwrap_or_default())
+}
+
+fn stderr_file(dir: &std::path::Path) -> (std::fs::File, std::path::PathBuf, String) {
+    use std::os::unix::fs::MetadataExt;
+    let path = dir.join("stderr.log");
+    let file = std::fs::File::create(&path).unwrap();
+    let meta = file.metadata().unwrap();
+    (file, path, format!("{}:{}", meta.dev(), meta.ino()))
+}
+
+fn has_timestamp(line: &str) -> bool {
+    let bytes = line.as_bytes();
+    // 2026-01-31T…: a date followed by 'T', as tracing's default timer writes.
+    bytes.windows(11).any(|w| {
+        w[..4].iter().all(u8::is_ascii_digit)
+            && w[4] == b'-'
+            && w[5..7].iter().all(u8::is_ascii_digit)
+            && w[7] == b'-'
+            && w[8..10].iter().all(u8::is_ascii_digit)
+            && w[10] == b'T'
+    })
+}
+
+#[test]
+fn check_config_prints_every_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = config_with_ignored_sections(dir.path(), "");
+    let (code, out, err) = run(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for section in ["rule_files", "alerting"] {
+        assert!(
+            err.contains(&format!("{}:3:", path.display())) && err.contains(&format!("`{section}`")),
+            "{section} not named with its location: {err}"
+        );
+    }
+    assert!(out.contains("OK with 2 warning(s)"), "{out}");
+}
+
+#[test]
+fn start_logs_warnings_and_exports_config_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let yml_dir = config_with_ignored_sections(dir.path(), "");
+    let config = std::fs::read_to_string(&yml_dir).unwrap();
+    let obsd = Obsd::start("replica", &config);
+    let log = obsd.log();
+    let warn_lines: Vec<&str> =
+        log.lines().filter(|l| l.contains("WARN") && l.contains("is ignored")).collect();
+    assert_eq!(warn_lines.len(), 2, "both ignored sections at WARN before \"obsd started\":\n{log}");
+
+    let metric = |body: &str, name: &str| -> f64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{body}"))
+    };
+    let (status, body) = get(&obsd.url("replica", "/metrics"));
+    assert_eq!(status, 200);
+    assert_eq!(metric(&body, "obsd_config_warnings"), 2.0);
+    assert_eq!(metric(&body, "prometheus_config_last_reload_successful"), 1.0);
+    let loaded_at = metric(&body, "prometheus_config_last_reload_success_timestamp_seconds");
+    assert!(loaded_at > 1.0e9, "{loaded_at}");
+
+    // A reload that fails keeps the running config and says so in the metric.
+    std::fs::write(&obsd.config_path, "[replica\n").unwrap();
+    obsd.signal(libc::SIGHUP);
+    common::wait_until("the failed reload in the metric", Duration::from_secs(20), || {
+        let (_, body) = get(&obsd.url("replica", "/metrics"));
+        metric(&body, "prometheus_config_last_reload_successful") == 0.0
+    });
+    let (_, body) = get(&obsd.url("replica", "/metrics"));
+    assert_eq!(metric(&body, "prometheus_config_last_reload_success_timestamp_seconds"), loaded_at);
+}
+
+#[test]
+fn log_level_flag_is_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("obsd.toml");
+    std::fs::write(&config, "[exporter.listen]\naddress = \"127.0.0.1:0\"\n").unwrap();
+    let (file, log, _) = stderr_file(dir.path());
+    let data = dir.path().join("data");
+    let args =
+        ["--role", "exporter", "--log-level", "verbose", "--config", config.to_str().unwrap(), "--data-dir"];
+    let args: Vec<&str> = args.into_iter().chain([data.to_str().unwrap()]).collect();
+    let (code, err) = run_daemon(&args, &[], file, &log);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("verbose") && err.contains("error, warn, info, debug, trace"), "{err}");
+    // Any case the config accepts, the flag accepts too.
+    let (code, _, err) = run(&["--log-level", "WARN", "check-config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn rust_log_adds_module_filters_and_rejects_nonsense() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("obsd.toml");
+    std::fs::write(&config, "[exporter.listen]\naddress = \"127.0.0.1:0\"\n").unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "--role",
+        "exporter",
+        "--log-level",
+        "error",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    let (file, log, _) = stderr_file(dir.path());
+    let (code, err) = run_daemon(&args, &[("RUST_LOG", "obsd::app=info")], file, &log);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("obsd started"), "obsd::app raised to info:\n{err}");
+    assert!(!err.contains("listening"), "obsd::http stays at error:\n{err}");
+
+    let (file, log, _) = stderr_file(dir.path());
+    let (code, err) = run_daemon(&args, &[("RUST_LOG", "obsd=chatty")], file, &log);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("RUST_LOG") && err.contains("chatty"), "{err}");
+}
+
+#[test]
+fn journald_lines_carry_priority_and_no_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_ignored_sections(dir.path(), "");
+    let data = dir.path().join("data");
+    let args =
+        ["--role", "replica", "--config", config.to_str().unwrap(), "--data-dir", data.to_str().unwrap()];
+    let (file, log, stream) = stderr_file(dir.path());
+    let (code, err) = run_daemon(&args, &[("JOURNAL_STREAM", &stream)], file, &log);
+    assert_eq!(code, 0, "{err}");
+    let mut seen = (0, 0);
+    for line in err.lines() {
+        assert!(!has_timestamp(line), "journald stamps lines itself: {line}");
+        if line.contains("WARN") {
+            assert!(line.starts_with("<4>"), "{line}");
+            seen.0 += 1;
+        } else if line.contains("INFO") {
+            assert!(line.starts_with("<6>"), "{line}");
+            seen.1 += 1;
+        } else {
+            assert!(line.starts_with('<'), "every line has a priority: {line}");
+        }
+    }
+    assert!(seen.0 == 2 && seen.1 > 0, "warnings and info lines expected:\n{err}");
+
+    // The fatal error too: a port taken makes the start fail at the error priority.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std::fs::write(&config, format!("[replica.listen]\naddress = \"{}\"\n", taken.local_addr().unwrap()))
+        .unwrap();
+    let (file, log, stream) = stderr_file(dir.path());
+    let (code, err) = run_daemon(&args, &[("JOURNAL_STREAM", &stream)], file, &log);
+    assert_eq!(code, 1, "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("<3>obsd: error:") && last.contains("cannot bind"), "{err}");
+
+    // An inherited JOURNAL_STREAM naming another file is not the journal: plain lines.
+    let (file, log, _) = stderr_file(dir.path());
+    let (_, err) = run_daemon(&args, &[("JOURNAL_STREAM", "1:2")], file, &log);
+    assert!(!err.starts_with('<'), "{err}");
+}
+
+#[test]
+fn json_log_format_writes_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_ignored_sections(dir.path(), "[global]\nlog_format = \"json\"\n");
+    let data = dir.path().join("data");
+    let args =
+        ["--role", "replica", "--config", config.to_str().unwrap(), "--data-dir", data.to_str().unwrap()];
+    let (file, log, _) = stderr_file(dir.path());
+    let (code, err) = run_daemon(&args, &[], file, &log);
+    assert_eq!(code, 0, "{err}");
+    let mut levels = Vec::new();
+    for line in err.lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(value[key].is_string(), "{key} in {line}");
+        }
+        assert!(value["fields"].is_object(), "{line}");
+        levels.push(value["level"].as_str().unwrap_or_default().to_string());
+        if value["message"] == "listening" {
+            assert_eq!(value["fields"]["listener"], "replica", "{line}");
+        }
+    }
+    assert_eq!(levels.iter().filter(|l| *l == "WARN").count(), 2, "{err}");
+    assert!(err.contains("\"obsd started\""), "{err}");
+}
+
+#[test]
+fn global_options_follow_subcommands() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (code, out, err) = run(&["store", "stats", "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&data.display().to_string()), "{out}");
+
+    let config = dir.path().join("obsd.toml");
+    std::fs::write(&config, "[exporter.listen]\naddress = \"127.0.0.1:9999\"\n").unwrap();
+    for args in [
+        vec!["--config", config.to_str().unwrap(), "check-config"],
+        vec!["check-config", "--config", config.to_str().unwrap()],
+    ] {
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(out.contains("127.0.0.1:9999"), "{args:?}: {out}");
+    }
+    let (code, _, err) = run(&["check-config", "--config", config.to_str().unwrap(), "/elsewhere.toml"]);
+    assert_eq!(code, 2, "two different files: {err}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_io_errors_are_said_once() {
+    let (code, _, err) = run(&[]);
+    assert_eq!(code, 2, "no --role: {err}");
+    let (code, _, err) = run(&["--role", "exporter,warp"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = run(&["check-config", "/nonexistent/obsd.toml"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
