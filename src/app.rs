@@ -22,7 +22,7 @@ use tokio::sync::watch;
 pub fn drop_clashing_federation(roles: &mut Vec<Role>, config: &Config) {
     if roles.contains(&Role::Replica)
         && roles.contains(&Role::Federation)
-        && config.replica.listen.address == config.federation.listen.address
+        && !config.clashes_among(&[Role::Replica, Role::Federation]).is_empty()
     {
         tracing::warn!(
             address = %config.federation.listen.address,
@@ -64,7 +64,11 @@ struct Running {
 }
 
 pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>) -> anyhow::Result<()> {
-    crate::self_metrics::config_loaded(config.warnings.len());
+    let clashes = config.clashes_among(&roles);
+    if !clashes.is_empty() {
+        bail!("roles started together need listeners of their own:\n{}", clashes.join("\n"));
+    }
+    crate::self_metrics::config_loaded(log_warnings(&config, &roles));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut running =
         Running { exporter: None, collector: None, replica: None, federation: None, balancer: None };
@@ -140,7 +144,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
             _ = sigint.recv() => { tracing::info!("SIGINT received; draining"); break; }
             _ = sighup.recv() => {
                 crate::systemd::notify(&crate::systemd::reloading_message());
-                reload(&mut current, config_path.as_deref(), &running);
+                reload(&mut current, config_path.as_deref(), &running, &roles);
                 crate::systemd::notify("READY=1");
             }
             Some(done) = servers.join_next() => {
@@ -173,7 +177,22 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
     Ok(())
 }
 
-fn reload(current: &mut Config, path: Option<&std::path::Path>, running: &Running) {
+/// Logs the config's warnings at WARN, with the clashes between the roles run here and those
+/// the file configures for other units or hosts; returns how many there were.
+fn log_warnings(config: &Config, roles: &[Role]) -> usize {
+    let mut warnings = config.warning_lines();
+    for clash in config.clashes_with_others(roles) {
+        warnings.push(format!(
+            "{clash} (that role does not run in this process; on a host that runs both, one fails to start)"
+        ));
+    }
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    warnings.len()
+}
+
+fn reload(current: &mut Config, path: Option<&std::path::Path>, running: &Running, roles: &[Role]) {
     tracing::info!("SIGHUP received; reloading configuration");
     let embedded = current.source.as_deref() == Some(std::path::Path::new(config::ALL_IN_ONE_SOURCE));
     let loaded = match path {
@@ -188,8 +207,10 @@ fn reload(current: &mut Config, path: Option<&std::path::Path>, running: &Runnin
             return;
         }
     };
-    for warning in new.warning_lines() {
-        tracing::warn!("{warning}");
+    let mut warnings = log_warnings(&new, roles);
+    for clash in new.clashes_among(roles) {
+        tracing::warn!("{clash} (listeners change only on restart, which will fail)");
+        warnings += 1;
     }
     if let Some(exp) = &running.exporter {
         warn_listener_change("exporter", &current.exporter.listen, &new.exporter.listen);
@@ -211,7 +232,7 @@ fn reload(current: &mut Config, path: Option<&std::path::Path>, running: &Runnin
         warn_listener_change("balancer", &current.balancer.listen, &new.balancer.listen);
         b.reload(new.balancer.clone());
     }
-    crate::self_metrics::config_loaded(new.warnings.len());
+    crate::self_metrics::config_loaded(warnings);
     *current = new;
     tracing::info!("configuration reloaded");
 }

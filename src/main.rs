@@ -296,11 +296,23 @@ fn check_config(cli: &Cli, path: Option<&PathBuf>) -> anyhow::Result<()> {
         })?,
     };
     let config = config::load(Some(&path))?;
+    // Which roles share a host the file cannot say: `--role` names those that do, and their
+    // clashes are errors; clashes with the other roles the file configures are warnings.
+    let asked = cli.role.as_deref().map(Role::parse_list).transpose().map_err(Usage)?;
+    let (errors, clashes) = match &asked {
+        Some(roles) => (config.clashes_among(roles), config.clashes_with_others(roles)),
+        None => (Vec::new(), config.clashes_among(&config.configured_roles)),
+    };
     print!("{}", obsd::config::describe(&config));
-    for warning in config.warning_lines() {
+    let mut warnings = config.warning_lines();
+    warnings.extend(clashes.into_iter().map(|c| format!("{c} (only if both roles run on one host)")));
+    for warning in &warnings {
         eprintln!("obsd: warning: {warning}");
     }
-    match config.warnings.len() {
+    if !errors.is_empty() {
+        anyhow::bail!("roles run together need listeners of their own:\n{}", errors.join("\n"));
+    }
+    match warnings.len() {
         0 => println!("{}: OK", path.display()),
         n => println!("{}: OK with {n} warning(s)", path.display()),
     }
@@ -367,9 +379,6 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
     drop(early);
     logging::init(cli.log_level.as_deref().unwrap_or(&config.global.log_level), config.global.log_format)
         .map_err(usage_if_env)?;
-    for warning in config.warning_lines() {
-        tracing::warn!("{warning}");
-    }
     if all {
         app::drop_clashing_federation(&mut roles, &config);
     }

@@ -286,3 +286,87 @@ fn usage_errors_exit_2_and_io_errors_are_said_once() {
     assert_eq!(code, 1, "{err}");
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
+
+/// Two roles on one port: the replica on the wildcard, the federation on loopback.
+fn clashing_roles(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+    let path = dir.join("obsd.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[replica.listen]\naddress = \"0.0.0.0:{port}\"\n[federation.listen]\naddress = \"127.0.0.1:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn check_config_reports_listener_clashes_with_both_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = clashing_roles(dir.path(), 19090);
+    let p = path.to_str().unwrap();
+    let both = |err: &str| {
+        err.contains(&format!("{p}:2:")) && err.contains(&format!("{p}:4:")) && err.contains("clashes")
+    };
+    // A file may serve several hosts, one role each: a warning, not a refusal.
+    let (code, out, err) = run(&["check-config", p]);
+    assert_eq!(code, 0, "{err}");
+    assert!(both(&err) && err.contains("warning"), "{err}");
+    assert!(out.contains("OK with 1 warning(s)"), "{out}");
+    // Roles said to run together must not clash.
+    let (code, _, err) = run(&["check-config", p, "--role", "replica,federation"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(both(&err), "{err}");
+    let (code, _, err) = run(&["check-config", p, "--role", "replica"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(both(&err), "the federation in the file is still worth a warning: {err}");
+
+    // Within one role a clash can never start anywhere.
+    std::fs::write(
+        &path,
+        "[collector.listen]\naddress = \":16686\"\n[collector.otlp_http]\naddress = \"127.0.0.1:16686\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["check-config", p]);
+    assert_eq!(code, 1, "{err}");
+    assert!(both(&err) && err.contains("collector.otlp_http.address"), "{err}");
+}
+
+#[test]
+fn start_refuses_roles_whose_listeners_clash() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let path = clashing_roles(dir.path(), port);
+    let p = path.to_str().unwrap();
+    let data = dir.path().join("data");
+    let (code, _, err) =
+        run(&["--role", "replica,federation", "--config", p, "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("{p}:2:")) && err.contains(&format!("{p}:4:")), "{err}");
+    assert!(!err.contains("cannot bind"), "refused before binding: {err}");
+
+    // Started alone, the federation runs and warns about the replica configured beside it.
+    let config = std::fs::read_to_string(&path).unwrap();
+    let obsd = Obsd::start("federation", &config);
+    let log = obsd.log();
+    assert!(log.contains("WARN") && log.contains("replica.listen.address"), "{log}");
+    let (_, body) = get(&obsd.url("federation", "/metrics"));
+    assert!(body.lines().any(|l| l == "obsd_config_warnings 1"), "{body}");
+}
+
+/// The packaged /etc/obsd/obsd.toml serves every role on one host (one unit per role), and
+/// `--role all` runs the embedded all-in-one config: neither may clash.
+#[test]
+fn packaged_configs_are_clash_free() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (file, roles) in [
+        ("packaging/debian/obsd.toml", "exporter,replica,federation,balancer,collector"),
+        ("config/all-in-one.toml", "all"),
+    ] {
+        let path = root.join(file);
+        let (code, out, err) = run(&["check-config", path.to_str().unwrap(), "--role", roles]);
+        assert_eq!(code, 0, "{file}: {err}");
+        assert!(!err.contains("warning"), "{file}: {err}");
+        assert!(out.trim_end().ends_with(": OK"), "{file}: {out}");
+    }
+}

@@ -991,12 +991,8 @@ impl Checker<'_> {
             {
                 self.problem(n, &format!("{key}.name"), "duplicate frontend name");
             }
-            if let Some(bind) = &f.bind
-                && resolved.bind.port() != 0
-                && (frontends.iter().any(|x| x.bind == resolved.bind) || resolved.bind == listen.address)
-            {
-                self.problem(bind, &format!("{key}.bind"), "address already used by another listener");
-            }
+            // Clashes with the stats listener and other frontends are found with every role's.
+            self.site(&format!("{key}.bind"), resolved.bind, false, f.bind.as_ref());
             if let Some(db) = &f.default_backend {
                 self.check_backend_ref(
                     db,

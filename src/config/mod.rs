@@ -6,6 +6,7 @@
 pub mod acl;
 mod balancer;
 mod duration;
+pub mod listeners;
 mod plugins;
 mod raw;
 mod secret;
@@ -118,6 +119,10 @@ pub struct Config {
     /// Settings obsd accepts but does not act on, located like errors; logged at WARN on
     /// start and reload, printed by `check-config`, counted by `obsd_config_warnings`.
     pub warnings: Vec<ConfigProblem>,
+    /// Every socket of every role, located, for the clash checks.
+    pub listen_sites: Vec<listeners::ListenSite>,
+    /// Roles with their own section in the file.
+    pub configured_roles: Vec<Role>,
 }
 
 impl Config {
@@ -126,6 +131,34 @@ impl Config {
         let shown =
             self.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<defaults>".into());
         self.warnings.iter().map(|w| render_problems(&shown, std::slice::from_ref(w))).collect()
+    }
+}
+
+impl Config {
+    fn shown_source(&self) -> String {
+        self.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<defaults>".into())
+    }
+
+    /// Clashes between two of `roles`: they cannot run in one process or on one host.
+    pub fn clashes_among(&self, roles: &[Role]) -> Vec<String> {
+        listeners::clashes(&self.listen_sites, |a, b| {
+            a.role != b.role && roles.contains(&a.role) && roles.contains(&b.role)
+        })
+        .iter()
+        .map(|c| c.describe(&self.shown_source()))
+        .collect()
+    }
+
+    /// Clashes between one of `running` and a role the file configures that is not running
+    /// here: fine when that role runs on another host, a failed start when on this one.
+    pub fn clashes_with_others(&self, running: &[Role]) -> Vec<String> {
+        let other = |r: &Role| self.configured_roles.contains(r) && !running.contains(r);
+        listeners::clashes(&self.listen_sites, |a, b| {
+            (running.contains(&a.role) && other(&b.role)) || (running.contains(&b.role) && other(&a.role))
+        })
+        .iter()
+        .map(|c| c.describe(&self.shown_source()))
+        .collect()
     }
 }
 
@@ -656,5 +689,29 @@ mod tests {
         assert_eq!(Role::parse_list("exporter,balancer").unwrap(), vec![Role::Exporter, Role::Balancer]);
         assert_eq!(Role::parse_list("all").unwrap().len(), 5);
         assert!(Role::parse_list("exporter,nope").unwrap_err().contains("valid roles"));
+    }
+
+    #[test]
+    fn a_role_whose_own_listeners_clash_is_refused() {
+        let p = problems(
+            "[balancer.listen]\naddress = \"0.0.0.0:8404\"\n[[balancer.frontends]]\nname = \"f\"\nbind = \"127.0.0.1:8404\"\ndefault_backend = \"b\"\n",
+        );
+        let clash = p.iter().find(|p| p.message.contains("clashes")).expect("a clash problem");
+        assert_eq!((clash.line, clash.key.as_str()), (2, "balancer.listen.address"));
+        assert!(clash.message.contains("balancer.frontends[0].bind") && clash.message.contains("t.toml:5:"));
+    }
+
+    #[test]
+    fn roles_that_clash_load_and_say_so_for_the_roles_asked() {
+        let text = "[replica.listen]\naddress = \":9090\"\n[federation]\n";
+        let config = parse_str(text, Some(Path::new("t.toml"))).expect("roles may share a port across hosts");
+        assert_eq!(config.configured_roles, vec![Role::Replica, Role::Federation]);
+        let among = config.clashes_among(&[Role::Replica, Role::Federation]);
+        assert_eq!(among.len(), 1, "{among:?}");
+        assert!(among[0].starts_with("t.toml:2:11: key `replica.listen.address`"), "{among:?}");
+        assert!(config.clashes_among(&[Role::Replica, Role::Exporter]).is_empty());
+        assert_eq!(config.clashes_with_others(&[Role::Federation]).len(), 1);
+        // The exporter's section is absent: its defaults are no concern of this file.
+        assert!(config.clashes_with_others(&[Role::Exporter]).is_empty());
     }
 }

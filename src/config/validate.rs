@@ -1,11 +1,12 @@
 //! Raw TOML → resolved `Config`. Collects every problem instead of stopping at the first,
 //! so one edit-and-retry fixes a file.
 
+use super::listeners::{self, ListenSite};
 use super::raw::{RawCollector, RawConfig, RawExporter, RawFederation, RawListener, RawReplica};
 use super::{
     CollectorConfig, Config, ConfigProblem, DEFAULT_SPAN_METRICS_BUCKETS_MS, DedupConfig, ExporterConfig,
-    FederationConfig, GlobalConfig, ListenerConfig, PasswordCheck, RemoteWriteConfig, ReplicaConfig, Secret,
-    TlsConfig, line_col, parse_duration,
+    FederationConfig, GlobalConfig, ListenerConfig, PasswordCheck, RemoteWriteConfig, ReplicaConfig, Role,
+    Secret, TlsConfig, line_col, parse_duration,
 };
 use crate::exporter::collectors;
 use crate::scrape::config::{PrometheusFile, ScrapeSettings};
@@ -34,9 +35,23 @@ pub(super) struct Checker<'a> {
     pub(super) text: &'a str,
     pub(super) problems: Vec<ConfigProblem>,
     pub(super) warnings: Vec<ConfigProblem>,
+    /// Every socket of every role, for the clash check once all are resolved.
+    pub(super) sites: Vec<ListenSite>,
 }
 
 impl Checker<'_> {
+    pub(super) fn site(
+        &mut self,
+        key: &str,
+        address: SocketAddr,
+        udp: bool,
+        value: Option<&Spanned<String>>,
+    ) {
+        let Some(role) = ListenSite::role_of(key) else { return };
+        let at = value.map(|v| line_col(self.text, v.span().start));
+        self.sites.push(ListenSite { role, key: key.to_string(), address, udp, at });
+    }
+
     pub(super) fn warning<T>(&mut self, spanned: &Spanned<T>, key: &str, message: impl Into<String>) {
         let (line, column) = line_col(self.text, spanned.span().start);
         self.warnings.push(ConfigProblem { line, column, key: key.to_string(), message: message.into() });
@@ -102,6 +117,7 @@ impl Checker<'_> {
                 }
             },
         };
+        self.site(&format!("{key}.address"), address, false, raw.address.as_ref());
         let tls = raw.tls.as_ref().map(|t| {
             if !std::path::Path::new(t.cert_file.get_ref()).is_file() {
                 self.problem(
@@ -573,7 +589,7 @@ impl Checker<'_> {
         key: &str,
         default: &str,
     ) -> Option<SocketAddr> {
-        match value {
+        let address = match value {
             None => default.parse().ok(),
             Some(v) if v.get_ref().is_empty() => None,
             Some(v) => match resolve_address(v.get_ref()) {
@@ -583,7 +599,11 @@ impl Checker<'_> {
                     None
                 }
             },
+        };
+        if let Some(a) = address {
+            self.site(key, a, true, value.as_ref());
         }
+        address
     }
 
     fn collector(&mut self, raw: &RawCollector) -> CollectorConfig {
@@ -692,7 +712,7 @@ fn resolve_address(text: &str) -> Result<SocketAddr, String> {
 }
 
 pub fn resolve(raw: RawConfig, text: &str, source: Option<PathBuf>) -> Result<Config, Vec<ConfigProblem>> {
-    let mut c = Checker { text, problems: Vec::new(), warnings: Vec::new() };
+    let mut c = Checker { text, problems: Vec::new(), warnings: Vec::new(), sites: Vec::new() };
     let log_level = match &raw.global.log_level {
         None => "info".to_string(),
         Some(l) => {
@@ -730,10 +750,33 @@ pub fn resolve(raw: RawConfig, text: &str, source: Option<PathBuf>) -> Result<Co
     let federation = c.federation(&raw.federation);
     let balancer = c.balancer(&raw.balancer);
     let collector = c.collector(&raw.collector);
+    let configured_roles = configured_roles(text);
+    let shown = source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<defaults>".into());
+    // One role's own sockets clashing can never start, wherever it runs.
+    for clash in listeners::clashes(&c.sites, |a, b| a.role == b.role) {
+        c.problems.push(clash.problem(&shown));
+    }
     if !c.problems.is_empty() {
         c.problems.sort_by_key(|p| (p.line, p.column));
         return Err(c.problems);
     }
     c.warnings.sort_by_key(|p| (p.line, p.column));
-    Ok(Config { source, global, exporter, replica, federation, balancer, collector, warnings: c.warnings })
+    Ok(Config {
+        source,
+        global,
+        exporter,
+        replica,
+        federation,
+        balancer,
+        collector,
+        warnings: c.warnings,
+        listen_sites: c.sites,
+        configured_roles,
+    })
+}
+
+/// Roles with a section of their own in the file: the roles it is meant to run.
+fn configured_roles(text: &str) -> Vec<Role> {
+    let Ok(table) = text.parse::<toml::Table>() else { return Vec::new() };
+    Role::ALL.into_iter().filter(|r| table.contains_key(r.name())).collect()
 }
