@@ -138,6 +138,20 @@ fn start_logs_warnings_and_exports_config_metrics() {
     });
     let (_, body) = get(&obsd.url("replica", "/metrics"));
     assert_eq!(metric(&body, "prometheus_config_last_reload_success_timestamp_seconds"), loaded_at);
+
+    // A good reload recovers the metric and logs the warnings again.
+    std::fs::write(&obsd.config_path, &config).unwrap();
+    obsd.signal(libc::SIGHUP);
+    common::wait_until("the good reload in the metric", Duration::from_secs(20), || {
+        let (_, body) = get(&obsd.url("replica", "/metrics"));
+        metric(&body, "prometheus_config_last_reload_successful") == 1.0
+    });
+    let (_, body) = get(&obsd.url("replica", "/metrics"));
+    assert!(metric(&body, "prometheus_config_last_reload_success_timestamp_seconds") >= loaded_at);
+    assert_eq!(metric(&body, "obsd_config_warnings"), 2.0);
+    common::wait_until("the warnings logged again", Duration::from_secs(20), || {
+        obsd.log().lines().filter(|l| l.contains("WARN") && l.contains("is ignored")).count() == 4
+    });
 }
 
 #[test]

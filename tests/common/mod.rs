@@ -75,6 +75,9 @@ impl Obsd {
             .arg(&config_path)
             .arg("--data-dir")
             .arg(dir.path().join("data"))
+            // The harness reads the INFO "listening" and "obsd started" lines; a developer's
+            // RUST_LOG=warn must not hide them.
+            .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
