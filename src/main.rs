@@ -298,13 +298,22 @@ fn check_config(cli: &Cli, path: Option<&PathBuf>) -> anyhow::Result<()> {
     let config = config::load(Some(&path))?;
     // Which roles share a host the file cannot say: `--role` names those that do, and their
     // clashes are errors; clashes with the other roles the file configures are warnings.
-    let asked = cli.role.as_deref().map(Role::parse_list).transpose().map_err(Usage)?;
+    let mut asked = cli.role.as_deref().map(Role::parse_list).transpose().map_err(Usage)?;
+    let mut warnings = config.warning_lines();
+    if let (Some(roles), Some(text)) = (&mut asked, cli.role.as_deref())
+        && text.split(',').any(|r| r.trim() == "all")
+        && app::drop_clashing_federation(roles, &config)
+    {
+        warnings.push(
+            "--role all: the federation listens where the replica does and would stay off; set [federation.listen] to run both"
+                .into(),
+        );
+    }
     let (errors, clashes) = match &asked {
         Some(roles) => (config.clashes_among(roles), config.clashes_with_others(roles)),
         None => (Vec::new(), config.clashes_among(&config.configured_roles)),
     };
     print!("{}", obsd::config::describe(&config));
-    let mut warnings = config.warning_lines();
     warnings.extend(clashes.into_iter().map(|c| format!("{c} (only if both roles run on one host)")));
     for warning in &warnings {
         eprintln!("obsd: warning: {warning}");
