@@ -128,6 +128,13 @@ fn start_logs_warnings_and_exports_config_metrics() {
     assert_eq!(metric(&body, "prometheus_config_last_reload_successful"), 1.0);
     let loaded_at = metric(&body, "prometheus_config_last_reload_success_timestamp_seconds");
     assert!(loaded_at > 1.0e9, "{loaded_at}");
+    let runtimeinfo = || -> serde_json::Value {
+        let (_, body) = get(&obsd.url("replica", "/api/v1/status/runtimeinfo"));
+        serde_json::from_str(&body).expect("runtimeinfo JSON")
+    };
+    let info = runtimeinfo();
+    assert_eq!(info["data"]["reloadConfigSuccess"], true, "{info}");
+    assert!(info["data"]["lastConfigTime"].as_str().is_some_and(|t| t.starts_with("20")), "{info}");
 
     // A reload that fails keeps the running config and says so in the metric.
     std::fs::write(&obsd.config_path, "[replica\n").unwrap();
@@ -138,6 +145,7 @@ fn start_logs_warnings_and_exports_config_metrics() {
     });
     let (_, body) = get(&obsd.url("replica", "/metrics"));
     assert_eq!(metric(&body, "prometheus_config_last_reload_success_timestamp_seconds"), loaded_at);
+    assert_eq!(runtimeinfo()["data"]["reloadConfigSuccess"], false);
 
     // A good reload recovers the metric and logs the warnings again.
     std::fs::write(&obsd.config_path, &config).unwrap();

@@ -410,7 +410,16 @@ async fn status_config(State(st): State<ApiState>) -> Response {
 }
 
 async fn status_runtimeinfo(State(st): State<ApiState>) -> Response {
-    let info = st.info.runtime.as_ref().map(|cb| cb()).unwrap_or_else(RuntimeInfo::default);
+    let mut info = st.info.runtime.as_ref().map(|cb| cb()).unwrap_or_else(RuntimeInfo::default);
+    // The process's configuration state, not a default: `false` here would tell Prometheus's
+    // UI and its users that a reload failed.
+    let (ok, loaded_at) = crate::self_metrics::config_reload_state();
+    info.reload_config_success = ok;
+    if loaded_at > 0.0 {
+        let nanos = (loaded_at * 1e9) as i64;
+        info.last_config_time = chrono::DateTime::from_timestamp_nanos(nanos)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    }
     ok_json(&serde_json::to_value(info).unwrap_or_default())
 }
 

@@ -26,6 +26,15 @@ pub fn config_reload_failed() {
     LAST_RELOAD_OK.store(false, Ordering::Relaxed);
 }
 
+/// Whether the last reload succeeded, and when the running configuration was loaded (Unix
+/// seconds), for `/api/v1/status/runtimeinfo`.
+pub fn config_reload_state() -> (bool, f64) {
+    (
+        LAST_RELOAD_OK.load(Ordering::Relaxed),
+        f64::from_bits(LAST_RELOAD_SUCCESS_SECONDS.load(Ordering::Relaxed)),
+    )
+}
+
 pub fn config_metrics() -> Vec<MetricFamily> {
     vec![
         MetricFamily::gauge(
