@@ -47,6 +47,16 @@ install -m 0644 config/*.toml "$doc/examples/"
 install -m 0644 config/seed/*.toml "$doc/examples/seed/"
 install -m 0644 packaging/grafana/*.yaml packaging/grafana/*.json "$doc/grafana/"
 gzip -9n -c packaging/debian/obsd.1 > "$pkg/usr/share/man/man1/obsd.1.gz"
+# A page per subcommand and the shell completions, from the binary's own CLI definition.
+generated=$stage/generated
+"$binary" generate man "$generated/man" 2>/dev/null
+for page in "$generated"/man/*.1; do
+  gzip -9n -c "$page" > "$pkg/usr/share/man/man1/$(basename "$page").gz"
+done
+"$binary" generate completions "$generated/completions" >/dev/null 2>&1
+install -D -m 0644 "$generated/completions/obsd.bash" "$pkg/usr/share/bash-completion/completions/obsd"
+install -D -m 0644 "$generated/completions/_obsd" "$pkg/usr/share/zsh/vendor-completions/_obsd"
+install -D -m 0644 "$generated/completions/obsd.fish" "$pkg/usr/share/fish/vendor_completions.d/obsd.fish"
 install -m 0644 packaging/debian/lintian-overrides "$pkg/usr/share/lintian/overrides/obsd"
 
 # The changelog date comes from the last commit, so the same commit gives the same package.

@@ -88,6 +88,8 @@ in_root '
   test -f /usr/share/doc/obsd/copyright
   test -f /usr/share/doc/obsd/examples/seed/host1.toml
   test -f /usr/share/man/man1/obsd.1.gz
+  test -f /usr/share/man/man1/obsd-store-import.1.gz
+  test -f /usr/share/bash-completion/completions/obsd
   getent passwd obsd | grep -q ":/var/lib/obsd:/usr/sbin/nologin$"
   getent group obsd >/dev/null
   test "$(stat -c "%U:%G %a" /var/lib/obsd)" = "obsd:obsd 750"

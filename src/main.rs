@@ -72,6 +72,21 @@ enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
+    /// Man pages and shell completions, for packaging.
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: GenerateCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GenerateCommand {
+    /// A man page per subcommand (obsd-check-config.1, obsd-store-import.1, ...) into DIR;
+    /// obsd.1 itself is written by hand (packaging/debian/obsd.1).
+    Man { dir: PathBuf },
+    /// bash (obsd.bash), zsh (_obsd) and fish (obsd.fish) completions into DIR.
+    Completions { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -328,9 +343,50 @@ fn check_config(cli: &Cli, path: Option<&PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes a page for every visible subcommand under `cmd` (built, so each has its display
+/// name `obsd-store-import`); returns how many.
+fn man_pages(cmd: &clap::Command, dir: &std::path::Path) -> anyhow::Result<usize> {
+    let mut written = 0;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+        let name = sub.get_display_name().unwrap_or(sub.get_name());
+        let mut text = Vec::new();
+        clap_mangen::Man::new(sub.clone()).render(&mut text)?;
+        let path = dir.join(format!("{name}.1"));
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        written += 1 + man_pages(sub, dir)?;
+    }
+    Ok(written)
+}
+
+fn generate(what: &GenerateCommand) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    // Propagates the global options into every subcommand's page and completions.
+    cmd.build();
+    match what {
+        GenerateCommand::Man { dir } => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let n = man_pages(&cmd, dir)?;
+            eprintln!("{n} man pages in {}", dir.display());
+        }
+        GenerateCommand::Completions { dir } => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+                let path = clap_complete::generate_to(shell, &mut cmd, "obsd", dir)
+                    .with_context(|| format!("writing {shell} completions to {}", dir.display()))?;
+                eprintln!("{}", path.display());
+            }
+        }
+    }
+    Ok(())
+}
+
 fn real_main(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::CheckConfig { path }) = &cli.command {
         return check_config(&cli, path.as_ref());
+    }
+    if let Some(Command::Generate { what }) = &cli.command {
+        return generate(what);
     }
     if let Some(Command::Plugin { command }) = &cli.command {
         init_tool_logging(&cli)?;

@@ -396,3 +396,35 @@ fn packaged_configs_are_clash_free() {
         assert!(out.trim_end().ends_with(": OK"), "{file}: {out}");
     }
 }
+
+/// The package ships a man page per subcommand and completions for bash, zsh and fish, all
+/// generated from the CLI definition, so a new subcommand or option cannot be left out.
+#[test]
+fn man_pages_and_completions_cover_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let man = dir.path().join("man");
+    let (code, _, err) = run(&["generate", "man", man.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for page in [
+        "obsd-check-config",
+        "obsd-store",
+        "obsd-store-import",
+        "obsd-store-stats",
+        "obsd-store-check",
+        "obsd-balancer-import-haproxy",
+        "obsd-plugin-check",
+    ] {
+        let text = std::fs::read_to_string(man.join(format!("{page}.1"))).unwrap_or_default();
+        assert!(text.contains(".TH"), "{page}.1 missing or empty");
+        // Global options apply after any subcommand, so every page lists them.
+        assert!(text.contains("data\\-dir"), "{page}.1 lacks --data-dir:\n{text}");
+    }
+    assert!(!man.join("obsd-generate.1").exists(), "the packaging helper stays out of the manual");
+    let completions = dir.path().join("completions");
+    let (code, _, err) = run(&["generate", "completions", completions.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for file in ["obsd.bash", "_obsd", "obsd.fish"] {
+        let text = std::fs::read_to_string(completions.join(file)).unwrap_or_default();
+        assert!(text.contains("check-config") && text.contains("log-level"), "{file}:\n{text}");
+    }
+}
