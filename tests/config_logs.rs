@@ -395,6 +395,17 @@ fn packaged_configs_are_clash_free() {
         assert!(!err.contains("warning"), "{file}: {err}");
         assert!(out.trim_end().ends_with(": OK"), "{file}: {out}");
     }
+    // Each example, the seed hosts' included, runs its roles on one host: no clash, nothing
+    // ignored.
+    for dir in ["config", "config/seed"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let (code, _, err) = run(&["check-config", path.to_str().unwrap()]);
+                assert!(code == 0 && err.is_empty(), "{}: {err}", path.display());
+            }
+        }
+    }
 }
 
 /// The package ships a man page per subcommand and completions for bash, zsh and fish, all
