@@ -98,6 +98,24 @@ test "$(show MainPID)" = "$pid" || fail "reload replaced the process"
 test "$(show ActiveState)" = active || fail "not active after reload"
 grep -q 'configuration reloaded' <<<"$(in_ct 'journalctl -u obsd@exporter --no-pager')" || fail "no 'configuration reloaded' in the journal"
 
+step "the journal keeps each line's severity and one timestamp"
+# A reload of a broken file is an ERROR: journald must store it at priority err (obsd writes
+# sd-daemon prefixes when stderr is the journal) and INFO lines below warning.
+in_ct 'cp /etc/obsd/obsd.toml /tmp/obsd.toml.good && printf "[exporter\n" >> /etc/obsd/obsd.toml'
+in_ct 'timeout 30 systemctl reload obsd@exporter' || fail "reload of a broken file"
+for _ in $(seq 50); do
+  grep -q 'reload failed' <<<"$(in_ct 'journalctl -u obsd@exporter -p err --no-pager')" && break
+  sleep 0.2
+done
+grep -q 'reload failed' <<<"$(in_ct 'journalctl -u obsd@exporter -p err --no-pager')" \
+  || { in_ct 'journalctl -u obsd@exporter -o verbose --no-pager' >&2; fail "the failed reload is not at priority err"; }
+grep -q 'obsd started' <<<"$(in_ct 'journalctl -u obsd@exporter -p warning --no-pager')" \
+  && fail "an INFO line was stored at warning or above"
+grep -Eq '[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:' <<<"$(in_ct 'journalctl -u obsd@exporter -o cat --no-pager')" \
+  && fail "journal messages carry a timestamp of their own"
+in_ct 'cp /tmp/obsd.toml.good /etc/obsd/obsd.toml && timeout 30 systemctl reload obsd@exporter' \
+  || fail "reload of the restored file"
+
 step "a killed obsd is restarted"
 in_ct "kill -KILL $pid"
 for _ in $(seq 150); do
