@@ -206,7 +206,9 @@ fn matches_node_exporter_on_the_same_machine() {
         .filter(|(name, _)| name.starts_with("node_") && !volatile(name))
         .map(|(_, f)| series(f).len())
         .sum();
-    println!("compared {compared_series} of {comparable} comparable series; node_exporter exports {exported}");
+    println!(
+        "compared {compared_series} of {comparable} comparable series; node_exporter exports {exported}"
+    );
     assert_eq!(compared_series, comparable, "series compared by value");
     assert!(
         comparable * 10 >= exported * 7,
