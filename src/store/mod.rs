@@ -22,7 +22,12 @@
 //! Damage: sled values carry crc32s; a bad chunk is skipped on read and counted; a bad WAL tail
 //! is skipped and counted; a sled database that will not open is moved aside and the store
 //! starts from what the WAL still holds. The store never refuses to start over damage.
+//!
+//! An error the system gives (permission, read-only filesystem, full or failing disk) is not
+//! damage: the store refuses to open with the path, the errno and the remedy, and changes
+//! nothing (`access`).
 
+pub mod access;
 pub mod chunk;
 pub mod cli;
 pub mod decimal_chunk;
@@ -92,9 +97,32 @@ pub enum StoreError {
     Unwritable(String),
     #[error("the sled database is being reopened after a failed write; try again")]
     Reopening,
+    /// The system refused access to a store file (owner, read-only filesystem, full or failing
+    /// disk). Not damage: nothing was changed or moved aside.
+    #[error(
+        "cannot use {path}: {source} ({errno}); the store was not changed and nothing was moved aside. To fix: {remedy}",
+        path = path.display(), errno = access::errno_name(source)
+    )]
+    Refused { path: PathBuf, reason: access::OpenErrorReason, source: io::Error, remedy: String },
 }
 
 impl StoreError {
+    /// A refusal for an I/O error at `path` in the store in `dir`.
+    pub fn refused(dir: &Path, path: &Path, source: io::Error) -> StoreError {
+        let reason = access::OpenErrorReason::of(&source);
+        StoreError::Refused { path: path.to_path_buf(), reason, remedy: access::remedy(reason, dir), source }
+    }
+
+    /// Why an open failed, when the store could not be used (not damage, not a bad format).
+    pub fn open_error_reason(&self) -> Option<access::OpenErrorReason> {
+        match self {
+            StoreError::Refused { reason, .. } => Some(*reason),
+            StoreError::InUse { .. } => Some(access::OpenErrorReason::InUse),
+            StoreError::Dir { source, .. } => Some(access::OpenErrorReason::of(source)),
+            _ => None,
+        }
+    }
+
     /// Whether the caller's input was at fault (a 400 for remote write), not the store.
     pub fn is_user_error(&self) -> bool {
         matches!(
@@ -221,6 +249,7 @@ struct Metrics {
     write_errors: AtomicU64,
     commits_refused: AtomicU64,
     db_reopens: AtomicU64,
+    open_errors: access::OpenErrors,
 }
 
 /// sled writes since the last flush known to have succeeded, in order. `forgotten` counts
@@ -333,10 +362,15 @@ pub async fn open_role_store(
     let options = StoreOptions { retention, retention_bytes, ..StoreOptions::default() };
     let shown = dir.display().to_string();
     let error = |message: String| RoleStoreError { role, dir: shown.clone(), message };
-    tokio::task::spawn_blocking(move || Store::open(&dir, options))
+    let opened = tokio::task::spawn_blocking(move || Store::open(&dir, options))
         .await
-        .map_err(|e| error(e.to_string()))?
-        .map_err(|e| error(e.to_string()))
+        .map_err(|e| error(e.to_string()))?;
+    opened.map_err(|e| {
+        // The process exits on this; the line says why where the service's log is read.
+        let reason = e.open_error_reason().map_or("other", |r| r.label());
+        tracing::error!(role, dir = %shown, reason, error = %e, "the store cannot be opened");
+        error(e.to_string())
+    })
 }
 
 pub fn now_ms() -> i64 {
@@ -477,6 +511,11 @@ fn open_db(dir: &Path, opts: &StoreOptions, metrics: &Metrics) -> Result<sled::D
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
+            // An error the system gave (EACCES, EROFS, ENOSPC, EIO, ...) says nothing about
+            // the data: refused, so an intact database is never moved aside for it.
+            Ok(Err(sled::Error::Io(io))) if io.raw_os_error().is_some() => {
+                return Err(StoreError::refused(dir, &path, io));
+            }
             Ok(Err(e)) => break e.to_string(),
             Err(_) => break "sled panicked while recovering".to_string(),
         }
@@ -497,7 +536,10 @@ impl Store {
     /// starts background checkpoints and retention.
     pub fn open(dir: impl AsRef<Path>, opts: StoreOptions) -> Result<Store, StoreError> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Dir { dir: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::refused(&dir, &dir, source))?;
+        // Before anything is opened, changed or deleted: a file this process may not use must
+        // be refused, not mistaken for damage further on.
+        access::check_tree(&dir).map_err(|(path, source)| StoreError::refused(&dir, &path, source))?;
         let metrics = Metrics::default();
         let db = open_db(&dir, &opts, &metrics)?;
         // sled silently opens empty after losing its file's tail; a marker outside sled tells
@@ -528,10 +570,11 @@ impl Store {
                 .map_err(|source| StoreError::Dir { dir: dir.clone(), source })?;
         }
         let wal_dir = dir.join("wal");
-        let segments = wal::list_segments(&wal_dir).map_err(StoreError::Wal)?;
+        let segments = wal::list_segments(&wal_dir).map_err(|e| StoreError::refused(&dir, &wal_dir, e))?;
         let checkpoint = checkpoint_segment(&db)?;
         let next_segment = segments.last().map_or(1, |l| l + 1).max(checkpoint);
-        let wal = wal::Wal::open(&wal_dir, next_segment, opts.wal_fsync_interval).map_err(StoreError::Wal)?;
+        let wal = wal::Wal::open(&wal_dir, next_segment, opts.wal_fsync_interval)
+            .map_err(|e| StoreError::refused(&dir, &wal_dir, e))?;
         if !opts.out_of_order_window.is_zero() && db.get(keys::META_OUT_OF_ORDER)?.is_none() {
             db.insert(keys::META_OUT_OF_ORDER, &[1])?;
             db.flush()?;
@@ -810,6 +853,11 @@ impl Inner {
                 Err(e) if is_lock_error(&e) && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(50))
                 }
+                Err(sled::Error::Io(io)) if io.raw_os_error().is_some() => {
+                    let e = StoreError::refused(&self.dir, &path, io);
+                    self.note_open_error(&e);
+                    return Err(e);
+                }
                 Err(e) => return Err(StoreError::Db(e)),
             }
         };
@@ -829,6 +877,20 @@ impl Inner {
             "sled database reopened after a failed write; the store takes writes again"
         );
         Ok(())
+    }
+
+    /// Counts a failed reopen, and logs it at ERROR when its reason is new: the background
+    /// retries every few seconds, and the same error each time would bury everything else.
+    fn note_open_error(&self, e: &StoreError) {
+        let Some(reason) = e.open_error_reason() else { return };
+        let first = self.metrics.open_errors.get(reason) == 0;
+        self.metrics.open_errors.note(reason);
+        if first {
+            tracing::error!(
+                dir = %self.dir.display(), reason = reason.label(), error = %e,
+                "the sled database cannot be reopened; the store refuses writes until this is fixed"
+            );
+        }
     }
 
     /// Why the store cannot take a commit now, if it cannot: the WAL's last flush failed,
@@ -1021,11 +1083,9 @@ impl Inner {
                 );
             }
             Ok(_) => {}
-            // Damage never stops the store: the heads are lost, the WAL after them still replays.
-            Err(e) => {
-                self.metrics.chunk_corruptions.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(path = %path.display(), error = %e, "checkpoint heads file unreadable; open chunks lost");
-            }
+            // Damage is counted in `damaged` above; an error here is the system refusing the
+            // file, and the next checkpoint would replace it: refused, so no head is lost.
+            Err(e) => return Err(StoreError::refused(&self.dir, &path, e)),
         }
         self.checkpointed_sid.store(ix.next_sid, Ordering::Relaxed);
         self.checkpointed_symbols.store(ix.symbols.len(), Ordering::Relaxed);
@@ -1041,14 +1101,9 @@ impl Inner {
         let mut alias: std::collections::HashMap<u64, Arc<MemSeries>> = Default::default();
         for &seg in segments.iter().filter(|&&s| s >= from) {
             let path = wal::segment_path(&wal_dir, seg);
-            let data = match std::fs::read(&path) {
-                Ok(d) => d,
-                Err(e) => {
-                    self.metrics.wal_corruptions.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(path = %path.display(), error = %e, "WAL segment unreadable; skipped");
-                    continue;
-                }
-            };
+            // A segment the system will not hand over is not damage: skipping it would drop
+            // acknowledged samples for good once the next checkpoint deletes it.
+            let data = std::fs::read(&path).map_err(|e| StoreError::refused(&self.dir, &path, e))?;
             let replay = wal::read_segment(&data);
             if let Some(reason) = replay.bad_reason {
                 self.metrics.wal_corruptions.fetch_add(1, Ordering::Relaxed);
@@ -1630,6 +1685,16 @@ impl Inner {
                 "Times the sled database was reopened after a failed write, without a restart.",
             )
             .with_value(get(&m.db_reopens)),
+            {
+                let mut f = MetricFamily::counter(
+                    "obsd_store_open_errors_total",
+                    "Opens and reopens of the store refused because the system denied its files (permission, read-only filesystem, full or failing disk) or another process held it.",
+                );
+                for reason in access::OpenErrorReason::ALL {
+                    f.add(&[("reason", reason.label())], m.open_errors.get(reason) as f64);
+                }
+                f
+            },
             MetricFamily::gauge("obsd_store_writable", "1 while the store takes commits, 0 while it refuses them.")
                 .with_value(if self.unwritable().is_none() { 1.0 } else { 0.0 }),
         ];
