@@ -137,7 +137,8 @@ impl StoreError {
 
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    /// Data older than this (by wall clock) is deleted. Prometheus default: 15 days.
+    /// Data older than this before the store's newest sample (never later than now) is
+    /// deleted, as Prometheus counts it. Prometheus default: 15 days.
     pub retention: Duration,
     /// Oldest data is deleted while the store's files exceed this.
     pub retention_bytes: Option<u64>,
@@ -696,8 +697,9 @@ impl Store {
         self.inner.compact()
     }
 
-    /// Deletes data older than the retention (relative to `now_ms`) and, with a size limit,
-    /// the oldest data until under it. Returns chunks deleted.
+    /// Deletes data older than the retention before the newest sample (or `now_ms`, if that
+    /// is earlier) and, with a size limit, the oldest data until under it. Returns chunks
+    /// deleted.
     pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionReport, StoreError> {
         self.inner.apply_retention(now_ms)
     }
@@ -705,6 +707,11 @@ impl Store {
     /// Bytes of the store's files (sled + WAL) as the filesystem counts them.
     pub fn disk_bytes(&self) -> u64 {
         self.inner.disk_bytes()
+    }
+
+    /// The newest sample time in the store, which time retention counts back from.
+    pub fn newest_sample(&self) -> Option<i64> {
+        self.inner.newest_sample()
     }
 
     pub fn series_count(&self) -> usize {
@@ -1472,7 +1479,12 @@ impl Inner {
         let started = Instant::now();
         let retention_ms = self.opts.retention.as_millis().min(i64::MAX as u128) as i64;
         let mut report = RetentionReport { bytes_before: self.disk_bytes(), ..Default::default() };
-        let mut cutoff = now.saturating_sub(retention_ms);
+        // As Prometheus: time retention counts back from the newest data, not the clock, so a
+        // backfill of last month is not deleted on the next pass, and a replica cut off from
+        // its targets keeps its last data. Never past the clock: one sample from the future
+        // must not delete everything else.
+        let reference = now.min(self.newest_sample().unwrap_or(now));
+        let mut cutoff = reference.saturating_sub(retention_ms);
         self.delete_before(cutoff, &mut report)?;
         if let Some(limit) = self.opts.retention_bytes {
             // Each round deletes the oldest chunk range still present, until under the limit.
@@ -1499,6 +1511,12 @@ impl Inner {
             tracing::info!(?report, elapsed = ?started.elapsed(), "retention deleted old data");
         }
         Ok(report)
+    }
+
+    /// The newest sample time of any series (heads and chunks on disk alike).
+    fn newest_sample(&self) -> Option<i64> {
+        let ix = read(&self.index);
+        ix.series.values().map(|s| s.last_t.load(Ordering::Relaxed)).filter(|&t| t != i64::MIN).max()
     }
 
     fn oldest_chunk_maxt(&self) -> Result<Option<i64>, StoreError> {
