@@ -5,8 +5,84 @@
 
 mod common;
 
+use common::obsd_binary;
 use obsd::store::{Matcher, Store, StoreOptions};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
+
+fn run(data: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(obsd_binary()).arg("--data-dir").arg(data).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `lines` samples of one series, one every 15 s from `start` (seconds), then `tail`.
+fn om_file(dir: &Path, name: &str, start: i64, lines: usize, tail: &str) -> PathBuf {
+    let mut text = String::with_capacity(lines * 40);
+    text.push_str("# TYPE import_test gauge\n");
+    for i in 0..lines {
+        text.push_str(&format!("import_test{{k=\"{}\"}} {i} {}\n", i % 3, start + (i / 3) as i64 * 15));
+    }
+    text.push_str(tail);
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn samples_in_store(data: &Path) -> String {
+    let (ok, out, err) = run(data, &["store", "stats"]);
+    assert!(ok, "stats: {out}{err}");
+    out.lines().find(|l| l.starts_with("samples:")).unwrap_or_default().to_string()
+}
+
+/// The case: a file that fails at a line past the first commit (20,000 samples)
+/// wrote everything before that line. Now: nothing, into a new store or an existing one.
+#[test]
+fn an_import_that_fails_at_line_n_writes_nothing() {
+    let base = tempfile::tempdir().unwrap();
+    let data = base.path().join("data");
+    let bad =
+        om_file(base.path(), "bad.om", 1_700_000_000, 45_000, "import_test{k=\"0\"} x 1700900000\n# EOF\n");
+    let (ok, _, err) = run(&data, &["store", "import", bad.to_str().unwrap()]);
+    assert!(!ok, "a bad line must fail the import");
+    assert!(err.contains(&format!("{}:45002: bad value", bad.display())), "names file and line: {err}");
+    assert!(err.contains("nothing was imported"), "{err}");
+    assert!(!data.exists(), "a refused import created {}", data.display());
+
+    let good = om_file(base.path(), "good.om", 1_600_000_000, 300, "# EOF\n");
+    let (ok, out, err) = run(&data, &["store", "import", good.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    let before = samples_in_store(&data);
+    assert!(before.contains("300"), "{before}");
+    let (ok, _, err) = run(&data, &["store", "import", bad.to_str().unwrap()]);
+    assert!(!ok, "{err}");
+    assert_eq!(samples_in_store(&data), before, "a refused import changed the store");
+}
+
+#[test]
+fn an_import_requires_eof_and_nothing_after_it() {
+    let base = tempfile::tempdir().unwrap();
+    let data = base.path().join("data");
+    let cut = om_file(base.path(), "cut.om", 1_700_000_000, 100, "");
+    let (ok, _, err) = run(&data, &["store", "import", cut.to_str().unwrap()]);
+    assert!(!ok, "a file without # EOF must be refused");
+    assert!(err.contains(&format!("{}: does not end with `# EOF`", cut.display())), "{err}");
+    assert!(!data.exists(), "a refused import created {}", data.display());
+
+    let after =
+        om_file(base.path(), "after.om", 1_700_000_000, 100, "# EOF\nimport_test{k=\"9\"} 1 1700000000\n");
+    let (ok, _, err) = run(&data, &["store", "import", after.to_str().unwrap()]);
+    assert!(!ok && err.contains("unexpected data after `# EOF`"), "{err}");
+    assert!(!data.exists());
+
+    let good = om_file(base.path(), "good.om", 1_700_000_000, 100, "# EOF\n\n");
+    let (ok, out, err) = run(&data, &["store", "import", good.to_str().unwrap()]);
+    assert!(ok && out.contains("imported 100 samples"), "{out}{err}");
+}
 
 fn count(store: &Store) -> usize {
     let got =
