@@ -20,6 +20,10 @@ fn run(data: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+fn tsdb(data: &Path) -> PathBuf {
+    data.join("replica").join("tsdb")
+}
+
 /// `lines` samples of one series, one every 15 s from `start` (seconds), then `tail`.
 fn om_file(dir: &Path, name: &str, start: i64, lines: usize, tail: &str) -> PathBuf {
     let mut text = String::with_capacity(lines * 40);
@@ -37,6 +41,29 @@ fn samples_in_store(data: &Path) -> String {
     let (ok, out, err) = run(data, &["store", "stats"]);
     assert!(ok, "stats: {out}{err}");
     out.lines().find(|l| l.starts_with("samples:")).unwrap_or_default().to_string()
+}
+
+#[test]
+fn stats_and_check_refuse_a_path_without_a_store_and_create_nothing() {
+    let base = tempfile::tempdir().unwrap();
+    let typo = base.path().join("typo");
+    for cmd in ["stats", "check"] {
+        let (ok, out, err) = run(&typo, &["store", cmd]);
+        assert!(!ok, "{cmd} on a missing path must fail: {out}");
+        assert!(
+            err.contains(&format!("{} does not exist; nothing was created", tsdb(&typo).display())),
+            "{err}"
+        );
+        assert!(!typo.exists(), "{cmd} created {}", typo.display());
+    }
+    // A directory that is there but holds no store (an empty role dir, a wrong --role).
+    let empty = base.path().join("empty");
+    std::fs::create_dir_all(tsdb(&empty)).unwrap();
+    for cmd in ["stats", "check"] {
+        let (ok, _, err) = run(&empty, &["store", cmd]);
+        assert!(!ok && err.contains("holds no obsd store"), "{cmd}: {err}");
+        assert_eq!(std::fs::read_dir(tsdb(&empty)).unwrap().count(), 0, "{cmd} wrote into the directory");
+    }
 }
 
 /// The case: a file that fails at a line past the first commit (20,000 samples)

@@ -640,8 +640,28 @@ pub fn scan(store: &Store) -> anyhow::Result<ScanReport> {
     Ok(r)
 }
 
+/// Refuses a directory that holds no store: opening one would create an empty store there and
+/// report on it, which looks like a store that lost everything.
+pub fn require_store(dir: &Path) -> anyhow::Result<()> {
+    // `STORE` marks every store since it was introduced; `db` and `wal` the ones before.
+    for name in ["STORE", "db", "wal"] {
+        let path = dir.join(name);
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+        }
+    }
+    let what = if dir.exists() { "holds no obsd store" } else { "does not exist" };
+    bail!(
+        "{} {what}; nothing was created. The store is <data_dir>/<role>/tsdb: check --data-dir (or data_dir in the config) and --role (replica or federation)",
+        dir.display()
+    )
+}
+
 /// `obsd store stats`.
 pub fn stats(dir: &Path) -> anyhow::Result<()> {
+    require_store(dir)?;
     let store =
         Store::open(dir, cli_options()).with_context(|| format!("opening store {}", dir.display()))?;
     let r = scan(&store)?;
@@ -669,6 +689,7 @@ pub fn stats(dir: &Path) -> anyhow::Result<()> {
 /// `obsd store check`: opens the store as a start would (replaying the WAL), then decodes
 /// every record. Fails if anything is damaged.
 pub fn check(dir: &Path) -> anyhow::Result<()> {
+    require_store(dir)?;
     let store =
         Store::open(dir, cli_options()).with_context(|| format!("opening store {}", dir.display()))?;
     let damage = store.damage();
@@ -820,6 +841,7 @@ pub fn parse_selector(sel: &str) -> anyhow::Result<Vec<super::Matcher>> {
 /// `promtool tsdb dump` prints (so the two can be timed and diffed side by side).
 pub fn dump(dir: &Path, selector: &str, mint: i64, maxt: i64) -> anyhow::Result<()> {
     let matchers = parse_selector(selector)?;
+    require_store(dir)?;
     let store =
         Store::open(dir, cli_options()).with_context(|| format!("opening store {}", dir.display()))?;
     let started = Instant::now();
