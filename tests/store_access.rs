@@ -156,8 +156,8 @@ fn a_store_on_a_read_only_filesystem_is_refused_not_moved_aside() {
     assert_eq!(names(&tsdb), listing, "nothing in the store may be renamed, created or deleted");
 }
 
-/// `obsd store import` as root into a data dir the service owns leaves every file the service's,
-/// so the service (here `nobody`) can open the store afterwards.
+/// `obsd store import` (and `check`) as root into a data dir the service owns leaves every file
+/// the service's, so the service (here `nobody`) can open the store afterwards.
 #[test]
 fn import_as_root_gives_its_files_to_the_data_dir_owner() {
     if !require_root("import_as_root_gives_its_files_to_the_data_dir_owner") {
@@ -172,6 +172,9 @@ fn import_as_root_gives_its_files_to_the_data_dir_owner() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "import: {err}");
     assert!(err.contains("owned by nobody") && err.contains("WARN"), "warns whose files they become: {err}");
+    // A root `store check` writes too (a checkpoint at close): its files go the same way.
+    let out = run_to_exit(obsd(false, &["store", "check"], &data));
+    assert!(out.status.success(), "check: {}", String::from_utf8_lossy(&out.stdout));
     fn walk(p: &Path, bad: &mut Vec<PathBuf>) {
         let m = std::fs::symlink_metadata(p).unwrap();
         if m.uid() != NOBODY || m.gid() != NOBODY {

@@ -212,20 +212,31 @@ pub fn import(dir: &Path, file: &Path, format: &str) -> anyhow::Result<()> {
     }
     let mut progress = Progress::new(std::io::stderr().is_terminal());
     let checked = check_file(file, &mut progress)?;
+    as_data_dir_owner(dir, true, || write_import(dir, file, &checked, &mut progress))
+}
+
+/// Runs `f`, which opens the store in `dir` (opening writes: a WAL segment, a checkpoint).
+/// Run as root against a data directory another user owns (the service's), everything it
+/// created is given to that user afterwards, failed or not: a root-owned file left behind
+/// would make the service refuse the store.
+fn as_data_dir_owner<T>(dir: &Path, loud: bool, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
     let owner = foreign_owner(dir)?;
     if let Some(o) = &owner {
-        tracing::warn!(
-            dir = %o.root.display(),
-            "running as root against a data directory owned by {}; the files this import writes are given to {}:{} so the service can use them",
+        let message = format!(
+            "running as root against a data directory owned by {}; the files written are given to {}:{} so the service can use them",
             o.user, o.user, o.group
         );
+        if loud {
+            tracing::warn!(dir = %o.root.display(), "{message}");
+        } else {
+            tracing::info!(dir = %o.root.display(), "{message}");
+        }
     }
-    let written = write_import(dir, file, &checked, &mut progress);
-    // Even after a failure: root-owned files left behind would make the service refuse the store.
+    let done = f();
     let given = owner.as_ref().map(|o| o.give(dir)).transpose();
-    written?;
+    let done = done?;
     given?;
-    Ok(())
+    Ok(done)
 }
 
 fn write_import(
@@ -662,6 +673,10 @@ pub fn require_store(dir: &Path) -> anyhow::Result<()> {
 /// `obsd store stats`.
 pub fn stats(dir: &Path) -> anyhow::Result<()> {
     require_store(dir)?;
+    as_data_dir_owner(dir, false, || stats_store(dir))
+}
+
+fn stats_store(dir: &Path) -> anyhow::Result<()> {
     let store =
         Store::open(dir, cli_options()).with_context(|| format!("opening store {}", dir.display()))?;
     let r = scan(&store)?;
@@ -690,6 +705,10 @@ pub fn stats(dir: &Path) -> anyhow::Result<()> {
 /// every record. Fails if anything is damaged.
 pub fn check(dir: &Path) -> anyhow::Result<()> {
     require_store(dir)?;
+    as_data_dir_owner(dir, false, || check_store(dir))
+}
+
+fn check_store(dir: &Path) -> anyhow::Result<()> {
     let store =
         Store::open(dir, cli_options()).with_context(|| format!("opening store {}", dir.display()))?;
     let damage = store.damage();
@@ -842,13 +861,17 @@ pub fn parse_selector(sel: &str) -> anyhow::Result<Vec<super::Matcher>> {
 pub fn dump(dir: &Path, selector: &str, mint: i64, maxt: i64) -> anyhow::Result<()> {
     let matchers = parse_selector(selector)?;
     require_store(dir)?;
+    as_data_dir_owner(dir, false, || dump_store(dir, &matchers, mint, maxt))
+}
+
+fn dump_store(dir: &Path, matchers: &[super::Matcher], mint: i64, maxt: i64) -> anyhow::Result<()> {
     let store =
         Store::open(dir, cli_options()).with_context(|| format!("opening store {}", dir.display()))?;
     let started = Instant::now();
     let out = std::io::stdout();
     let mut w = std::io::BufWriter::with_capacity(1 << 20, out.lock());
     let (mut series, mut samples) = (0u64, 0u64);
-    for s in store.querier(mint, maxt).select(&matchers) {
+    for s in store.querier(mint, maxt).select(matchers) {
         let s = s?;
         series += 1;
         let mut labels = String::from("{");
