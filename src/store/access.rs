@@ -83,6 +83,18 @@ pub fn errno_name(e: &io::Error) -> String {
     name.to_string()
 }
 
+/// The error with its errno's name: `Permission denied (EACCES, os error 13)`.
+pub fn describe(e: &io::Error) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(n) => {
+            let plain = text.strip_suffix(&format!(" (os error {n})")).unwrap_or(&text);
+            format!("{plain} ({}, os error {n})", errno_name(e))
+        }
+        None => text,
+    }
+}
+
 /// What the operator does about `reason` for the store in `dir`.
 pub fn remedy(reason: OpenErrorReason, dir: &Path) -> String {
     match reason {
@@ -166,6 +178,7 @@ mod tests {
         let e = io::Error::from_raw_os_error(libc::EACCES);
         assert_eq!(OpenErrorReason::of(&e), OpenErrorReason::PermissionDenied);
         assert_eq!(errno_name(&e), "EACCES");
+        assert_eq!(describe(&e), "Permission denied (EACCES, os error 13)");
         assert!(remedy(OpenErrorReason::PermissionDenied, Path::new("/d")).contains("chown -R "));
         let e = io::Error::from_raw_os_error(libc::EROFS);
         assert_eq!(OpenErrorReason::of(&e), OpenErrorReason::ReadOnlyFilesystem);

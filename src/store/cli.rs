@@ -357,11 +357,15 @@ pub fn retention_warning(
     let retention_ms = retention.as_millis().min(i64::MAX as u128) as i64;
     let cutoff = reference.saturating_sub(retention_ms);
     (mint < cutoff).then(|| {
+        let date = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms)
+                .map_or_else(|| format!("{ms} ms"), |d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        };
         format!(
-            "imported samples reach back to {} ms, {:.1} days before the store's newest sample ({} ms); a replica with retention_time shorter than that (the default is {:.0}d) deletes the older ones at its next retention pass: raise [replica] retention_time first",
-            mint,
+            "imported samples reach back to {}, {:.1} days before the store's newest sample ({}); a replica with retention_time shorter than that (the default is {:.0}d) deletes the older ones at its next retention pass: raise [replica] retention_time first",
+            date(mint),
             (reference - mint) as f64 / 86_400_000.0,
-            reference,
+            date(reference),
             retention.as_secs_f64() / 86_400.0,
         )
     })

@@ -100,8 +100,8 @@ pub enum StoreError {
     /// The system refused access to a store file (owner, read-only filesystem, full or failing
     /// disk). Not damage: nothing was changed or moved aside.
     #[error(
-        "cannot use {path}: {source} ({errno}); the store was not changed and nothing was moved aside. To fix: {remedy}",
-        path = path.display(), errno = access::errno_name(source)
+        "cannot use {path}: {error}; the store was not changed and nothing was moved aside. To fix: {remedy}",
+        path = path.display(), error = access::describe(source)
     )]
     Refused { path: PathBuf, reason: access::OpenErrorReason, source: io::Error, remedy: String },
 }
