@@ -417,10 +417,13 @@ fn checkpoint_segment(db: &sled::Db) -> Result<u64, StoreError> {
     Ok(db.get(keys::META_CHECKPOINT)?.and_then(|v| v.as_ref().try_into().ok()).map_or(0, u64::from_be_bytes))
 }
 
-fn current_db_path(dir: &Path) -> PathBuf {
+fn current_db_path(dir: &Path) -> io::Result<PathBuf> {
     match std::fs::read_to_string(dir.join("CURRENT")) {
-        Ok(name) if !name.trim().is_empty() && !name.contains('/') => dir.join(name.trim()),
-        _ => dir.join("db"),
+        Ok(name) if !name.trim().is_empty() && !name.contains('/') => Ok(dir.join(name.trim())),
+        Ok(_) => Ok(dir.join("db")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(dir.join("db")),
+        // Not knowing the current generation, "db" could be an older one: refused instead.
+        Err(e) => Err(e),
     }
 }
 
@@ -494,7 +497,7 @@ fn is_lock_error(e: &sled::Error) -> bool {
 
 /// Opens sled, moving a database that will not open aside instead of refusing to start.
 fn open_db(dir: &Path, opts: &StoreOptions, metrics: &Metrics) -> Result<sled::Db, StoreError> {
-    let path = current_db_path(dir);
+    let path = current_db_path(dir).map_err(|e| StoreError::refused(dir, &dir.join("CURRENT"), e))?;
     remove_stale_generations(dir, &path);
     let config = sled::Config::new().path(&path).cache_capacity(opts.cache_bytes).flush_every_ms(Some(1000));
     // A database another handle still holds is not damage: moving it aside would throw the
@@ -849,7 +852,11 @@ impl Inner {
         let _m = lock(&self.maintenance);
         let _gate = write(&self.write_gate);
         drop(write(&self.db).take());
-        let path = current_db_path(&self.dir);
+        let path = current_db_path(&self.dir).map_err(|e| {
+            let e = StoreError::refused(&self.dir, &self.dir.join("CURRENT"), e);
+            self.note_open_error(&e);
+            e
+        })?;
         let config =
             sled::Config::new().path(&path).cache_capacity(self.opts.cache_bytes).flush_every_ms(Some(1000));
         // Queries still holding the old handle keep its lock a moment.
@@ -969,7 +976,8 @@ impl Inner {
     fn compact(&self) -> Result<(), StoreError> {
         let started = Instant::now();
         let old = self.db()?;
-        let old_path = current_db_path(&self.dir);
+        let old_path =
+            current_db_path(&self.dir).map_err(|source| StoreError::Dir { dir: self.dir.clone(), source })?;
         let next = (1u64..)
             .map(|n| format!("db.{n}"))
             .find(|name| !self.dir.join(name).exists() && self.dir.join(name) != old_path)
@@ -1587,7 +1595,7 @@ impl Inner {
     }
 
     fn disk_bytes(&self) -> u64 {
-        dir_bytes(&current_db_path(&self.dir)) + self.wal.disk_bytes()
+        dir_bytes(&current_db_path(&self.dir).unwrap_or_else(|_| self.dir.join("db"))) + self.wal.disk_bytes()
     }
 
     fn shutdown(&self) -> Result<(), StoreError> {
@@ -2217,5 +2225,49 @@ impl Querier {
         drop(ix);
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> StoreOptions {
+        StoreOptions { background: false, ..StoreOptions::default() }
+    }
+
+    /// A reopen at runtime (after a failed write) that the system refuses is counted by
+    /// reason and leaves the database where it is; once the cause is gone the reopen succeeds.
+    #[test]
+    fn a_refused_reopen_is_counted_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), opts()).unwrap();
+        let inner = &store.inner;
+        *lock(&inner.db_failure) = Some("test: a write failed".into());
+        let db_file = current_db_path(dir.path()).unwrap().join("db");
+        let saved = db_file.with_extension("saved");
+        std::fs::rename(&db_file, &saved).unwrap();
+        // Opening a directory for writing fails with EISDIR: an error of the system, as EIO is.
+        std::fs::create_dir(&db_file).unwrap();
+        for _ in 0..2 {
+            match inner.reopen_db() {
+                Err(StoreError::Refused { path, reason, .. }) => {
+                    assert_eq!(path, current_db_path(dir.path()).unwrap());
+                    assert_eq!(reason, access::OpenErrorReason::Io);
+                }
+                Err(e) => panic!("refused expected, got {e}"),
+                Ok(()) => panic!("refused expected, the reopen succeeded"),
+            }
+        }
+        let mut text = String::new();
+        crate::exposition::write_families(&mut text, &store.metric_families());
+        assert!(text.contains("obsd_store_open_errors_total{reason=\"io_error\"} 2"), "{text}");
+        assert!(text.contains("obsd_store_open_errors_total{reason=\"permission_denied\"} 0"), "{text}");
+        assert!(saved.exists(), "the database stays where it was");
+        std::fs::remove_dir(&db_file).unwrap();
+        std::fs::rename(&saved, &db_file).unwrap();
+        inner.reopen_db().unwrap();
+        assert!(store.write_health().is_ok());
+        store.close().unwrap();
     }
 }
