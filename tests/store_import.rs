@@ -163,3 +163,20 @@ fn retention_counts_from_the_newest_sample_not_the_clock() {
     assert_eq!(count(&store), 3, "data within 15 d of now stays despite a sample a year ahead");
     store.close().unwrap();
 }
+
+/// An import reaching back further than the default retention says, at WARN, that the service
+/// would delete the older part once it stores current data; a recent one says nothing.
+#[test]
+fn an_import_older_than_the_retention_warns() {
+    let base = tempfile::tempdir().unwrap();
+    let data = base.path().join("data");
+    let now_s = obsd::store::now_ms() / 1000;
+    let recent = om_file(base.path(), "recent.om", now_s - 86_400, 30, "# EOF\n");
+    let (ok, out, err) = run(&data, &["store", "import", recent.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(!err.contains("WARN"), "{err}");
+    let old = om_file(base.path(), "old.om", now_s - 40 * 86_400, 30, "# EOF\n");
+    let (ok, out, err) = run(&data, &["store", "import", old.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    assert!(err.contains("WARN") && err.contains("40.0 days ago") && err.contains("retention_time"), "{err}");
+}

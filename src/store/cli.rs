@@ -321,7 +321,6 @@ fn write_import(
     store.sync()?;
     store.cut_heads()?;
     let series = store.series_count();
-    let newest = store.newest_sample();
     // No compaction afterwards: measured, a sled rewrite of a fresh import is larger (12.0 vs
     // 8.9 bytes/sample with XOR chunks).
     store.close()?;
@@ -335,37 +334,25 @@ fn write_import(
         total.appended as f64 / elapsed.as_secs_f64().max(1e-9),
         append_elapsed.as_secs_f64(),
     );
-    if let Some(warning) =
-        retention_warning(checked, newest, super::now_ms(), StoreOptions::default().retention)
-    {
+    if let Some(warning) = retention_warning(checked, super::now_ms(), StoreOptions::default().retention) {
         tracing::warn!("{warning}");
     }
     Ok(())
 }
 
-/// Retention counts back from the store's newest sample (never from later than now): an
-/// import reaching further back than the retention is deleted at the replica's next pass.
-/// The store does not know the replica's configured retention, so this names the default.
-pub fn retention_warning(
-    checked: &CheckedFile,
-    newest: Option<i64>,
-    now: i64,
-    retention: Duration,
-) -> Option<String> {
+/// Retention counts back from the newest sample, as Prometheus's does; once the service stores
+/// current data that is now, and whatever the import holds older than the retention before
+/// now goes at the next pass. The store does not know the service's configured retention, so
+/// this names the default.
+pub fn retention_warning(checked: &CheckedFile, now: i64, retention: Duration) -> Option<String> {
     let mint = checked.mint?;
-    let reference = now.min(newest.unwrap_or(now));
     let retention_ms = retention.as_millis().min(i64::MAX as u128) as i64;
-    let cutoff = reference.saturating_sub(retention_ms);
-    (mint < cutoff).then(|| {
-        let date = |ms: i64| {
-            chrono::DateTime::from_timestamp_millis(ms)
-                .map_or_else(|| format!("{ms} ms"), |d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        };
+    (mint < now.saturating_sub(retention_ms)).then(|| {
+        let date = chrono::DateTime::from_timestamp_millis(mint)
+            .map_or_else(|| format!("{mint} ms"), |d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string());
         format!(
-            "imported samples reach back to {}, {:.1} days before the store's newest sample ({}); a replica with retention_time shorter than that (the default is {:.0}d) deletes the older ones at its next retention pass: raise [replica] retention_time first",
-            date(mint),
-            (reference - mint) as f64 / 86_400_000.0,
-            date(reference),
+            "imported samples reach back to {date}, {:.1} days ago; retention counts back from the newest sample, so once the service stores current data a retention_time shorter than that (the default is {:.0}d) deletes the older ones at its next retention pass: raise retention_time in [replica] (or [federation]) first",
+            (now - mint) as f64 / 86_400_000.0,
             retention.as_secs_f64() / 86_400.0,
         )
     })
@@ -946,12 +933,9 @@ mod tests {
         let now = 100 * day;
         let retention = Duration::from_secs(15 * 86_400);
         let file = |mint| CheckedFile { samples: 1, series: 1, mint: Some(mint), maxt: Some(mint) };
-        // Counted from the newest sample: 20 days before it is past a 15 d retention.
-        let w = retention_warning(&file(now - 30 * day), Some(now - 10 * day), now, retention);
-        assert!(w.is_some_and(|w| w.contains("20.0 days") && w.contains("retention_time")));
-        assert!(retention_warning(&file(now - 20 * day), Some(now - 10 * day), now, retention).is_none());
-        // Never counted from a time past the clock.
-        assert!(retention_warning(&file(now - 20 * day), Some(now + 300 * day), now, retention).is_some());
+        let w = retention_warning(&file(now - 20 * day), now, retention);
+        assert!(w.is_some_and(|w| w.contains("20.0 days ago") && w.contains("retention_time")));
+        assert!(retention_warning(&file(now - 14 * day), now, retention).is_none());
     }
 
     #[test]

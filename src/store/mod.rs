@@ -712,11 +712,6 @@ impl Store {
         self.inner.disk_bytes()
     }
 
-    /// The newest sample time in the store, which time retention counts back from.
-    pub fn newest_sample(&self) -> Option<i64> {
-        self.inner.newest_sample()
-    }
-
     pub fn series_count(&self) -> usize {
         read(&self.inner.index).series.len()
     }
