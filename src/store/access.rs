@@ -161,6 +161,23 @@ pub fn check_tree(dir: &Path) -> Result<(), (PathBuf, io::Error)> {
     Ok(())
 }
 
+/// Reads every file under `dir` to its end; the first that fails, with the error.
+pub fn read_tree(dir: &Path) -> Result<(), (PathBuf, io::Error)> {
+    let entries = std::fs::read_dir(dir).map_err(|e| (dir.to_path_buf(), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| (dir.to_path_buf(), e))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| (path.clone(), e))?;
+        if kind.is_dir() {
+            read_tree(&path)?;
+        } else if kind.is_file() {
+            let mut f = std::fs::File::open(&path).map_err(|e| (path.clone(), e))?;
+            io::copy(&mut f, &mut io::sink()).map_err(|e| (path.clone(), e))?;
+        }
+    }
+    Ok(())
+}
+
 fn check_path(path: &Path, is_dir: bool) -> Result<(), (PathBuf, io::Error)> {
     let Ok(c) = CString::new(path.as_os_str().as_bytes()) else { return Ok(()) };
     let mode = libc::R_OK | libc::W_OK | if is_dir { libc::X_OK } else { 0 };

@@ -524,6 +524,9 @@ fn open_db(dir: &Path, opts: &StoreOptions, metrics: &Metrics) -> Result<sled::D
             Err(_) => break "sled panicked while recovering".to_string(),
         }
     };
+    // Only a database whose every byte reads is damaged: a read error (EIO from a failing
+    // disk, which sled may report as a panic) is the system's, and moving aside would hide data.
+    access::read_tree(&path).map_err(|(at, source)| StoreError::refused(dir, &at, source))?;
     let aside = dir.join(format!("db.damaged-{}", now_ms()));
     tracing::error!(
         path = %path.display(), moved_to = %aside.display(), %reason,
