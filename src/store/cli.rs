@@ -4,7 +4,7 @@
 
 use super::{Labels, Store, StoreOptions, chunk, keys};
 use anyhow::{Context, bail};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -134,42 +134,160 @@ fn cli_options() -> StoreOptions {
     StoreOptions { background: false, ..StoreOptions::default() }
 }
 
-/// `obsd store import --format openmetrics FILE`.
+/// What checking a whole import file found, before anything is written.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CheckedFile {
+    pub samples: u64,
+    pub series: u64,
+    pub mint: Option<i64>,
+    pub maxt: Option<i64>,
+}
+
+/// Reads the whole file and checks every line: syntax, explicit timestamps, and the `# EOF`
+/// that ends an OpenMetrics file (promtool requires it too: without it a file cut short by a
+/// failed copy would import as if whole). Nothing is written; any error names file and line.
+pub fn check_file(file: &Path, progress: &mut Progress) -> anyhow::Result<CheckedFile> {
+    use std::hash::{Hash, Hasher};
+    let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let size = input.metadata().map(|m| m.len()).unwrap_or(0);
+    progress.start("checking", size);
+    let mut checked = CheckedFile::default();
+    let mut series: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    let mut last: Option<Labels> = None;
+    let mut eof_at: Option<usize> = None;
+    let mut bytes = 0u64;
+    for (i, line) in BufReader::with_capacity(1 << 20, input).lines().enumerate() {
+        let at = || format!("{}:{}", file.display(), i + 1);
+        let line = line.with_context(|| format!("{}: reading", at()))?;
+        bytes += line.len() as u64 + 1;
+        if let Some(eof) = eof_at {
+            if line.trim().is_empty() {
+                continue;
+            }
+            bail!("{}: unexpected data after `# EOF` (line {eof}); nothing was imported", at());
+        }
+        if line.trim_end() == "# EOF" {
+            eof_at = Some(i + 1);
+            continue;
+        }
+        let parsed = parse_line(&line).map_err(|e| anyhow::anyhow!("{}: {e}; nothing was imported", at()))?;
+        let Some(s) = parsed else { continue };
+        let Some(t) = s.t_ms else {
+            bail!(
+                "{}: sample without a timestamp; backfill needs explicit timestamps; nothing was imported",
+                at()
+            );
+        };
+        checked.samples += 1;
+        checked.mint = Some(checked.mint.map_or(t, |m| m.min(t)));
+        checked.maxt = Some(checked.maxt.map_or(t, |m| m.max(t)));
+        if last.as_ref() != Some(&s.labels) {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            s.labels.hash(&mut h);
+            series.insert(h.finish());
+            last = Some(s.labels);
+        }
+        if checked.samples.is_multiple_of(4096) {
+            progress.tick(bytes, || format!("{} samples", checked.samples));
+        }
+    }
+    progress.finish();
+    if eof_at.is_none() {
+        bail!(
+            "{}: does not end with `# EOF` (OpenMetrics requires it; the file may be cut short); nothing was imported",
+            file.display()
+        );
+    }
+    checked.series = series.len() as u64;
+    Ok(checked)
+}
+
+/// `obsd store import --format openmetrics FILE`: all or nothing. The whole file is checked
+/// first and nothing is created or written unless every line is good; then it is written.
+/// Run as root against a data directory another user owns (the service's), every file the
+/// import creates is given to that user, so the service can open the store afterwards.
 pub fn import(dir: &Path, file: &Path, format: &str) -> anyhow::Result<()> {
     if format != "openmetrics" {
         bail!("unsupported import format {format:?}; supported: openmetrics");
     }
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
+    let checked = check_file(file, &mut progress)?;
+    as_data_dir_owner(dir, true, || write_import(dir, file, &checked, &mut progress))
+}
+
+/// Runs `f`, which opens the store in `dir` (opening writes: a WAL segment, a checkpoint).
+/// Run as root against a data directory another user owns (the service's), everything it
+/// created is given to that user afterwards, failed or not: a root-owned file left behind
+/// would make the service refuse the store.
+fn as_data_dir_owner<T>(dir: &Path, loud: bool, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let owner = foreign_owner(dir)?;
+    if let Some(o) = &owner {
+        let message = format!(
+            "running as root against a data directory owned by {}; the files written are given to {}:{} so the service can use them",
+            o.user, o.user, o.group
+        );
+        if loud {
+            tracing::warn!(dir = %o.root.display(), "{message}");
+        } else {
+            tracing::info!(dir = %o.root.display(), "{message}");
+        }
+    }
+    let done = f();
+    let given = owner.as_ref().map(|o| o.give(dir)).transpose();
+    let done = done?;
+    given?;
+    Ok(done)
+}
+
+fn write_import(
+    dir: &Path,
+    file: &Path,
+    checked: &CheckedFile,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
     let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     // Whole 2 h chunks (they are cut at the range boundary): a backfill is read far more
     // than it is appended to, and a quarter of the chunks is a quarter of sled's per-key cost.
     let opts = StoreOptions { chunk_samples: chunk::MAX_SAMPLES, ..cli_options() };
     let store = Store::open(dir, opts).with_context(|| format!("opening store {}", dir.display()))?;
     let started = Instant::now();
+    progress.start("importing", checked.samples);
     let mut app = store.appender();
     let mut total = super::CommitSummary::default();
     let mut rejected = 0usize;
+    let mut read = 0u64;
     let mut cached: Option<(Labels, super::SeriesRef)> = None;
     let mut finished: std::collections::HashSet<u64> = std::collections::HashSet::new();
     let mut series_major = true;
+    // The file was checked whole; a failure now is the system's (a full disk) or the file
+    // changed since. What was committed stays, and the same import run again completes it.
+    let stopped = |read: u64, e: anyhow::Error| {
+        e.context(format!(
+            "the import of {} stopped while writing, after {read} of {} samples; those stay in the store, and running the same import again completes it (samples already stored are skipped)",
+            file.display(),
+            checked.samples
+        ))
+    };
     for (i, line) in BufReader::with_capacity(1 << 20, input).lines().enumerate() {
-        let line = line.with_context(|| format!("{}:{}: reading", file.display(), i + 1))?;
-        if line.starts_with("# EOF") {
+        let line = line
+            .with_context(|| format!("{}:{}: reading", file.display(), i + 1))
+            .map_err(|e| stopped(read, e))?;
+        if line.trim_end() == "# EOF" {
             break;
         }
-        let parsed = parse_line(&line).map_err(|e| anyhow::anyhow!("{}:{}: {e}", file.display(), i + 1))?;
+        let parsed = parse_line(&line).map_err(|e| {
+            stopped(read, anyhow::anyhow!("{}:{}: {e} (the file changed)", file.display(), i + 1))
+        })?;
         let Some(s) = parsed else { continue };
         let Some(t) = s.t_ms else {
-            bail!(
-                "{}:{}: sample without a timestamp; backfill needs explicit timestamps",
-                file.display(),
-                i + 1
-            );
+            return Err(stopped(read, anyhow::anyhow!("{}:{}: the file changed", file.display(), i + 1)));
         };
+        read += 1;
         // Consecutive lines of one series are the common case: skip the index lookup.
         let r = match &cached {
             Some((l, r)) if *l == s.labels => r.clone(),
             _ => {
-                let r = app.series_ref(&s.labels)?;
+                let r = app.series_ref(&s.labels).map_err(|e| stopped(read, e.into()))?;
                 // A series-major file (promtool's and ours) is done with the previous series:
                 // closing its chunk now writes every chunk in key order, which sled stores far
                 // more tightly than the same chunks scattered over a final cut.
@@ -188,11 +306,17 @@ pub fn import(dir: &Path, file: &Path, format: &str) -> anyhow::Result<()> {
             rejected += 1;
         }
         if app.len() >= 20_000 {
-            let sum = std::mem::replace(&mut app, store.appender()).commit()?;
+            let sum = std::mem::replace(&mut app, store.appender())
+                .commit()
+                .map_err(|e| stopped(read, e.into()))?;
             accumulate(&mut total, &sum);
+            progress.tick(read, || {
+                format!("{read}/{} samples, {} series", checked.samples, store.series_count())
+            });
         }
     }
-    accumulate(&mut total, &app.commit()?);
+    accumulate(&mut total, &app.commit().map_err(|e| stopped(read, e.into()))?);
+    progress.finish();
     let append_elapsed = started.elapsed();
     store.sync()?;
     store.cut_heads()?;
@@ -210,7 +334,213 @@ pub fn import(dir: &Path, file: &Path, format: &str) -> anyhow::Result<()> {
         total.appended as f64 / elapsed.as_secs_f64().max(1e-9),
         append_elapsed.as_secs_f64(),
     );
+    if let Some(warning) = retention_warning(checked, super::now_ms(), StoreOptions::default().retention) {
+        tracing::warn!("{warning}");
+    }
     Ok(())
+}
+
+/// Retention counts back from the newest sample, as Prometheus's does; once the service stores
+/// current data that is now, and whatever the import holds older than the retention before
+/// now goes at the next pass. The store does not know the service's configured retention, so
+/// this names the default.
+pub fn retention_warning(checked: &CheckedFile, now: i64, retention: Duration) -> Option<String> {
+    let mint = checked.mint?;
+    let retention_ms = retention.as_millis().min(i64::MAX as u128) as i64;
+    (mint < now.saturating_sub(retention_ms)).then(|| {
+        let date = chrono::DateTime::from_timestamp_millis(mint)
+            .map_or_else(|| format!("{mint} ms"), |d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        format!(
+            "imported samples reach back to {date}, {:.1} days ago; retention counts back from the newest sample, so once the service stores current data a retention_time shorter than that (the default is {:.0}d) deletes the older ones at its next retention pass: raise retention_time in [replica] (or [federation]) first",
+            (now - mint) as f64 / 86_400_000.0,
+            retention.as_secs_f64() / 86_400.0,
+        )
+    })
+}
+
+/// The owner of the data directory, when obsd runs as root and the directory is someone
+/// else's: what the import creates is given to them.
+#[derive(Debug)]
+struct Owner {
+    root: std::path::PathBuf,
+    uid: u32,
+    gid: u32,
+    user: String,
+    group: String,
+}
+
+fn foreign_owner(dir: &Path) -> anyhow::Result<Option<Owner>> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    // The nearest directory that exists: the store's own, or the data directory it goes in.
+    let mut root = dir;
+    let meta = loop {
+        match std::fs::metadata(root) {
+            Ok(m) => break m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match root.parent() {
+                Some(p) if !p.as_os_str().is_empty() => root = p,
+                _ => return Ok(None),
+            },
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("reading the owner of {}", root.display())));
+            }
+        }
+    };
+    if meta.uid() == 0 {
+        return Ok(None);
+    }
+    let (uid, gid) = (meta.uid(), meta.gid());
+    // SAFETY: getpwuid/getgrgid return null or a static record read at once.
+    let (user, group) = unsafe {
+        let pw = libc::getpwuid(uid);
+        let gr = libc::getgrgid(gid);
+        let name = |p: *const libc::c_char, id: u32| {
+            if p.is_null() {
+                id.to_string()
+            } else {
+                std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+            }
+        };
+        (
+            if pw.is_null() { uid.to_string() } else { name((*pw).pw_name, uid) },
+            if gr.is_null() { gid.to_string() } else { name((*gr).gr_name, gid) },
+        )
+    };
+    Ok(Some(Owner { root: root.to_path_buf(), uid, gid, user, group }))
+}
+
+impl Owner {
+    /// Gives everything from the existing ancestor down to the store (and all inside it) to the
+    /// owner; symlinks themselves, never what they point to.
+    fn give(&self, dir: &Path) -> anyhow::Result<()> {
+        let mut p = dir;
+        while p != self.root {
+            self.chown(p)?;
+            match p.parent() {
+                Some(parent) => p = parent,
+                None => break,
+            }
+        }
+        self.chown_tree(dir)
+    }
+
+    fn chown_tree(&self, path: &Path) -> anyhow::Result<()> {
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+        };
+        self.chown(path)?;
+        if meta.is_dir() {
+            let entries = std::fs::read_dir(path).with_context(|| format!("reading {}", path.display()))?;
+            for e in entries {
+                let e = e.with_context(|| format!("reading {}", path.display()))?;
+                self.chown_tree(&e.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn chown(&self, path: &Path) -> anyhow::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.uid() == self.uid && m.gid() == self.gid => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            _ => {}
+        }
+        std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid)).with_context(|| {
+            format!(
+                "giving {} to {}:{}; the service cannot use the store until it is: chown -R {}:{} {}",
+                path.display(),
+                self.user,
+                self.group,
+                self.user,
+                self.group,
+                self.root.display()
+            )
+        })
+    }
+}
+
+/// Progress of a long import on stderr: a bar redrawn in place on a terminal, a line every
+/// `interval` otherwise (a log or a pipe). Silent for what ends before the first report is due.
+pub struct Progress {
+    terminal: bool,
+    interval: Duration,
+    phase: &'static str,
+    total: u64,
+    started: Instant,
+    last: Instant,
+    drawn: bool,
+}
+
+impl Progress {
+    pub fn new(terminal: bool) -> Progress {
+        let interval = if terminal { Duration::from_millis(200) } else { Duration::from_secs(10) };
+        Progress::with_interval(terminal, interval)
+    }
+
+    pub fn with_interval(terminal: bool, interval: Duration) -> Progress {
+        let now = Instant::now();
+        Progress { terminal, interval, phase: "", total: 0, started: now, last: now, drawn: false }
+    }
+
+    pub fn start(&mut self, phase: &'static str, total: u64) {
+        self.phase = phase;
+        self.total = total;
+        self.started = Instant::now();
+        self.last = self.started;
+    }
+
+    /// Reports `done` of the total if a report is due; `detail` is built only then.
+    pub fn tick(&mut self, done: u64, detail: impl FnOnce() -> String) {
+        let now = Instant::now();
+        if now.duration_since(self.last) < self.interval {
+            return;
+        }
+        self.last = now;
+        let line = self.line(done, &detail(), now.duration_since(self.started));
+        let mut err = std::io::stderr().lock();
+        if self.terminal {
+            let _ = write!(err, "\r\x1b[K{line}");
+            self.drawn = true;
+        } else {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+    }
+
+    /// Ends the bar's line on a terminal.
+    pub fn finish(&mut self) {
+        if self.drawn {
+            eprintln!();
+            self.drawn = false;
+        }
+    }
+
+    /// `importing: [#####     ] 50% 1000/2000 samples, 10 series, 500/s, ETA 2s`.
+    pub fn line(&self, done: u64, detail: &str, elapsed: Duration) -> String {
+        let fraction = if self.total == 0 { 1.0 } else { (done as f64 / self.total as f64).min(1.0) };
+        let rate = done as f64 / elapsed.as_secs_f64().max(1e-9);
+        let left = self.total.saturating_sub(done) as f64 / rate.max(1e-9);
+        let eta = if done == 0 { "?".to_string() } else { format!("{}s", left.ceil() as u64) };
+        let bar = if self.terminal {
+            let filled = (fraction * 20.0) as usize;
+            format!("[{}{}] ", "#".repeat(filled), " ".repeat(20 - filled))
+        } else {
+            String::new()
+        };
+        // The checking pass counts bytes read, the import samples written.
+        let speed = if self.phase == "checking" {
+            format!("{:.1} MiB/s", rate / 1_048_576.0)
+        } else {
+            format!("{rate:.0} samples/s")
+        };
+        format!("{}: {bar}{:.0}% {detail}, {speed}, ETA {eta}", self.phase, fraction * 100.0)
+    }
 }
 
 fn accumulate(total: &mut super::CommitSummary, s: &super::CommitSummary) {
@@ -312,8 +642,32 @@ pub fn scan(store: &Store) -> anyhow::Result<ScanReport> {
     Ok(r)
 }
 
+/// Refuses a directory that holds no store: opening one would create an empty store there and
+/// report on it, which looks like a store that lost everything.
+pub fn require_store(dir: &Path) -> anyhow::Result<()> {
+    // `STORE` marks every store since it was introduced; `db` and `wal` the ones before.
+    for name in ["STORE", "db", "wal"] {
+        let path = dir.join(name);
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+        }
+    }
+    let what = if dir.exists() { "holds no obsd store" } else { "does not exist" };
+    bail!(
+        "{} {what}; nothing was created. The store is <data_dir>/<role>/tsdb: check --data-dir (or data_dir in the config) and --role (replica or federation)",
+        dir.display()
+    )
+}
+
 /// `obsd store stats`.
 pub fn stats(dir: &Path) -> anyhow::Result<()> {
+    require_store(dir)?;
+    as_data_dir_owner(dir, false, || stats_store(dir))
+}
+
+fn stats_store(dir: &Path) -> anyhow::Result<()> {
     let store =
         Store::open(dir, cli_options()).with_context(|| format!("opening store {}", dir.display()))?;
     let r = scan(&store)?;
@@ -341,6 +695,11 @@ pub fn stats(dir: &Path) -> anyhow::Result<()> {
 /// `obsd store check`: opens the store as a start would (replaying the WAL), then decodes
 /// every record. Fails if anything is damaged.
 pub fn check(dir: &Path) -> anyhow::Result<()> {
+    require_store(dir)?;
+    as_data_dir_owner(dir, false, || check_store(dir))
+}
+
+fn check_store(dir: &Path) -> anyhow::Result<()> {
     let store =
         Store::open(dir, cli_options()).with_context(|| format!("opening store {}", dir.display()))?;
     let damage = store.damage();
@@ -492,13 +851,18 @@ pub fn parse_selector(sel: &str) -> anyhow::Result<Vec<super::Matcher>> {
 /// `promtool tsdb dump` prints (so the two can be timed and diffed side by side).
 pub fn dump(dir: &Path, selector: &str, mint: i64, maxt: i64) -> anyhow::Result<()> {
     let matchers = parse_selector(selector)?;
+    require_store(dir)?;
+    as_data_dir_owner(dir, false, || dump_store(dir, &matchers, mint, maxt))
+}
+
+fn dump_store(dir: &Path, matchers: &[super::Matcher], mint: i64, maxt: i64) -> anyhow::Result<()> {
     let store =
         Store::open(dir, cli_options()).with_context(|| format!("opening store {}", dir.display()))?;
     let started = Instant::now();
     let out = std::io::stdout();
     let mut w = std::io::BufWriter::with_capacity(1 << 20, out.lock());
     let (mut series, mut samples) = (0u64, 0u64);
-    for s in store.querier(mint, maxt).select(&matchers) {
+    for s in store.querier(mint, maxt).select(matchers) {
         let s = s?;
         series += 1;
         let mut labels = String::from("{");
@@ -548,6 +912,30 @@ mod tests {
         assert_eq!(parse_timestamp("-1.25").unwrap(), -1250);
         assert_eq!(parse_timestamp("1.2345").unwrap(), 1234);
         assert!(parse_timestamp("1.x").is_err());
+    }
+
+    #[test]
+    fn progress_lines_give_share_counts_rate_and_eta() {
+        let mut p = Progress::with_interval(false, Duration::from_secs(10));
+        p.start("importing", 2000);
+        let line = p.line(1000, "1000/2000 samples, 10 series", Duration::from_secs(2));
+        assert_eq!(line, "importing: 50% 1000/2000 samples, 10 series, 500 samples/s, ETA 2s");
+        let mut p = Progress::with_interval(true, Duration::from_secs(10));
+        p.start("importing", 2000);
+        let line = p.line(500, "x", Duration::from_secs(1));
+        assert!(line.starts_with("importing: [#####               ] 25% x"), "{line}");
+        assert!(p.line(0, "x", Duration::ZERO).ends_with("ETA ?"));
+    }
+
+    #[test]
+    fn warns_when_an_import_reaches_past_the_retention() {
+        let day = 86_400_000;
+        let now = 100 * day;
+        let retention = Duration::from_secs(15 * 86_400);
+        let file = |mint| CheckedFile { samples: 1, series: 1, mint: Some(mint), maxt: Some(mint) };
+        let w = retention_warning(&file(now - 20 * day), now, retention);
+        assert!(w.is_some_and(|w| w.contains("20.0 days ago") && w.contains("retention_time")));
+        assert!(retention_warning(&file(now - 14 * day), now, retention).is_none());
     }
 
     #[test]

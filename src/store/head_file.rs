@@ -100,7 +100,7 @@ pub fn read(
     let mut input = BufReader::with_capacity(1 << 20, file);
     let mut report = HeadFileRead::default();
     let mut magic = [0u8; 8];
-    if input.read_exact(&mut magic).is_err() || &magic != MAGIC {
+    if !read_full(&mut input, &mut magic)? || &magic != MAGIC {
         report.damaged += 1;
         return Ok(Some(report));
     }
@@ -113,7 +113,7 @@ pub fn read(
         };
         if len == 0 {
             let mut count = [0u8; 8];
-            if input.read_exact(&mut count).is_err() || u64::from_be_bytes(count) != records {
+            if !read_full(&mut input, &mut count)? || u64::from_be_bytes(count) != records {
                 report.damaged += 1;
             }
             break;
@@ -121,7 +121,7 @@ pub fn read(
         records += 1;
         let mut crc = [0u8; 4];
         payload.resize(len as usize, 0);
-        if input.read_exact(&mut crc).is_err() || input.read_exact(&mut payload).is_err() {
+        if !read_full(&mut input, &mut crc)? || !read_full(&mut input, &mut payload)? {
             report.damaged += 1;
             break;
         }
@@ -140,6 +140,16 @@ pub fn read(
         }
     }
     Ok(Some(report))
+}
+
+/// Fills `buf`; `false` when the file ends first (a cut file is damage). Any other error is
+/// the system's and is returned: it says nothing about the file's contents.
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    match input.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// A uvarint from a stream; `None` at end of input or on one longer than 10 bytes.

@@ -22,7 +22,12 @@
 //! Damage: sled values carry crc32s; a bad chunk is skipped on read and counted; a bad WAL tail
 //! is skipped and counted; a sled database that will not open is moved aside and the store
 //! starts from what the WAL still holds. The store never refuses to start over damage.
+//!
+//! An error the system gives (permission, read-only filesystem, full or failing disk) is not
+//! damage: the store refuses to open with the path, the errno and the remedy, and changes
+//! nothing (`access`).
 
+pub mod access;
 pub mod chunk;
 pub mod cli;
 pub mod decimal_chunk;
@@ -92,9 +97,32 @@ pub enum StoreError {
     Unwritable(String),
     #[error("the sled database is being reopened after a failed write; try again")]
     Reopening,
+    /// The system refused access to a store file (owner, read-only filesystem, full or failing
+    /// disk). Not damage: nothing was changed or moved aside.
+    #[error(
+        "cannot use {path}: {error}; the store was not changed and nothing was moved aside. To fix: {remedy}",
+        path = path.display(), error = access::describe(source)
+    )]
+    Refused { path: PathBuf, reason: access::OpenErrorReason, source: io::Error, remedy: String },
 }
 
 impl StoreError {
+    /// A refusal for an I/O error at `path` in the store in `dir`.
+    pub fn refused(dir: &Path, path: &Path, source: io::Error) -> StoreError {
+        let reason = access::OpenErrorReason::of(&source);
+        StoreError::Refused { path: path.to_path_buf(), reason, remedy: access::remedy(reason, dir), source }
+    }
+
+    /// Why an open failed, when the store could not be used (not damage, not a bad format).
+    pub fn open_error_reason(&self) -> Option<access::OpenErrorReason> {
+        match self {
+            StoreError::Refused { reason, .. } => Some(*reason),
+            StoreError::InUse { .. } => Some(access::OpenErrorReason::InUse),
+            StoreError::Dir { source, .. } => Some(access::OpenErrorReason::of(source)),
+            _ => None,
+        }
+    }
+
     /// Whether the caller's input was at fault (a 400 for remote write), not the store.
     pub fn is_user_error(&self) -> bool {
         matches!(
@@ -109,7 +137,8 @@ impl StoreError {
 
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    /// Data older than this (by wall clock) is deleted. Prometheus default: 15 days.
+    /// Data older than this before the store's newest sample (never later than now) is
+    /// deleted, as Prometheus counts it. Prometheus default: 15 days.
     pub retention: Duration,
     /// Oldest data is deleted while the store's files exceed this.
     pub retention_bytes: Option<u64>,
@@ -221,6 +250,7 @@ struct Metrics {
     write_errors: AtomicU64,
     commits_refused: AtomicU64,
     db_reopens: AtomicU64,
+    open_errors: access::OpenErrors,
 }
 
 /// sled writes since the last flush known to have succeeded, in order. `forgotten` counts
@@ -333,10 +363,15 @@ pub async fn open_role_store(
     let options = StoreOptions { retention, retention_bytes, ..StoreOptions::default() };
     let shown = dir.display().to_string();
     let error = |message: String| RoleStoreError { role, dir: shown.clone(), message };
-    tokio::task::spawn_blocking(move || Store::open(&dir, options))
+    let opened = tokio::task::spawn_blocking(move || Store::open(&dir, options))
         .await
-        .map_err(|e| error(e.to_string()))?
-        .map_err(|e| error(e.to_string()))
+        .map_err(|e| error(e.to_string()))?;
+    opened.map_err(|e| {
+        // The process exits on this; the line says why where the service's log is read.
+        let reason = e.open_error_reason().map_or("other", |r| r.label());
+        tracing::error!(role, dir = %shown, reason, error = %e, "the store cannot be opened");
+        error(e.to_string())
+    })
 }
 
 pub fn now_ms() -> i64 {
@@ -382,10 +417,13 @@ fn checkpoint_segment(db: &sled::Db) -> Result<u64, StoreError> {
     Ok(db.get(keys::META_CHECKPOINT)?.and_then(|v| v.as_ref().try_into().ok()).map_or(0, u64::from_be_bytes))
 }
 
-fn current_db_path(dir: &Path) -> PathBuf {
+fn current_db_path(dir: &Path) -> io::Result<PathBuf> {
     match std::fs::read_to_string(dir.join("CURRENT")) {
-        Ok(name) if !name.trim().is_empty() && !name.contains('/') => dir.join(name.trim()),
-        _ => dir.join("db"),
+        Ok(name) if !name.trim().is_empty() && !name.contains('/') => Ok(dir.join(name.trim())),
+        Ok(_) => Ok(dir.join("db")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(dir.join("db")),
+        // Not knowing the current generation, "db" could be an older one: refused instead.
+        Err(e) => Err(e),
     }
 }
 
@@ -459,7 +497,7 @@ fn is_lock_error(e: &sled::Error) -> bool {
 
 /// Opens sled, moving a database that will not open aside instead of refusing to start.
 fn open_db(dir: &Path, opts: &StoreOptions, metrics: &Metrics) -> Result<sled::Db, StoreError> {
-    let path = current_db_path(dir);
+    let path = current_db_path(dir).map_err(|e| StoreError::refused(dir, &dir.join("CURRENT"), e))?;
     remove_stale_generations(dir, &path);
     let config = sled::Config::new().path(&path).cache_capacity(opts.cache_bytes).flush_every_ms(Some(1000));
     // A database another handle still holds is not damage: moving it aside would throw the
@@ -477,10 +515,18 @@ fn open_db(dir: &Path, opts: &StoreOptions, metrics: &Metrics) -> Result<sled::D
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
+            // An error the system gave (EACCES, EROFS, ENOSPC, EIO, ...) says nothing about
+            // the data: refused, so an intact database is never moved aside for it.
+            Ok(Err(sled::Error::Io(io))) if io.raw_os_error().is_some() => {
+                return Err(StoreError::refused(dir, &path, io));
+            }
             Ok(Err(e)) => break e.to_string(),
             Err(_) => break "sled panicked while recovering".to_string(),
         }
     };
+    // Only a database whose every byte reads is damaged: a read error (EIO from a failing
+    // disk, which sled may report as a panic) is the system's, and moving aside would hide data.
+    access::read_tree(&path).map_err(|(at, source)| StoreError::refused(dir, &at, source))?;
     let aside = dir.join(format!("db.damaged-{}", now_ms()));
     tracing::error!(
         path = %path.display(), moved_to = %aside.display(), %reason,
@@ -497,7 +543,10 @@ impl Store {
     /// starts background checkpoints and retention.
     pub fn open(dir: impl AsRef<Path>, opts: StoreOptions) -> Result<Store, StoreError> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Dir { dir: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::refused(&dir, &dir, source))?;
+        // Before anything is opened, changed or deleted: a file this process may not use must
+        // be refused, not mistaken for damage further on.
+        access::check_tree(&dir).map_err(|(path, source)| StoreError::refused(&dir, &path, source))?;
         let metrics = Metrics::default();
         let db = open_db(&dir, &opts, &metrics)?;
         // sled silently opens empty after losing its file's tail; a marker outside sled tells
@@ -528,10 +577,11 @@ impl Store {
                 .map_err(|source| StoreError::Dir { dir: dir.clone(), source })?;
         }
         let wal_dir = dir.join("wal");
-        let segments = wal::list_segments(&wal_dir).map_err(StoreError::Wal)?;
+        let segments = wal::list_segments(&wal_dir).map_err(|e| StoreError::refused(&dir, &wal_dir, e))?;
         let checkpoint = checkpoint_segment(&db)?;
         let next_segment = segments.last().map_or(1, |l| l + 1).max(checkpoint);
-        let wal = wal::Wal::open(&wal_dir, next_segment, opts.wal_fsync_interval).map_err(StoreError::Wal)?;
+        let wal = wal::Wal::open(&wal_dir, next_segment, opts.wal_fsync_interval)
+            .map_err(|e| StoreError::refused(&dir, &wal_dir, e))?;
         if !opts.out_of_order_window.is_zero() && db.get(keys::META_OUT_OF_ORDER)?.is_none() {
             db.insert(keys::META_OUT_OF_ORDER, &[1])?;
             db.flush()?;
@@ -653,8 +703,9 @@ impl Store {
         self.inner.compact()
     }
 
-    /// Deletes data older than the retention (relative to `now_ms`) and, with a size limit,
-    /// the oldest data until under it. Returns chunks deleted.
+    /// Deletes data older than the retention before the newest sample (or `now_ms`, if that
+    /// is earlier) and, with a size limit, the oldest data until under it. Returns chunks
+    /// deleted.
     pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionReport, StoreError> {
         self.inner.apply_retention(now_ms)
     }
@@ -799,7 +850,11 @@ impl Inner {
         let _m = lock(&self.maintenance);
         let _gate = write(&self.write_gate);
         drop(write(&self.db).take());
-        let path = current_db_path(&self.dir);
+        let path = current_db_path(&self.dir).map_err(|e| {
+            let e = StoreError::refused(&self.dir, &self.dir.join("CURRENT"), e);
+            self.note_open_error(&e);
+            e
+        })?;
         let config =
             sled::Config::new().path(&path).cache_capacity(self.opts.cache_bytes).flush_every_ms(Some(1000));
         // Queries still holding the old handle keep its lock a moment.
@@ -809,6 +864,11 @@ impl Inner {
                 Ok(db) => break db,
                 Err(e) if is_lock_error(&e) && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(sled::Error::Io(io)) if io.raw_os_error().is_some() => {
+                    let e = StoreError::refused(&self.dir, &path, io);
+                    self.note_open_error(&e);
+                    return Err(e);
                 }
                 Err(e) => return Err(StoreError::Db(e)),
             }
@@ -829,6 +889,20 @@ impl Inner {
             "sled database reopened after a failed write; the store takes writes again"
         );
         Ok(())
+    }
+
+    /// Counts a failed reopen, and logs it at ERROR when its reason is new: the background
+    /// retries every few seconds, and the same error each time would bury everything else.
+    fn note_open_error(&self, e: &StoreError) {
+        let Some(reason) = e.open_error_reason() else { return };
+        let first = self.metrics.open_errors.get(reason) == 0;
+        self.metrics.open_errors.note(reason);
+        if first {
+            tracing::error!(
+                dir = %self.dir.display(), reason = reason.label(), error = %e,
+                "the sled database cannot be reopened; the store refuses writes until this is fixed"
+            );
+        }
     }
 
     /// Why the store cannot take a commit now, if it cannot: the WAL's last flush failed,
@@ -900,7 +974,8 @@ impl Inner {
     fn compact(&self) -> Result<(), StoreError> {
         let started = Instant::now();
         let old = self.db()?;
-        let old_path = current_db_path(&self.dir);
+        let old_path =
+            current_db_path(&self.dir).map_err(|source| StoreError::Dir { dir: self.dir.clone(), source })?;
         let next = (1u64..)
             .map(|n| format!("db.{n}"))
             .find(|name| !self.dir.join(name).exists() && self.dir.join(name) != old_path)
@@ -1021,11 +1096,9 @@ impl Inner {
                 );
             }
             Ok(_) => {}
-            // Damage never stops the store: the heads are lost, the WAL after them still replays.
-            Err(e) => {
-                self.metrics.chunk_corruptions.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(path = %path.display(), error = %e, "checkpoint heads file unreadable; open chunks lost");
-            }
+            // Damage is counted in `damaged` above; an error here is the system refusing the
+            // file, and the next checkpoint would replace it: refused, so no head is lost.
+            Err(e) => return Err(StoreError::refused(&self.dir, &path, e)),
         }
         self.checkpointed_sid.store(ix.next_sid, Ordering::Relaxed);
         self.checkpointed_symbols.store(ix.symbols.len(), Ordering::Relaxed);
@@ -1041,14 +1114,9 @@ impl Inner {
         let mut alias: std::collections::HashMap<u64, Arc<MemSeries>> = Default::default();
         for &seg in segments.iter().filter(|&&s| s >= from) {
             let path = wal::segment_path(&wal_dir, seg);
-            let data = match std::fs::read(&path) {
-                Ok(d) => d,
-                Err(e) => {
-                    self.metrics.wal_corruptions.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(path = %path.display(), error = %e, "WAL segment unreadable; skipped");
-                    continue;
-                }
-            };
+            // A segment the system will not hand over is not damage: skipping it would drop
+            // acknowledged samples for good once the next checkpoint deletes it.
+            let data = std::fs::read(&path).map_err(|e| StoreError::refused(&self.dir, &path, e))?;
             let replay = wal::read_segment(&data);
             if let Some(reason) = replay.bad_reason {
                 self.metrics.wal_corruptions.fetch_add(1, Ordering::Relaxed);
@@ -1417,7 +1485,12 @@ impl Inner {
         let started = Instant::now();
         let retention_ms = self.opts.retention.as_millis().min(i64::MAX as u128) as i64;
         let mut report = RetentionReport { bytes_before: self.disk_bytes(), ..Default::default() };
-        let mut cutoff = now.saturating_sub(retention_ms);
+        // As Prometheus: time retention counts back from the newest data, not the clock, so a
+        // backfill of last month is not deleted on the next pass, and a replica cut off from
+        // its targets keeps its last data. Never past the clock: one sample from the future
+        // must not delete everything else.
+        let reference = now.min(self.newest_sample().unwrap_or(now));
+        let mut cutoff = reference.saturating_sub(retention_ms);
         self.delete_before(cutoff, &mut report)?;
         if let Some(limit) = self.opts.retention_bytes {
             // Each round deletes the oldest chunk range still present, until under the limit.
@@ -1444,6 +1517,12 @@ impl Inner {
             tracing::info!(?report, elapsed = ?started.elapsed(), "retention deleted old data");
         }
         Ok(report)
+    }
+
+    /// The newest sample time of any series (heads and chunks on disk alike).
+    fn newest_sample(&self) -> Option<i64> {
+        let ix = read(&self.index);
+        ix.series.values().map(|s| s.last_t.load(Ordering::Relaxed)).filter(|&t| t != i64::MIN).max()
     }
 
     fn oldest_chunk_maxt(&self) -> Result<Option<i64>, StoreError> {
@@ -1514,7 +1593,7 @@ impl Inner {
     }
 
     fn disk_bytes(&self) -> u64 {
-        dir_bytes(&current_db_path(&self.dir)) + self.wal.disk_bytes()
+        dir_bytes(&current_db_path(&self.dir).unwrap_or_else(|_| self.dir.join("db"))) + self.wal.disk_bytes()
     }
 
     fn shutdown(&self) -> Result<(), StoreError> {
@@ -1630,6 +1709,16 @@ impl Inner {
                 "Times the sled database was reopened after a failed write, without a restart.",
             )
             .with_value(get(&m.db_reopens)),
+            {
+                let mut f = MetricFamily::counter(
+                    "obsd_store_open_errors_total",
+                    "Opens and reopens of the store refused because the system denied its files (permission, read-only filesystem, full or failing disk) or another process held it.",
+                );
+                for reason in access::OpenErrorReason::ALL {
+                    f.add(&[("reason", reason.label())], m.open_errors.get(reason) as f64);
+                }
+                f
+            },
             MetricFamily::gauge("obsd_store_writable", "1 while the store takes commits, 0 while it refuses them.")
                 .with_value(if self.unwritable().is_none() { 1.0 } else { 0.0 }),
         ];
@@ -2134,5 +2223,49 @@ impl Querier {
         drop(ix);
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> StoreOptions {
+        StoreOptions { background: false, ..StoreOptions::default() }
+    }
+
+    /// A reopen at runtime (after a failed write) that the system refuses is counted by
+    /// reason and leaves the database where it is; once the cause is gone the reopen succeeds.
+    #[test]
+    fn a_refused_reopen_is_counted_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), opts()).unwrap();
+        let inner = &store.inner;
+        *lock(&inner.db_failure) = Some("test: a write failed".into());
+        let db_file = current_db_path(dir.path()).unwrap().join("db");
+        let saved = db_file.with_extension("saved");
+        std::fs::rename(&db_file, &saved).unwrap();
+        // Opening a directory for writing fails with EISDIR: an error of the system, as EIO is.
+        std::fs::create_dir(&db_file).unwrap();
+        for _ in 0..2 {
+            match inner.reopen_db() {
+                Err(StoreError::Refused { path, reason, .. }) => {
+                    assert_eq!(path, current_db_path(dir.path()).unwrap());
+                    assert_eq!(reason, access::OpenErrorReason::Io);
+                }
+                Err(e) => panic!("refused expected, got {e}"),
+                Ok(()) => panic!("refused expected, the reopen succeeded"),
+            }
+        }
+        let mut text = String::new();
+        crate::exposition::write_families(&mut text, &store.metric_families());
+        assert!(text.contains("obsd_store_open_errors_total{reason=\"io_error\"} 2"), "{text}");
+        assert!(text.contains("obsd_store_open_errors_total{reason=\"permission_denied\"} 0"), "{text}");
+        assert!(saved.exists(), "the database stays where it was");
+        std::fs::remove_dir(&db_file).unwrap();
+        std::fs::rename(&saved, &db_file).unwrap();
+        inner.reopen_db().unwrap();
+        assert!(store.write_health().is_ok());
+        store.close().unwrap();
     }
 }
