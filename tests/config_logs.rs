@@ -280,6 +280,19 @@ fn json_log_format_writes_one_object_per_line() {
 fn global_options_follow_subcommands() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let file = dir.path().join("m.om");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    std::fs::write(&file, format!("# TYPE m gauge\nm 1 {now}\n# EOF\n")).unwrap();
+    let (code, _, err) = run(&[
+        "store",
+        "import",
+        "--format",
+        "openmetrics",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
     let (code, out, err) = run(&["store", "stats", "--data-dir", data.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&data.display().to_string()), "{out}");
