@@ -225,7 +225,8 @@ fn collector() -> Obsd {
     Obsd::start_with_args(
         &["--role", "collector"],
         "[collector]\njaeger_compact_udp = \"\"\njaeger_binary_udp = \"\"\n[collector.listen]\naddress = \"127.0.0.1:0\"\n\
-         [collector.otlp_grpc]\naddress = \"127.0.0.1:0\"\n[collector.otlp_http]\naddress = \"127.0.0.1:0\"\n",
+         [collector.otlp_grpc]\naddress = \"127.0.0.1:0\"\n[collector.otlp_http]\naddress = \"127.0.0.1:0\"\n\
+         [collector.jaeger_thrift_http]\naddress = \"127.0.0.1:0\"\n",
     )
 }
 
@@ -334,4 +335,44 @@ fn otlp_attributes_are_limited_as_the_sdk_limits_them_and_counted() {
     let long = tags.iter().find(|t| t["key"] == "long").unwrap();
     assert_eq!(long["value"].as_str().unwrap().len(), 4096);
     assert_eq!(tags.iter().filter(|t| t["key"].as_str().unwrap().starts_with('k')).count(), 127);
+}
+
+#[test]
+fn otlp_grpc_attributes_are_limited_before_decoding() {
+    let obsd = collector();
+    let address = obsd.address("collector-otlp-grpc");
+    let before = vm_hwm(obsd.pid());
+    // The HTTP test's request over gRPC: tonic decoded all of it before the limits applied,
+    // about 275 MB for each.
+    let empty_attributes = [0x4a, 0x00].repeat((4 << 20) / 2 - 64);
+    let request = otlp_request(&empty_attributes);
+    for _ in 0..4 {
+        let (status, message, _) = common::otlp_grpc_export(address, &request, false);
+        assert_eq!(status, 0, "{message}");
+    }
+    let grown = vm_hwm(obsd.pid()).saturating_sub(before);
+    eprintln!("peak RSS grew by {} KiB over 4 gRPC requests of 4 MiB", grown >> 10);
+    assert!(grown < 96 << 20, "peak RSS grew by {} MiB", grown >> 20);
+    let per_request = ((4 << 20) / 2 - 64 - 128) as f64;
+    assert_eq!(
+        metric(&obsd, "obsd_collector_dropped_attributes_total{protocol=\"otlp_grpc\"}"),
+        4.0 * per_request
+    );
+    // 2^20 empty spans: all within the limits, but past the decoded-size bound (8 × the 4 MiB
+    // message limit), so refused undecoded and counted as oversized.
+    let mut rs = Vec::new();
+    pb_field(&mut rs, 2, &[0x12, 0x00].repeat(1 << 20));
+    let mut request = Vec::new();
+    pb_field(&mut request, 1, &rs);
+    let (status, message, _) = common::otlp_grpc_export(address, &request, false);
+    assert_eq!(status, 3, "{message}");
+    assert!(message.contains("over the limit of 33554432 bytes"), "{message}");
+    assert_eq!(
+        metric(&obsd, "obsd_collector_batches_rejected_total{protocol=\"otlp_grpc\",reason=\"oversized\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&obsd, "obsd_collector_batches_rejected_total{protocol=\"otlp_grpc\",reason=\"malformed\"}"),
+        0.0
+    );
 }

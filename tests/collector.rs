@@ -640,3 +640,34 @@ fn full_queue_answers_429_with_retry_after_and_loses_nothing_accepted() {
         (refused.len() * 100) as f64
     );
 }
+
+#[test]
+fn grpc_spans_keep_the_sdk_attribute_limit_and_count_what_was_dropped() {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use prost::Message;
+    let obsd = Obsd::start_with_args(ROLE, &config("", 4 << 20));
+    let mut request = otlp::request("wide", 0xd1, 1, 0);
+    request.resource_spans[0].scope_spans[0].spans[0].attributes = (0..1000)
+        .map(|i| KeyValue {
+            key: format!("attr-{i}"),
+            value: Some(AnyValue { value: Some(any_value::Value::IntValue(i)) }),
+            ..Default::default()
+        })
+        .collect();
+    // gzip-compressed: tonic inflates the message before the pruning codec sees it.
+    let (status, message, _) =
+        common::otlp_grpc_export(obsd.address("collector-otlp-grpc"), &request.encode_to_vec(), true);
+    assert_eq!(status, 0, "{message}");
+    assert_eq!(metric(&obsd, "obsd_collector_dropped_attributes_total{protocol=\"otlp_grpc\"}"), 872.0);
+    let trace = data(&obsd, &format!("/api/traces/{}", "d1".repeat(16)));
+    let span = &trace[0]["spans"][0];
+    assert_eq!(span["warnings"], json!(["872 attributes dropped"]), "{span}");
+    let kept: Vec<&str> = span["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["key"].as_str().filter(|k| k.starts_with("attr-")))
+        .collect();
+    // The SDK keeps the first ones.
+    assert_eq!(kept, (0..128).map(|i| format!("attr-{i}")).collect::<Vec<_>>());
+}

@@ -46,7 +46,7 @@ impl Encoding {
 
 /// Decoded bytes a request may take per byte of the body limit: a well-formed span decodes
 /// to about 3 times its protobuf size.
-const DECODED_PER_BODY_BYTE: usize = 8;
+pub(super) const DECODED_PER_BODY_BYTE: usize = 8;
 
 struct HttpState {
     intake: Intake,

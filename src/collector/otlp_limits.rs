@@ -370,8 +370,7 @@ pub fn check_json_size(raw: &[u8], max_decoded: usize) -> Result<(), WireError> 
     Ok(())
 }
 
-/// Applies `limits` to a decoded request (JSON, and gRPC, which tonic decodes before obsd
-/// sees it).
+/// Applies `limits` to a decoded request (OTLP/JSON, which has no wire form to prune).
 pub fn apply(req: &mut ExportTraceServiceRequest, limits: SpanLimits) -> Dropped {
     let mut d = Dropped::default();
     for rs in &mut req.resource_spans {

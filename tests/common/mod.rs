@@ -330,3 +330,80 @@ pub fn require_root(what: &str) -> bool {
     }
     panic!("{what} needs root, as CI runs it; set OBSD_SKIP_ROOT_TESTS=1 to skip it")
 }
+
+/// One unary gRPC call over cleartext HTTP/2 with `message` as its request, gzipped if asked:
+/// the grpc-status (from the headers or the trailers), grpc-message and the response message.
+/// Spoken raw so a test can send bytes no generated client would encode.
+pub fn grpc_unary(address: SocketAddr, path: &str, message: &[u8], gzip: bool) -> (u32, String, Vec<u8>) {
+    use http_body_util::{BodyExt, Full};
+    let message = if gzip {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, message).unwrap();
+        gz.finish().unwrap()
+    } else {
+        message.to_vec()
+    };
+    let mut frame = Vec::with_capacity(5 + message.len());
+    frame.push(u8::from(gzip));
+    frame.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&message);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let mut req = hyper::Request::post(format!("http://{address}{path}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        if gzip {
+            req = req.header("grpc-encoding", "gzip");
+        }
+        let req = req.body(Full::new(bytes::Bytes::from(frame))).unwrap();
+        let resp =
+            tokio::time::timeout(Duration::from_secs(60), sender.send_request(req)).await.unwrap().unwrap();
+        let headers = resp.headers().clone();
+        let collected = resp.into_body().collect().await.unwrap();
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        let body = collected.to_bytes();
+        let field = |name: &str| {
+            trailers.get(name).or(headers.get(name)).and_then(|v| v.to_str().ok()).map(str::to_string)
+        };
+        let status = field("grpc-status").and_then(|s| s.parse().ok()).unwrap_or(u32::MAX);
+        let payload = body.get(5..).unwrap_or_default().to_vec();
+        (status, percent_decode(&field("grpc-message").unwrap_or_default()), payload)
+    })
+}
+
+/// grpc-message is percent-encoded on the wire.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let escaped = (b[i] == b'%')
+            .then(|| b.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match escaped {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An OTLP/gRPC trace export of `request` (an encoded ExportTraceServiceRequest).
+pub fn otlp_grpc_export(address: SocketAddr, request: &[u8], gzip: bool) -> (u32, String, Vec<u8>) {
+    grpc_unary(address, "/opentelemetry.proto.collector.trace.v1.TraceService/Export", request, gzip)
+}
