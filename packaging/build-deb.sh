@@ -22,6 +22,9 @@ upstream=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 version="$upstream-${DEB_REVISION:-1}"
 arch=$(dpkg --print-architecture)
 maintainer=${DEB_MAINTAINER:-obsd maintainers <obsd-maintainers@example.org>}
+# The project's own home (Cargo.toml `homepage`, or DEB_HOMEPAGE); without one the field is left
+# out rather than pointing at another project.
+homepage=${DEB_HOMEPAGE:-$(sed -n 's/^homepage = "\(.*\)"$/\1/p' Cargo.toml | head -1)}
 
 binary=${OBSD_BINARY:-}
 if [ -z "$binary" ]; then
@@ -92,8 +95,8 @@ Installed-Size: $installed_size
 Depends: adduser, procps, $shlibs
 Section: net
 Priority: optional
-Homepage: https://github.com/siinkn/prometheus-ha-federation
-Description: single daemon for a high-availability observability stack
+${homepage:+Homepage: $homepage
+}Description: single daemon for a high-availability observability stack
  obsd replaces node_exporter, Prometheus replicas and a federation node,
  HAProxy with haproxy_exporter, and Jaeger with one binary that runs in role
  modes, one systemd unit per role (obsd@exporter, obsd@replica,

@@ -94,6 +94,9 @@ in_root '
   getent group obsd >/dev/null
   test "$(stat -c "%U:%G %a" /var/lib/obsd)" = "obsd:obsd 750"
   test "$(stat -c "%U:%G" /var/lib/obsd/textfile)" = "obsd:obsd"
+  # The config holds credentials.
+  test "$(stat -c "%U:%G %a" /etc/obsd/obsd.toml)" = "root:obsd 640"
+  ! dpkg-query -W -f="\${Homepage}" obsd | grep -q prometheus-ha-federation
   dpkg-query -W -f="\${Conffiles}\n" obsd | grep -q "^ /etc/obsd/obsd.toml "
   obsd check-config /etc/obsd/obsd.toml >/dev/null
   # Warnings do not change the exit status, so any output fails. --man=no: no man-db here.
@@ -145,7 +148,7 @@ in_root '
   grep -q "daemon-reload" /tmp/systemctl.log
 '
 
-step "remove keeps config and data, purge removes them and the user"
+step "remove keeps config and data, purge removes them and keeps the user (as Debian's prometheus)"
 in_root '
   apt-get remove -y -qq obsd >/dev/null
   grep -q "stop obsd@exporter.service" /tmp/systemctl.log || { cat /tmp/systemctl.log; exit 1; }
@@ -155,8 +158,8 @@ in_root '
   apt-get purge -y -qq obsd >/dev/null
   test ! -e /etc/obsd/obsd.toml
   test ! -e /var/lib/obsd
-  ! getent passwd obsd >/dev/null
-  ! getent group obsd >/dev/null
+  getent passwd obsd >/dev/null
+  getent group obsd >/dev/null
   test -z "$(find /etc/systemd/system -name "obsd@*")"
 '
 rm -rf "$chroot_root/usr/sbin/systemctl" "$chroot_root/run/systemd/system"
