@@ -300,8 +300,23 @@ pub fn parse(query: &str) -> Result<Expr, QueryError> {
     depth::on_deep_stack(|| parse_in_place(query))
 }
 
+/// Runs the parser crate, turning a panic inside it into a parse error: its grammar actions
+/// assume some inputs cannot occur (`up[1e100011]` panics converting the range to a
+/// `Duration`), and a query must never take down the thread that serves it.
+fn crate_call<T>(f: impl FnOnce() -> T) -> Result<T, QueryError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        let why = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "invalid input".into());
+        QueryError::Parse(format!("1:1: parse error: {why}"))
+    })
+}
+
 fn parse_in_place(query: &str) -> Result<Expr, QueryError> {
-    let expr = parser::parse(query).map_err(|e| QueryError::Parse(parse_error_text(query, &e)))?;
+    let expr =
+        crate_call(|| parser::parse(query))?.map_err(|e| QueryError::Parse(parse_error_text(query, &e)))?;
     let levels = depth::expr_depth(&expr);
     if levels > depth::MAX_EXPR_DEPTH {
         depth::dismantle(expr);
@@ -316,7 +331,7 @@ fn parse_in_place(query: &str) -> Result<Expr, QueryError> {
 
 /// Parses and formats a query as `/api/v1/format_query` returns it.
 pub fn format_query(query: &str) -> Result<String, QueryError> {
-    depth::on_deep_stack(|| parse(query).map(|e| e.prettify()))
+    depth::on_deep_stack(|| parse(query).and_then(|e| crate_call(|| e.prettify())))
 }
 
 /// Parses a series selector as the API's `match[]` takes it (Prometheus's
@@ -415,6 +430,17 @@ fn check_selector(vs: &parser::VectorSelector) -> Result<(), QueryError> {
 #[cfg(test)]
 mod limit_tests {
     use super::*;
+
+    /// Found by the promql fuzz target: the parser crate panics on a range it cannot turn
+    /// into a Duration. It is a parse error here, as in Prometheus.
+    #[test]
+    fn a_range_too_large_for_a_duration_is_a_parse_error() {
+        for q in ["up[1e100011]", "histogram_fractionthon_appbrequet[1e100011]", "rate(up[1e400])"] {
+            let err = parse(q).expect_err(q);
+            assert!(err.to_string().contains("parse error"), "{q}: {err}");
+        }
+        assert!(format_query("up[1e100011]").is_err());
+    }
 
     /// The sample limit bounds what a query holds at once: a raw sample counts once however
     /// many overlapping windows of a range query see it (Prometheus's `currentSamples`).
