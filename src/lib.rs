@@ -26,6 +26,7 @@ pub mod http;
 pub mod labels;
 pub mod logging;
 pub mod promql;
+pub mod protobuf_wire;
 pub mod remote_write;
 pub mod replica;
 pub mod scrape;

@@ -126,67 +126,6 @@ impl Ty {
 /// prost's own bound on message nesting (AnyValue arrays and maps nest without end).
 const MAX_DEPTH: usize = 100;
 
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn varint(&mut self) -> Result<u64, WireError> {
-        let mut value = 0u64;
-        for (i, b) in self.buf.iter().take(10).enumerate() {
-            value |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                self.buf = &self.buf[i + 1..];
-                return Ok(value);
-            }
-        }
-        Err(WireError::Malformed("invalid varint"))
-    }
-
-    fn take(&mut self, n: u64) -> Result<&'a [u8], WireError> {
-        let n = usize::try_from(n).map_err(|_| WireError::Malformed("length overflow"))?;
-        if n > self.buf.len() {
-            return Err(WireError::Malformed("buffer underflow"));
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-}
-
-/// One field as read: its key, its whole encoding, and the payload of a length-delimited one.
-struct RawField<'a> {
-    number: u64,
-    wire_type: u64,
-    encoded: &'a [u8],
-    payload: Option<&'a [u8]>,
-    varint: u64,
-}
-
-fn next_field<'a>(r: &mut Reader<'a>) -> Result<RawField<'a>, WireError> {
-    let start = r.buf;
-    let key = r.varint()?;
-    let (number, wire_type) = (key >> 3, key & 7);
-    let mut payload = None;
-    let mut varint = 0;
-    match wire_type {
-        0 => varint = r.varint()?,
-        1 => {
-            r.take(8)?;
-        }
-        2 => {
-            let len = r.varint()?;
-            payload = Some(r.take(len)?);
-        }
-        5 => {
-            r.take(4)?;
-        }
-        _ => return Err(WireError::Malformed("invalid wire type")),
-    }
-    let used = start.len() - r.buf.len();
-    Ok(RawField { number, wire_type, encoded: &start[..used], payload, varint })
-}
-
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -226,9 +165,8 @@ impl Pruner {
         let attrs = ty.attribute_fields();
         let (mut attributes, mut events, mut links) = (0usize, 0usize, 0usize);
         let (mut dropped_attributes, mut dropped_events, mut dropped_links) = (0u64, 0u64, 0u64);
-        let mut r = Reader { buf: msg };
-        while !r.buf.is_empty() {
-            let f = next_field(&mut r)?;
+        for f in crate::protobuf_wire::fields(msg) {
+            let f = f.map_err(WireError::Malformed)?;
             // Counts already sent are added to, and written once at the end.
             if f.wire_type == 0 {
                 match (ty, f.number) {

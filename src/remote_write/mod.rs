@@ -68,91 +68,16 @@ pub fn decode(body: &[u8], limits: &Limits) -> Result<proto::WriteRequest, Remot
     Ok(proto::WriteRequest::decode(raw.as_slice())?)
 }
 
-/// One field of a protobuf message: its number and, for a length-delimited one, its bytes.
-struct Field<'a> {
-    number: u64,
-    bytes: Option<&'a [u8]>,
-}
-
-/// Walks the fields of one message without decoding them.
-struct Fields<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Fields<'a> {
-    fn varint(&mut self) -> Result<u64, RemoteWriteError> {
-        let mut value = 0u64;
-        for (i, b) in self.buf.iter().take(10).enumerate() {
-            value |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                self.buf = &self.buf[i + 1..];
-                return Ok(value);
-            }
-        }
-        Err(RemoteWriteError::Malformed("invalid varint"))
-    }
-
-    fn skip(&mut self, n: u64) -> Result<&'a [u8], RemoteWriteError> {
-        let n = usize::try_from(n).map_err(|_| RemoteWriteError::Malformed("field length overflow"))?;
-        if n > self.buf.len() {
-            return Err(RemoteWriteError::Malformed("buffer underflow"));
-        }
-        let (field, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(field)
-    }
-
-    fn field(&mut self) -> Result<Field<'a>, RemoteWriteError> {
-        let key = self.varint()?;
-        let number = key >> 3;
-        let bytes = match key & 7 {
-            0 => {
-                self.varint()?;
-                None
-            }
-            1 => {
-                self.skip(8)?;
-                None
-            }
-            2 => {
-                let len = self.varint()?;
-                Some(self.skip(len)?)
-            }
-            5 => {
-                self.skip(4)?;
-                None
-            }
-            // Groups (3, 4) are not in remote write's schema; prost would refuse them too.
-            _ => return Err(RemoteWriteError::Malformed("invalid wire type")),
-        };
-        Ok(Field { number, bytes })
-    }
-}
-
-impl<'a> Iterator for Fields<'a> {
-    type Item = Result<Field<'a>, RemoteWriteError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.buf.is_empty() {
-            return None;
-        }
-        let field = self.field();
-        if field.is_err() {
-            self.buf = &[];
-        }
-        Some(field)
-    }
-}
-
-fn fields(buf: &[u8]) -> Fields<'_> {
-    Fields { buf }
+/// A message's fields on the wire, with this module's error.
+fn fields(buf: &[u8]) -> impl Iterator<Item = Result<crate::protobuf_wire::Field<'_>, RemoteWriteError>> {
+    crate::protobuf_wire::fields(buf).map(|f| f.map_err(RemoteWriteError::Malformed))
 }
 
 /// Bytes of the length-delimited fields (a label's name and value) in a message.
 fn string_bytes(message: &[u8]) -> Result<usize, RemoteWriteError> {
     let mut total = 0;
     for field in fields(message) {
-        total += field?.bytes.map_or(0, <[u8]>::len);
+        total += field?.payload.map_or(0, <[u8]>::len);
     }
     Ok(total)
 }
@@ -167,7 +92,7 @@ fn check_shape(raw: &[u8], limits: &Limits) -> Result<(), RemoteWriteError> {
     let mut estimate = raw.len();
     for field in fields(raw) {
         let field = field?;
-        let Some(bytes) = field.bytes else { continue };
+        let Some(bytes) = field.payload else { continue };
         match field.number {
             1 => {
                 series += 1;
@@ -178,7 +103,7 @@ fn check_shape(raw: &[u8], limits: &Limits) -> Result<(), RemoteWriteError> {
                 let (mut labels, mut label_bytes) = (0, 0);
                 for f in fields(bytes) {
                     let f = f?;
-                    let Some(inner) = f.bytes else { continue };
+                    let Some(inner) = f.payload else { continue };
                     match f.number {
                         1 => {
                             labels += 1;
@@ -203,7 +128,7 @@ fn check_shape(raw: &[u8], limits: &Limits) -> Result<(), RemoteWriteError> {
                             estimate += size_of::<Exemplar>();
                             // An exemplar's only length-delimited field is its labels.
                             for e in fields(inner) {
-                                if let Some(label) = e?.bytes {
+                                if let Some(label) = e?.payload {
                                     estimate += size_of::<Label>() + label.len();
                                 }
                             }
