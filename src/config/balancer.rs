@@ -775,21 +775,7 @@ impl Checker<'_> {
             return None;
         }
         let use_backend = self.use_backend_rules(raw, key);
-        let tls = raw.tls.as_ref().map(|t| {
-            if !std::path::Path::new(t.cert_file.get_ref()).is_file() {
-                self.problem(
-                    &t.cert_file,
-                    &format!("{key}.tls.cert_file"),
-                    format!("file {:?} does not exist", t.cert_file.get_ref()),
-                );
-            }
-            // The key's path is a secret like the key (status pages show `<secret>`); the
-            // problem's line and key say which setting it is.
-            if !std::path::Path::new(t.key_file.get_ref().expose()).is_file() {
-                self.problem(&t.key_file, &format!("{key}.tls.key_file"), "file does not exist");
-            }
-            TlsConfig { cert_file: t.cert_file.get_ref().into(), key_file: t.key_file.get_ref().clone() }
-        });
+        let tls = raw.tls.as_ref().map(|t| self.tls(t, key));
         let alpn = match &raw.alpn {
             None => vec!["h2".to_string(), "http/1.1".to_string()],
             Some(list) => {

@@ -57,6 +57,23 @@ impl Checker<'_> {
         self.warnings.push(ConfigProblem { line, column, key: key.to_string(), message: message.into() });
     }
 
+    /// A listener's or frontend's `tls` table: both files must exist.
+    pub(super) fn tls(&mut self, t: &super::raw::RawTls, key: &str) -> TlsConfig {
+        if !std::path::Path::new(t.cert_file.get_ref()).is_file() {
+            self.problem(
+                &t.cert_file,
+                &format!("{key}.tls.cert_file"),
+                format!("file {:?} does not exist", t.cert_file.get_ref()),
+            );
+        }
+        // The key's path is a secret like the key (status pages show `<secret>`); the
+        // problem's line and key say which setting it is.
+        if !std::path::Path::new(t.key_file.get_ref().expose()).is_file() {
+            self.problem(&t.key_file, &format!("{key}.tls.key_file"), "file does not exist");
+        }
+        TlsConfig { cert_file: t.cert_file.get_ref().into(), key_file: t.key_file.get_ref().clone() }
+    }
+
     pub(super) fn problem<T>(&mut self, spanned: &Spanned<T>, key: &str, message: impl Into<String>) {
         let (line, column) = line_col(self.text, spanned.span().start);
         self.problems.push(ConfigProblem { line, column, key: key.to_string(), message: message.into() });
@@ -118,21 +135,7 @@ impl Checker<'_> {
             },
         };
         self.site(&format!("{key}.address"), address, false, raw.address.as_ref());
-        let tls = raw.tls.as_ref().map(|t| {
-            if !std::path::Path::new(t.cert_file.get_ref()).is_file() {
-                self.problem(
-                    &t.cert_file,
-                    &format!("{key}.tls.cert_file"),
-                    format!("file {:?} does not exist", t.cert_file.get_ref()),
-                );
-            }
-            // The key's path is a secret like the key (status pages show `<secret>`); the
-            // problem's line and key say which setting it is.
-            if !std::path::Path::new(t.key_file.get_ref().expose()).is_file() {
-                self.problem(&t.key_file, &format!("{key}.tls.key_file"), "file does not exist");
-            }
-            TlsConfig { cert_file: t.cert_file.get_ref().into(), key_file: t.key_file.get_ref().clone() }
-        });
+        let tls = raw.tls.as_ref().map(|t| self.tls(t, key));
         let mut basic_auth_users = std::collections::BTreeMap::new();
         for (user, secret) in raw.basic_auth_users.iter().flatten() {
             let s = secret.get_ref().expose();
