@@ -116,9 +116,6 @@ pub fn config_toml(data: &[u8]) {
 /// A Prometheus configuration file as `prometheus_config` names it.
 pub fn prometheus_yaml(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if crate::config::yaml_depth::check(text).is_err() {
-        return;
-    }
     if let Ok(file) =
         crate::scrape::config::parse_prometheus_yaml::<crate::scrape::config::PrometheusFile>(text)
     {

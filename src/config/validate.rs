@@ -209,14 +209,6 @@ impl Checker<'_> {
                         return (empty, String::new());
                     }
                 };
-                if let Err(e) = super::yaml_depth::check(&text) {
-                    self.problem(
-                        path,
-                        &format!("{section}.prometheus_config"),
-                        format!("{}: {e}", path.get_ref()),
-                    );
-                    return (empty, String::new());
-                }
                 match crate::scrape::config::parse_prometheus_yaml::<PrometheusFile>(&text) {
                     Ok(mut f) => {
                         if let Err(e) = crate::scrape::config::load_scrape_config_files(

@@ -221,6 +221,9 @@ struct ScrapeConfigFile {
 /// Parses Prometheus YAML. The error reads `line:column: message`; serde quotes the value it
 /// got, which under a secret-named key (a password where a map belongs) is shown as `<secret>`.
 pub fn parse_prometheus_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    // Checked before the YAML scanner, whose time grows with the square of the nesting; the
+    // leading space keeps callers' `path:` prefix readable (`path: line N: …`).
+    crate::config::yaml_depth::check(text).map_err(|e| format!(" {e}"))?;
     serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text)).map_err(|err| {
         let key = err.path().to_string();
         let inner = err.into_inner();
@@ -244,8 +247,6 @@ pub fn load_scrape_config_files(
         };
         for path in super::target::expand_pattern(&full) {
             let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("scrape_config_files: {}: {e}", path.display()))?;
-            crate::config::yaml_depth::check(&text)
                 .map_err(|e| format!("scrape_config_files: {}: {e}", path.display()))?;
             let extra: ScrapeConfigFile = parse_prometheus_yaml(&text)
                 .map_err(|e| format!("scrape_config_files: {}:{e}", path.display()))?;
