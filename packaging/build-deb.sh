@@ -43,6 +43,9 @@ install -d "$pkg/DEBIAN" "$pkg/usr/bin" "$pkg/lib/systemd/system" "$pkg/etc/obsd
 install -m 0755 "$binary" "$pkg/usr/bin/obsd"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$pkg/usr/bin/obsd"
 install -m 0644 packaging/systemd/obsd@.service "$pkg/lib/systemd/system/obsd@.service"
+for role in exporter all; do
+  install -D -m 0644 packaging/systemd/exporter-clock.conf "$pkg/lib/systemd/system/obsd@$role.service.d/clock.conf"
+done
 install -m 0644 packaging/debian/obsd.toml "$pkg/etc/obsd/obsd.toml"
 install -m 0644 packaging/debian/copyright "$doc/copyright"
 install -m 0644 README.md "$doc/README.md"

@@ -85,6 +85,8 @@ in_root '
   obsd --version | grep -q "^obsd 0\."
   obsd --version
   test -f /lib/systemd/system/obsd@.service
+  test -f /lib/systemd/system/obsd@exporter.service.d/clock.conf
+  test -f /lib/systemd/system/obsd@all.service.d/clock.conf
   test -f /usr/share/doc/obsd/copyright
   test -f /usr/share/doc/obsd/examples/seed/host1.toml
   test -f /usr/share/man/man1/obsd.1.gz

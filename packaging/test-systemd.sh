@@ -49,7 +49,11 @@ rm "$root/usr/sbin/policy-rc.d" "$root/tmp/obsd.deb"
 step "boot it with systemd-nspawn"
 # --keep-unit and --register=no: no systemd or machined is needed on the host (CI machines
 # and containers often have none); --private-network: the exporter's :9100 cannot clash.
-systemd-nspawn -D "$root" --register=no --keep-unit --private-network --boot >"$work/nspawn.log" 2>&1 &
+# --system-call-filter: nspawn denies the @clock calls to a container without CAP_SYS_TIME,
+# even the read-only adjtimex(2) that a host allows every process; the exporter's timex
+# collector makes that call, and the unit, not the container, must be what decides it.
+systemd-nspawn -D "$root" --register=no --keep-unit --private-network \
+  --system-call-filter='adjtimex clock_adjtime' --boot >"$work/nspawn.log" 2>&1 &
 nspawn_pid=$!
 leader=
 for _ in $(seq 300); do
@@ -88,6 +92,32 @@ in_ct "grep -q '^NoNewPrivs:[[:space:]]*1' /proc/$pid/status" || fail "NoNewPriv
 in_ct "grep -q '^CapBnd:[[:space:]]*0000000000000000' /proc/$pid/status" || fail "capability bounding set not empty"
 grep -q '^node_load1 ' <<<"$(metrics)" || fail "no node_load1 on :9100/metrics"
 grep -q 'obsd started' <<<"$(in_ct 'journalctl -u obsd@exporter --no-pager')" || fail "no 'obsd started' in the journal"
+
+step "every collector that works without the unit's sandbox works under it"
+# The same binary as root in a bare unit on another port: a collector the hardening breaks
+# (timex under ProtectClock=, before the package's clock.conf drop-in) reports 0 only here.
+in_ct 'printf "[exporter.listen]\naddress = \"127.0.0.1:9109\"\n" > /etc/obsd/bare.toml
+  printf "[Service]\nExecStart=/usr/bin/obsd --role exporter --config /etc/obsd/bare.toml\n" \
+    > /etc/systemd/system/obsd-bare.service
+  systemctl daemon-reload && timeout 30 systemctl start obsd-bare'
+collectors() {
+  local body
+  for _ in $(seq 50); do
+    body=$(in_ct "python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$1/metrics', timeout=5).read().decode())\"" 2>/dev/null) && break
+    sleep 0.2
+  done
+  grep -E '^node_scrape_collector_success' <<<"$body" | sort
+}
+bare=$(collectors 9109)
+unit=$(collectors 9100)
+grep -q 'collector="timex"} 1' <<<"$bare" || fail "timex fails even outside the unit: $bare"
+while read -r line; do
+  case "$line" in
+    *' 1') grep -qxF "$line" <<<"$unit" || fail "under obsd@exporter: ${line% 1} is not 1 ($(grep -F "${line% 1}" <<<"$unit"))" ;;
+  esac
+done <<<"$bare"
+echo "$(grep -c ' 1$' <<<"$unit") collectors succeed under the unit, as outside it"
+in_ct 'systemctl stop obsd-bare'
 
 step "systemctl reload obsd@exporter applies the edited config in the same process"
 in_ct 'printf "\n[exporter.collectors]\nloadavg = false\n" >> /etc/obsd/obsd.toml'

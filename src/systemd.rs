@@ -5,11 +5,26 @@
 
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The start time each `EXTEND_TIMEOUT_USEC` asks for, counted from when systemd receives it.
+const START_EXTENSION: Duration = Duration::from_secs(30);
+/// The most often start-up progress is reported: a sixth of the extension, so a slow disk
+/// between two reports still lands inside the last extension.
+const EXTEND_EVERY: Duration = Duration::from_secs(5);
+
+static READY_SENT: AtomicBool = AtomicBool::new(false);
+static LAST_EXTENSION: Mutex<Option<Instant>> = Mutex::new(None);
 
 /// Sends one notification (e.g. `"READY=1"`) to `$NOTIFY_SOCKET`. Returns whether it was sent;
 /// failures are logged, never fatal: a service that cannot tell systemd it is ready is still
 /// serving, and systemd's start timeout reports the problem.
 pub fn notify(state: &str) -> bool {
+    if state.starts_with("READY=1") {
+        READY_SENT.store(true, Ordering::Relaxed);
+    }
     let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
         return false;
     };
@@ -35,6 +50,32 @@ fn send(socket: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
         sock.send_to(state.as_bytes(), PathBuf::from(socket))?;
     }
     Ok(())
+}
+
+/// Start-up work that can outlast systemd's start timeout (`TimeoutStartSec=`, 90 s by
+/// default), such as a large replica's WAL replay, calls this as it advances. Until READY=1,
+/// it asks systemd for [`START_EXTENSION`] more time, at most every [`EXTEND_EVERY`], with
+/// `status()` shown in `systemctl status`. Only progress extends the start: one that hangs is
+/// still killed when the last extension runs out.
+pub fn startup_progress(status: impl FnOnce() -> String) {
+    if READY_SENT.load(Ordering::Relaxed) || std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    let now = Instant::now();
+    {
+        let mut last = LAST_EXTENSION.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if last.is_some_and(|at| now.duration_since(at) < EXTEND_EVERY) {
+            return;
+        }
+        *last = Some(now);
+    }
+    notify(&extend_message(&status()));
+}
+
+fn extend_message(status: &str) -> String {
+    // STATUS= is one line in systemd's protocol.
+    let status = status.replace('\n', " ");
+    format!("EXTEND_TIMEOUT_USEC={}\nSTATUS={status}", START_EXTENSION.as_micros())
 }
 
 /// `RELOADING=1` must carry `MONOTONIC_USEC` for systemd ≥ 253's `Type=notify-reload`, and older
@@ -73,6 +114,14 @@ mod tests {
         let text = std::str::from_utf8(&buf[..n]).unwrap();
         assert!(text.starts_with("RELOADING=1\nMONOTONIC_USEC="), "{text}");
         assert!(text["RELOADING=1\nMONOTONIC_USEC=".len()..].parse::<u64>().unwrap() > 0);
+    }
+
+    #[test]
+    fn extension_message_is_two_fields_of_one_line_each() {
+        assert_eq!(
+            extend_message("replaying the WAL:\nsegment 3 of 9"),
+            "EXTEND_TIMEOUT_USEC=30000000\nSTATUS=replaying the WAL: segment 3 of 9"
+        );
     }
 
     #[test]

@@ -162,3 +162,54 @@ fn notifies_systemd_on_ready_reload_and_stop() {
     assert_eq!(next(), "STOPPING=1");
     assert!(child.wait().unwrap().success());
 }
+
+/// A replica that must replay a WAL before it serves asks systemd for more start time
+/// (EXTEND_TIMEOUT_USEC, with a STATUS line) before READY=1, so a large store's replay is not
+/// killed by TimeoutStartSec.
+#[test]
+fn wal_replay_extends_the_systemd_start_timeout() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Commits that reach the WAL, then a crash: the next start has records to replay.
+    let mut writer = Command::new(obsd_binary())
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["store", "stress-append", "--series", "20", "--sync-every", "5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(writer.stdout.take().unwrap()).lines().map_while(Result::ok);
+    let durable = lines.filter(|l| l.starts_with("durable ")).nth(3);
+    unsafe { libc::kill(writer.id() as i32, libc::SIGKILL) };
+    let _ = writer.wait();
+    assert!(durable.is_some(), "stress-append made no commit durable");
+
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let config = dir.path().join("obsd.toml");
+    std::fs::write(&config, "[replica.listen]\naddress = \"127.0.0.1:0\"\n").unwrap();
+    let mut child = Command::new(obsd_binary())
+        .args(["--role", "replica", "--config", config.to_str().unwrap()])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let next = || {
+        let mut buf = [0u8; 1024];
+        let n = socket.recv(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let first = next();
+    let second = if first == "READY=1" { String::new() } else { next() };
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    assert!(first.starts_with("EXTEND_TIMEOUT_USEC=30000000\nSTATUS=replaying the WAL of "), "{first}");
+    assert!(first.contains("segment 1 of "), "{first}");
+    assert_eq!(second, "READY=1");
+}

@@ -1050,7 +1050,12 @@ impl Inner {
                 }
             }
         }
-        for kv in self.db()?.scan_prefix([keys::SERIES]) {
+        for (loaded, kv) in self.db()?.scan_prefix([keys::SERIES]).enumerate() {
+            if loaded > 0 && loaded % 65536 == 0 {
+                crate::systemd::startup_progress(|| {
+                    format!("loading the series index of {}: {loaded} series", self.dir.display())
+                });
+            }
             let (k, v) = kv?;
             let labels = keys::sid_of(&k).zip(ix.decode_series(&v));
             match labels {
@@ -1112,7 +1117,19 @@ impl Inner {
         let mut applied = 0;
         // WAL ids of series that already existed under another id (recreated after a damaged db).
         let mut alias: std::collections::HashMap<u64, Arc<MemSeries>> = Default::default();
-        for &seg in segments.iter().filter(|&&s| s >= from) {
+        let to_replay: Vec<u64> = segments.iter().copied().filter(|&s| s >= from).collect();
+        let progress = |done: usize, records: usize| {
+            crate::systemd::startup_progress(|| {
+                format!(
+                    "replaying the WAL of {}: segment {} of {}, {records} records applied",
+                    self.dir.display(),
+                    done + 1,
+                    to_replay.len()
+                )
+            })
+        };
+        for (done, &seg) in to_replay.iter().enumerate() {
+            progress(done, applied);
             let path = wal::segment_path(&wal_dir, seg);
             // A segment the system will not hand over is not damage: skipping it would drop
             // acknowledged samples for good once the next checkpoint deletes it.
@@ -1128,6 +1145,9 @@ impl Inner {
             }
             for rec in replay.records {
                 applied += 1;
+                if applied % 4096 == 0 {
+                    progress(done, applied);
+                }
                 match rec {
                     wal::Record::Series { sid, labels } => {
                         if labels.is_empty() {
