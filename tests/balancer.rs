@@ -274,10 +274,15 @@ fn upstream_connections_are_pooled_and_reused() {
     assert!((1..=8).contains(&opened), "{opened} upstream connections for 200 requests");
 }
 
-/// Runs `threads` keep-alive clients against `url` until `stop`; returns (ok, failed).
-fn load(url: String, threads: usize, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u64, Vec<String>)> {
+/// Runs `threads` keep-alive clients against `url` until `stop`; `ok` counts the successful
+/// requests as they complete, and the handle returns (ok, failed).
+fn load(
+    url: String,
+    threads: usize,
+    ok: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(u64, Vec<String>)> {
     std::thread::spawn(move || {
-        let ok = Arc::new(AtomicU64::new(0));
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 let (url, stop, ok) = (url.clone(), stop.clone(), ok.clone());
@@ -318,13 +323,22 @@ fn killing_a_server_under_load_loses_no_request() {
         );
     let obsd = Obsd::start("balancer", &cfg);
     let stop = Arc::new(AtomicBool::new(false));
-    let handle = load(obsd.url("frontend.be", "/"), 8, stop.clone());
+    let done = Arc::new(AtomicU64::new(0));
+    let handle = load(obsd.url("frontend.be", "/"), 8, done.clone(), stop.clone());
+    // Counted, not timed: a slow machine still sends enough requests on both sides of the kill.
+    let traffic = |n: u64| wait_for(Duration::from_secs(60), || done.load(Ordering::SeqCst) >= n);
     std::thread::sleep(Duration::from_millis(700));
+    let before_kill = traffic(100);
     a.kill();
+    let killed_at = done.load(Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(1500));
+    let after_kill = traffic(killed_at + 200);
     stop.store(true, Ordering::SeqCst);
     let (ok, failures) = handle.join().unwrap();
-    assert!(ok > 200, "too little traffic to mean anything: {ok}");
+    assert!(
+        before_kill && after_kill,
+        "too little traffic to mean anything: {ok} in all, {killed_at} before the kill"
+    );
     assert!(
         failures.is_empty(),
         "{} of {} requests failed: {:?}",
@@ -576,7 +590,8 @@ fn sighup_reload_under_load_drops_nothing_and_keeps_health() {
     assert!(wait_for(Duration::from_secs(3), || server_status(&url, "be", "dead") == "DOWN"));
 
     let stop = Arc::new(AtomicBool::new(false));
-    let handle = load(obsd.url("frontend.be", "/"), 6, stop.clone());
+    let done = Arc::new(AtomicU64::new(0));
+    let handle = load(obsd.url("frontend.be", "/"), 6, done.clone(), stop.clone());
     for round in 0..3 {
         std::thread::sleep(Duration::from_millis(300));
         let extra = if round % 2 == 0 {
@@ -594,9 +609,10 @@ fn sighup_reload_under_load_drops_nothing_and_keeps_health() {
         assert_eq!(server_status(&url, "be", "dead"), "DOWN", "round {round}");
     }
     std::thread::sleep(Duration::from_millis(300));
+    let enough = wait_for(Duration::from_secs(60), || done.load(Ordering::SeqCst) > 100);
     stop.store(true, Ordering::SeqCst);
     let (ok, failures) = handle.join().unwrap();
-    assert!(ok > 100, "{ok}");
+    assert!(enough, "too little traffic to mean anything: {ok}");
     assert!(failures.is_empty(), "{} failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
     assert!(c.hits() > 0, "the added server took traffic after reload");
     assert_eq!(obsd.log().matches("configuration reloaded").count(), 3, "{}", obsd.log());
