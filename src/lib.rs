@@ -1,16 +1,30 @@
 //! obsd: one binary for a high-availability observability stack.
 //!
-//! Roles (one folder each): `exporter` (node_exporter), `replica` (a Prometheus replica:
-//! scraping, the store, /federate, remote-write receive), `balancer` (HAProxy + haproxy_exporter),
-//! `collector` (Jaeger: OTLP and Jaeger thrift intake, the Jaeger query API, span RED metrics),
-//! `federation` (the central Prometheus: scrapes the replicas' /federate, merges HA replicas
-//! into one series, serves the same API, remote-writes onward).
-//! Shared engines: `config` (TOML → resolved config), `http` (listeners with TLS, basic auth
-//! and limits), `exposition` (metric families and the text format), `self_metrics` (process
-//! and build metrics every role serves), `labels` (the sorted label set every engine names
-//! series by), `store` (the time-series store on sled: Gorilla chunks, WAL, postings index,
-//! retention; `Appender`/`Querier` like Prometheus's storage interface), `trace_store` (spans
-//! on sled). `app` starts the roles and stops them in order, telling systemd (`systemd`).
+//! Roles (one folder each, never importing each other): `exporter` (node_exporter), `replica`
+//! (a Prometheus replica: scraping, the store, /federate, remote-write receive), `balancer`
+//! (HAProxy + haproxy_exporter), `collector` (Jaeger: OTLP and Jaeger thrift intake, the Jaeger
+//! query API, span RED metrics), `federation` (the central Prometheus: scrapes the replicas'
+//! /federate, merges HA replicas into one series, serves the same API, remote-writes onward).
+//!
+//! Shared engines, which import no role:
+//! - `model`: the vocabulary every engine shares (labels, matchers, sample times, the stale
+//!   marker, durations and byte sizes); a leaf.
+//! - `config`: TOML (and prometheus.yml) → resolved, validated config.
+//! - `http`: listeners with TLS, basic auth and limits.
+//! - `exposition`: metric families, the text and OpenMetrics formats, /federate output.
+//! - `scrape`: scrape pools, targets, relabelling, the scrape loop and its sink into a store.
+//! - `store`: the time-series store on sled (Gorilla chunks, WAL, postings index, retention;
+//!   `Appender`/`Querier` like Prometheus's storage interface).
+//! - `promql`: the PromQL engine over a `Queryable` store.
+//! - `api`: Prometheus's HTTP API (/api/v1/*, /federate) over a store and the engine.
+//! - `remote_write`: Prometheus remote-write 1.0 messages, decoded and encoded.
+//! - `webui`: the built-in web UI.
+//! - `trace_store`: spans on sled.
+//! - `self_metrics`: process and build metrics every role serves.
+//! - `protobuf_wire`: bounds checks on protobuf bytes before they are decoded.
+//! - `logging`, `systemd`: log output and sd_notify.
+//!
+//! `app` starts the roles and stops them in order.
 
 pub mod api;
 pub mod app;
@@ -23,8 +37,8 @@ pub mod federation;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
-pub mod labels;
 pub mod logging;
+pub mod model;
 pub mod promql;
 pub mod protobuf_wire;
 pub mod remote_write;
@@ -35,27 +49,3 @@ pub mod store;
 pub mod systemd;
 pub mod trace_store;
 pub mod webui;
-
-/// Formats a duration the way Prometheus prints one (`1m`, `15s`, `1h30m`, `500ms`).
-pub fn api_duration(d: std::time::Duration) -> String {
-    let mut ms = d.as_millis() as u64;
-    if ms == 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    for (unit, size) in [
-        ("y", 365 * 86_400_000u64),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ] {
-        if ms >= size {
-            out.push_str(&format!("{}{unit}", ms / size));
-            ms %= size;
-        }
-    }
-    out
-}

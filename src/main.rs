@@ -250,7 +250,7 @@ fn plugin_command(command: &PluginCommand) -> anyhow::Result<()> {
         config.read_only_dirs.push(config::parse_granted_dir(dir).map_err(|e| anyhow::anyhow!("--dir {e}"))?);
     }
     if let Some(m) = memory_limit {
-        config.memory_limit = obsd::scrape::config::parse_byte_size(m)
+        config.memory_limit = obsd::model::units::parse_byte_size(m)
             .with_context(|| format!("--memory-limit {m:?}: expected a size such as 64MB"))?;
     }
     if let Some(f) = fuel {

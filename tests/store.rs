@@ -2,7 +2,7 @@
 //! markers, special floats) across chunk boundaries, checkpoints and restarts read back
 //! exactly; matchers, label names/values, exemplars, retention and damage handling.
 
-use obsd::labels::Labels;
+use obsd::model::labels::Labels;
 use obsd::store::{Exemplar, Matcher, Store, StoreOptions, stale_nan};
 use std::collections::BTreeMap;
 use std::time::Duration;

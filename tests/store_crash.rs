@@ -8,7 +8,7 @@
 mod common;
 
 use common::obsd_binary;
-use obsd::labels::Labels;
+use obsd::model::labels::Labels;
 use obsd::store::cli::{stress_labels, stress_value};
 use obsd::store::{Matcher, Store, StoreOptions};
 use std::io::{BufRead, BufReader};

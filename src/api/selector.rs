@@ -1,7 +1,6 @@
 //! `match[]` selectors (`up`, `{job="node"}`, `{__name__=~".+"}`) as store matchers.
 
-use crate::store::{MatchOp, Matcher};
-use promql_parser::label::MatchOp as ParsedOp;
+use crate::model::Matcher;
 use promql_parser::parser::Expr;
 
 pub fn parse_match(text: &str) -> Result<Vec<Matcher>, String> {
@@ -9,24 +8,7 @@ pub fn parse_match(text: &str) -> Result<Vec<Matcher>, String> {
     let Expr::VectorSelector(vs) = expr else {
         return Err(format!("invalid parameter \"match[]\": {text:?} is not a series selector"));
     };
-    let mut out = Vec::new();
-    for m in &vs.matchers.matchers {
-        let (op, value) = match &m.op {
-            ParsedOp::Equal => (MatchOp::Equal, m.value.clone()),
-            ParsedOp::NotEqual => (MatchOp::NotEqual, m.value.clone()),
-            ParsedOp::Re(_) => (MatchOp::Regex, m.value.clone()),
-            ParsedOp::NotRe(_) => (MatchOp::NotRegex, m.value.clone()),
-        };
-        out.push(
-            Matcher::new(op, m.name.clone(), value)
-                .map_err(|e| format!("invalid parameter \"match[]\": {e}"))?,
-        );
-    }
-    if let Some(name) = &vs.name
-        && !out.iter().any(|m| m.name == "__name__")
-    {
-        out.push(Matcher::equal("__name__", name.clone()));
-    }
+    let out = crate::promql::matchers_of(&vs).map_err(|e| format!("invalid parameter \"match[]\": {e}"))?;
     if out.iter().all(|m| m.matches_empty()) {
         return Err(
             "invalid parameter \"match[]\": match[] must contain at least one non-empty matcher".into()

@@ -9,9 +9,10 @@ use crate::exposition::{FederatedSample, FederationWriter};
 
 /// Size of the pieces a `/federate` answer is sent in.
 const FEDERATE_CHUNK_BYTES: usize = 64 * 1024;
-use crate::labels::Labels;
+use crate::model::is_stale_nan;
+use crate::model::labels::Labels;
 use crate::scrape::manager::ScrapeManager;
-use crate::store::{Store, is_stale_nan};
+use crate::store::Store;
 use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
@@ -83,7 +84,7 @@ async fn federate(State(state): State<Arc<FederateState>>, RawQuery(raw): RawQue
     let state2 = state.clone();
     let result = tokio::task::spawn_blocking(move || {
         let settings = state2.current();
-        let now = crate::store::now_ms();
+        let now = crate::model::now_ms();
         let lookback = settings.lookback.as_millis() as i64;
         let querier = state2.store.querier(now - lookback, now);
         let mut seen: HashSet<Labels> = HashSet::new();
@@ -211,8 +212,8 @@ pub fn targets_data(scrape: &ScrapeManager, wanted: &str) -> Value {
                     "lastScrape": rfc3339(a.state.last_scrape),
                     "lastScrapeDuration": a.state.last_duration.as_secs_f64(),
                     "health": a.state.health.as_str(),
-                    "scrapeInterval": crate::api_duration(a.interval),
-                    "scrapeTimeout": crate::api_duration(a.timeout),
+                    "scrapeInterval": crate::model::units::format_duration(a.interval),
+                    "scrapeTimeout": crate::model::units::format_duration(a.timeout),
                 })
             })
             .collect()

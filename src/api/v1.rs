@@ -6,7 +6,8 @@ use super::params::{
     MAX_TIME_MS, MIN_TIME_MS, Params, invalid_param, parse_duration, time_param, unescape_label_name,
 };
 use super::{ApiState, RuntimeInfo};
-use crate::promql::{self, LabelMatcher, Labels, QuerySpec, QueryValue};
+use crate::model::{MatchOp, Matcher, now_ms};
+use crate::promql::{self, Labels, QuerySpec, QueryValue};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -16,7 +17,7 @@ use axum::routing::get;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Prometheus's guard against huge range queries.
 const MAX_POINTS_PER_SERIES: i64 = 11_000;
@@ -73,10 +74,6 @@ fn params(q: Option<String>, headers: &HeaderMap, body: &Bytes) -> Result<Params
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
     Params::new(q.as_deref(), if is_form && !body.is_empty() { Some(body) } else { None })
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Sets the query's cancel flag when the request goes away before the query ends.
@@ -246,7 +243,7 @@ async fn format_query(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) ->
     })())
 }
 
-fn matcher_sets(p: &Params) -> Result<Vec<Vec<LabelMatcher>>, ApiError> {
+fn matcher_sets(p: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
     p.all("match[]")
         .into_iter()
         .map(|m| promql::parse_selector(m).map_err(|e| invalid_param("match[]", e.to_string())))
@@ -438,7 +435,7 @@ async fn status_tsdb(State(st): State<ApiState>) -> Response {
     let store = st.store.clone();
     result(
         blocking(move || {
-            let all = LabelMatcher::new(crate::promql::MatchOp::RegexMatch, "__name__", ".+")
+            let all = Matcher::new(MatchOp::Regex, "__name__", ".+")
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             let series = store
                 .series(&[all], MIN_TIME_MS, MAX_TIME_MS)

@@ -5,7 +5,6 @@
 
 pub mod acl;
 mod balancer;
-mod duration;
 pub mod listeners;
 mod plugins;
 mod raw;
@@ -13,11 +12,11 @@ mod secret;
 mod validate;
 pub mod yaml_depth;
 
+pub use crate::model::units::{DurationError, parse_duration};
 pub use balancer::{
     BackendConfig, Balance, BalancerConfig, FrontendConfig, HttpCheck, Observe, OnError, ProxyMode, RetryOn,
     ServerConfig, UseBackend, parse_status_ranges,
 };
-pub use duration::{DurationError, parse_duration};
 pub use plugins::{DEFAULT_PLUGIN_DIRECTORY, GrantedDir, PluginConfig, PluginsConfig, parse_granted_dir};
 pub use secret::{REDACTED, Secret, is_secret_name, redact_message, redacted_url};
 
@@ -410,9 +409,9 @@ pub fn describe(config: &Config) -> String {
         listener(&r.listen),
         r.scrape_source,
         r.scrape.jobs.len(),
-        r.scrape.jobs.iter().map(|j| format!("{} every {}", j.name, crate::api_duration(j.interval))).collect::<Vec<_>>().join(", "),
+        r.scrape.jobs.iter().map(|j| format!("{} every {}", j.name, crate::model::units::format_duration(j.interval))).collect::<Vec<_>>().join(", "),
         r.scrape.external_labels,
-        crate::api_duration(r.retention_time),
+        crate::model::units::format_duration(r.retention_time),
         r.retention_size.map(|b| format!(" or {b} bytes")).unwrap_or_default(),
     ));
     let c = &config.collector;
@@ -436,13 +435,13 @@ pub fn describe(config: &Config) -> String {
         listener(&f.listen),
         f.scrape_source,
         f.scrape.jobs.len(),
-        f.scrape.jobs.iter().map(|j| format!("{} every {} ({} targets)", j.name, crate::api_duration(j.interval), j.static_configs.iter().map(|s| s.targets.len()).sum::<usize>())).collect::<Vec<_>>().join(", "),
+        f.scrape.jobs.iter().map(|j| format!("{} every {} ({} targets)", j.name, crate::model::units::format_duration(j.interval), j.static_configs.iter().map(|s| s.targets.len()).sum::<usize>())).collect::<Vec<_>>().join(", "),
         if f.dedup.enabled {
-            format!("on (replica label {:?}, failover after {})", f.dedup.replica_label, crate::api_duration(f.dedup.failover_timeout))
+            format!("on (replica label {:?}, failover after {})", f.dedup.replica_label, crate::model::units::format_duration(f.dedup.failover_timeout))
         } else {
             "off".to_string()
         },
-        crate::api_duration(f.retention_time),
+        crate::model::units::format_duration(f.retention_time),
     ));
     for rw in &f.remote_write {
         out.push_str(&format!(
@@ -451,7 +450,7 @@ pub fn describe(config: &Config) -> String {
             redacted_url(&rw.url),
             rw.shards,
             rw.max_samples_per_send,
-            crate::api_duration(rw.max_backlog),
+            crate::model::units::format_duration(rw.max_backlog),
             config.global.data_dir.display(),
             rw.name,
         ));

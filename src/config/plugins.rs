@@ -119,7 +119,7 @@ fn valid_plugin_name(name: &str) -> bool {
 impl Checker<'_> {
     fn size(&mut self, value: &Option<Spanned<String>>, key: &str, default: u64) -> u64 {
         let Some(v) = value else { return default };
-        match crate::scrape::config::parse_byte_size(v.get_ref()) {
+        match crate::model::units::parse_byte_size(v.get_ref()) {
             Some(0) | None => {
                 self.problem(v, key, "not a size (expected e.g. 64MB, 512KB)");
                 default

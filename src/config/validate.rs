@@ -314,7 +314,7 @@ impl Checker<'_> {
 
     fn byte_size(&mut self, value: &Option<Spanned<String>>, key: &str) -> Option<u64> {
         let s = value.as_ref()?;
-        match crate::scrape::config::parse_byte_size(s.get_ref()) {
+        match crate::model::units::parse_byte_size(s.get_ref()) {
             Some(b) => Some(b),
             None => {
                 self.problem(s, key, "not a size (expected e.g. 10GB, 512MB)");

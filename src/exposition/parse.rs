@@ -332,7 +332,7 @@ fn parse_labels<'a>(
                 limits.value_length,
             )));
         }
-        if !value.is_empty() && label != crate::labels::METRIC_NAME {
+        if !value.is_empty() && label != crate::model::labels::METRIC_NAME {
             counted += 1;
             if limits.count > 0 && counted > limits.count {
                 return Err(BlockError::Limit(label_limit_error(metric, counted, limits.count)));

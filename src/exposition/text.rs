@@ -1,4 +1,4 @@
-use super::{MetricFamily, format_go_float};
+use super::{MetricFamily, escape_label_value, format_go_float};
 use std::fmt::Write;
 
 pub fn escape_help(help: &str) -> String {
@@ -7,19 +7,6 @@ pub fn escape_help(help: &str) -> String {
         match c {
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-pub fn escape_label_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '"' => out.push_str("\\\""),
             c => out.push(c),
         }
     }

@@ -29,8 +29,9 @@
 //! Samples without the replica label (the federation's own `up`, a non-HA source) pass
 //! through untouched; the store orders them itself.
 
-use crate::labels::Labels;
-use crate::scrape::scrape_loop::{ScrapedSample, ScrapedSeries, is_stale_nan};
+use crate::model::is_stale_nan;
+use crate::model::labels::Labels;
+use crate::scrape::scrape_loop::{ScrapedSample, ScrapedSeries};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -232,7 +233,7 @@ impl Dedup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scrape::scrape_loop::stale_nan;
+    use crate::model::stale_nan;
     use std::time::Duration;
 
     fn s(replica: &str, t: i64, v: f64) -> ScrapedSample {

@@ -11,7 +11,7 @@ use crate::api::serving::{self, FederateSettings, FederateState};
 use crate::config::{FederationConfig, GlobalConfig};
 use crate::exposition::{self, MetricFamily};
 use crate::http::{self, BoundListener};
-use crate::labels::Labels;
+use crate::model::labels::Labels;
 use crate::promql::store_source::StoreSource;
 use crate::promql::{Engine, EngineOptions};
 use crate::scrape::manager::ScrapeManager;
@@ -56,7 +56,7 @@ impl DedupSink {
 }
 
 impl SampleSink for DedupSink {
-    fn append(&self, samples: Vec<ScrapedSample>) -> Result<AppendOutcome, String> {
+    fn append(&self, samples: Vec<ScrapedSample>) -> Result<AppendOutcome, crate::store::StoreError> {
         let _guard = self.append_lock.lock().unwrap_or_else(|p| p.into_inner());
         let samples = match &self.dedup {
             Some(d) => d.lock().unwrap_or_else(|p| p.into_inner()).offer_batch(samples),
@@ -100,8 +100,14 @@ fn federate_settings(config: &FederationConfig) -> FederateSettings {
 
 fn flags(config: &FederationConfig) -> std::collections::BTreeMap<String, String> {
     let mut flags = std::collections::BTreeMap::new();
-    flags.insert("query.lookback-delta".to_string(), crate::api_duration(config.lookback_delta));
-    flags.insert("storage.tsdb.retention.time".to_string(), crate::api_duration(config.retention_time));
+    flags.insert(
+        "query.lookback-delta".to_string(),
+        crate::model::units::format_duration(config.lookback_delta),
+    );
+    flags.insert(
+        "storage.tsdb.retention.time".to_string(),
+        crate::model::units::format_duration(config.retention_time),
+    );
     flags.insert("obsd.role".to_string(), "federation".to_string());
     flags.insert("obsd.dedup.replica-label".to_string(), config.dedup.replica_label.clone());
     flags.insert("obsd.dedup.enabled".to_string(), config.dedup.enabled.to_string());

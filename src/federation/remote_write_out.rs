@@ -18,7 +18,7 @@
 
 use crate::config::RemoteWriteConfig;
 use crate::exposition::MetricFamily;
-use crate::labels::Labels;
+use crate::model::labels::Labels;
 use crate::remote_write::{self, proto};
 use prost::Message;
 use std::fs::{self, File, OpenOptions};

@@ -1,8 +1,9 @@
 //! The evaluator: selectors, subqueries, function calls and the step loop (`range_eval`).
 
-use super::storage::{LabelMatcher, Labels, MatchOp, Queryable, SeriesData, is_stale_nan};
+use super::storage::{Labels, Queryable, SeriesData};
 use super::value::{InstantSample, QueryValue, RangeSeries, Sample, Series, Val, drop_metric_name};
 use super::{QueryError, aggregate, binary, duration_ms, functions};
+use crate::model::{MatchOp, Matcher, is_stale_nan};
 use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
 use std::cell::Cell;
@@ -394,7 +395,7 @@ impl Ctx<'_> {
     /// counted against the sample limit while `f` holds them; `f`'s first error ends it.
     fn stream_series(
         &self,
-        matchers: &[LabelMatcher],
+        matchers: &[Matcher],
         mint_ms: i64,
         maxt_ms: i64,
         f: &mut dyn FnMut(SeriesData) -> Result<(), QueryError>,
@@ -476,25 +477,25 @@ impl Ctx<'_> {
     }
 }
 
-fn selector_matchers(vs: &VectorSelector) -> Result<Vec<LabelMatcher>, QueryError> {
+fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, QueryError> {
     let mut out = Vec::with_capacity(vs.matchers.matchers.len() + 1);
     if let Some(name) = &vs.name {
-        out.push(LabelMatcher::equal("__name__", name));
+        out.push(Matcher::equal("__name__", name));
     }
     for m in &vs.matchers.matchers {
         let op = match m.op {
             PMatchOp::Equal => MatchOp::Equal,
             PMatchOp::NotEqual => MatchOp::NotEqual,
-            PMatchOp::Re(_) => MatchOp::RegexMatch,
-            PMatchOp::NotRe(_) => MatchOp::RegexNoMatch,
+            PMatchOp::Re(_) => MatchOp::Regex,
+            PMatchOp::NotRe(_) => MatchOp::NotRegex,
         };
-        out.push(LabelMatcher::new(op, &m.name, &m.value).map_err(|e| QueryError::Parse(e.to_string()))?);
+        out.push(Matcher::new(op, &m.name, &m.value).map_err(|e| QueryError::Parse(e.to_string()))?);
     }
     Ok(out)
 }
 
 /// Matchers of a selector, for the API's `match[]` parameters.
-pub fn matchers_of(vs: &VectorSelector) -> Result<Vec<LabelMatcher>, QueryError> {
+pub fn matchers_of(vs: &VectorSelector) -> Result<Vec<Matcher>, QueryError> {
     selector_matchers(vs)
 }
 

@@ -1,7 +1,8 @@
 //! An in-memory [`Queryable`]: a plain list of series, scanned on every select. For tests,
 //! benchmarks and small embedded data; the sled store is the real one.
 
-use super::storage::{LabelMatcher, Labels, Queryable, SeriesData, StorageError};
+use super::storage::{Labels, Queryable, SeriesData, StorageError};
+use crate::model::Matcher;
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Default, Clone)]
@@ -38,7 +39,7 @@ impl MemoryQueryable {
 
     fn matching<'a>(
         &'a self,
-        matchers: &'a [LabelMatcher],
+        matchers: &'a [Matcher],
         mint_ms: i64,
         maxt_ms: i64,
     ) -> impl Iterator<Item = (&'a Labels, &'a [(i64, f64)])> + 'a {
@@ -59,7 +60,7 @@ impl MemoryQueryable {
 impl Queryable for MemoryQueryable {
     fn select(
         &self,
-        matchers: &[LabelMatcher],
+        matchers: &[Matcher],
         mint_ms: i64,
         maxt_ms: i64,
     ) -> Result<Vec<SeriesData>, StorageError> {
@@ -69,18 +70,13 @@ impl Queryable for MemoryQueryable {
             .collect())
     }
 
-    fn series(
-        &self,
-        matchers: &[LabelMatcher],
-        mint_ms: i64,
-        maxt_ms: i64,
-    ) -> Result<Vec<Labels>, StorageError> {
+    fn series(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<Labels>, StorageError> {
         Ok(self.matching(matchers, mint_ms, maxt_ms).map(|(l, _)| l.clone()).collect())
     }
 
     fn label_names(
         &self,
-        matchers: &[LabelMatcher],
+        matchers: &[Matcher],
         mint_ms: i64,
         maxt_ms: i64,
     ) -> Result<Vec<String>, StorageError> {
@@ -94,7 +90,7 @@ impl Queryable for MemoryQueryable {
     fn label_values(
         &self,
         name: &str,
-        matchers: &[LabelMatcher],
+        matchers: &[Matcher],
         mint_ms: i64,
         maxt_ms: i64,
     ) -> Result<Vec<String>, StorageError> {
@@ -111,7 +107,7 @@ impl Queryable for MemoryQueryable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::promql::storage::MatchOp;
+    use crate::model::MatchOp;
 
     #[test]
     fn select_filters_by_matchers_and_time() {
@@ -119,12 +115,12 @@ mod tests {
         m.add_sample(&[("__name__", "up"), ("job", "a")], 1000, 1.0);
         m.add_sample(&[("job", "b"), ("__name__", "up")], 2000, 0.0);
         m.add_sample(&[("__name__", "up"), ("job", "a")], 3000, 1.0);
-        let re = LabelMatcher::new(MatchOp::RegexMatch, "job", "a|c").unwrap();
+        let re = Matcher::new(MatchOp::Regex, "job", "a|c").unwrap();
         let got = m.select(&[re], 0, 2500).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].samples, vec![(1000, 1.0)]);
         // The regex is anchored: "a" must not match "ab".
-        let re = LabelMatcher::new(MatchOp::RegexMatch, "job", "").unwrap();
+        let re = Matcher::new(MatchOp::Regex, "job", "").unwrap();
         assert!(m.select(&[re], 0, 5000).unwrap().is_empty());
         assert_eq!(m.label_values("job", &[], 0, 5000).unwrap(), vec!["a", "b"]);
         assert_eq!(m.label_names(&[], 2000, 2000).unwrap(), vec!["__name__", "job"]);

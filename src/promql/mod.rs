@@ -16,8 +16,9 @@ pub mod storage;
 pub mod store_source;
 pub mod value;
 
+pub use eval::matchers_of;
 pub use memory::MemoryQueryable;
-pub use storage::{ExemplarData, LabelMatcher, Labels, MatchOp, Queryable, SeriesData, StorageError};
+pub use storage::{ExemplarData, Labels, Queryable, SeriesData, StorageError};
 pub use value::{InstantSample, QueryValue, RangeSeries};
 
 use promql_parser::parser::{self, Expr};
@@ -336,7 +337,7 @@ pub fn format_query(query: &str) -> Result<String, QueryError> {
 
 /// Parses a series selector as the API's `match[]` takes it (Prometheus's
 /// `ParseMetricSelector`): a plain vector selector, no offset or `@`.
-pub fn parse_selector(selector: &str) -> Result<Vec<LabelMatcher>, QueryError> {
+pub fn parse_selector(selector: &str) -> Result<Vec<crate::model::Matcher>, QueryError> {
     match parse(selector)? {
         Expr::VectorSelector(vs) if vs.offset.is_none() && vs.at.is_none() => eval::matchers_of(&vs),
         _ => {
@@ -347,8 +348,8 @@ pub fn parse_selector(selector: &str) -> Result<Vec<LabelMatcher>, QueryError> {
 
 /// The matchers of every vector and matrix selector in `expr`, in order of appearance: what
 /// Prometheus's `parser.ExtractSelectors` gives `/api/v1/query_exemplars`.
-pub fn extract_selectors(expr: &Expr) -> Result<Vec<Vec<LabelMatcher>>, QueryError> {
-    struct Collect(Vec<Vec<LabelMatcher>>);
+pub fn extract_selectors(expr: &Expr) -> Result<Vec<Vec<crate::model::Matcher>>, QueryError> {
+    struct Collect(Vec<Vec<crate::model::Matcher>>);
     impl promql_parser::util::ExprVisitor for Collect {
         type Error = QueryError;
         fn pre_visit(&mut self, e: &Expr) -> Result<bool, QueryError> {

@@ -5,11 +5,7 @@
 //! `storage.Querier`: matchers select series, every returned series carries its full label set
 //! (including `__name__`) sorted by label name, and its samples in increasing time order.
 
-use regex::Regex;
-use std::fmt;
-
-/// Prometheus's staleness marker, defined once by the store.
-pub use crate::store::{STALE_NAN_BITS, is_stale_nan, stale_nan};
+use crate::model::Matcher;
 
 /// A label set sorted by name; `__name__` is an ordinary entry.
 pub type Labels = Vec<(String, String)>;
@@ -19,83 +15,6 @@ pub type Labels = Vec<(String, String)>;
 pub enum StorageError {
     #[error("storage: {0}")]
     Internal(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MatchOp {
-    Equal,
-    NotEqual,
-    RegexMatch,
-    RegexNoMatch,
-}
-
-/// One label matcher; regexes are fully anchored as in Prometheus (`^(?:re)$`), and a label
-/// that is absent matches as the empty string.
-#[derive(Debug, Clone)]
-pub struct LabelMatcher {
-    pub name: String,
-    pub op: MatchOp,
-    pub value: String,
-    regex: Option<Regex>,
-}
-
-/// A regex in a matcher that does not compile; the user's fault.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid regular expression {value:?} for label {name:?}: {message}")]
-pub struct BadMatcher {
-    pub name: String,
-    pub value: String,
-    pub message: String,
-}
-
-impl LabelMatcher {
-    pub fn new(op: MatchOp, name: &str, value: &str) -> Result<Self, BadMatcher> {
-        let regex = match op {
-            MatchOp::RegexMatch | MatchOp::RegexNoMatch => {
-                Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| BadMatcher {
-                    name: name.to_string(),
-                    value: value.to_string(),
-                    message: e.to_string(),
-                })?)
-            }
-            _ => None,
-        };
-        Ok(Self { name: name.to_string(), op, value: value.to_string(), regex })
-    }
-
-    pub fn equal(name: &str, value: &str) -> Self {
-        Self { name: name.to_string(), op: MatchOp::Equal, value: value.to_string(), regex: None }
-    }
-
-    pub fn matches(&self, value: &str) -> bool {
-        match self.op {
-            MatchOp::Equal => self.value == value,
-            MatchOp::NotEqual => self.value != value,
-            MatchOp::RegexMatch => self.regex.as_ref().is_some_and(|r| r.is_match(value)),
-            MatchOp::RegexNoMatch => !self.regex.as_ref().is_some_and(|r| r.is_match(value)),
-        }
-    }
-
-    /// Whether the matcher accepts a series that lacks the label.
-    pub fn matches_empty(&self) -> bool {
-        self.matches("")
-    }
-
-    pub fn matches_labels(&self, labels: &Labels) -> bool {
-        self.matches(label_value(labels, &self.name).unwrap_or(""))
-    }
-}
-
-impl fmt::Display for LabelMatcher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let op = match self.op {
-            MatchOp::Equal => "=",
-            MatchOp::NotEqual => "!=",
-            MatchOp::RegexMatch => "=~",
-            MatchOp::RegexNoMatch => "!~",
-        };
-        write!(f, "{}{}{:?}", self.name, op, self.value)
-    }
 }
 
 pub fn label_value<'a>(labels: &'a Labels, name: &str) -> Option<&'a str> {
@@ -124,7 +43,7 @@ pub trait Queryable: Send + Sync {
     /// no sample in the range may be omitted. Order of the returned series does not matter.
     fn select(
         &self,
-        matchers: &[LabelMatcher],
+        matchers: &[Matcher],
         mint_ms: i64,
         maxt_ms: i64,
     ) -> Result<Vec<SeriesData>, StorageError>;
@@ -134,7 +53,7 @@ pub trait Queryable: Send + Sync {
     /// through `select`; a store that decodes per series does better.
     fn for_each_series(
         &self,
-        matchers: &[LabelMatcher],
+        matchers: &[Matcher],
         mint_ms: i64,
         maxt_ms: i64,
         f: &mut dyn FnMut(SeriesData) -> bool,
@@ -149,12 +68,7 @@ pub trait Queryable: Send + Sync {
 
     /// Label sets of the series matching `matchers` that have samples in the range; the
     /// default loads samples through `select`, a store may do better from its index.
-    fn series(
-        &self,
-        matchers: &[LabelMatcher],
-        mint_ms: i64,
-        maxt_ms: i64,
-    ) -> Result<Vec<Labels>, StorageError> {
+    fn series(&self, matchers: &[Matcher], mint_ms: i64, maxt_ms: i64) -> Result<Vec<Labels>, StorageError> {
         Ok(self.select(matchers, mint_ms, maxt_ms)?.into_iter().map(|s| s.labels).collect())
     }
 
@@ -162,7 +76,7 @@ pub trait Queryable: Send + Sync {
     /// is empty) with samples in the range.
     fn label_names(
         &self,
-        matchers: &[LabelMatcher],
+        matchers: &[Matcher],
         mint_ms: i64,
         maxt_ms: i64,
     ) -> Result<Vec<String>, StorageError>;
@@ -172,7 +86,7 @@ pub trait Queryable: Send + Sync {
     fn label_values(
         &self,
         name: &str,
-        matchers: &[LabelMatcher],
+        matchers: &[Matcher],
         mint_ms: i64,
         maxt_ms: i64,
     ) -> Result<Vec<String>, StorageError>;
@@ -182,7 +96,7 @@ pub trait Queryable: Send + Sync {
     /// without exemplar storage.
     fn exemplars(
         &self,
-        _matchers: &[LabelMatcher],
+        _matchers: &[Matcher],
         _mint_ms: i64,
         _maxt_ms: i64,
     ) -> Result<Vec<(Labels, Vec<ExemplarData>)>, StorageError> {

@@ -4,7 +4,7 @@
 use super::ReplicaState;
 use crate::api::serving::text_error;
 use crate::exposition;
-use crate::labels::Labels;
+use crate::model::labels::Labels;
 use crate::remote_write;
 use crate::store::{Exemplar, StoreError};
 use axum::Router;
@@ -127,7 +127,7 @@ async fn remote_write_receive(State(state): State<Shared>, headers: HeaderMap, b
 fn check_labels(labels: &[remote_write::proto::Label]) -> Result<(), String> {
     let mut names: Vec<&str> = Vec::with_capacity(labels.len());
     for label in labels {
-        if label.name == crate::labels::METRIC_NAME {
+        if label.name == crate::model::labels::METRIC_NAME {
             if !exposition::is_valid_metric_name(&label.value) {
                 return Err(format!("invalid metric name {:?}", label.value));
             }

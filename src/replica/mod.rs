@@ -49,8 +49,14 @@ pub struct Replica {
 /// What the Prometheus API reports about this role: build, flags, config, targets, metadata.
 fn api_info(state: &Arc<ReplicaState>, config: &ReplicaConfig, role: &str) -> ApiInfo {
     let mut flags = std::collections::BTreeMap::new();
-    flags.insert("query.lookback-delta".to_string(), crate::api_duration(config.lookback_delta));
-    flags.insert("storage.tsdb.retention.time".to_string(), crate::api_duration(config.retention_time));
+    flags.insert(
+        "query.lookback-delta".to_string(),
+        crate::model::units::format_duration(config.lookback_delta),
+    );
+    flags.insert(
+        "storage.tsdb.retention.time".to_string(),
+        crate::model::units::format_duration(config.retention_time),
+    );
     flags.insert("web.enable-remote-write-receiver".to_string(), config.remote_write_receiver.to_string());
     flags.insert("obsd.role".to_string(), role.to_string());
     serving::scrape_api_info(&state.scrape, flags, config.scrape.status_yaml.clone())

@@ -3,6 +3,7 @@
 
 use super::relabel::RelabelConfig;
 use crate::config::{Secret, parse_duration};
+use crate::model::units::parse_byte_size;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,7 +14,7 @@ pub struct PromDuration(pub Duration);
 
 impl Serialize for PromDuration {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&crate::api_duration(self.0))
+        s.serialize_str(&crate::model::units::format_duration(self.0))
     }
 }
 
@@ -48,23 +49,6 @@ impl<'de> Deserialize<'de> for ByteSize {
             serde::de::Error::custom(format!("invalid size {s:?} (expected e.g. 10MB, 512KB, 1GB)"))
         })
     }
-}
-
-pub fn parse_byte_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let number: u64 = text[..split].parse().ok()?;
-    let unit: u64 = match text[split..].trim() {
-        "" | "B" => 1,
-        "KB" | "KiB" => 1 << 10,
-        "MB" | "MiB" => 1 << 20,
-        "GB" | "GiB" => 1 << 30,
-        "TB" | "TiB" => 1 << 40,
-        "PB" | "PiB" => 1 << 50,
-        "EB" | "EiB" => 1 << 60,
-        _ => return None,
-    };
-    number.checked_mul(unit)
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -514,13 +498,5 @@ rule_files: ['rules.yml']
         assert_eq!(names, vec!["main", "a", "b"]);
         std::fs::write(dir.path().join("jobs-c.yml"), "scrape_configs:\n  - job_nam: c\n").unwrap();
         assert!(load_scrape_config_files(&mut file, &main).unwrap_err().contains("jobs-c.yml:"));
-    }
-
-    #[test]
-    fn byte_sizes() {
-        assert_eq!(parse_byte_size("10MB"), Some(10 << 20));
-        assert_eq!(parse_byte_size("512KiB"), Some(512 << 10));
-        assert_eq!(parse_byte_size("0"), Some(0));
-        assert_eq!(parse_byte_size("ten"), None);
     }
 }

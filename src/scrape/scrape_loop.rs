@@ -9,7 +9,7 @@ use super::target::Target;
 use crate::exposition::{
     self, Exemplar, ExpositionReader, Format, LabelCheck, LabelError, LabelLimits, MetricType,
 };
-use crate::labels::Labels;
+use crate::model::labels::Labels;
 use crate::store::SeriesRef;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -18,7 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 /// Prometheus's staleness marker, defined once by the store.
-pub use crate::store::{STALE_NAN_BITS, is_stale_nan, stale_nan};
+use crate::model::{now_ms, stale_nan};
+use crate::store::StoreError;
 
 pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
@@ -119,7 +120,9 @@ pub struct AppendOutcome {
 
 /// Where scraped samples go (the store, in a replica). One call per scrape.
 pub trait SampleSink: Send + Sync {
-    fn append(&self, samples: Vec<ScrapedSample>) -> Result<AppendOutcome, String>;
+    /// An error is the store refusing the whole batch (full disk, failed WAL); samples it
+    /// merely skipped (out of order, duplicate) are counted in the outcome instead.
+    fn append(&self, samples: Vec<ScrapedSample>) -> Result<AppendOutcome, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,10 +188,6 @@ impl Default for TargetState {
             metadata: Vec::new(),
         }
     }
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Builds the HTTP client for a job: timeout, TLS settings, redirects as Prometheus follows them.
@@ -640,6 +639,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::is_stale_nan;
     use crate::scrape::config::{PrometheusFile, resolve};
 
     #[test]
@@ -776,7 +776,7 @@ mod tests {
 
     struct Collect(Mutex<Vec<ScrapedSample>>);
     impl SampleSink for Collect {
-        fn append(&self, samples: Vec<ScrapedSample>) -> Result<AppendOutcome, String> {
+        fn append(&self, samples: Vec<ScrapedSample>) -> Result<AppendOutcome, StoreError> {
             self.0.lock().unwrap().extend(samples);
             Ok(AppendOutcome::default())
         }

@@ -2,7 +2,7 @@
 //! duplicate samples are counted, as Prometheus's scrape loop counts them, and the rest goes on.
 
 use super::scrape_loop::{AppendOutcome, SampleSink, ScrapedSample, ScrapedSeries};
-use crate::labels::Labels;
+use crate::model::labels::Labels;
 use crate::store::{Appender, Exemplar, SeriesRef, Store, StoreError};
 
 /// Called with each sample the store took.
@@ -28,14 +28,14 @@ pub fn append_scrape(
     store: &Store,
     samples: Vec<ScrapedSample>,
     mut accepted: Option<&mut Accepted>,
-) -> Result<AppendOutcome, String> {
+) -> Result<AppendOutcome, StoreError> {
     let mut app = store.appender();
     let mut outcome = AppendOutcome::default();
     for s in samples {
         let r = match series_ref(&mut app, &s.series) {
             Ok(r) => r,
             Err(e) if e.is_user_error() => continue,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e),
         };
         if let Some(e) = s.exemplar {
             let t = e.timestamp_ms.unwrap_or(s.t_ms);
@@ -50,10 +50,10 @@ pub fn append_scrape(
             Err(StoreError::OutOfOrderSample { .. }) => outcome.out_of_order += 1,
             Err(StoreError::DuplicateSample { .. }) => outcome.duplicates += 1,
             Err(e) if e.is_user_error() => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e),
         }
     }
-    let summary = app.commit().map_err(|e| e.to_string())?;
+    let summary = app.commit()?;
     outcome.appended = summary.appended as u64;
     outcome.out_of_order += summary.out_of_order as u64;
     outcome.duplicates += summary.duplicate as u64;
@@ -64,7 +64,7 @@ pub fn append_scrape(
 pub struct StoreSink(pub Store);
 
 impl SampleSink for StoreSink {
-    fn append(&self, samples: Vec<ScrapedSample>) -> Result<AppendOutcome, String> {
+    fn append(&self, samples: Vec<ScrapedSample>) -> Result<AppendOutcome, StoreError> {
         append_scrape(&self.0, samples, None)
     }
 }

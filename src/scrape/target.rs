@@ -90,8 +90,8 @@ pub fn populate(
         ("__address__".into(), address.to_string()),
         ("__metrics_path__".into(), job.metrics_path.clone()),
         ("__scheme__".into(), job.scheme.clone()),
-        ("__scrape_interval__".into(), crate::api_duration(job.interval)),
-        ("__scrape_timeout__".into(), crate::api_duration(job.timeout)),
+        ("__scrape_interval__".into(), crate::model::units::format_duration(job.interval)),
+        ("__scrape_timeout__".into(), crate::model::units::format_duration(job.timeout)),
         ("job".into(), job.name.clone()),
     ];
     for (name, values) in &job.params {

@@ -28,7 +28,8 @@ pub fn parse_line(line: &str) -> Result<Option<ParsedSample>, String> {
     if name.is_empty() {
         return Err("missing metric name".into());
     }
-    let mut pairs: Vec<(String, String)> = vec![(crate::labels::METRIC_NAME.to_string(), name.to_string())];
+    let mut pairs: Vec<(String, String)> =
+        vec![(crate::model::labels::METRIC_NAME.to_string(), name.to_string())];
     let mut rest = &line[name_end..];
     if let Some(after) = rest.strip_prefix('{') {
         let mut chars = after.char_indices().peekable();
@@ -811,7 +812,7 @@ pub fn parse_selector(sel: &str) -> anyhow::Result<Vec<super::Matcher>> {
     };
     let mut out = Vec::new();
     if !name.trim().is_empty() {
-        out.push(Matcher::equal(crate::labels::METRIC_NAME, name.trim()));
+        out.push(Matcher::equal(crate::model::labels::METRIC_NAME, name.trim()));
     }
     let body = rest.strip_prefix('{').and_then(|r| r.strip_suffix('}')).unwrap_or("");
     let mut chars = body.chars().peekable();

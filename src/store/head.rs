@@ -9,7 +9,7 @@
 use super::Exemplar;
 use super::chunk::{XorAppender, XorIter};
 use super::encoding::{Reader, put_bytes, put_uvarint, put_varint};
-use crate::labels::Labels;
+use crate::model::labels::Labels;
 use std::collections::VecDeque;
 use std::sync::Arc;
 

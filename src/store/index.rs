@@ -8,8 +8,8 @@
 
 use super::encoding::{Reader, put_uvarint};
 use super::head::SeriesHead;
-use super::matcher::Matcher;
-use crate::labels::Labels;
+use crate::model::Matcher;
+use crate::model::labels::Labels;
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::BuildHasher;

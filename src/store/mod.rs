@@ -36,12 +36,11 @@ pub mod head;
 pub mod head_file;
 pub mod index;
 pub mod keys;
-pub mod matcher;
 mod space;
 pub mod wal;
 
-pub use crate::labels::Labels;
-pub use matcher::{MatchOp, Matcher};
+pub use crate::model::labels::Labels;
+pub use crate::model::{MatchOp, Matcher};
 
 use crate::exposition::MetricFamily;
 use head::{Appended, ClosedChunk, Rejection, SeriesHead};
@@ -50,19 +49,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use thiserror::Error;
 
-/// Prometheus's staleness marker: a NaN with this exact bit pattern.
-pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
-
-pub fn stale_nan() -> f64 {
-    f64::from_bits(STALE_NAN_BITS)
-}
-
-pub fn is_stale_nan(v: f64) -> bool {
-    v.to_bits() == STALE_NAN_BITS
-}
+pub use crate::model::{STALE_NAN_BITS, is_stale_nan, stale_nan};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -374,9 +364,7 @@ pub async fn open_role_store(
     })
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
+pub use crate::model::now_ms;
 
 fn micros(d: Duration) -> u64 {
     d.as_micros().min(u128::from(u64::MAX)) as u64

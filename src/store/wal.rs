@@ -17,7 +17,7 @@
 //! segments are still read, and new records always go to a fresh segment, never after a torn tail.
 
 use super::encoding::{Reader, put_bytes, put_uvarint, put_varint};
-use crate::labels::Labels;
+use crate::model::labels::Labels;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

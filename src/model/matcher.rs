@@ -1,4 +1,5 @@
-//! Label matchers as PromQL writes them: `=`, `!=`, `=~`, `!~`.
+//! Label matchers as PromQL writes them: `=`, `!=`, `=~`, `!~`. The store's postings lookup,
+//! the PromQL engine and the APIs' `match[]` all take these, built once per query.
 //!
 //! Regexes are fully anchored the way Prometheus anchors them (`^(?:re)$`), and a label that a
 //! series lacks is matched as the empty string, so `{foo!="x"}` selects series without `foo`
@@ -47,15 +48,27 @@ impl PartialEq for Matcher {
     }
 }
 
+/// A regex in a matcher that does not compile; the user's fault.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid regular expression {value:?} for label {name:?}: {message}")]
+pub struct BadMatcher {
+    pub name: String,
+    pub value: String,
+    pub message: String,
+}
+
 impl Matcher {
     /// Builds a matcher; a regex that does not compile is an error naming it.
-    pub fn new(op: MatchOp, name: impl Into<String>, value: impl Into<String>) -> Result<Self, regex::Error> {
-        let value = value.into();
+    pub fn new(op: MatchOp, name: impl Into<String>, value: impl Into<String>) -> Result<Self, BadMatcher> {
+        let (name, value) = (name.into(), value.into());
         let re = match op {
-            MatchOp::Regex | MatchOp::NotRegex => Some(Regex::new(&format!("^(?:{value})$"))?),
+            MatchOp::Regex | MatchOp::NotRegex => match Regex::new(&format!("^(?:{value})$")) {
+                Ok(re) => Some(re),
+                Err(e) => return Err(BadMatcher { name, value, message: e.to_string() }),
+            },
             _ => None,
         };
-        Ok(Matcher { name: name.into(), op, value, re })
+        Ok(Matcher { name, op, value, re })
     }
 
     pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Self {
@@ -66,11 +79,11 @@ impl Matcher {
         Matcher { name: name.into(), op: MatchOp::NotEqual, value: value.into(), re: None }
     }
 
-    pub fn regex(name: impl Into<String>, re: &str) -> Result<Self, regex::Error> {
+    pub fn regex(name: impl Into<String>, re: &str) -> Result<Self, BadMatcher> {
         Self::new(MatchOp::Regex, name, re)
     }
 
-    pub fn not_regex(name: impl Into<String>, re: &str) -> Result<Self, regex::Error> {
+    pub fn not_regex(name: impl Into<String>, re: &str) -> Result<Self, BadMatcher> {
         Self::new(MatchOp::NotRegex, name, re)
     }
 
@@ -88,6 +101,11 @@ impl Matcher {
     /// Whether a series lacking the label matches; such matchers cannot narrow by postings.
     pub fn matches_empty(&self) -> bool {
         self.matches("")
+    }
+
+    /// Whether the series with these labels (sorted or not) matches; an absent label is "".
+    pub fn matches_labels(&self, labels: &[(String, String)]) -> bool {
+        self.matches(labels.iter().find(|(n, _)| *n == self.name).map_or("", |(_, v)| v.as_str()))
     }
 
     /// For `=` (non-empty), the single value to look up directly in the postings.

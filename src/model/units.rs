@@ -1,4 +1,5 @@
-//! Prometheus duration strings (`30s`, `1m30s`, `2h`, `500ms`), as every upstream config uses.
+//! The units configs and APIs write: Prometheus duration strings (`30s`, `1m30s`, `2h`,
+//! `500ms`) both ways, and byte sizes (`512MB`, `1GiB`) as Prometheus's `body_size_limit`.
 
 use std::time::Duration;
 
@@ -52,6 +53,47 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     Ok(Duration::from_millis(ms))
 }
 
+/// Formats a duration the way Prometheus prints one (`1m`, `15s`, `1h30m`, `500ms`).
+pub fn format_duration(d: Duration) -> String {
+    let mut ms = d.as_millis() as u64;
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, size) in [
+        ("y", 365 * 86_400_000u64),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ] {
+        if ms >= size {
+            out.push_str(&format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    out
+}
+
+pub fn parse_byte_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let number: u64 = text[..split].parse().ok()?;
+    let unit: u64 = match text[split..].trim() {
+        "" | "B" => 1,
+        "KB" | "KiB" => 1 << 10,
+        "MB" | "MiB" => 1 << 20,
+        "GB" | "GiB" => 1 << 30,
+        "TB" | "TiB" => 1 << 40,
+        "PB" | "PiB" => 1 << 50,
+        "EB" | "EiB" => 1 << 60,
+        _ => return None,
+    };
+    number.checked_mul(unit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +111,21 @@ mod tests {
         assert!(parse_duration("1s1m").is_err());
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("-5s").is_err());
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("10MB"), Some(10 << 20));
+        assert_eq!(parse_byte_size("512KiB"), Some(512 << 10));
+        assert_eq!(parse_byte_size("0"), Some(0));
+        assert_eq!(parse_byte_size("ten"), None);
+    }
+
+    #[test]
+    fn formats_as_prometheus_prints() {
+        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+        assert_eq!(format_duration(Duration::from_secs(15 * 86400)), "2w1d");
     }
 }

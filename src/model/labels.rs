@@ -109,10 +109,23 @@ impl fmt::Display for Labels {
             if i > 0 {
                 f.write_str(", ")?;
             }
-            write!(f, "{n}=\"{}\"", crate::exposition::escape_label_value(v))?;
+            write!(f, "{n}=\"{}\"", escape_label_value(v))?;
         }
         f.write_str("}")
     }
+}
+
+pub fn escape_label_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
