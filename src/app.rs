@@ -17,24 +17,6 @@ use std::path::PathBuf;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-/// `--role all` with embedded defaults would put the replica and the federation on the same
-/// port (both default to Prometheus's :9090); the federation then stays off with a warning.
-/// Returns whether it did.
-pub fn drop_clashing_federation(roles: &mut Vec<Role>, config: &Config) -> bool {
-    if roles.contains(&Role::Replica)
-        && roles.contains(&Role::Federation)
-        && !config.clashes_among(&[Role::Replica, Role::Federation]).is_empty()
-    {
-        tracing::warn!(
-            address = %config.federation.listen.address,
-            "--role all: the federation listens where the replica does; set [federation.listen] to run both"
-        );
-        roles.retain(|r| *r != Role::Federation);
-        return true;
-    }
-    false
-}
-
 fn common_routes() -> Router {
     Router::new()
         .route("/-/healthy", get(|| async { "Healthy.\n" }))

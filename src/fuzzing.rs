@@ -117,9 +117,9 @@ pub fn config_toml(data: &[u8]) {
 pub fn prometheus_yaml(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(file) =
-        crate::scrape::config::parse_prometheus_yaml::<crate::scrape::config::PrometheusFile>(text)
+        crate::config::prometheus::parse_prometheus_yaml::<crate::config::prometheus::PrometheusFile>(text)
     {
-        let _ = crate::scrape::config::resolve(&file);
+        let _ = crate::config::prometheus::resolve(&file);
     }
 }
 

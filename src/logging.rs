@@ -29,30 +29,7 @@ pub enum LogError {
     Level(String),
 }
 
-/// `global.log_format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
-}
-
-impl LogFormat {
-    pub fn parse(text: &str) -> Option<LogFormat> {
-        match text {
-            "text" => Some(LogFormat::Text),
-            "json" => Some(LogFormat::Json),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        }
-    }
-}
+pub use crate::config::LogFormat;
 
 /// The filter for `level` extended by `rust_log`: a bare level there replaces `level`, a
 /// `module=level` directive adds to it, as tracing users expect of `RUST_LOG`.

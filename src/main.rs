@@ -313,17 +313,8 @@ fn check_config(cli: &Cli, path: Option<&PathBuf>) -> anyhow::Result<()> {
     let config = config::load(Some(&path))?;
     // Which roles share a host the file cannot say: `--role` names those that do, and their
     // clashes are errors; clashes with the other roles the file configures are warnings.
-    let mut asked = cli.role.as_deref().map(Role::parse_list).transpose().map_err(Usage)?;
+    let asked = cli.role.as_deref().map(Role::parse_list).transpose().map_err(Usage)?;
     let mut warnings = config.warning_lines();
-    if let (Some(roles), Some(text)) = (&mut asked, cli.role.as_deref())
-        && text.split(',').any(|r| r.trim() == "all")
-        && app::drop_clashing_federation(roles, &config)
-    {
-        warnings.push(
-            "--role all: the federation listens where the replica does and would stay off; set [federation.listen] to run both"
-                .into(),
-        );
-    }
     let (errors, clashes) = match &asked {
         Some(roles) => (config.clashes_among(roles), config.clashes_with_others(roles)),
         None => (Vec::new(), config.clashes_among(&config.configured_roles)),
@@ -427,7 +418,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 .into(),
         )
     })?;
-    let mut roles = Role::parse_list(role_text).map_err(Usage)?;
+    let roles = Role::parse_list(role_text).map_err(Usage)?;
     let all = role_text.split(',').any(|r| r.trim() == "all");
     // Whatever loading the config logs must reach stderr even though the config's own
     // log_level and log_format are not known yet.
@@ -444,9 +435,6 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
     drop(early);
     logging::init(cli.log_level.as_deref().unwrap_or(&config.global.log_level), config.global.log_format)
         .map_err(usage_if_env)?;
-    if all {
-        app::drop_clashing_federation(&mut roles, &config);
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("obsd")

@@ -355,10 +355,10 @@ fn check_config_reports_listener_clashes_with_both_lines() {
     let (code, _, err) = run(&["check-config", p, "--role", "replica"]);
     assert_eq!(code, 0, "{err}");
     assert!(both(&err), "the federation in the file is still worth a warning: {err}");
-    // As at start, `--role all` leaves a clashing federation off, with a warning.
+    // `--role all` runs every role together: the same refusal, no role quietly left off.
     let (code, _, err) = run(&["check-config", p, "--role", "all"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("federation") && err.contains("stay off"), "{err}");
+    assert_eq!(code, 1, "{err}");
+    assert!(both(&err), "{err}");
 
     // Within one role a clash can never start anywhere.
     std::fs::write(

@@ -341,7 +341,7 @@ async fn label_values(
         async {
             let p = params(q, &headers, &body)?;
             let name = unescape_label_name(&name);
-            if !crate::promql::storage::valid_label_name(&name) {
+            if !crate::model::labels::is_valid_label_name(&name) {
                 return Err(ApiError::BadData(format!("invalid label name: {name:?}")));
             }
             let sets = matcher_sets(&p)?;

@@ -3,8 +3,7 @@
 //! `timeout_connect`, …) with `-` and spaces spelled `_`, so an SRE can map every line of a
 //! haproxy.cfg onto it; `obsd balancer import-haproxy` does that mapping mechanically.
 
-use super::raw::{RawListener, RawTls};
-use super::validate::Checker;
+use super::check::{Checker, RawListener, RawTls};
 use super::{ListenerConfig, PasswordCheck, Secret, TlsConfig};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};

@@ -5,9 +5,12 @@
 
 pub mod acl;
 mod balancer;
+mod check;
 pub mod listeners;
 mod plugins;
+pub mod prometheus;
 mod raw;
+pub mod relabel;
 mod secret;
 mod validate;
 pub mod yaml_depth;
@@ -165,7 +168,7 @@ impl Config {
 pub struct GlobalConfig {
     pub data_dir: PathBuf,
     pub log_level: String,
-    pub log_format: crate::logging::LogFormat,
+    pub log_format: LogFormat,
     pub shutdown_timeout: Duration,
 }
 
@@ -197,21 +200,21 @@ pub struct ListenerConfig {
 #[derive(Debug, Clone)]
 pub struct ReplicaConfig {
     pub listen: ListenerConfig,
-    pub scrape: crate::scrape::config::ScrapeSettings,
+    pub scrape: crate::config::prometheus::ScrapeSettings,
     /// Where the scrape settings came from, for `check-config` and logs.
     pub scrape_source: String,
     pub lookback_delta: Duration,
     pub retention_time: Duration,
     pub retention_size: Option<u64>,
     pub remote_write_receiver: bool,
-    pub remote_write_limits: crate::remote_write::Limits,
+    pub remote_write_limits: RemoteWriteLimits,
 }
 
 /// The federation role: the replica's scrape, store and API, plus HA dedup and remote write.
 #[derive(Debug, Clone)]
 pub struct FederationConfig {
     pub listen: ListenerConfig,
-    pub scrape: crate::scrape::config::ScrapeSettings,
+    pub scrape: crate::config::prometheus::ScrapeSettings,
     pub scrape_source: String,
     pub lookback_delta: Duration,
     pub retention_time: Duration,
@@ -495,6 +498,87 @@ fn describe_balancer(b: &BalancerConfig, listener: &dyn Fn(&ListenerConfig) -> S
     }
     out
 }
+
+/// `global.log_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn parse(text: &str) -> Option<LogFormat> {
+        match text {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// Bounds on one decoded write request (0: none, as Prometheus's limits). A protobuf message decodes to many times its wire
+/// size (a 2-byte empty series becomes a 72-byte struct, a 2-byte empty label 48 bytes), so
+/// they are checked on the wire, before anything is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteWriteLimits {
+    pub max_series: usize,
+    pub max_labels_per_series: usize,
+    /// Names and values of one series' labels together.
+    pub max_label_bytes_per_series: usize,
+    /// The decompressed body, and the memory the decoded request is estimated to take.
+    pub max_decoded_bytes: usize,
+}
+
+impl Default for RemoteWriteLimits {
+    fn default() -> Self {
+        // A Prometheus sender's batch is `max_samples_per_send` (500 in 2.42) series at most,
+        // and Mimir's defaults are 30 labels and 1 KiB + 2 KiB per label: these leave ample room.
+        RemoteWriteLimits {
+            max_series: 100_000,
+            max_labels_per_series: 256,
+            max_label_bytes_per_series: 64 << 10,
+            max_decoded_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The exporter's collectors with node_exporter 1.5's default state for each: the names
+/// `[exporter.collectors]` accepts. Kept here, as data, so reading a config needs no exporter
+/// code; the exporter's registry is tested to hold exactly these names.
+pub const EXPORTER_COLLECTORS: &[(&str, bool)] = &[
+    ("arp", true),
+    ("conntrack", true),
+    ("cpu", true),
+    ("diskstats", true),
+    ("entropy", true),
+    ("filefd", true),
+    ("filesystem", true),
+    ("loadavg", true),
+    ("meminfo", true),
+    ("netclass", true),
+    ("netdev", true),
+    ("netstat", true),
+    ("os", true),
+    ("pressure", true),
+    ("selinux", true),
+    ("sockstat", true),
+    ("softnet", true),
+    ("stat", true),
+    ("textfile", true),
+    ("time", true),
+    ("timex", true),
+    ("udp_queues", true),
+    ("uname", true),
+    ("vmstat", true),
+];
 
 #[cfg(test)]
 mod tests {

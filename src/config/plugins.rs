@@ -1,7 +1,7 @@
 //! `[exporter.plugins]` (shared settings) and `[[exporter.plugin]]` (one WASM plugin each):
 //! what a plugin may see and how much it may spend. The exporter's `plugins` module runs them.
 
-use super::validate::Checker;
+use super::check::Checker;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 //! `validate` turns this into the resolved `Config` the roles run on.
 
 use super::Secret;
+use super::check::RawListener;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use toml::Spanned;
@@ -27,28 +28,6 @@ pub struct RawGlobal {
     pub shutdown_timeout: Option<Spanned<String>>,
 }
 
-/// The one listener shape every HTTP endpoint of every role shares.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawListener {
-    pub address: Option<Spanned<String>>,
-    pub tls: Option<RawTls>,
-    /// user → password: a bcrypt hash (`$2y$…`, as Prometheus's web config) or `plain:<secret>`.
-    pub basic_auth_users: Option<BTreeMap<String, Spanned<Secret>>>,
-    pub max_connections: Option<usize>,
-    pub header_read_timeout: Option<Spanned<String>>,
-    pub read_timeout: Option<Spanned<String>>,
-    pub max_header_bytes: Option<usize>,
-    pub max_body_bytes: Option<usize>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTls {
-    pub cert_file: Spanned<String>,
-    pub key_file: Spanned<Secret>,
-}
-
 /// `[federation]`: the central Prometheus. Scrapes `/federate` of the replicas with the
 /// replica's scrape settings, deduplicates HA replicas, stores, serves the same API and may
 /// remote-write onward.
@@ -57,8 +36,8 @@ pub struct RawTls {
 pub struct RawFederation {
     pub listen: RawListener,
     pub prometheus_config: Option<Spanned<String>>,
-    pub global: Option<crate::scrape::config::GlobalConfig>,
-    pub scrape_configs: Option<Vec<crate::scrape::config::ScrapeConfig>>,
+    pub global: Option<crate::config::prometheus::GlobalConfig>,
+    pub scrape_configs: Option<Vec<crate::config::prometheus::ScrapeConfig>>,
     pub lookback_delta: Option<Spanned<String>>,
     pub retention_time: Option<Spanned<String>>,
     pub retention_size: Option<Spanned<String>>,
@@ -105,7 +84,7 @@ pub struct RawRemoteWrite {
     pub url: Option<Spanned<String>>,
     /// Names the queue directory and the `url` label of the self metrics; defaults to a hash.
     pub name: Option<Spanned<String>>,
-    pub basic_auth: Option<crate::scrape::config::BasicAuth>,
+    pub basic_auth: Option<crate::config::prometheus::BasicAuth>,
     pub bearer_token: Option<Secret>,
     pub bearer_token_file: Option<String>,
     pub headers: Option<BTreeMap<String, Secret>>,
@@ -153,8 +132,8 @@ pub struct RawExporter {
 pub struct RawReplica {
     pub listen: RawListener,
     pub prometheus_config: Option<Spanned<String>>,
-    pub global: Option<crate::scrape::config::GlobalConfig>,
-    pub scrape_configs: Option<Vec<crate::scrape::config::ScrapeConfig>>,
+    pub global: Option<crate::config::prometheus::GlobalConfig>,
+    pub scrape_configs: Option<Vec<crate::config::prometheus::ScrapeConfig>>,
     /// How far back an instant query looks for a sample (Prometheus's --query.lookback-delta).
     pub lookback_delta: Option<Spanned<String>>,
     /// Prometheus's --storage.tsdb.retention.time.

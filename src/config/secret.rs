@@ -178,7 +178,7 @@ fn quoted_len(text: &str, quote: char) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scrape::config::PrometheusFile;
+    use crate::config::prometheus::PrometheusFile;
 
     /// A file path beside a secret that Prometheus shows as it is (`password_file`,
     /// `bearer_token_file`); a private key's path (`key_file`) is not one of them.
@@ -311,7 +311,7 @@ mod tests {
     #[test]
     fn a_fully_filled_config_shows_no_secret() {
         let (file, leaves) = walk::fill::<PrometheusFile>();
-        let shown = crate::scrape::config::status_yaml(&file);
+        let shown = crate::config::prometheus::status_yaml(&file);
         let debug = format!("{file:?}");
         let mut plain_shown = 0;
         for leaf in &leaves {

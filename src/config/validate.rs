@@ -1,17 +1,14 @@
 //! Raw TOML → resolved `Config`. Collects every problem instead of stopping at the first,
 //! so one edit-and-retry fixes a file.
 
-use super::listeners::{self, ListenSite};
-use super::raw::{RawCollector, RawConfig, RawExporter, RawFederation, RawListener, RawReplica};
+use super::check::Checker;
+use super::listeners;
+use super::raw::{RawCollector, RawConfig, RawExporter, RawFederation, RawReplica};
 use super::{
     CollectorConfig, Config, ConfigProblem, DEFAULT_SPAN_METRICS_BUCKETS_MS, DedupConfig, ExporterConfig,
-    FederationConfig, GlobalConfig, ListenerConfig, PasswordCheck, RemoteWriteConfig, ReplicaConfig, Role,
-    Secret, TlsConfig, line_col, parse_duration,
+    FederationConfig, GlobalConfig, RemoteWriteConfig, ReplicaConfig, Role, Secret, line_col, parse_duration,
 };
-use crate::exporter::collectors;
-use crate::scrape::config::{PrometheusFile, ScrapeSettings};
-use regex::Regex;
-use std::net::SocketAddr;
+use crate::config::prometheus::{PrometheusFile, ScrapeSettings};
 use std::path::PathBuf;
 use std::time::Duration;
 use toml::Spanned;
@@ -31,157 +28,15 @@ pub const DEFAULT_DISKSTATS_DEVICE_EXCLUDE: &str = "^(ram|loop|fd|(h|s|v|xv)d[a-
 pub const DEFAULT_NETSTAT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
 pub const DEFAULT_VMSTAT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
 
-pub(super) struct Checker<'a> {
-    pub(super) text: &'a str,
-    pub(super) problems: Vec<ConfigProblem>,
-    pub(super) warnings: Vec<ConfigProblem>,
-    /// Every socket of every role, for the clash check once all are resolved.
-    pub(super) sites: Vec<ListenSite>,
-}
-
 impl Checker<'_> {
-    pub(super) fn site(
-        &mut self,
-        key: &str,
-        address: SocketAddr,
-        udp: bool,
-        value: Option<&Spanned<String>>,
-    ) {
-        let Some(role) = ListenSite::role_of(key) else { return };
-        let at = value.map(|v| line_col(self.text, v.span().start));
-        self.sites.push(ListenSite { role, key: key.to_string(), address, udp, at });
-    }
-
-    pub(super) fn warning<T>(&mut self, spanned: &Spanned<T>, key: &str, message: impl Into<String>) {
-        let (line, column) = line_col(self.text, spanned.span().start);
-        self.warnings.push(ConfigProblem { line, column, key: key.to_string(), message: message.into() });
-    }
-
-    /// A listener's or frontend's `tls` table: both files must exist.
-    pub(super) fn tls(&mut self, t: &super::raw::RawTls, key: &str) -> TlsConfig {
-        if !std::path::Path::new(t.cert_file.get_ref()).is_file() {
-            self.problem(
-                &t.cert_file,
-                &format!("{key}.tls.cert_file"),
-                format!("file {:?} does not exist", t.cert_file.get_ref()),
-            );
-        }
-        // The key's path is a secret like the key (status pages show `<secret>`); the
-        // problem's line and key say which setting it is.
-        if !std::path::Path::new(t.key_file.get_ref().expose()).is_file() {
-            self.problem(&t.key_file, &format!("{key}.tls.key_file"), "file does not exist");
-        }
-        TlsConfig { cert_file: t.cert_file.get_ref().into(), key_file: t.key_file.get_ref().clone() }
-    }
-
-    pub(super) fn problem<T>(&mut self, spanned: &Spanned<T>, key: &str, message: impl Into<String>) {
-        let (line, column) = line_col(self.text, spanned.span().start);
-        self.problems.push(ConfigProblem { line, column, key: key.to_string(), message: message.into() });
-    }
-
-    pub(super) fn duration(
-        &mut self,
-        value: &Option<Spanned<String>>,
-        key: &str,
-        default: Duration,
-    ) -> Duration {
-        match value {
-            None => default,
-            Some(v) => match parse_duration(v.get_ref()) {
-                Ok(d) => d,
-                Err(e) => {
-                    self.problem(v, key, e.to_string());
-                    default
-                }
-            },
-        }
-    }
-
-    fn regex(&mut self, value: &Option<Spanned<String>>, key: &str, default: &str) -> Regex {
-        let fallback = || Regex::new(default).unwrap_or_else(|_| Regex::new("$^").expect("trivial regex"));
-        match value {
-            None => fallback(),
-            Some(v) => match Regex::new(v.get_ref()) {
-                Ok(r) => r,
-                Err(e) => {
-                    self.problem(v, key, format!("invalid regular expression: {e}"));
-                    fallback()
-                }
-            },
-        }
-    }
-
-    pub(super) fn listener(&mut self, raw: &RawListener, key: &str, default_address: &str) -> ListenerConfig {
-        self.listener_with_body_limit(raw, key, default_address, 32 * 1024 * 1024)
-    }
-
-    /// A listener whose `max_body_bytes` defaults to `default_body_bytes`.
-    fn listener_with_body_limit(
-        &mut self,
-        raw: &RawListener,
-        key: &str,
-        default_address: &str,
-        default_body_bytes: usize,
-    ) -> ListenerConfig {
-        let fallback: SocketAddr = default_address.parse().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
-        let address = match &raw.address {
-            None => fallback,
-            Some(a) => match resolve_address(a.get_ref()) {
-                Ok(addr) => addr,
-                Err(message) => {
-                    self.problem(a, &format!("{key}.address"), message);
-                    fallback
-                }
-            },
-        };
-        self.site(&format!("{key}.address"), address, false, raw.address.as_ref());
-        let tls = raw.tls.as_ref().map(|t| self.tls(t, key));
-        let mut basic_auth_users = std::collections::BTreeMap::new();
-        for (user, secret) in raw.basic_auth_users.iter().flatten() {
-            let s = secret.get_ref().expose();
-            let check = if let Some(plain) = s.strip_prefix("plain:") {
-                PasswordCheck::Plain(Secret::new(plain))
-            } else if s.starts_with("$2a$") || s.starts_with("$2b$") || s.starts_with("$2y$") {
-                PasswordCheck::Bcrypt(secret.get_ref().clone())
-            } else {
-                self.problem(
-                    secret,
-                    &format!("{key}.basic_auth_users.{user}"),
-                    "expected a bcrypt hash ($2y$…) or plain:<password>",
-                );
-                continue;
-            };
-            basic_auth_users.insert(user.clone(), check);
-        }
-        ListenerConfig {
-            address,
-            tls,
-            basic_auth_users,
-            max_connections: raw.max_connections.unwrap_or(1024),
-            header_read_timeout: self.duration(
-                &raw.header_read_timeout,
-                &format!("{key}.header_read_timeout"),
-                Duration::from_secs(10),
-            ),
-            // Prometheus's --web.read-timeout default.
-            read_timeout: self.duration(
-                &raw.read_timeout,
-                &format!("{key}.read_timeout"),
-                Duration::from_secs(300),
-            ),
-            max_header_bytes: raw.max_header_bytes.unwrap_or(64 * 1024),
-            max_body_bytes: raw.max_body_bytes.unwrap_or(default_body_bytes),
-        }
-    }
-
     /// Scrape settings from a prometheus.yml (errors located in that file) or inline TOML.
     fn scrape_settings(
         &mut self,
         section: &str,
         file: &Option<Spanned<String>>,
-        global: &Option<crate::scrape::config::GlobalConfig>,
-        scrape_configs: &Option<Vec<crate::scrape::config::ScrapeConfig>>,
-        extra_jobs: Vec<crate::scrape::config::ScrapeConfig>,
+        global: &Option<crate::config::prometheus::GlobalConfig>,
+        scrape_configs: &Option<Vec<crate::config::prometheus::ScrapeConfig>>,
+        extra_jobs: Vec<crate::config::prometheus::ScrapeConfig>,
     ) -> (ScrapeSettings, String) {
         let empty = ScrapeSettings {
             external_labels: Vec::new(),
@@ -209,9 +64,9 @@ impl Checker<'_> {
                         return (empty, String::new());
                     }
                 };
-                match crate::scrape::config::parse_prometheus_yaml::<PrometheusFile>(&text) {
+                match crate::config::prometheus::parse_prometheus_yaml::<PrometheusFile>(&text) {
                     Ok(mut f) => {
-                        if let Err(e) = crate::scrape::config::load_scrape_config_files(
+                        if let Err(e) = crate::config::prometheus::load_scrape_config_files(
                             &mut f,
                             std::path::Path::new(path.get_ref()),
                         ) {
@@ -252,7 +107,7 @@ impl Checker<'_> {
                 );
             }
         }
-        match crate::scrape::config::resolve(&parsed) {
+        match crate::config::prometheus::resolve(&parsed) {
             Ok(s) => (s, source),
             Err(errors) => {
                 for e in errors {
@@ -279,8 +134,8 @@ impl Checker<'_> {
             Vec::new(),
         );
         let retention_size = self.byte_size(&raw.retention_size, "replica.retention_size");
-        let defaults = crate::remote_write::Limits::default();
-        let remote_write_limits = crate::remote_write::Limits {
+        let defaults = super::RemoteWriteLimits::default();
+        let remote_write_limits = super::RemoteWriteLimits {
             max_series: raw.remote_write_max_series.unwrap_or(defaults.max_series),
             max_labels_per_series: raw
                 .remote_write_max_labels_per_series
@@ -312,19 +167,8 @@ impl Checker<'_> {
         }
     }
 
-    fn byte_size(&mut self, value: &Option<Spanned<String>>, key: &str) -> Option<u64> {
-        let s = value.as_ref()?;
-        match crate::model::units::parse_byte_size(s.get_ref()) {
-            Some(b) => Some(b),
-            None => {
-                self.problem(s, key, "not a size (expected e.g. 10GB, 512MB)");
-                None
-            }
-        }
-    }
-
     /// The federate job fan-out mode adds: every replica scraped directly, labels honored.
-    fn fan_out_job(&mut self, raw: &RawFederation) -> Vec<crate::scrape::config::ScrapeConfig> {
+    fn fan_out_job(&mut self, raw: &RawFederation) -> Vec<crate::config::prometheus::ScrapeConfig> {
         let Some(f) = &raw.fan_out else { return Vec::new() };
         let mut replicas = Vec::new();
         for r in &f.replicas {
@@ -351,7 +195,7 @@ impl Checker<'_> {
                 }
             }
         }
-        match serde_json::from_value::<crate::scrape::config::ScrapeConfig>(job) {
+        match serde_json::from_value::<crate::config::prometheus::ScrapeConfig>(job) {
             Ok(j) => vec![j],
             Err(e) => {
                 if let Some(first) = f.replicas.first() {
@@ -375,7 +219,7 @@ impl Checker<'_> {
         let replica_label = match &raw.replica_label {
             None => "prometheus_instance".to_string(),
             Some(l) => {
-                if !crate::exposition::is_valid_label_name(l.get_ref()) {
+                if !crate::model::labels::is_valid_label_name(l.get_ref()) {
                     self.problem(l, "federation.replica_label", "not a valid label name");
                 }
                 l.get_ref().clone()
@@ -519,15 +363,22 @@ impl Checker<'_> {
 
     fn exporter(&mut self, raw: &RawExporter) -> ExporterConfig {
         let mut collectors: std::collections::BTreeMap<String, bool> =
-            collectors::REGISTRY.iter().map(|c| (c.name.to_string(), c.default_enabled)).collect();
+            super::EXPORTER_COLLECTORS.iter().map(|(name, on)| (name.to_string(), *on)).collect();
         for (name, enabled) in &raw.collectors {
-            if collectors::find(name).is_some() {
+            if super::EXPORTER_COLLECTORS.iter().any(|(known, _)| known == name) {
                 collectors.insert(name.clone(), *enabled.get_ref());
             } else {
                 self.problem(
                     enabled,
                     &format!("exporter.collectors.{name}"),
-                    format!("unknown collector; known collectors: {}", collectors::known_names().join(", ")),
+                    format!(
+                        "unknown collector; known collectors: {}",
+                        super::EXPORTER_COLLECTORS
+                            .iter()
+                            .map(|(known, _)| *known)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 );
             }
         }
@@ -578,29 +429,6 @@ impl Checker<'_> {
 }
 
 impl Checker<'_> {
-    fn udp_address(
-        &mut self,
-        value: &Option<Spanned<String>>,
-        key: &str,
-        default: &str,
-    ) -> Option<SocketAddr> {
-        let address = match value {
-            None => default.parse().ok(),
-            Some(v) if v.get_ref().is_empty() => None,
-            Some(v) => match resolve_address(v.get_ref()) {
-                Ok(a) => Some(a),
-                Err(message) => {
-                    self.problem(v, key, message);
-                    None
-                }
-            },
-        };
-        if let Some(a) = address {
-            self.site(key, a, true, value.as_ref());
-        }
-        address
-    }
-
     fn collector(&mut self, raw: &RawCollector) -> CollectorConfig {
         let retention = self.duration(&raw.retention, "collector.retention", Duration::from_secs(7 * 86400));
         if let Some(r) = &raw.retention
@@ -691,21 +519,6 @@ impl Checker<'_> {
     }
 }
 
-/// Accepts `host:port`, `:port` (all interfaces, as Go programs do) and `[::1]:port`.
-fn resolve_address(text: &str) -> Result<SocketAddr, String> {
-    let candidate =
-        if let Some(port) = text.strip_prefix(':') { format!("0.0.0.0:{port}") } else { text.to_string() };
-    if let Ok(addr) = candidate.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    if let Some(("localhost", port)) = candidate.rsplit_once(':')
-        && let Ok(port) = port.parse::<u16>()
-    {
-        return Ok(([127, 0, 0, 1], port).into());
-    }
-    Err(format!("{text:?} is not a listen address (expected host:port, :port or [::1]:port)"))
-}
-
 pub fn resolve(raw: RawConfig, text: &str, source: Option<PathBuf>) -> Result<Config, Vec<ConfigProblem>> {
     let mut c = Checker { text, problems: Vec::new(), warnings: Vec::new(), sites: Vec::new() };
     let log_level = match &raw.global.log_level {
@@ -719,10 +532,10 @@ pub fn resolve(raw: RawConfig, text: &str, source: Option<PathBuf>) -> Result<Co
         }
     };
     let log_format = match &raw.global.log_format {
-        None => crate::logging::LogFormat::Text,
-        Some(f) => crate::logging::LogFormat::parse(f.get_ref()).unwrap_or_else(|| {
+        None => super::LogFormat::Text,
+        Some(f) => super::LogFormat::parse(f.get_ref()).unwrap_or_else(|| {
             c.problem(f, "global.log_format", "expected text or json");
-            crate::logging::LogFormat::Text
+            super::LogFormat::Text
         }),
     };
     let global = GlobalConfig {

@@ -57,13 +57,6 @@ pub fn is_valid_metric_name(name: &str) -> bool {
     !b.is_empty() && is_name_start(b[0]) && b.iter().all(|c| is_name_char(*c))
 }
 
-pub fn is_valid_label_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
-}
-
 /// Parses a float as Prometheus's text parser does (Go's strconv.ParseFloat without hex and
 /// `_` forms): `NaN`, `Inf` and `Infinity` in any case, and an error for a finite spelling
 /// too large for an f64 (Go's ErrRange), which Prometheus reports as a failed scrape rather

@@ -163,7 +163,7 @@ fn string_arg(args: &[&Expr], i: usize) -> String {
     }
 }
 
-pub(crate) use super::storage::valid_label_name;
+pub(crate) use crate::model::labels::is_valid_label_name as valid_label_name;
 
 /// Labels `absent()` invents from the selector: equality matchers only, minus any label also
 /// matched otherwise or twice (Prometheus's `createLabelsForAbsentFunction`).

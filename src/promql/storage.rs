@@ -103,13 +103,3 @@ pub trait Queryable: Send + Sync {
         Ok(Vec::new())
     }
 }
-
-/// Prometheus's legacy label-name rule `[a-zA-Z_][a-zA-Z0-9_]*`.
-pub fn valid_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
-        _ => return false,
-    }
-    chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}

@@ -5,31 +5,7 @@ pub mod proto;
 
 use prost::Message;
 
-/// Bounds on one decoded write request (0: none, as Prometheus's limits). A protobuf message decodes to many times its wire
-/// size (a 2-byte empty series becomes a 72-byte struct, a 2-byte empty label 48 bytes), so
-/// they are checked on the wire, before anything is decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub max_series: usize,
-    pub max_labels_per_series: usize,
-    /// Names and values of one series' labels together.
-    pub max_label_bytes_per_series: usize,
-    /// The decompressed body, and the memory the decoded request is estimated to take.
-    pub max_decoded_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        // A Prometheus sender's batch is `max_samples_per_send` (500 in 2.42) series at most,
-        // and Mimir's defaults are 30 labels and 1 KiB + 2 KiB per label: these leave ample room.
-        Limits {
-            max_series: 100_000,
-            max_labels_per_series: 256,
-            max_label_bytes_per_series: 64 << 10,
-            max_decoded_bytes: 64 << 20,
-        }
-    }
-}
+pub use crate::config::RemoteWriteLimits as Limits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteWriteError {

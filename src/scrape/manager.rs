@@ -2,10 +2,10 @@
 //! across a reload or a file_sd change (so reloads leave no gaps), and answers what
 //! `/api/v1/targets` reports.
 
-use super::config::{Job, ScrapeSettings};
 use super::relabel::LabelSet;
 use super::scrape_loop::{self, SampleSink, TargetState};
 use super::target::{self, DroppedTarget, Target};
+use crate::config::prometheus::{Job, ScrapeSettings};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

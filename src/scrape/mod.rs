@@ -2,7 +2,6 @@
 //! (`relabel`), targets from static and file-based discovery (`target`), and the per-target
 //! loop that fetches, parses and hands samples to a `SampleSink` (`scrape_loop`).
 
-pub mod config;
 pub mod manager;
 pub mod relabel;
 pub mod scrape_loop;

@@ -3,9 +3,9 @@
 //! label/sample limits, then hand the samples, staleness markers and the synthetic series
 //! (`up`, `scrape_duration_seconds`, …) to the `SampleSink` in one batch.
 
-use super::config::Job;
 use super::relabel::{self, LabelSet};
 use super::target::Target;
+use crate::config::prometheus::Job;
 use crate::exposition::{
     self, Exemplar, ExpositionReader, Format, LabelCheck, LabelError, LabelLimits, MetricType,
 };
@@ -639,8 +639,8 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::prometheus::{PrometheusFile, resolve};
     use crate::model::is_stale_nan;
-    use crate::scrape::config::{PrometheusFile, resolve};
 
     #[test]
     fn packed_labels_read_back_exactly() {

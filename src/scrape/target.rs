@@ -2,11 +2,11 @@
 //! Prometheus's rules (scrape/target.go PopulateLabels in 2.42): default labels, relabelling,
 //! the default port, `instance` from `__address__`, `__param_*` into the URL, `__` labels dropped.
 
-use super::config::{FileSdConfig, Job};
 use super::relabel::{self, LabelSet};
+use crate::config::prometheus::{FileSdConfig, Job};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A group of targets sharing labels, as discovery yields it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -186,34 +186,12 @@ pub fn read_file_sd(path: &Path) -> Result<Vec<TargetGroup>, String> {
     Ok(groups)
 }
 
-/// Expands a file_sd pattern; like Prometheus, only the last path element may hold `*`.
-pub fn expand_pattern(pattern: &str) -> Vec<PathBuf> {
-    let path = Path::new(pattern);
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if !name.contains('*') {
-        return vec![path.to_path_buf()];
-    }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let re = regex::Regex::new(&format!("^{}$", regex::escape(name).replace("\\*", ".*"))).ok();
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| re.as_ref().is_some_and(|re| re.is_match(&e.file_name().to_string_lossy())))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
-}
-
 /// The groups a file_sd config yields now, with errors for files that could not be read.
 pub fn file_sd_groups(config: &FileSdConfig) -> (Vec<TargetGroup>, Vec<String>) {
     let mut groups = Vec::new();
     let mut errors = Vec::new();
     for pattern in &config.files {
-        for path in expand_pattern(pattern) {
+        for path in crate::config::prometheus::expand_pattern(pattern) {
             match read_file_sd(&path) {
                 Ok(g) => groups.extend(g),
                 Err(e) => errors.push(e),
@@ -285,7 +263,7 @@ pub fn build(job: &Job, groups: &[TargetGroup]) -> (Vec<Target>, Vec<DroppedTarg
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scrape::config::{PrometheusFile, resolve};
+    use crate::config::prometheus::{PrometheusFile, resolve};
 
     fn job(yaml: &str) -> Job {
         let file: PrometheusFile = serde_norway::from_str(yaml).unwrap();

@@ -45,44 +45,41 @@ pub type CollectFn = fn(&ExporterConfig) -> Result<Vec<MetricFamily>, CollectErr
 
 pub struct Registered {
     pub name: &'static str,
-    pub default_enabled: bool,
     pub collect: CollectFn,
 }
 
-/// Every collector obsd implements, with node_exporter 1.5's default state.
+/// Every collector obsd implements. Which are on by default, and the names
+/// `[exporter.collectors]` accepts, are the config's (`config::EXPORTER_COLLECTORS`); a test
+/// keeps the two lists equal.
 pub static REGISTRY: &[Registered] = &[
-    Registered { name: "arp", default_enabled: true, collect: arp::collect },
-    Registered { name: "conntrack", default_enabled: true, collect: conntrack::collect },
-    Registered { name: "cpu", default_enabled: true, collect: cpu::collect },
-    Registered { name: "diskstats", default_enabled: true, collect: diskstats::collect },
-    Registered { name: "entropy", default_enabled: true, collect: entropy::collect },
-    Registered { name: "filefd", default_enabled: true, collect: filefd::collect },
-    Registered { name: "filesystem", default_enabled: true, collect: filesystem::collect },
-    Registered { name: "loadavg", default_enabled: true, collect: loadavg::collect },
-    Registered { name: "meminfo", default_enabled: true, collect: meminfo::collect },
-    Registered { name: "netclass", default_enabled: true, collect: netclass::collect },
-    Registered { name: "netdev", default_enabled: true, collect: netdev::collect },
-    Registered { name: "netstat", default_enabled: true, collect: netstat::collect },
-    Registered { name: "os", default_enabled: true, collect: os::collect },
-    Registered { name: "pressure", default_enabled: true, collect: pressure::collect },
-    Registered { name: "selinux", default_enabled: true, collect: selinux::collect },
-    Registered { name: "sockstat", default_enabled: true, collect: sockstat::collect },
-    Registered { name: "softnet", default_enabled: true, collect: softnet::collect },
-    Registered { name: "stat", default_enabled: true, collect: stat::collect },
-    Registered { name: "textfile", default_enabled: true, collect: textfile::collect },
-    Registered { name: "time", default_enabled: true, collect: time::collect },
-    Registered { name: "timex", default_enabled: true, collect: timex::collect },
-    Registered { name: "udp_queues", default_enabled: true, collect: udp_queues::collect },
-    Registered { name: "uname", default_enabled: true, collect: uname::collect },
-    Registered { name: "vmstat", default_enabled: true, collect: vmstat::collect },
+    Registered { name: "arp", collect: arp::collect },
+    Registered { name: "conntrack", collect: conntrack::collect },
+    Registered { name: "cpu", collect: cpu::collect },
+    Registered { name: "diskstats", collect: diskstats::collect },
+    Registered { name: "entropy", collect: entropy::collect },
+    Registered { name: "filefd", collect: filefd::collect },
+    Registered { name: "filesystem", collect: filesystem::collect },
+    Registered { name: "loadavg", collect: loadavg::collect },
+    Registered { name: "meminfo", collect: meminfo::collect },
+    Registered { name: "netclass", collect: netclass::collect },
+    Registered { name: "netdev", collect: netdev::collect },
+    Registered { name: "netstat", collect: netstat::collect },
+    Registered { name: "os", collect: os::collect },
+    Registered { name: "pressure", collect: pressure::collect },
+    Registered { name: "selinux", collect: selinux::collect },
+    Registered { name: "sockstat", collect: sockstat::collect },
+    Registered { name: "softnet", collect: softnet::collect },
+    Registered { name: "stat", collect: stat::collect },
+    Registered { name: "textfile", collect: textfile::collect },
+    Registered { name: "time", collect: time::collect },
+    Registered { name: "timex", collect: timex::collect },
+    Registered { name: "udp_queues", collect: udp_queues::collect },
+    Registered { name: "uname", collect: uname::collect },
+    Registered { name: "vmstat", collect: vmstat::collect },
 ];
 
 pub fn find(name: &str) -> Option<&'static Registered> {
     REGISTRY.iter().find(|r| r.name == name)
-}
-
-pub fn known_names() -> Vec<&'static str> {
-    REGISTRY.iter().map(|r| r.name).collect()
 }
 
 /// Reads a whole file, naming it in the error.
@@ -98,4 +95,17 @@ pub(crate) fn parse_error(path: impl AsRef<Path>, message: impl Into<String>) ->
 /// Parses a number field, naming the file on failure.
 pub(crate) fn number(path: &Path, text: &str) -> Result<f64, CollectError> {
     text.trim().parse::<f64>().map_err(|_| parse_error(path, format!("{text:?} is not a number")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The config accepts exactly the collectors the exporter has, in the same order.
+    #[test]
+    fn registry_matches_the_configs_collector_table() {
+        let registry: Vec<&str> = REGISTRY.iter().map(|r| r.name).collect();
+        let config: Vec<&str> = crate::config::EXPORTER_COLLECTORS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(registry, config);
+    }
 }

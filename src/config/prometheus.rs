@@ -2,7 +2,7 @@
 //! defaults, read from an existing prometheus.yml or written inline in obsd.toml.
 
 use super::relabel::RelabelConfig;
-use crate::config::{Secret, parse_duration};
+use super::{Secret, parse_duration};
 use crate::model::units::parse_byte_size;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -229,7 +229,7 @@ pub fn load_scrape_config_files(
         } else {
             base.join(&pattern).display().to_string()
         };
-        for path in super::target::expand_pattern(&full) {
+        for path in expand_pattern(&full) {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("scrape_config_files: {}: {e}", path.display()))?;
             let extra: ScrapeConfigFile = parse_prometheus_yaml(&text)
@@ -238,6 +238,28 @@ pub fn load_scrape_config_files(
         }
     }
     Ok(())
+}
+
+/// Expands a file_sd or scrape_config_files pattern; like Prometheus, only the last path element may hold `*`.
+pub fn expand_pattern(pattern: &str) -> Vec<std::path::PathBuf> {
+    let path = std::path::Path::new(pattern);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if !name.contains('*') {
+        return vec![path.to_path_buf()];
+    }
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let re = regex::Regex::new(&format!("^{}$", regex::escape(name).replace("\\*", ".*"))).ok();
+    let mut out: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| re.as_ref().is_some_and(|re| re.is_match(&e.file_name().to_string_lossy())))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
 }
 
 /// One job's settings with every default applied.
@@ -322,7 +344,7 @@ pub fn resolve(file: &PrometheusFile) -> Result<ScrapeSettings, Vec<String>> {
         errors.push("global scrape timeout greater than scrape interval".to_string());
     }
     for name in g.external_labels.keys() {
-        if !crate::exposition::is_valid_label_name(name) {
+        if !crate::model::labels::is_valid_label_name(name) {
             errors.push(format!("{name:?} is not a valid label name"));
         }
     }
