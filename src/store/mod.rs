@@ -30,7 +30,6 @@
 pub mod access;
 pub mod chunk;
 pub mod cli;
-pub mod decimal_chunk;
 pub(crate) mod encoding;
 pub mod head;
 pub mod head_file;
@@ -428,7 +427,7 @@ fn write_current(dir: &Path, name: &str) -> io::Result<()> {
 
 /// A cut chunk's sled value: its smaller layout, behind a crc.
 fn chunk_value(c: &ClosedChunk) -> Vec<u8> {
-    keys::with_crc(&decimal_chunk::compact(&c.bytes))
+    keys::with_crc(&chunk::compact(&c.bytes))
 }
 
 /// Queues the replacement of one series' in-order chunks of one range by a single chunk;
@@ -449,7 +448,7 @@ fn merge_chunk_group(sid: u64, group: &[(sled::IVec, keys::ChunkKey, sled::IVec)
     // In-order chunks do not overlap, except after a crash replayed samples a chunk on disk
     // already held: sorted and deduplicated as readers would see them.
     let samples = merge_samples(lists);
-    let Some(bytes) = decimal_chunk::encode_smallest(&samples) else { return 0 };
+    let Some(bytes) = chunk::encode_smallest(&samples) else { return 0 };
     for (k, _, _) in group {
         batch.remove(&k[..]);
     }
@@ -1343,8 +1342,7 @@ impl Inner {
                 {
                     // Two out-of-order chunks with the same span: keep both's samples.
                     let merged = merge_samples(vec![new, old]);
-                    let bytes =
-                        decimal_chunk::encode_smallest(&merged).unwrap_or_else(|| chunk::encode(&merged));
+                    let bytes = chunk::encode_smallest(&merged).unwrap_or_else(|| chunk::encode(&merged));
                     value = Some(keys::with_crc(&bytes));
                 }
                 batch.insert(&key[..], value.unwrap_or_else(|| chunk_value(c)));

@@ -129,17 +129,7 @@ pub fn decode_process(bytes: &[u8]) -> Result<Process, prost::DecodeError> {
 
 /// FNV-1a over the encoded process: stable across restarts and builds, unlike `DefaultHasher`.
 pub fn process_hash(encoded: &[u8]) -> u64 {
-    fnv1a(encoded)
-}
-
-/// FNV-1a: a hash stable across restarts and builds, for what is stored.
-pub fn fnv1a(encoded: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in encoded {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    super::keys::fnv1a(encoded)
 }
 
 /// The stored value of a chunk: the format byte, then snappy-compressed `StoredChunk`.

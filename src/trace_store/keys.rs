@@ -185,7 +185,7 @@ pub const TAG_PARTITIONS: u64 = 64;
 pub fn tag_partition_prefix(service: &str, term: &[u8]) -> Vec<u8> {
     let mut k = vec![TAG];
     push_str(&mut k, service);
-    k.push((super::codec::fnv1a(term) % TAG_PARTITIONS) as u8);
+    k.push((fnv1a(term) % TAG_PARTITIONS) as u8);
     k
 }
 
@@ -244,6 +244,16 @@ pub fn meta_process(hash: u64) -> Vec<u8> {
     let mut k = vec![META_PROCESS];
     k.extend_from_slice(&hash.to_be_bytes());
     k
+}
+
+/// FNV-1a: a hash stable across restarts and builds, for what is stored.
+pub fn fnv1a(encoded: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in encoded {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 #[cfg(test)]

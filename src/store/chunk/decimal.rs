@@ -1,5 +1,5 @@
 //! The decimal chunk codec, for chunks once they are closed and written to disk. The head
-//! appends into XOR chunks (`chunk`), which suit any float; most stored values, though, are
+//! appends into XOR chunks (`xor`), which suit any float; most stored values, though, are
 //! counters and decimals (`1234`, `0.25`, `812.37`), for which the XOR of two neighbours keeps
 //! about as many bits as the whole mantissa's changing part. Written as integers scaled by a
 //! power of ten, their deltas take a few bits each (VictoriaMetrics's idea). A chunk is
@@ -22,8 +22,8 @@
 //! Value `i` is `m_i / 10^k` (an exact integer divided by an exact power of ten, so the
 //! division is correctly rounded and the same everywhere), unless a raw value stands there.
 
-use super::chunk::{BitReader, BitWriter, ChunkError};
-use super::encoding::{unzigzag, zigzag};
+use super::bits::{BitReader, BitWriter, ChunkError};
+use crate::store::encoding::{unzigzag, zigzag};
 
 /// First byte of a decimal chunk.
 pub const TAG: u8 = 0xff;
@@ -223,29 +223,10 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(i64, f64)>, ChunkError> {
     Ok(out)
 }
 
-/// The smaller of the two layouts for `samples`; `None` only if neither holds them (the
-/// decimal layout refuses the values and there are more than an XOR chunk's count).
-pub fn encode_smallest(samples: &[(i64, f64)]) -> Option<Vec<u8>> {
-    let xor = (samples.len() <= super::chunk::MAX_SAMPLES).then(|| super::chunk::encode(samples));
-    match (encode(samples), xor) {
-        (Some(d), Some(x)) => Some(if d.len() < x.len() { d } else { x }),
-        (d, x) => d.or(x),
-    }
-}
-
-/// The smaller of an XOR chunk and its decimal form (the XOR bytes back if they do not decode).
-pub fn compact(xor: &[u8]) -> Vec<u8> {
-    let Ok(samples) = super::chunk::decode(xor) else { return xor.to_vec() };
-    match encode(&samples) {
-        Some(d) if d.len() < xor.len() => d,
-        _ => xor.to_vec(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::chunk;
+    use crate::store::chunk::{self, compact};
 
     fn round_trip(samples: &[(i64, f64)]) -> Option<usize> {
         let enc = encode(samples)?;
