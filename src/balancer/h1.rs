@@ -19,12 +19,12 @@
 //! was most likely closed while idle, and its request goes again on a fresh connection
 //! without counting a retry.
 
+use super::acl::{Headers, RequestView};
 use super::counters::{self, Counters};
 use super::error::{BalancerError, error_page};
 use super::proxy::{self, ClientConn, ClientInfo, Outcome, Prefixed, REPLAY_BUFFER, WokenOnly};
 use super::{Backend, FrontendRuntime, Generation, ServerState};
 use crate::config::FrontendConfig;
-use crate::config::acl::{Headers, RequestView};
 use bytes::{Buf, BytesMut};
 use httparse::{Header, Status};
 use hyper::StatusCode;

@@ -13,6 +13,7 @@
 //! server that stays across a reload keeps it. Listeners whose bind does not change are
 //! kept open, so a reload refuses no connection.
 
+mod acl;
 pub mod counters;
 mod error;
 pub(crate) mod h1;

@@ -11,6 +11,7 @@
 //! upstream connection (HAProxy's `http-reuse safe`), so an idle connection the server
 //! closed cannot lose them.
 
+use super::acl::MatchRequest;
 use super::counters::{self, Counters};
 use super::error::{BalancerError, Fault, error_page};
 use super::pool::{self, Upstream};
@@ -1016,10 +1017,10 @@ async fn handle(
     };
     counters::inc(&fe.counters.req_tot);
     fe.counters.req_rate.hit_at(started);
-    let view = crate::config::acl::RequestView {
+    let view = super::acl::RequestView {
         method: req.method().as_str(),
         path: req.uri().path(),
-        headers: crate::config::acl::Headers::Map(req.headers()),
+        headers: super::acl::Headers::Map(req.headers()),
         authority: req.uri().authority().map(|a| a.as_str()),
     };
     let (backend, result) = match choose_backend(&generation, fe, &view) {
@@ -1063,7 +1064,7 @@ pub(super) fn count_failure(
 pub(super) fn choose_backend<'g>(
     generation: &'g Generation,
     fe: &FrontendRuntime,
-    view: &crate::config::acl::RequestView,
+    view: &super::acl::RequestView,
 ) -> Result<&'g Arc<Backend>, BalancerError> {
     let cfg = &fe.config;
     let name = cfg
