@@ -14,11 +14,16 @@
 //! kept open, so a reload refuses no connection.
 
 mod acl;
+pub(crate) mod body;
+mod conn;
 pub mod counters;
 mod error;
-pub(crate) mod h1;
+mod exchange;
+mod h1;
+pub(crate) mod headers;
 pub mod health;
 pub mod import;
+mod io;
 mod pool;
 mod proxy;
 pub mod select;
@@ -47,7 +52,7 @@ pub(crate) struct ServerState {
     pub address: SocketAddr,
     pub counters: Counters,
     pub health: Mutex<Health>,
-    pub pool: Pool,
+    pool: Pool<pool::Upstream<body::UpBody>>,
     /// Idle sockets of the HTTP/1.1 fast path (`h1`).
     pub raw_pool: Pool<tokio::net::TcpStream>,
     /// HAProxy's `sid`.
@@ -726,7 +731,7 @@ async fn accept_loop(
             };
             match mode {
                 ProxyMode::Http => {
-                    proxy::serve_connection(inner, name, stream, peer, acceptor, stop, guard).await
+                    conn::serve_connection(inner, name, stream, peer, acceptor, stop, guard).await
                 }
                 ProxyMode::Tcp => tcp::serve_connection(inner, name, stream, peer, stop, guard).await,
             }
