@@ -12,19 +12,16 @@
 //! `Transfer-Encoding` and bodies past `REPLAY_BUFFER` (hyper streams them), targets that
 //! are not origin-form, more fields than the fast path parses.
 //!
-//! Replay rule: `proxy`'s. A request is sent whole (its body is at most `REPLAY_BUFFER`), so
-//! every request here may go to another server when the connect fails; an idempotent one
-//! also when the server closes or resets before any response byte. Idle server sockets carry
-//! only idempotent requests (HAProxy's `http-reuse safe`): one that ends before answering
-//! was most likely closed while idle, and its request goes again on a fresh connection
-//! without counting a retry.
+//! Servers, retries and replays: `exchange::dispatch`, as for hyper. A request is sent whole
+//! (its body is at most `REPLAY_BUFFER`), so every idempotent one here is replayable.
 
 use super::acl::{Headers, RequestView};
 use super::body::{BadChunk, Chunked, Framing, REPLAY_BUFFER};
 use super::counters::{self, Counters};
 use super::error::{BalancerError, error_page};
 use super::exchange::{
-    Outcome, choose_backend, count_bytes, count_failure, count_stale, idempotent, record, retry_target,
+    self, Dispatched, Outcome, Reached, SendFailed, Transport, choose_backend, count_bytes, count_failure,
+    idempotent, record,
 };
 use super::headers::{
     ClientInfo, MAX_RESPONSE_HEADERS, REQUEST_HOP_BY_HOP, ResponseHead, connection_tokens, content_length,
@@ -33,14 +30,14 @@ use super::headers::{
 use super::io::{Prefixed, WokenOnly};
 use super::pool;
 use super::proxy::ClientConn;
-use super::{Backend, FrontendRuntime, Generation, ServerState};
+use super::{Backend, FrontendRuntime, Generation, Server, ServerState};
 use crate::config::FrontendConfig;
 use bytes::{Buf, BytesMut};
 use httparse::{Header, Status};
 use hyper::StatusCode;
 use hyper_util::rt::TokioIo;
 use std::mem::MaybeUninit;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -352,8 +349,8 @@ where
                 continue;
             }
         };
-        let exchange = Exchange { fe, backend, peer: peer.ip(), req: &req, started, bytes_in: whole as u64 };
-        let close = match exchange.run(&mut io, &mut bufs).await {
+        let forward = Forward { fe, backend, peer: peer.ip(), req: &req, started, bytes_in: whole as u64 };
+        let close = match forward.run(&mut io, &mut bufs).await {
             Ok(answered) => {
                 if let Some(status) = answered.status {
                     fe.counters.response(status);
@@ -386,21 +383,8 @@ struct Answered {
     close: bool,
 }
 
-/// Why no usable answer came from a server.
-enum Failed {
-    Timeout,
-    /// Closed or reset; `any` when some response bytes had come.
-    Closed {
-        any: bool,
-        message: String,
-    },
-    Junk,
-    /// The client could not take an interim answer.
-    ClientGone,
-}
-
 /// One request on its way to a server of `backend` and back.
-struct Exchange<'a> {
+struct Forward<'a> {
     fe: &'a FrontendRuntime,
     backend: &'a Arc<Backend>,
     peer: IpAddr,
@@ -409,161 +393,99 @@ struct Exchange<'a> {
     bytes_in: u64,
 }
 
-impl Exchange<'_> {
-    /// Picks servers, sends and retries (`proxy`'s rules) until one answers; relays the
+impl Forward<'_> {
+    /// Sends the request (`exchange::dispatch` picks servers and retries) and relays the
     /// answer. An error is returned only while the client can still get an error page.
     async fn run<IO>(&self, io: &mut IO, bufs: &mut Buffers) -> Result<Answered, BalancerError>
     where
-        IO: AsyncWrite + Unpin,
+        IO: AsyncWrite + Unpin + Send,
     {
         let backend = self.backend;
         let cfg = &backend.config;
-        let replayable = self.req.idempotent;
-        let mut attempts = 0u32;
-        let mut stale = 0u32;
-        let mut avoid: Option<usize> = None;
-        loop {
-            let (index, guard, qtime) = backend.acquire(Some(self.peer), avoid).await?;
-            let Some(server) = backend.servers.get(index) else {
-                return Err(BalancerError::Internal("selected server vanished".into()));
-            };
-            let connect_started = Instant::now();
-            let pooled = if !cfg.httpclose && replayable {
-                server.state.raw_pool.checkout(server.config.pool_purge_delay)
-            } else {
-                None
-            };
-            let reused = pooled.is_some();
-            let mut socket = match pooled {
-                Some(s) => s,
-                None => match pool::connect_socket(server.config.address, cfg.timeout_connect).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        backend.connect_failed(index);
-                        drop(guard);
-                        if attempts >= cfg.retries || !cfg.retry_on.conn_failure {
-                            return Err(BalancerError::Connect {
-                                backend: cfg.name.clone(),
-                                server: server.config.name.clone(),
-                                message: e.to_string(),
-                            });
-                        }
-                        attempts += 1;
-                        avoid = retry_target(backend, index);
-                        if avoid.is_none() {
-                            // Same server again: give a restarting process a moment.
-                            tokio::time::sleep(Duration::from_millis(100).min(cfg.timeout_connect)).await;
-                        }
-                        continue;
-                    }
-                },
-            };
-            let ctime = connect_started.elapsed();
-            let sent_at = Instant::now();
-            let close_client = self.req.client_close || cfg.httpclose;
-            let sent = send(io, &mut socket, bufs, cfg.timeout_server, self.req.head_method, close_client);
-            let head = match sent.await {
-                Ok(head) => head,
-                Err(Failed::ClientGone) => {
-                    counters::inc(&backend.shared.counters.cli_abrt);
-                    counters::inc(&server.state.counters.cli_abrt);
-                    return Ok(Answered { status: None, close: true });
-                }
-                Err(Failed::Closed { any: false, .. }) if reused => {
-                    drop(guard);
-                    count_stale(&mut stale, &cfg.name, &server.config.name)?;
-                    continue;
-                }
-                Err(Failed::Timeout) => {
-                    counters::inc(&server.state.counters.eresp);
-                    counters::inc(&backend.shared.counters.eresp);
-                    backend.observe(index, false, Some(504));
-                    drop(guard);
-                    if replayable && cfg.retry_on.response_timeout && attempts < cfg.retries {
-                        attempts += 1;
-                        avoid = retry_target(backend, index);
-                        tracing::debug!(backend = %cfg.name, server = %server.config.name, "replaying after a server timeout (retry_on response-timeout)");
-                        continue;
-                    }
-                    return Err(BalancerError::ServerTimeout {
-                        backend: cfg.name.clone(),
-                        server: server.config.name.clone(),
-                    });
-                }
-                Err(failed) => {
-                    drop(guard);
-                    counters::inc(&server.state.counters.eresp);
-                    counters::inc(&backend.shared.counters.eresp);
-                    backend.observe(index, true, None);
-                    // HAProxy's junk-response (which includes a head cut short) and
-                    // empty-response (closed before any byte).
-                    let (allowed, message) = match failed {
-                        Failed::Junk => (cfg.retry_on.junk_response, "invalid response".to_string()),
-                        Failed::Closed { any: true, message } => (cfg.retry_on.junk_response, message),
-                        Failed::Closed { any: false, message } => (cfg.retry_on.empty_response, message),
-                        Failed::Timeout | Failed::ClientGone => (false, String::new()),
-                    };
-                    if replayable && allowed && attempts < cfg.retries {
-                        attempts += 1;
-                        avoid = retry_target(backend, index);
-                        tracing::debug!(backend = %cfg.name, server = %server.config.name, error = %message, "replaying an idempotent request");
-                        continue;
-                    }
-                    return Err(BalancerError::ServerFailed {
-                        backend: cfg.name.clone(),
-                        server: server.config.name.clone(),
-                        message,
-                    });
-                }
-            };
-            let status = head.status;
-            backend.observe(index, false, Some(status));
-            if replayable && attempts < cfg.retries && cfg.retry_on.status(status) {
-                for c in [&server.state.counters, &backend.shared.counters] {
-                    c.response(status);
-                }
-                // The answer is dropped unread, and its connection with it.
-                drop((socket, guard));
-                attempts += 1;
-                avoid = retry_target(backend, index);
-                tracing::debug!(backend = %cfg.name, server = %server.config.name, status, "replaying an idempotent request (retry_on status)");
-                continue;
+        let close_client = self.req.client_close || cfg.httpclose;
+        let mut socket = RawSocket { io, bufs, head_method: self.req.head_method, close_client };
+        let request = exchange::Request {
+            backend,
+            client: self.peer,
+            replayable: self.req.idempotent,
+            started: self.started,
+        };
+        let reached = match exchange::dispatch(&mut socket, request).await? {
+            Dispatched::Answered(reached) => reached,
+            Dispatched::ClientGone => return Ok(Answered { status: None, close: true }),
+        };
+        let Reached { server, guard, conn: mut stream, answer: head, qtime, ctime, rtime } = reached;
+        let RawSocket { io, bufs, .. } = socket;
+        let out = Outflow { fe: &self.fe.counters, backend, server: &server.state };
+        let relayed = relay(io, &mut stream, bufs, &head, cfg.timeout_server, out).await;
+        let clean = match relayed.end {
+            RelayEnd::Done => true,
+            RelayEnd::ClientGone => {
+                counters::inc(&backend.shared.counters.cli_abrt);
+                counters::inc(&server.state.counters.cli_abrt);
+                false
             }
-            let rtime = sent_at.elapsed();
-            for c in [&server.state.counters, &backend.shared.counters] {
-                c.session_at(self.started);
-                c.response(status);
+            RelayEnd::ServerGone => {
+                counters::inc(&backend.shared.counters.srv_abrt);
+                counters::inc(&server.state.counters.srv_abrt);
+                false
             }
-            let out = Outflow { fe: &self.fe.counters, backend, server: &server.state };
-            let relayed = relay(io, &mut socket, bufs, &head, cfg.timeout_server, out).await;
-            let clean = match relayed.end {
-                RelayEnd::Done => true,
-                RelayEnd::ClientGone => {
-                    counters::inc(&backend.shared.counters.cli_abrt);
-                    counters::inc(&server.state.counters.cli_abrt);
-                    false
-                }
-                RelayEnd::ServerGone => {
-                    counters::inc(&backend.shared.counters.srv_abrt);
-                    counters::inc(&server.state.counters.srv_abrt);
-                    false
-                }
-            };
-            if clean && relayed.reusable && head.server_keeps_alive && !cfg.httpclose {
-                server.state.raw_pool.checkin(socket);
-            }
-            let outcome = Outcome {
-                started: self.started,
-                qtime,
-                ctime,
-                rtime,
-                bytes_in: self.bytes_in,
-                bytes_out: head.interim_bytes,
-            };
-            record(&self.fe.counters, backend, &server.state, &outcome);
-            drop(guard);
-            return Ok(Answered { status: Some(status), close: head.close_client || !clean });
+        };
+        if clean && relayed.reusable && head.server_keeps_alive && !cfg.httpclose {
+            server.state.raw_pool.checkin(stream);
         }
+        let outcome = Outcome {
+            started: self.started,
+            qtime,
+            ctime,
+            rtime,
+            bytes_in: self.bytes_in,
+            bytes_out: head.interim_bytes,
+        };
+        record(&self.fe.counters, backend, &server.state, &outcome);
+        drop(guard);
+        Ok(Answered { status: Some(head.status), close: head.close_client || !clean })
+    }
+}
+
+/// A plain socket to a server, the request and the answer's head in the client connection's
+/// buffers.
+struct RawSocket<'a, IO> {
+    /// The client, which gets interim answers as they come.
+    io: &'a mut IO,
+    bufs: &'a mut Buffers,
+    head_method: bool,
+    close_client: bool,
+}
+
+impl<IO: AsyncWrite + Unpin + Send> Transport for RawSocket<'_, IO> {
+    type Conn = TcpStream;
+    type Answer = ResponseHead;
+
+    fn checkout(&self, server: &Server) -> Option<TcpStream> {
+        server.state.raw_pool.checkout(server.config.pool_purge_delay)
+    }
+
+    /// The pool probed the socket as it handed it out (`Pooled for TcpStream`).
+    async fn revive(&mut self, _: &mut TcpStream, _: Duration) -> bool {
+        true
+    }
+
+    async fn connect(address: SocketAddr, timeout: Duration) -> Result<TcpStream, String> {
+        pool::connect_socket(address, timeout).await.map_err(|e| e.to_string())
+    }
+
+    async fn send(
+        &mut self,
+        conn: &mut TcpStream,
+        _: &Server,
+        timeout: Duration,
+    ) -> Result<ResponseHead, SendFailed> {
+        send(self.io, conn, self.bufs, timeout, self.head_method, self.close_client).await
+    }
+
+    fn status(answer: &ResponseHead) -> u16 {
+        answer.status
     }
 }
 
@@ -578,16 +500,32 @@ async fn send<IO>(
     timeout: Duration,
     head_method: bool,
     close_client: bool,
-) -> Result<ResponseHead, Failed>
+) -> Result<ResponseHead, SendFailed>
 where
     IO: AsyncWrite + Unpin,
 {
-    let closed = |any: bool, e: &dyn std::fmt::Display| Failed::Closed { any, message: e.to_string() };
-    match tokio::time::timeout(timeout, socket.write_all(&bufs.request)).await {
-        Err(_) => return Err(Failed::Timeout),
-        Ok(Err(e)) => return Err(closed(false, &e)),
+    let mut written = 0;
+    let write = async {
+        while written < bufs.request.len() {
+            match socket.write(&bufs.request[written..]).await? {
+                0 => return Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
+                n => written += n,
+            }
+        }
+        Ok(())
+    };
+    let wrote = tokio::time::timeout(timeout, write).await;
+    match wrote {
+        Err(_) => return Err(SendFailed::Timeout),
+        Ok(Err(e)) if written == 0 => return Err(SendFailed::Unsent(e.to_string())),
+        Ok(Err(e)) => return Err(SendFailed::Empty(e.to_string())),
         Ok(Ok(())) => {}
     }
+    // Some bytes but no complete head is HAProxy's junk-response, as a head cut short.
+    let closed = |any: bool, e: &dyn std::fmt::Display| {
+        if any { SendFailed::Junk(e.to_string()) } else { SendFailed::Empty(e.to_string()) }
+    };
+    let junk = || SendFailed::Junk("invalid response".into());
     bufs.server.clear();
     let mut any = false;
     let mut interim_bytes = 0u64;
@@ -605,23 +543,23 @@ where
                         interim_head(code, &res, &mut bufs.response);
                         bufs.server.advance(n);
                         if io.write_all(&bufs.response).await.is_err() || io.flush().await.is_err() {
-                            return Err(Failed::ClientGone);
+                            return Err(SendFailed::ClientGone);
                         }
                         interim_bytes += bufs.response.len() as u64;
                         continue;
                     }
                     let head = plan_response(&res, head_method, close_client, &mut bufs.response);
                     bufs.server.advance(n);
-                    return head.map(|h| ResponseHead { interim_bytes, ..h }).ok_or(Failed::Junk);
+                    return head.map(|h| ResponseHead { interim_bytes, ..h }).ok_or_else(junk);
                 }
-                Ok(Status::Partial) if bufs.server.len() > MAX_RESPONSE_HEAD => return Err(Failed::Junk),
+                Ok(Status::Partial) if bufs.server.len() > MAX_RESPONSE_HEAD => return Err(junk()),
                 Ok(Status::Partial) => {}
-                Err(_) => return Err(Failed::Junk),
+                Err(_) => return Err(junk()),
             }
         }
         bufs.server.reserve(SERVER_READ);
         match tokio::time::timeout(timeout, socket.read_buf(&mut bufs.server)).await {
-            Err(_) => return Err(Failed::Timeout),
+            Err(_) => return Err(SendFailed::Timeout),
             Ok(Ok(0)) => return Err(closed(any, &"server closed the connection before answering")),
             Ok(Err(e)) => return Err(closed(any, &e)),
             Ok(Ok(_)) => any = true,

@@ -1,28 +1,23 @@
-//! HTTP mode: an HTTP/1.1 reverse proxy. Bodies stream both ways frame by frame (a 50 MB
-//! `/federate` answer is never held whole); only request bodies up to `REPLAY_BUFFER` with a
-//! known length are buffered, so they can be replayed on another server.
-//!
-//! Replay rule: a request goes to another server when (a) it never reached the failing one
-//! (connect refused, connect timeout, or an idle pooled connection found closed before the
-//! request was written), whatever its method; or (b) the server failed before sending any
-//! response byte (reset, close) and the request is idempotent by RFC 9110 (GET, HEAD,
-//! OPTIONS, TRACE, PUT, DELETE) with an empty or buffered body. A timeout waiting for the
-//! response (timeout_server) is never replayed. Non-replayable requests always use a fresh
-//! upstream connection (HAProxy's `http-reuse safe`), so an idle connection the server
-//! closed cannot lose them.
+//! The hyper path: HTTP/2 clients, and the HTTP/1 requests the fast path (`h1`) hands
+//! over. Bodies stream both ways frame by frame (a 50 MB `/federate` answer is never held
+//! whole); only request bodies up to `REPLAY_BUFFER` with a known length are buffered, so
+//! they can be replayed on another server. Servers, retries and replays:
+//! `exchange::dispatch`, as for the fast path.
 
 use super::acl::{Headers, RequestView};
 use super::body::{BoxError, PendingRecord, ProxyBody, ReqBody, UpBody, UpstreamBody, prepare_body};
 use super::counters::{self, Counters};
 use super::error::{BalancerError, error_page};
-use super::exchange::{choose_backend, count_failure, count_stale, idempotent, retry_target};
+use super::exchange::{
+    self, Dispatched, Reached, SendFailed, Transport, choose_backend, count_failure, idempotent,
+};
 use super::headers::{ClientInfo, add_forwarded, head_size, join_cookies, strip_hop_by_hop};
 use super::io::WokenOnly;
-use super::pool;
-use super::{Backend, FrontendRuntime, Inner};
+use super::pool::{self, Upstream};
+use super::{Backend, FrontendRuntime, Inner, Server};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::convert::Infallible;
@@ -269,183 +264,126 @@ async fn forward(
     }
     let target_len = uri.path_and_query().map_or(1, |pq| pq.as_str().len());
     let head_in = (method.as_str().len() + target_len + 11) as u64 + head_size(&headers);
-    let mut body = prepare_body(body, fe.config.timeout_client).await?;
+    let body = prepare_body(body, fe.config.timeout_client).await?;
     let bytes_in = head_in + if let ReqBody::Bytes(b) = &body { b.len() as u64 } else { 0 };
     let replayable = idempotent(method.as_str()) && matches!(body, ReqBody::Bytes(_));
-    let mut attempts = 0u32;
-    let mut stale = 0u32;
-    let mut avoid: Option<usize> = None;
-    loop {
-        let (index, guard, qtime) = backend.acquire(Some(client.peer.ip()), avoid).await?;
-        let Some(server) = backend.servers.get(index) else {
-            return Err(BalancerError::Internal("selected server vanished".into()));
-        };
-        let connect_started = Instant::now();
-        let pooled = if !cfg.httpclose && replayable {
-            server.state.pool.checkout(server.config.pool_purge_delay)
-        } else {
-            None
-        };
-        let mut upstream = match pooled {
-            // A connection checked in as its response ended may not have read the end yet;
-            // driving it until ready beats opening a new one. Not ready means it closed.
-            Some(mut up) => match tokio::time::timeout(cfg.timeout_connect, up.ready()).await {
-                Ok(true) => up,
-                _ => {
-                    drop(guard);
-                    count_stale(&mut stale, &cfg.name, &server.config.name)?;
-                    continue;
-                }
-            },
-            None => match pool::connect(server.config.address, cfg.timeout_connect).await {
-                Ok(up) => up,
-                Err(e) => {
-                    backend.connect_failed(index);
-                    drop(guard);
-                    if attempts >= cfg.retries || !cfg.retry_on.conn_failure {
-                        return Err(BalancerError::Connect {
-                            backend: cfg.name.clone(),
-                            server: server.config.name.clone(),
-                            message: e.to_string(),
-                        });
-                    }
-                    attempts += 1;
-                    avoid = retry_target(backend, index);
-                    if avoid.is_none() {
-                        // Same server again: give a restarting process a moment.
-                        tokio::time::sleep(Duration::from_millis(100).min(cfg.timeout_connect)).await;
-                    }
-                    continue;
-                }
-            },
-        };
-        let ctime = connect_started.elapsed();
-        let attempt_body = match &mut body {
+    let mut transport = HyperClient { fe, backend, method, uri, headers, body };
+    let request = exchange::Request { backend, client: client.peer.ip(), replayable, started };
+    let reached = match exchange::dispatch(&mut transport, request).await? {
+        Dispatched::Answered(reached) => reached,
+        // hyper's client keeps interim answers to itself: nothing went to the client yet.
+        Dispatched::ClientGone => {
+            return Err(BalancerError::Internal("client gone before any answer".into()));
+        }
+    };
+    let Reached { server, guard, conn: upstream, answer: response, qtime, ctime, rtime } = reached;
+    let (mut rparts, incoming) = response.into_parts();
+    let server_keeps_alive = rparts.version == Version::HTTP_11
+        && !rparts
+            .headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains("close")));
+    strip_hop_by_hop(&mut rparts.headers);
+    // HTTP/2 has no Connection header; its streams end without closing anything.
+    if cfg.httpclose && !h2_client {
+        rparts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    let head_out = head_size(&rparts.headers) + 17;
+    let record = PendingRecord {
+        fe: fe.counters.clone(),
+        backend: backend.clone(),
+        server: server.state.clone(),
+        _guard: guard,
+        upstream: Some(upstream),
+        reusable: server_keeps_alive && !cfg.httpclose,
+        started,
+        qtime,
+        ctime,
+        rtime,
+        bytes_in,
+        head_out,
+    };
+    let body = UpstreamBody::new(incoming, cfg.timeout_server, record);
+    Ok(Response::from_parts(rparts, ProxyBody::Upstream(Box::new(body))))
+}
+
+/// hyper's HTTP/1.1 client, sending the request anew on each attempt.
+struct HyperClient<'a> {
+    fe: &'a FrontendRuntime,
+    backend: &'a Arc<Backend>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: ReqBody,
+}
+
+impl Transport for HyperClient<'_> {
+    type Conn = Upstream<UpBody>;
+    type Answer = Response<Incoming>;
+
+    fn checkout(&self, server: &Server) -> Option<Self::Conn> {
+        server.state.pool.checkout(server.config.pool_purge_delay)
+    }
+
+    /// A connection checked in as its response ended may not have read the end yet; driving
+    /// it until ready beats opening a new one. Not ready means it closed.
+    async fn revive(&mut self, conn: &mut Self::Conn, timeout: Duration) -> bool {
+        matches!(tokio::time::timeout(timeout, conn.ready()).await, Ok(true))
+    }
+
+    async fn connect(address: SocketAddr, timeout: Duration) -> Result<Self::Conn, String> {
+        pool::connect(address, timeout).await.map_err(|e| e.to_string())
+    }
+
+    async fn send(
+        &mut self,
+        conn: &mut Self::Conn,
+        server: &Server,
+        timeout: Duration,
+    ) -> Result<Self::Answer, SendFailed> {
+        let body = match &mut self.body {
             ReqBody::Bytes(b) => UpBody::Bytes(Some(b.clone())),
             ReqBody::Stream(s) => match s.take() {
                 Some(mut s) => {
-                    s.count_in(fe.counters.clone(), backend.clone(), server.state.clone());
+                    s.count_in(self.fe.counters.clone(), self.backend.clone(), server.state.clone());
                     UpBody::Stream(s)
                 }
                 None => {
-                    return Err(BalancerError::ServerFailed {
-                        backend: cfg.name.clone(),
-                        server: server.config.name.clone(),
-                        message: "request body already sent to a failed server; not replayable".into(),
-                    });
+                    let message = "request body already sent to a failed server; not replayable";
+                    return Err(SendFailed::Unreplayable(message.into()));
                 }
             },
         };
-        let mut request = Request::new(attempt_body);
-        *request.method_mut() = method.clone();
-        *request.uri_mut() = uri.clone();
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
         *request.version_mut() = Version::HTTP_11;
-        *request.headers_mut() = headers.clone();
-        let sent_at = Instant::now();
-        let outcome = tokio::time::timeout(cfg.timeout_server, upstream.send(request)).await;
-        match outcome {
-            Err(_) => {
-                counters::inc(&server.state.counters.eresp);
-                counters::inc(&backend.shared.counters.eresp);
-                backend.observe(index, false, Some(504));
-                if replayable && cfg.retry_on.response_timeout && attempts < cfg.retries {
-                    drop(guard);
-                    attempts += 1;
-                    avoid = retry_target(backend, index);
-                    tracing::debug!(backend = %cfg.name, server = %server.config.name, "replaying after a server timeout (retry_on response-timeout)");
-                    continue;
-                }
-                return Err(BalancerError::ServerTimeout {
-                    backend: cfg.name.clone(),
-                    server: server.config.name.clone(),
-                });
-            }
+        *request.headers_mut() = self.headers.clone();
+        match tokio::time::timeout(timeout, conn.send(request)).await {
+            Err(_) => Err(SendFailed::Timeout),
+            Ok(Ok(response)) => Ok(response),
             Ok(Err(mut e)) => {
-                drop(guard);
+                let message = e.error().to_string();
                 if let Some(unsent) = e.take_message() {
-                    // The pooled connection was already closed; nothing reached the server.
+                    // Nothing reached the server: a streamed body goes with the next attempt.
                     if let UpBody::Stream(s) = unsent.into_body() {
-                        body = ReqBody::Stream(Some(s));
+                        self.body = ReqBody::Stream(Some(s));
                     }
-                    count_stale(&mut stale, &cfg.name, &server.config.name)?;
-                    continue;
+                    return Err(SendFailed::Unsent(message));
                 }
-                let error = e.into_error();
-                counters::inc(&server.state.counters.eresp);
-                counters::inc(&backend.shared.counters.eresp);
-                backend.observe(index, true, None);
                 // A response hyper cannot parse is HAProxy's junk-response; a close or reset
                 // before it is an empty-response.
-                let allowed =
-                    if error.is_parse() { cfg.retry_on.junk_response } else { cfg.retry_on.empty_response };
-                if replayable && allowed && attempts < cfg.retries {
-                    attempts += 1;
-                    avoid = retry_target(backend, index);
-                    tracing::debug!(backend = %cfg.name, server = %server.config.name, error = %error, "replaying an idempotent request");
-                    continue;
+                if e.error().is_parse() {
+                    Err(SendFailed::Junk(message))
+                } else {
+                    Err(SendFailed::Empty(message))
                 }
-                return Err(BalancerError::ServerFailed {
-                    backend: cfg.name.clone(),
-                    server: server.config.name.clone(),
-                    message: error.to_string(),
-                });
-            }
-            Ok(Ok(response))
-                if replayable
-                    && attempts < cfg.retries
-                    && cfg.retry_on.status(response.status().as_u16()) =>
-            {
-                let status = response.status().as_u16();
-                backend.observe(index, false, Some(status));
-                for c in [&server.state.counters, &backend.shared.counters] {
-                    c.response(status);
-                }
-                // The answer is dropped unread, so its connection is not reused.
-                drop(response);
-                drop(guard);
-                attempts += 1;
-                avoid = retry_target(backend, index);
-                tracing::debug!(backend = %cfg.name, server = %server.config.name, status, "replaying an idempotent request (retry_on status)");
-                continue;
-            }
-            Ok(Ok(response)) => {
-                let rtime = sent_at.elapsed();
-                let status = response.status().as_u16();
-                backend.observe(index, false, Some(status));
-                for c in [&server.state.counters, &backend.shared.counters] {
-                    c.session_at(started);
-                    c.response(status);
-                }
-                let (mut rparts, incoming) = response.into_parts();
-                let server_keeps_alive = rparts.version == Version::HTTP_11
-                    && !rparts
-                        .headers
-                        .get_all(header::CONNECTION)
-                        .iter()
-                        .any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains("close")));
-                strip_hop_by_hop(&mut rparts.headers);
-                // HTTP/2 has no Connection header; its streams end without closing anything.
-                if cfg.httpclose && !h2_client {
-                    rparts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-                }
-                let head_out = head_size(&rparts.headers) + 17;
-                let record = PendingRecord {
-                    fe: fe.counters.clone(),
-                    backend: backend.clone(),
-                    server: server.state.clone(),
-                    _guard: guard,
-                    upstream: Some(upstream),
-                    reusable: server_keeps_alive && !cfg.httpclose,
-                    started,
-                    qtime,
-                    ctime,
-                    rtime,
-                    bytes_in,
-                    head_out,
-                };
-                let body = UpstreamBody::new(incoming, cfg.timeout_server, record);
-                return Ok(Response::from_parts(rparts, ProxyBody::Upstream(Box::new(body))));
             }
         }
+    }
+
+    fn status(answer: &Self::Answer) -> u16 {
+        answer.status().as_u16()
     }
 }
