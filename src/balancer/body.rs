@@ -15,6 +15,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::time::Sleep;
@@ -31,10 +32,17 @@ pub(super) struct ClientBody {
     stalled: Option<Pin<Box<Sleep>>>,
     /// Where the bytes go in `bin` as they stream: set when the body is sent to a server.
     counted_in: Option<Inflow>,
+    /// Bytes passed on so far, for whoever waits on the server meanwhile: `timeout_server`
+    /// is an inactivity timeout, and an upload that moves is activity.
+    passed: Arc<AtomicU64>,
 }
 
 impl ClientBody {
     /// Counts the body's bytes as they go to `server`.
+    pub(super) fn passed(&self) -> Arc<AtomicU64> {
+        self.passed.clone()
+    }
+
     pub(super) fn count_in(&mut self, fe: Arc<Counters>, backend: Arc<Backend>, server: Arc<ServerState>) {
         self.counted_in = Some(Inflow { fe, backend, server });
     }
@@ -66,8 +74,11 @@ impl Body for UpBody {
             UpBody::Bytes(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
             UpBody::Stream(s) => match Pin::new(&mut s.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    if let (Some(d), Some(to)) = (frame.data_ref(), &s.counted_in) {
-                        count_bytes(&to.fe, &to.backend, &to.server, |c| &c.bin, d.len() as u64);
+                    if let Some(d) = frame.data_ref() {
+                        s.passed.fetch_add(d.len() as u64, Ordering::Relaxed);
+                        if let Some(to) = &s.counted_in {
+                            count_bytes(&to.fe, &to.backend, &to.server, |c| &c.bin, d.len() as u64);
+                        }
                     }
                     s.stalled = None;
                     Poll::Ready(Some(Ok(frame)))
@@ -280,7 +291,13 @@ pub(super) async fn prepare_body(body: Incoming, timeout: Duration) -> Result<Re
             .map_err(|e| BalancerError::ClientBody(e.to_string()))?;
         return Ok(ReqBody::Bytes(collected.to_bytes()));
     }
-    Ok(ReqBody::Stream(Some(ClientBody { inner: body, timeout, stalled: None, counted_in: None })))
+    Ok(ReqBody::Stream(Some(ClientBody {
+        inner: body,
+        timeout,
+        stalled: None,
+        counted_in: None,
+        passed: Arc::default(),
+    })))
 }
 
 // ---------------------------------------------------------------------------------------------

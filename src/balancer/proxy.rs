@@ -355,15 +355,29 @@ impl Transport for HyperClient<'_> {
                 }
             },
         };
+        let passed = match &body {
+            UpBody::Stream(s) => Some(s.passed()),
+            UpBody::Bytes(_) => None,
+        };
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.uri.clone();
         *request.version_mut() = Version::HTTP_11;
         *request.headers_mut() = self.headers.clone();
-        match tokio::time::timeout(timeout, conn.send(request)).await {
-            Err(_) => Err(SendFailed::Timeout),
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(mut e)) => {
+        let mut sending = std::pin::pin!(conn.send(request));
+        let sent = loop {
+            let before = passed.as_ref().map(|p| p.load(Ordering::Relaxed));
+            match tokio::time::timeout(timeout, sending.as_mut()).await {
+                Ok(sent) => break sent,
+                // HAProxy's `timeout server` counts inactivity: a streamed upload still
+                // moving is not a silent server.
+                Err(_) if passed.as_ref().map(|p| p.load(Ordering::Relaxed)) != before => continue,
+                Err(_) => return Err(SendFailed::Timeout),
+            }
+        };
+        match sent {
+            Ok(response) => Ok(response),
+            Err(mut e) => {
                 let message = e.error().to_string();
                 if let Some(unsent) = e.take_message() {
                     // Nothing reached the server: a streamed body goes with the next attempt.
