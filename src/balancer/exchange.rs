@@ -110,8 +110,8 @@ pub(super) trait Transport {
     fn status(answer: &Self::Answer) -> u16;
 }
 
-/// Why a request sent on a connection got no answer; each is one of HAProxy's `retry-on`
-/// conditions.
+/// Why a request sent on a connection got no answer. The first four are HAProxy's
+/// `retry-on` conditions (`conn-failure` for a connection that never took the request).
 pub(super) enum SendFailed {
     /// The connection closed before any of the request was written.
     Unsent(String),
@@ -119,6 +119,7 @@ pub(super) enum SendFailed {
     Empty(String),
     /// Something that is not a complete response head came (a head cut short included).
     Junk(String),
+    /// `timeout_server` passed with no activity and no response head.
     Timeout,
     /// The request cannot be sent again: its streamed body went to a server that failed.
     Unreplayable(String),
@@ -129,7 +130,9 @@ pub(super) enum SendFailed {
 /// A request a server answered.
 pub(super) struct Reached<'a, C, A> {
     pub server: &'a Server,
+    /// The server slot, held until the response ends.
     pub guard: SessionGuard,
+    /// The connection the answer came on; its body is still to be read.
     pub conn: C,
     pub answer: A,
     pub qtime: Duration,

@@ -1,9 +1,10 @@
 //! The balancer role: HAProxy and haproxy_exporter in obsd.
 //!
-//! Frontends accept clients and hand each request (HTTP mode, `proxy`) or connection (TCP
-//! mode, `tcp`) to a backend; the backend picks a server (`select`) among those its health
-//! checks (`health`) keep UP, queues when all are at maxconn, retries and redispatches on
-//! failures that are safe to replay. Counters (`counters`) feed the stats page, its CSV and
+//! Frontends accept clients and hand each request (HTTP mode: `conn`, then the HTTP/1.1 fast
+//! path `h1` or hyper in `proxy`) or connection (TCP mode, `tcp`) to a backend; the backend
+//! picks a server (`select`) among those its health checks (`health`) keep UP, queues when
+//! all are at maxconn, retries and redispatches on failures that are safe to replay
+//! (`exchange`, for both HTTP paths). Counters (`counters`) feed the stats page, its CSV and
 //! JSON, and `/metrics` with haproxy_exporter's names (`stats`). `import` turns a haproxy.cfg
 //! into obsd TOML.
 //!

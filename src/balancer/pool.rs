@@ -148,7 +148,7 @@ impl<T: Pooled> Pool<T> {
     }
 
     /// The most recently used idle connection that is open and not past `purge_delay`. It
-    /// may still be finishing its last response; `forward` drives it until it is ready.
+    /// may still be finishing its last response; `Transport::revive` drives it until it is ready.
     pub fn checkout(&self, purge_delay: Duration) -> Option<T> {
         let Ok(mut idle) = self.mine().lock() else { return None };
         let now = Instant::now();
