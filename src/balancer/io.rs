@@ -5,7 +5,7 @@ use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -155,6 +155,55 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for FlatSmallWrites<T> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+/// Notes when a read brings bytes. hyper reports a server that closed mid-head and one that
+/// sent nothing alike (an incomplete message); HAProxy's `retry-on` tells them apart.
+pub struct ReadSeen<T> {
+    pub inner: T,
+    pub seen: Arc<AtomicBool>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for ReadSeen<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.seen.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for ReadSeen<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -320,5 +369,20 @@ mod tests {
         assert_eq!(task.0.load(Ordering::SeqCst), 1, "the task was not woken");
         assert!(Pin::new(&mut gated).poll(&mut cx).is_ready());
         assert_eq!(polls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn read_seen_notes_reads_that_bring_bytes_and_not_an_end_of_stream() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut server, client) = tokio::io::duplex(64);
+        let seen = Arc::new(AtomicBool::new(false));
+        let mut io = ReadSeen { inner: client, seen: seen.clone() };
+        server.write_all(b"HTTP/1.1 2").await.unwrap();
+        drop(server);
+        let mut buf = [0u8; 64];
+        assert_eq!(io.read(&mut buf).await.unwrap(), 10);
+        assert!(seen.swap(false, Ordering::Relaxed));
+        assert_eq!(io.read(&mut buf).await.unwrap(), 0);
+        assert!(!seen.load(Ordering::Relaxed));
     }
 }

@@ -9,7 +9,7 @@
 //! nobody; the next request that checks it out first drives it until it is ready, which is
 //! also when a close by the server shows.
 
-use super::io::FlatSmallWrites;
+use super::io::{FlatSmallWrites, ReadSeen};
 use hyper::body::Body;
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -17,13 +17,17 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 /// Enough idle connections for a busy backend; more are closed instead of pooled.
 const MAX_IDLE: usize = 512;
+
+/// A server socket as hyper's client drives it.
+type ServerIo = TokioIo<ReadSeen<FlatSmallWrites<TcpStream>>>;
 
 /// What hyper's client needs of a request body type.
 pub trait RequestBody:
@@ -42,7 +46,9 @@ pub struct Upstream<B: RequestBody> {
     pub sender: SendRequest<B>,
     /// None once the connection ended. Boxed: the state machine with its buffers is large,
     /// and an `Upstream` moves through the pool, the request and its response body.
-    pub conn: Option<Box<Connection<TokioIo<FlatSmallWrites<TcpStream>>, B>>>,
+    pub conn: Option<Box<Connection<ServerIo, B>>>,
+    /// Set when the server sent bytes since the last request began.
+    answered: Arc<AtomicBool>,
 }
 
 impl<B: RequestBody> Upstream<B> {
@@ -74,6 +80,11 @@ impl<B: RequestBody> Upstream<B> {
         }
     }
 
+    /// Whether the server sent any byte since the last `send` began.
+    pub fn answered_any(&self) -> bool {
+        self.answered.load(Ordering::Relaxed)
+    }
+
     pub async fn ready(&mut self) -> bool {
         std::future::poll_fn(|cx| self.poll_ready(cx)).await
     }
@@ -84,6 +95,7 @@ impl<B: RequestBody> Upstream<B> {
         request: hyper::Request<B>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, hyper::client::conn::TrySendError<hyper::Request<B>>>
     {
+        self.answered.store(false, Ordering::Relaxed);
         let mut response = std::pin::pin!(self.sender.try_send_request(request));
         std::future::poll_fn(|cx| {
             if let Poll::Ready(r) = response.as_mut().poll(cx) {
@@ -207,9 +219,10 @@ pub async fn connect<B: RequestBody>(
     timeout: Duration,
 ) -> Result<Upstream<B>, ConnectError> {
     let stream = connect_socket(address, timeout).await?;
+    let answered = Arc::new(AtomicBool::new(false));
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
         .max_buf_size(512 * 1024)
-        .handshake(TokioIo::new(FlatSmallWrites(stream)))
+        .handshake(TokioIo::new(ReadSeen { inner: FlatSmallWrites(stream), seen: answered.clone() }))
         .await?;
-    Ok(Upstream { sender, conn: Some(Box::new(conn)) })
+    Ok(Upstream { sender, conn: Some(Box::new(conn)), answered })
 }

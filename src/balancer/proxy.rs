@@ -364,15 +364,17 @@ impl Transport for HyperClient<'_> {
         *request.uri_mut() = self.uri.clone();
         *request.version_mut() = Version::HTTP_11;
         *request.headers_mut() = self.headers.clone();
-        let mut sending = std::pin::pin!(conn.send(request));
-        let sent = loop {
-            let before = passed.as_ref().map(|p| p.load(Ordering::Relaxed));
-            match tokio::time::timeout(timeout, sending.as_mut()).await {
-                Ok(sent) => break sent,
-                // HAProxy's `timeout server` counts inactivity: a streamed upload still
-                // moving is not a silent server.
-                Err(_) if passed.as_ref().map(|p| p.load(Ordering::Relaxed)) != before => continue,
-                Err(_) => return Err(SendFailed::Timeout),
+        let sent = {
+            let mut sending = std::pin::pin!(conn.send(request));
+            loop {
+                let before = passed.as_ref().map(|p| p.load(Ordering::Relaxed));
+                match tokio::time::timeout(timeout, sending.as_mut()).await {
+                    Ok(sent) => break sent,
+                    // HAProxy's `timeout server` counts inactivity: a streamed upload still
+                    // moving is not a silent server.
+                    Err(_) if passed.as_ref().map(|p| p.load(Ordering::Relaxed)) != before => continue,
+                    Err(_) => return Err(SendFailed::Timeout),
+                }
             }
         };
         match sent {
@@ -386,9 +388,9 @@ impl Transport for HyperClient<'_> {
                     }
                     return Err(SendFailed::Unsent(message));
                 }
-                // A response hyper cannot parse is HAProxy's junk-response; a close or reset
-                // before it is an empty-response.
-                if e.error().is_parse() {
+                // A response hyper cannot parse, or one cut short, is HAProxy's junk-response;
+                // a close or reset before any byte is an empty-response.
+                if e.error().is_parse() || conn.answered_any() {
                     Err(SendFailed::Junk(message))
                 } else {
                     Err(SendFailed::Empty(message))
