@@ -1,6 +1,7 @@
 //! Which fields a proxy keeps and which it adds, for both paths: hop-by-hop rules (RFC 9110
-//! 7.6.1) over hyper's header maps and over fields parsed in place, and the forwarding fields
-//! (`X-Forwarded-For`, `Forwarded`) made once per client connection.
+//! 7.6.1) over hyper's header maps and over fields parsed in place, the fast path's server
+//! answers rewritten for the client, and the forwarding fields (`X-Forwarded-For`,
+//! `Forwarded`) made once per client connection.
 
 use super::body::Framing;
 use httparse::{Header, Status};
@@ -159,6 +160,9 @@ pub(super) fn push_status(out: &mut Vec<u8>, code: u16) {
         b'0' + (code % 10) as u8,
     ]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Response heads (the HTTP/1.1 fast path)
 
 /// Response fields parsed in place; a response with more is junk.
 pub(super) const MAX_RESPONSE_HEADERS: usize = 128;
