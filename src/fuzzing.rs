@@ -93,11 +93,11 @@ pub fn jaeger_thrift_binary(data: &[u8]) {
 }
 
 pub fn balancer_response_head(data: &[u8]) {
-    crate::balancer::h1::fuzz_response_head(data);
+    crate::balancer::headers::fuzz_response_head(data);
 }
 
 pub fn balancer_chunked(data: &[u8]) {
-    crate::balancer::h1::fuzz_chunked(data);
+    crate::balancer::body::fuzz_chunked(data);
 }
 
 /// A query as `/api/v1/query` takes it; what parses must format and parse again.

@@ -670,10 +670,11 @@ backend web
             vec![("api", "if is_api !{ method POST }"), ("grafana", "if grafana || { path_beg /d/ }")]
         );
         let headers = hyper::HeaderMap::new();
-        let view = |method, path| crate::config::acl::RequestView {
+        use crate::balancer::acl::MatchRequest;
+        let view = |method, path| crate::balancer::acl::RequestView {
             method,
             path,
-            headers: crate::config::acl::Headers::Map(&headers),
+            headers: crate::balancer::acl::Headers::Map(&headers),
             authority: None,
         };
         assert!(fe.use_backend[0].condition.matches(&view("GET", "/api")));

@@ -1,9 +1,10 @@
 //! The balancer role: HAProxy and haproxy_exporter in obsd.
 //!
-//! Frontends accept clients and hand each request (HTTP mode, `proxy`) or connection (TCP
-//! mode, `tcp`) to a backend; the backend picks a server (`select`) among those its health
-//! checks (`health`) keep UP, queues when all are at maxconn, retries and redispatches on
-//! failures that are safe to replay. Counters (`counters`) feed the stats page, its CSV and
+//! Frontends accept clients and hand each request (HTTP mode: `conn`, then the HTTP/1.1 fast
+//! path `h1` or hyper in `proxy`) or connection (TCP mode, `tcp`) to a backend; the backend
+//! picks a server (`select`) among those its health checks (`health`) keep UP, queues when
+//! all are at maxconn, retries and redispatches on failures that are safe to replay
+//! (`exchange`, for both HTTP paths). Counters (`counters`) feed the stats page, its CSV and
 //! JSON, and `/metrics` with haproxy_exporter's names (`stats`). `import` turns a haproxy.cfg
 //! into obsd TOML.
 //!
@@ -13,11 +14,17 @@
 //! server that stays across a reload keeps it. Listeners whose bind does not change are
 //! kept open, so a reload refuses no connection.
 
+mod acl;
+pub(crate) mod body;
+mod conn;
 pub mod counters;
 mod error;
-pub(crate) mod h1;
+mod exchange;
+mod h1;
+pub(crate) mod headers;
 pub mod health;
 pub mod import;
+mod io;
 mod pool;
 mod proxy;
 pub mod select;
@@ -46,7 +53,7 @@ pub(crate) struct ServerState {
     pub address: SocketAddr,
     pub counters: Counters,
     pub health: Mutex<Health>,
-    pub pool: Pool,
+    pool: Pool<pool::Upstream<body::UpBody>>,
     /// Idle sockets of the HTTP/1.1 fast path (`h1`).
     pub raw_pool: Pool<tokio::net::TcpStream>,
     /// HAProxy's `sid`.
@@ -725,7 +732,7 @@ async fn accept_loop(
             };
             match mode {
                 ProxyMode::Http => {
-                    proxy::serve_connection(inner, name, stream, peer, acceptor, stop, guard).await
+                    conn::serve_connection(inner, name, stream, peer, acceptor, stop, guard).await
                 }
                 ProxyMode::Tcp => tcp::serve_connection(inner, name, stream, peer, stop, guard).await,
             }

@@ -9,14 +9,16 @@
 //! nobody; the next request that checks it out first drives it until it is ready, which is
 //! also when a close by the server shows.
 
-use super::proxy::{FlatSmallWrites, UpBody};
+use super::io::{FlatSmallWrites, ReadSeen};
+use hyper::body::Body;
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -24,15 +26,32 @@ use tokio::net::TcpStream;
 /// Enough idle connections for a busy backend; more are closed instead of pooled.
 const MAX_IDLE: usize = 512;
 
-/// One HTTP/1.1 connection to a server: the request handle and the I/O state machine.
-pub struct Upstream {
-    pub sender: SendRequest<UpBody>,
-    /// None once the connection ended. Boxed: the state machine with its buffers is large,
-    /// and an `Upstream` moves through the pool, the request and its response body.
-    pub conn: Option<Box<Connection<TokioIo<FlatSmallWrites<TcpStream>>, UpBody>>>,
+/// A server socket as hyper's client drives it.
+type ServerIo = TokioIo<ReadSeen<FlatSmallWrites<TcpStream>>>;
+
+/// What hyper's client needs of a request body type.
+pub trait RequestBody:
+    Body<Error: Into<Box<dyn std::error::Error + Send + Sync>>, Data: Send> + 'static
+{
 }
 
-impl Upstream {
+impl<B> RequestBody for B where
+    B: Body<Error: Into<Box<dyn std::error::Error + Send + Sync>>, Data: Send> + 'static
+{
+}
+
+/// One HTTP/1.1 connection to a server (requests with bodies of type `B`): the request
+/// handle and the I/O state machine.
+pub struct Upstream<B: RequestBody> {
+    pub sender: SendRequest<B>,
+    /// None once the connection ended. Boxed: the state machine with its buffers is large,
+    /// and an `Upstream` moves through the pool, the request and its response body.
+    pub conn: Option<Box<Connection<ServerIo, B>>>,
+    /// Set when the server sent bytes since the last request began.
+    answered: Arc<AtomicBool>,
+}
+
+impl<B: RequestBody> Upstream<B> {
     /// Drives the connection's I/O; true while it is still open.
     pub fn poll_io(&mut self, cx: &mut Context<'_>) -> bool {
         let Some(conn) = self.conn.as_mut() else { return false };
@@ -61,6 +80,11 @@ impl Upstream {
         }
     }
 
+    /// Whether the server sent any byte since the last `send` began.
+    pub fn answered_any(&self) -> bool {
+        self.answered.load(Ordering::Relaxed)
+    }
+
     pub async fn ready(&mut self) -> bool {
         std::future::poll_fn(|cx| self.poll_ready(cx)).await
     }
@@ -68,11 +92,10 @@ impl Upstream {
     /// Sends a request, driving the connection until its response head arrives.
     pub async fn send(
         &mut self,
-        request: hyper::Request<UpBody>,
-    ) -> Result<
-        hyper::Response<hyper::body::Incoming>,
-        hyper::client::conn::TrySendError<hyper::Request<UpBody>>,
-    > {
+        request: hyper::Request<B>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, hyper::client::conn::TrySendError<hyper::Request<B>>>
+    {
+        self.answered.store(false, Ordering::Relaxed);
         let mut response = std::pin::pin!(self.sender.try_send_request(request));
         std::future::poll_fn(|cx| {
             if let Poll::Ready(r) = response.as_mut().poll(cx) {
@@ -93,7 +116,7 @@ pub trait Pooled {
     fn is_closed(&self) -> bool;
 }
 
-impl Pooled for Upstream {
+impl<B: RequestBody> Pooled for Upstream<B> {
     fn is_closed(&self) -> bool {
         self.conn.is_none() || self.sender.is_closed()
     }
@@ -119,7 +142,7 @@ type IdleList<T> = Mutex<VecDeque<(T, Instant)>>;
 /// Idle connections per connection thread (`threads`), as HAProxy keeps them per thread: a
 /// connection is registered with the reactor of the thread that opened it, and is only used
 /// there. The last list is for code off those threads.
-pub struct Pool<T = Upstream> {
+pub struct Pool<T> {
     idle: Box<[IdleList<T>]>,
 }
 
@@ -137,7 +160,7 @@ impl<T: Pooled> Pool<T> {
     }
 
     /// The most recently used idle connection that is open and not past `purge_delay`. It
-    /// may still be finishing its last response; `forward` drives it until it is ready.
+    /// may still be finishing its last response; `Transport::revive` drives it until it is ready.
     pub fn checkout(&self, purge_delay: Duration) -> Option<T> {
         let Ok(mut idle) = self.mine().lock() else { return None };
         let now = Instant::now();
@@ -175,23 +198,31 @@ impl<T: Pooled> Pool<T> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("connect timeout after {0:?}")]
-    Timeout(Duration),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("HTTP handshake: {0}")]
     Handshake(#[from] hyper::Error),
 }
 
-/// A fresh HTTP/1.1 connection, driven by whoever holds it.
-pub async fn connect(address: SocketAddr, timeout: Duration) -> Result<Upstream, ConnectError> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
-        .await
-        .map_err(|_| ConnectError::Timeout(timeout))??;
+/// A fresh connection to a server.
+pub async fn connect_socket(address: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(address)).await.map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, format!("connect timeout after {timeout:?}"))
+    })??;
     let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// A fresh HTTP/1.1 connection, driven by whoever holds it.
+pub async fn connect<B: RequestBody>(
+    address: SocketAddr,
+    timeout: Duration,
+) -> Result<Upstream<B>, ConnectError> {
+    let stream = connect_socket(address, timeout).await?;
+    let answered = Arc::new(AtomicBool::new(false));
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
         .max_buf_size(512 * 1024)
-        .handshake(TokioIo::new(FlatSmallWrites(stream)))
+        .handshake(TokioIo::new(ReadSeen { inner: FlatSmallWrites(stream), seen: answered.clone() }))
         .await?;
-    Ok(Upstream { sender, conn: Some(Box::new(conn)) })
+    Ok(Upstream { sender, conn: Some(Box::new(conn)), answered })
 }
