@@ -482,3 +482,39 @@ fn replica_answers_grafana_shaped_promql_over_its_scraped_data() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("bad_data"));
 }
+
+/// Shutdown while a scrape hangs: the scrape is cancelled and the loop's staleness markers
+/// reach the store before it closes, instead of being lost (or written after its sync) when
+/// the slow target finally answers.
+#[test]
+fn shutdown_during_a_slow_scrape_keeps_the_staleness_markers() {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let seen = asked.clone();
+    // Answers the first scrape, then hangs (within the scrape timeout) on every later one.
+    let slow = fake_target(move |n| {
+        seen.store(n + 1, Ordering::SeqCst);
+        (n == 0).then(|| b"slow_metric 7\n".to_vec())
+    });
+    let jobs = format!(
+        "[replica.global]\nscrape_interval = \"4s\"\nscrape_timeout = \"4s\"\n[[replica.scrape_configs]]\njob_name = \"slow\"\nstatic_configs = [{{ targets = [\"127.0.0.1:{slow}\"] }}]\n"
+    );
+    let mut obsd = Obsd::start("replica", &replica_config(&jobs, ""));
+    wait_until("the first scrape stored", Duration::from_secs(30), || {
+        federate(&obsd, "slow_metric").values().any(|v| *v == 7.0)
+    });
+    wait_until("the second scrape in flight", Duration::from_secs(30), || asked.load(Ordering::SeqCst) >= 2);
+    obsd.signal(libc::SIGTERM);
+    assert!(obsd.wait_exit(Duration::from_secs(20)).is_some(), "{}", obsd.log());
+    let store = obsd::store::Store::open(
+        obsd.data_dir().join("replica/tsdb"),
+        obsd::store::StoreOptions { background: false, ..Default::default() },
+    )
+    .unwrap();
+    let q = store.querier(0, i64::MAX);
+    for name in ["slow_metric", "up"] {
+        let series = q.select_all(&[obsd::store::Matcher::equal("__name__", name)]).unwrap();
+        assert_eq!(series.len(), 1, "{name}: {series:?}");
+        let samples = &series[0].1;
+        assert!(obsd::store::is_stale_nan(samples.last().unwrap().1), "{name} not ended: {samples:?}");
+    }
+}

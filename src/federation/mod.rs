@@ -26,7 +26,6 @@ use axum::routing::get;
 use dedup::Dedup;
 use remote_write_out::RemoteWriteQueue;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FederationError {
@@ -191,8 +190,7 @@ impl Federation {
 
     /// Stops scraping, then flushes the store and the queues' open segments.
     pub async fn stop(self) {
-        self.scrape.stop_all();
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.scrape.stop_all().await;
         for q in &self.sink.remote {
             q.sync();
         }

@@ -121,9 +121,7 @@ impl Replica {
 
     /// Stops scraping (writing staleness markers), then closes the store so its WAL is synced.
     pub async fn stop(self) {
-        self.state.scrape.stop_all();
-        // Let loops write their end-of-run markers before the store closes.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.state.scrape.stop_all().await;
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.sync()).await;
     }

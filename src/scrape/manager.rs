@@ -13,6 +13,9 @@ use tokio::sync::watch;
 
 /// How often file_sd files are re-read; a change shows up within this time.
 const FILE_SD_POLL: Duration = Duration::from_secs(5);
+/// How long stopping waits for the loops: a cancelled scrape ends at once, so this only bounds
+/// a store append that hangs.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 struct Running {
     job_fingerprint: String,
@@ -20,6 +23,7 @@ struct Running {
     state: Arc<Mutex<TargetState>>,
     stop: watch::Sender<bool>,
     job: Arc<Job>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 #[derive(Default)]
@@ -115,7 +119,7 @@ impl ScrapeManager {
             };
             let (stop, stop_rx) = watch::channel(false);
             let state = Arc::new(Mutex::new(TargetState::default()));
-            tokio::spawn(scrape_loop::run(
+            let task = tokio::spawn(scrape_loop::run(
                 job.clone(),
                 t.clone(),
                 client,
@@ -123,7 +127,9 @@ impl ScrapeManager {
                 state.clone(),
                 stop_rx,
             ));
-            inner.running.insert(k, Running { job_fingerprint: fingerprint, target: t, state, stop, job });
+            inner
+                .running
+                .insert(k, Running { job_fingerprint: fingerprint, target: t, state, stop, job, task });
         }
         inner.dropped = dropped;
         inner.discovery_errors = errors;
@@ -155,11 +161,25 @@ impl ScrapeManager {
         }
     }
 
-    /// Stops every loop (each writes its end-of-run staleness markers).
-    pub fn stop_all(&self) {
-        let mut inner = self.lock();
-        for (_, r) in inner.running.drain() {
+    /// Stops every loop and returns once each has written its end-of-run staleness markers,
+    /// so the store can be closed after it. A loop that does not finish within
+    /// `STOP_GRACE` (its sink stuck on a failing store) is aborted and said so.
+    pub async fn stop_all(&self) {
+        let stopping: Vec<Running> = self.lock().running.drain().map(|(_, r)| r).collect();
+        for r in &stopping {
             let _ = r.stop.send(true);
+        }
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        for r in stopping {
+            let mut task = r.task;
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                tracing::warn!(
+                    job = %r.job.name, target = %r.target.url,
+                    "scrape loop did not stop in time; aborted without its staleness markers"
+                );
+                task.abort();
+                let _ = task.await;
+            }
         }
     }
 

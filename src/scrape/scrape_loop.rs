@@ -628,7 +628,12 @@ pub async fn run(
             _ = ticker.tick() => {}
             _ = stop.changed() => break,
         }
-        let new_state = cache.scrape_once(&client, &job, &target, sink.as_ref()).await;
+        // A stop cancels the scrape in flight, as Prometheus cancels its context: shutdown then
+        // waits for the staleness markers, not for a slow target's timeout.
+        let new_state = tokio::select! {
+            s = cache.scrape_once(&client, &job, &target, sink.as_ref()) => s,
+            _ = stop.changed() => break,
+        };
         if let Ok(mut s) = state.lock() {
             *s = new_state;
         }
