@@ -2,7 +2,7 @@
 //! status (`web/api/v1/api.go`, `returnAPIError` and `respondError`).
 
 use crate::promql::QueryError;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 #[derive(Debug, thiserror::Error)]
@@ -83,4 +83,10 @@ impl IntoResponse for ApiError {
         });
         (self.status(), [("content-type", "application/json")], body.to_string()).into_response()
     }
+}
+
+/// A plain-text error body, for the endpoints Prometheus answers in text (`/federate`,
+/// `/api/v1/write`) rather than in the JSON envelope.
+pub fn text_error(status: StatusCode, message: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{message}\n")).into_response()
 }

@@ -5,10 +5,11 @@
 //! store, and an [`ApiInfo`] with what only it knows (build info, flags, config, targets).
 
 pub mod error;
+pub mod federate;
 pub mod json;
 mod params;
+pub mod scrape_status;
 pub mod selector;
-pub mod serving;
 mod v1;
 
 use crate::promql::{Engine, Queryable};

@@ -621,9 +621,7 @@ pub fn metrics_text(balancer: &Balancer) -> String {
         .with_value(0.0),
     );
     families.push(histogram_family(&generation));
-    families.extend(crate::self_metrics::process_metrics());
-    families.push(crate::self_metrics::build_info());
-    families.extend(crate::self_metrics::config_metrics());
+    families.extend(crate::self_metrics::common_families());
     // Histogram samples are already in bucket order; merge_and_sort would reorder them.
     let histogram_name = "obsd_balancer_backend_request_duration_seconds";
     let (hist, rest): (Vec<_>, Vec<_>) = families.into_iter().partition(|f| f.name == histogram_name);
@@ -872,11 +870,7 @@ async fn dispatch(
     let path = uri.path();
     match path {
         "/metrics" => {
-            return text_response(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                metrics_text(&balancer),
-            );
+            return text_response(StatusCode::OK, crate::self_metrics::TEXT_FORMAT, metrics_text(&balancer));
         }
         "/-/healthy" => return text_response(StatusCode::OK, "text/plain; charset=utf-8", "Healthy.\n"),
         "/-/ready" => return text_response(StatusCode::OK, "text/plain; charset=utf-8", "Ready.\n"),

@@ -271,9 +271,7 @@ async fn metrics_page(State(state): State<Arc<MetricsState>>, headers: HeaderMap
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/openmetrics-text"));
-    let mut families = crate::self_metrics::process_metrics();
-    families.push(crate::self_metrics::build_info());
-    families.extend(crate::self_metrics::config_metrics());
+    let mut families = crate::self_metrics::common_families();
     families.extend(self_families(&state));
     let families = exposition::merge_and_sort(families);
     let mut body = String::new();
@@ -285,6 +283,6 @@ async fn metrics_page(State(state): State<Arc<MetricsState>>, headers: HeaderMap
     } else {
         exposition::write_families(&mut body, &families);
         exposition::write_families(&mut body, &state.intake.red.families());
-        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+        ([(header::CONTENT_TYPE, crate::self_metrics::TEXT_FORMAT)], body)
     }
 }

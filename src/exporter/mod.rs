@@ -4,7 +4,7 @@
 //! reports `node_scrape_collector_success` / `_duration_seconds` per collector, so a broken
 //! collector costs its own families and nothing else.
 
-pub mod collectors;
+pub mod node;
 pub mod plugins;
 
 use crate::config::ExporterConfig;
@@ -33,15 +33,7 @@ pub struct Exporter {
 /// Families obsd itself adds to every exporter scrape, which no plugin may export.
 pub fn builtin_family_names() -> BTreeSet<String> {
     static NAMES: std::sync::OnceLock<BTreeSet<String>> = std::sync::OnceLock::new();
-    NAMES
-        .get_or_init(|| {
-            let mut names: BTreeSet<String> =
-                crate::self_metrics::process_metrics().into_iter().map(|f| f.name).collect();
-            names.insert(crate::self_metrics::build_info().name);
-            names.extend(crate::self_metrics::config_metrics().into_iter().map(|f| f.name));
-            names
-        })
-        .clone()
+    NAMES.get_or_init(|| crate::self_metrics::common_families().into_iter().map(|f| f.name).collect()).clone()
 }
 
 impl Exporter {
@@ -103,7 +95,7 @@ impl Exporter {
         });
         let mut tasks = Vec::new();
         for (name, enabled) in &config.collectors {
-            let Some(registered) = collectors::find(name).filter(|_| *enabled) else { continue };
+            let Some(registered) = node::find(name).filter(|_| *enabled) else { continue };
             let config = config.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
                 let started = Instant::now();
@@ -128,7 +120,7 @@ impl Exporter {
                     success.add(&[("collector", name)], 1.0);
                     families.extend(f);
                 }
-                Err(collectors::CollectError::NoData(why)) => {
+                Err(node::CollectError::NoData(why)) => {
                     tracing::debug!(collector = name, reason = %why, "collector returned no data");
                     success.add(&[("collector", name)], 0.0);
                 }
@@ -140,9 +132,7 @@ impl Exporter {
         }
         families.push(success);
         families.push(duration);
-        families.extend(crate::self_metrics::process_metrics());
-        families.push(crate::self_metrics::build_info());
-        families.extend(crate::self_metrics::config_metrics());
+        families.extend(crate::self_metrics::common_families());
         if let (Some(plugins), Some(task)) = (plugins, plugin_task) {
             let taken: BTreeSet<String> = families.iter().map(|f| f.name.clone()).collect();
             match task.await {
@@ -184,7 +174,7 @@ async fn metrics(State(exporter): State<Exporter>) -> axum::response::Response {
     let families = exporter.gather().await;
     let mut body = String::with_capacity(64 * 1024);
     exposition::write_families(&mut body, &families);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    ([(header::CONTENT_TYPE, crate::self_metrics::TEXT_FORMAT)], body).into_response()
 }
 
 async fn landing() -> impl IntoResponse {

@@ -2,18 +2,19 @@
 //! replicas (through a balancer, or every replica directly in fan-out mode) with the
 //! replica's scrape engine, merges HA replicas into one series per identity (`dedup`) before
 //! the store, serves the same API and `/federate` as a replica, and optionally remote-writes
-//! what it stored to a clustered engine (`remote_write_out`).
+//! what it stored to a clustered engine (through `remote_write::queue`).
 
 pub mod dedup;
-pub mod remote_write_out;
 
-use crate::api::serving::{self, FederateSettings, FederateState};
+use crate::api::federate::{self, FederateSettings, FederateState};
+use crate::api::scrape_status;
 use crate::config::{FederationConfig, GlobalConfig};
-use crate::exposition::{self, MetricFamily};
+use crate::exposition::MetricFamily;
 use crate::http::{self, BoundListener};
 use crate::model::labels::Labels;
 use crate::promql::store_source::StoreSource;
 use crate::promql::{Engine, EngineOptions};
+use crate::remote_write::queue::{self as remote_write_out, RemoteWriteQueue};
 use crate::scrape::manager::ScrapeManager;
 use crate::scrape::scrape_loop::{AppendOutcome, SampleSink, ScrapedSample};
 use crate::scrape::store_sink::{Accepted, append_scrape};
@@ -24,7 +25,6 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use dedup::Dedup;
-use remote_write_out::RemoteWriteQueue;
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
@@ -153,16 +153,16 @@ impl Federation {
         let api = crate::api::router(
             engine,
             Arc::new(StoreSource(store.clone())),
-            serving::scrape_api_info(&scrape, flags(config), config.scrape.status_yaml.clone()),
+            scrape_status::scrape_api_info(&scrape, flags(config), config.scrape.status_yaml.clone()),
         );
         let federate = FederateState::new(store.clone(), federate_settings(config));
         let federation = Federation { scrape, store, federate: federate.clone(), sink: sink.clone() };
         let router = Router::new()
             .route("/metrics", get(metrics))
             .route("/api/v1/status/dedup", get(dedup_leaders))
-            // `GET /` (the seed's `option httpchk GET /`) is answered by the shared serving router.
+            // `GET /` (the seed's `option httpchk GET /`) is answered by the shared federate router.
             .with_state(sink)
-            .merge(serving::federate_router(
+            .merge(federate::federate_router(
                 federate,
                 crate::webui::Features { metrics: true, federation: true, ..Default::default() },
             ))
@@ -268,11 +268,5 @@ async fn metrics(State(sink): State<Arc<DedupSink>>) -> impl IntoResponse {
     for q in &sink.remote {
         families.extend(q.metric_families());
     }
-    families.extend(crate::self_metrics::process_metrics());
-    families.push(crate::self_metrics::build_info());
-    families.extend(crate::self_metrics::config_metrics());
-    let families = exposition::merge_and_sort(families);
-    let mut body = String::new();
-    exposition::write_families(&mut body, &families);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+    crate::self_metrics::text_page(families)
 }

@@ -2,6 +2,8 @@
 //! sends to `/api/v1/write`, and encoding what obsd sends onward.
 
 pub mod proto;
+pub mod queue;
+pub mod receive;
 
 use prost::Message;
 

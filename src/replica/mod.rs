@@ -4,7 +4,8 @@
 
 mod handlers;
 
-use crate::api::serving::{self, FederateSettings, FederateState};
+use crate::api::federate::{self, FederateSettings, FederateState};
+use crate::api::scrape_status;
 use crate::api::{self, ApiInfo};
 use crate::config::{GlobalConfig, ReplicaConfig};
 use crate::http::{self, BoundListener};
@@ -59,7 +60,7 @@ fn api_info(state: &Arc<ReplicaState>, config: &ReplicaConfig, role: &str) -> Ap
     );
     flags.insert("web.enable-remote-write-receiver".to_string(), config.remote_write_receiver.to_string());
     flags.insert("obsd.role".to_string(), role.to_string());
-    serving::scrape_api_info(&state.scrape, flags, config.scrape.status_yaml.clone())
+    scrape_status::scrape_api_info(&state.scrape, flags, config.scrape.status_yaml.clone())
 }
 
 fn federate_settings(config: &ReplicaConfig) -> FederateSettings {
@@ -98,7 +99,7 @@ impl Replica {
         );
         let federate = FederateState::new(state.store.clone(), federate_settings(config));
         let router = handlers::router(state.clone())
-            .merge(serving::federate_router(
+            .merge(federate::federate_router(
                 federate.clone(),
                 crate::webui::Features { metrics: true, ..Default::default() },
             ))

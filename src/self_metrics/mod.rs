@@ -10,6 +10,29 @@ static CONFIG_WARNINGS: AtomicU64 = AtomicU64::new(0);
 static LAST_RELOAD_OK: AtomicBool = AtomicBool::new(true);
 static LAST_RELOAD_SUCCESS_SECONDS: AtomicU64 = AtomicU64::new(0);
 
+/// The content type of the text exposition format every `/metrics` answers in.
+pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The families about obsd itself that every role's `/metrics` carries beside its own.
+pub fn common_families() -> Vec<MetricFamily> {
+    let mut families = process_metrics();
+    families.push(build_info());
+    families.extend(config_metrics());
+    families
+}
+
+/// A role's `/metrics` page in the text format: its own families and the common ones, merged
+/// and sorted as Prometheus's registry would.
+pub fn text_page(own: Vec<MetricFamily>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut families = own;
+    families.extend(common_families());
+    let families = crate::exposition::merge_and_sort(families);
+    let mut body = String::with_capacity(32 * 1024);
+    crate::exposition::write_families(&mut body, &families);
+    ([(axum::http::header::CONTENT_TYPE, TEXT_FORMAT)], body).into_response()
+}
+
 /// A configuration was loaded (at start or by a reload) and is now the running one.
 pub fn config_loaded(warnings: usize) {
     CONFIG_WARNINGS.store(warnings as u64, Ordering::Relaxed);

@@ -1,6 +1,7 @@
-//! node_exporter's collectors, one file each, with node_exporter 1.5's metric names, types,
-//! units and labels. A collector is a plain function from the exporter config to families;
-//! it reads /proc and /sys below the configured roots so tests can point it at fixtures.
+//! The node metrics: node_exporter's collectors (its word, kept in `[exporter.collectors]`),
+//! one file each, with node_exporter 1.5's metric names, types, units and labels. Each is a
+//! plain function from the exporter config to families; it reads /proc and /sys below the
+//! configured roots so tests can point it at fixtures. (obsd's `collector` is the tracing role.)
 
 mod arp;
 mod conntrack;

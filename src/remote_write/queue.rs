@@ -1,5 +1,6 @@
-//! Remote write 1.0 out of the federation, to an engine that clusters (Mimir, Thanos
-//! Receive, VictoriaMetrics): a durable queue on disk, sharded senders, retries.
+//! Remote write 1.0 out, to an engine that clusters (Mimir, Thanos Receive,
+//! VictoriaMetrics): a durable queue on disk, sharded senders, retries. The federation sends
+//! through it today; any role that writes onward takes the same queue.
 //!
 //! Every sample the federation stores is appended to one of `shards` on-disk queues (a series
 //! always to the same shard, so its samples leave in order). A shard is a directory of
