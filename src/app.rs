@@ -8,44 +8,94 @@ use crate::config::{self, Config, ListenerConfig, Role};
 use crate::exporter::{self, Exporter};
 use crate::federation::Federation;
 use crate::http;
+use crate::lifecycle::{Ctx, Started};
 use crate::replica::Replica;
-use crate::store::Store;
 use anyhow::{Context, bail};
 use axum::Router;
-use axum::routing::get;
 use std::path::PathBuf;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-fn common_routes() -> Router {
-    Router::new()
-        .route("/-/healthy", get(|| async { "Healthy.\n" }))
-        .route("/-/ready", get(|| async { "Ready.\n" }))
+/// A started role, to reload and stop. Every role has the same lifecycle
+/// (`crate::lifecycle`); this only names which one it is.
+enum Running {
+    Exporter(Exporter),
+    Replica(Replica),
+    Federation(Federation),
+    Collector(Collector),
+    Balancer(Balancer),
 }
 
-/// The health routes of a role with a store: not ready (503, the reason in the body) while
-/// the store refuses writes, so a balancer or an orchestrator sees a full disk.
-fn store_routes(store: Store) -> Router {
-    Router::new().route("/-/healthy", get(|| async { "Healthy.\n" })).route(
-        "/-/ready",
-        get(move || {
-            let store = store.clone();
-            async move {
-                match store.write_health() {
-                    Ok(()) => (axum::http::StatusCode::OK, "Ready.\n".to_string()),
-                    Err(why) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("Not ready: {why}\n")),
-                }
+impl Running {
+    fn role(&self) -> Role {
+        match self {
+            Running::Exporter(_) => Role::Exporter,
+            Running::Replica(_) => Role::Replica,
+            Running::Federation(_) => Role::Federation,
+            Running::Collector(_) => Role::Collector,
+            Running::Balancer(_) => Role::Balancer,
+        }
+    }
+
+    fn listener<'c>(&self, config: &'c Config) -> &'c ListenerConfig {
+        match self {
+            Running::Exporter(_) => &config.exporter.listen,
+            Running::Replica(_) => &config.replica.listen,
+            Running::Federation(_) => &config.federation.listen,
+            Running::Collector(_) => &config.collector.listen,
+            Running::Balancer(_) => &config.balancer.listen,
+        }
+    }
+
+    fn reload(&self, current: &Config, new: &Config) {
+        if self.listener(current) != self.listener(new) {
+            tracing::warn!(
+                role = self.role().name(),
+                "listener settings changed; they take effect only after a restart"
+            );
+        }
+        match self {
+            Running::Exporter(r) => r.reload(&new.exporter),
+            Running::Replica(r) => r.reload(&new.replica),
+            Running::Federation(r) => r.reload(&new.federation),
+            Running::Collector(_) => {
+                tracing::warn!(role = "collector", "collector settings take effect only after a restart")
             }
-        }),
-    )
+            Running::Balancer(r) => r.reload(&new.balancer),
+        }
+    }
+
+    /// Called once the listeners have drained. Each role stops what produces data (scrape
+    /// loops, span intake) before it flushes its store.
+    async fn stop(self, ctx: &Ctx) {
+        match self {
+            Running::Exporter(r) => r.stop(ctx).await,
+            Running::Replica(r) => r.stop(ctx).await,
+            Running::Federation(r) => r.stop(ctx).await,
+            Running::Collector(r) => r.stop(ctx).await,
+            Running::Balancer(r) => r.stop(ctx).await,
+        }
+    }
 }
 
-struct Running {
-    exporter: Option<Exporter>,
-    collector: Option<Collector>,
-    replica: Option<Replica>,
-    federation: Option<Federation>,
-    balancer: Option<Balancer>,
+async fn start(
+    role: Role,
+    config: &Config,
+    ctx: &Ctx,
+) -> anyhow::Result<(Running, Vec<(http::BoundListener, Router)>)> {
+    fn wrap<R>(
+        started: Started<R>,
+        as_running: fn(R) -> Running,
+    ) -> (Running, Vec<(http::BoundListener, Router)>) {
+        (as_running(started.role), started.listeners)
+    }
+    Ok(match role {
+        Role::Exporter => wrap(exporter::start(&config.exporter, ctx).await?, Running::Exporter),
+        Role::Replica => wrap(Replica::start(&config.replica, ctx).await?, Running::Replica),
+        Role::Federation => wrap(Federation::start(&config.federation, ctx).await?, Running::Federation),
+        Role::Collector => wrap(Collector::start(&config.collector, ctx).await?, Running::Collector),
+        Role::Balancer => wrap(balancer::start(&config.balancer, ctx).await?, Running::Balancer),
+    })
 }
 
 pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>) -> anyhow::Result<()> {
@@ -55,60 +105,23 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
     }
     crate::self_metrics::config_loaded(log_warnings(&config, &roles));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut running =
-        Running { exporter: None, collector: None, replica: None, federation: None, balancer: None };
+    let drain = config.global.shutdown_timeout;
+    let ctx = Ctx { global: config.global.clone(), shutdown: shutdown_rx.clone(), drain };
+    // Started in the order given, stopped in reverse: a role started later may lean on one
+    // started before it, never the other way round.
+    let mut running: Vec<Running> = Vec::new();
     let mut listeners: Vec<(http::BoundListener, Router)> = Vec::new();
     for role in &roles {
-        match role {
-            Role::Exporter => {
-                let exp = Exporter::new(config.exporter.clone());
-                let router = exporter::router(exp.clone()).merge(common_routes());
-                let bound = http::bind("exporter", &config.exporter.listen).await?;
-                running.exporter = Some(exp);
-                listeners.push((bound, router));
-            }
-            Role::Replica => {
-                let (replica, bound, router) = Replica::start(&config.replica, &config.global).await?;
-                replica.spawn_background(shutdown_rx.clone());
-                listeners.push((bound, router.merge(store_routes(replica.state.store.clone()))));
-                running.replica = Some(replica);
-            }
-            Role::Federation => {
-                let (federation, bound, router) =
-                    Federation::start(&config.federation, &config.global, shutdown_rx.clone()).await?;
-                federation.spawn_background(shutdown_rx.clone());
-                listeners.push((bound, router.merge(store_routes(federation.store().clone()))));
-                running.federation = Some(federation);
-            }
-            Role::Collector => {
-                let (collector, bound) =
-                    Collector::start(&config.collector, &config.global, shutdown_rx.clone()).await?;
-                for (listener, router) in bound {
-                    // Health answers on every collector listener, as on every role's.
-                    listeners.push((listener, router.merge(common_routes())));
-                }
-                running.collector = Some(collector);
-            }
-            Role::Balancer => {
-                // The stats listener binds first, then every frontend: any taken port fails
-                // the start before traffic flows.
-                let bound = http::bind("balancer", &config.balancer.listen).await?;
-                let b = Balancer::start(config.balancer.clone(), shutdown_rx.clone())?;
-                listeners.push((bound, balancer::router(b.clone())));
-                running.balancer = Some(b);
-            }
-        }
+        let (started, bound) = start(*role, &config, &ctx).await?;
+        running.push(started);
+        listeners.extend(bound);
     }
     if listeners.is_empty() {
         bail!("no role to run");
     }
-    let drain = config.global.shutdown_timeout;
     let mut servers = tokio::task::JoinSet::new();
     for (bound, router) in listeners {
         servers.spawn(http::serve(bound, router, shutdown_rx.clone(), drain));
-    }
-    if let Some(b) = &running.balancer {
-        servers.spawn(b.clone().run_until_shutdown(drain));
     }
     // Handlers first: "obsd started" and READY=1 invite signals (systemctl reload, a test's
     // SIGHUP), and SIGHUP's default action would kill the process.
@@ -148,15 +161,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
     if tokio::time::timeout(deadline, async { while servers.join_next().await.is_some() {} }).await.is_err() {
         tracing::warn!("listeners did not stop within the drain time");
     }
-    // Listeners are down, so no new spans arrive: drain the span queue and flush the store.
-    if let Some(replica) = running.replica.take() {
-        replica.stop().await;
-    }
-    if let Some(federation) = running.federation.take() {
-        federation.stop().await;
-    }
-    if let Some(collector) = running.collector.take() {
-        collector.stop(drain).await;
+    // Listeners are down, so nothing new arrives: each role drains what it holds and flushes.
+    while let Some(role) = running.pop() {
+        role.stop(&ctx).await;
     }
     tracing::info!("obsd stopped");
     Ok(())
@@ -177,7 +184,7 @@ fn log_warnings(config: &Config, roles: &[Role]) -> usize {
     warnings.len()
 }
 
-fn reload(current: &mut Config, path: Option<&std::path::Path>, running: &Running, roles: &[Role]) {
+fn reload(current: &mut Config, path: Option<&std::path::Path>, running: &[Running], roles: &[Role]) {
     tracing::info!("SIGHUP received; reloading configuration");
     let embedded = current.source.as_deref() == Some(std::path::Path::new(config::ALL_IN_ONE_SOURCE));
     let loaded = match path {
@@ -197,33 +204,10 @@ fn reload(current: &mut Config, path: Option<&std::path::Path>, running: &Runnin
         tracing::warn!("{clash} (listeners change only on restart, which will fail)");
         warnings += 1;
     }
-    if let Some(exp) = &running.exporter {
-        warn_listener_change("exporter", &current.exporter.listen, &new.exporter.listen);
-        exp.reload(new.exporter.clone());
-    }
-    if let Some(replica) = &running.replica {
-        warn_listener_change("replica", &current.replica.listen, &new.replica.listen);
-        replica.reload(&new.replica);
-    }
-    if let Some(federation) = &running.federation {
-        warn_listener_change("federation", &current.federation.listen, &new.federation.listen);
-        federation.reload(&new.federation);
-    }
-    if running.collector.is_some() {
-        warn_listener_change("collector", &current.collector.listen, &new.collector.listen);
-        tracing::warn!(role = "collector", "collector settings take effect only after a restart");
-    }
-    if let Some(b) = &running.balancer {
-        warn_listener_change("balancer", &current.balancer.listen, &new.balancer.listen);
-        b.reload(new.balancer.clone());
+    for role in running {
+        role.reload(current, &new);
     }
     crate::self_metrics::config_loaded(warnings);
     *current = new;
     tracing::info!("configuration reloaded");
-}
-
-fn warn_listener_change(role: &str, old: &ListenerConfig, new: &ListenerConfig) {
-    if old != new {
-        tracing::warn!(role, "listener settings changed; they take effect only after a restart");
-    }
 }

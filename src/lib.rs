@@ -37,6 +37,7 @@ pub mod federation;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod lifecycle;
 pub mod logging;
 pub mod model;
 pub mod promql;

@@ -36,6 +36,7 @@ pub use error::{BalancerError, Fault};
 pub use stats::router;
 
 use crate::config::{BackendConfig, BalancerConfig, FrontendConfig, ProxyMode, ServerConfig, TlsConfig};
+use crate::lifecycle::{Ctx, Started};
 use counters::{Counters, Histogram};
 use health::{Admin, Health, Transition};
 use pool::Pool;
@@ -380,6 +381,17 @@ pub enum StartError {
     Bind { name: String, address: SocketAddr, source: std::io::Error },
     #[error("frontend {name}: TLS setup failed: {message}")]
     Tls { name: String, message: String },
+    #[error(transparent)]
+    Stats(#[from] crate::http::HttpError),
+}
+
+/// Starts the balancer role: the stats listener binds first, then every frontend, so any taken
+/// port fails the start before traffic flows.
+pub async fn start(config: &BalancerConfig, ctx: &Ctx) -> Result<Started<Balancer>, StartError> {
+    let bound = crate::http::bind("balancer", &config.listen).await?;
+    let balancer = Balancer::start(config.clone(), ctx.shutdown.clone())?;
+    let router = stats::router(balancer.clone());
+    Ok(Started { role: balancer, listeners: vec![(bound, router)] })
 }
 
 /// A frontend's TLS acceptor offering its `alpn` protocols (HAProxy's `alpn h2,http/1.1`).
@@ -575,7 +587,8 @@ impl Balancer {
 
     /// Applies a new configuration (SIGHUP). Unchanged listeners stay open; servers that stay
     /// keep their health; requests in flight finish on the configuration they started with.
-    pub fn reload(&self, config: BalancerConfig) {
+    pub fn reload(&self, config: &BalancerConfig) {
+        let config = config.clone();
         warn_if_nbthread_differs(config.nbthread);
         let mut to_bind = Vec::new();
         {
@@ -641,8 +654,13 @@ impl Balancer {
         }
     }
 
+    /// Once shutdown is signalled: waits for open connections to finish (at most the drain).
+    pub async fn stop(self, ctx: &Ctx) {
+        self.run_until_shutdown(ctx.drain).await
+    }
+
     /// Waits for shutdown, then for open connections to finish (at most `drain`).
-    pub async fn run_until_shutdown(self, drain: Duration) {
+    async fn run_until_shutdown(self, drain: Duration) {
         let mut shutdown = self.inner.shutdown.clone();
         while !*shutdown.borrow() {
             if shutdown.changed().await.is_err() {

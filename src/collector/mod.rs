@@ -17,9 +17,10 @@ mod query_api;
 mod red_metrics;
 pub(crate) mod thrift;
 
-use crate::config::{CollectorConfig, GlobalConfig};
+use crate::config::CollectorConfig;
 use crate::exposition::{self, MetricFamily};
 use crate::http;
+use crate::lifecycle::{self, Ctx, Started};
 use crate::trace_store::{Store, StoreError, StoreOptions};
 use axum::Router;
 use axum::extract::State;
@@ -30,7 +31,6 @@ use intake::{Counters, Intake};
 use red_metrics::RedMetrics;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -65,12 +65,9 @@ struct MetricsState {
 impl Collector {
     /// Opens the store, binds every listener (logging each "listening" line) and starts the
     /// non-HTTP servers. The HTTP listeners come back with their routers for `app` to serve.
-    pub async fn start(
-        config: &CollectorConfig,
-        global: &GlobalConfig,
-        shutdown: watch::Receiver<bool>,
-    ) -> Result<(Collector, Vec<(http::BoundListener, Router)>), CollectorError> {
-        let dir = global.data_dir.join("collector");
+    pub async fn start(config: &CollectorConfig, ctx: &Ctx) -> Result<Started<Collector>, CollectorError> {
+        let shutdown = ctx.shutdown.clone();
+        let dir = ctx.global.data_dir.join("collector");
         std::fs::create_dir_all(&dir)
             .map_err(|source| CollectorError::DataDir { path: dir.display().to_string(), source })?;
         let options = StoreOptions {
@@ -142,12 +139,17 @@ impl Collector {
             )));
         }
         tasks.push(tokio::spawn(retention_loop(store.clone(), retention_dropped, shutdown)));
-        Ok((Collector { store, intake: Some(intake), writer_thread: Some(writer_thread), tasks }, listeners))
+        // Health answers on every collector listener, as on every role's.
+        let listeners =
+            listeners.into_iter().map(|(l, router)| (l, router.merge(lifecycle::health_routes()))).collect();
+        let collector = Collector { store, intake: Some(intake), writer_thread: Some(writer_thread), tasks };
+        Ok(Started { role: collector, listeners })
     }
 
     /// Call after the HTTP listeners have stopped: waits for the other servers, drains the
     /// queue into the store and flushes it.
-    pub async fn stop(mut self, timeout: Duration) {
+    pub async fn stop(mut self, ctx: &Ctx) {
+        let timeout = ctx.drain;
         for task in self.tasks.drain(..) {
             if tokio::time::timeout(timeout, task).await.is_err() {
                 tracing::warn!("a collector task did not stop in time");

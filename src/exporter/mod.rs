@@ -9,6 +9,8 @@ pub mod plugins;
 
 use crate::config::ExporterConfig;
 use crate::exposition::{self, MetricFamily};
+use crate::http;
+use crate::lifecycle::{self, Ctx, Started};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -47,9 +49,9 @@ impl Exporter {
         exporter
     }
 
-    pub fn reload(&self, config: ExporterConfig) {
+    pub fn reload(&self, config: &ExporterConfig) {
         if let Ok(mut current) = self.config.write() {
-            *current = Arc::new(config);
+            *current = Arc::new(config.clone());
         }
         self.load_plugins();
     }
@@ -142,6 +144,19 @@ impl Exporter {
         }
         exposition::merge_and_sort(families)
     }
+}
+
+/// Starts the exporter role: its plugins compiled, `/metrics` bound.
+pub async fn start(config: &ExporterConfig, _ctx: &Ctx) -> Result<Started<Exporter>, http::HttpError> {
+    let exporter = Exporter::new(config.clone());
+    let router = router(exporter.clone()).merge(lifecycle::health_routes());
+    let bound = http::bind("exporter", &config.listen).await?;
+    Ok(Started { role: exporter, listeners: vec![(bound, router)] })
+}
+
+impl Exporter {
+    /// Nothing to flush: a scrape is a request, and the listener's drain has waited for it.
+    pub async fn stop(self, _ctx: &Ctx) {}
 }
 
 pub fn router(exporter: Exporter) -> Router {

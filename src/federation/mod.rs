@@ -8,9 +8,10 @@ pub mod dedup;
 
 use crate::api::federate::{self, FederateSettings, FederateState};
 use crate::api::scrape_status;
-use crate::config::{FederationConfig, GlobalConfig};
+use crate::config::FederationConfig;
 use crate::exposition::MetricFamily;
-use crate::http::{self, BoundListener};
+use crate::http;
+use crate::lifecycle::{self, Ctx, Started};
 use crate::model::labels::Labels;
 use crate::promql::store_source::StoreSource;
 use crate::promql::{Engine, EngineOptions};
@@ -115,11 +116,8 @@ fn flags(config: &FederationConfig) -> std::collections::BTreeMap<String, String
 
 impl Federation {
     /// Opens the store and the remote-write queues, binds the listener, starts scraping.
-    pub async fn start(
-        config: &FederationConfig,
-        global: &GlobalConfig,
-        shutdown: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<(Federation, BoundListener, Router), FederationError> {
+    pub async fn start(config: &FederationConfig, ctx: &Ctx) -> Result<Started<Federation>, FederationError> {
+        let (global, shutdown) = (&ctx.global, ctx.shutdown.clone());
         let store = crate::store::open_role_store(
             &global.data_dir,
             "federation",
@@ -166,7 +164,9 @@ impl Federation {
                 federate,
                 crate::webui::Features { metrics: true, federation: true, ..Default::default() },
             ))
-            .merge(api);
+            .merge(api)
+            .merge(lifecycle::store_health_routes(federation.store.clone()));
+        tokio::spawn(federation.scrape.clone().watch_files(shutdown));
         tracing::info!(
             jobs = config.scrape.jobs.len(),
             dedup = config.dedup.enabled,
@@ -174,11 +174,7 @@ impl Federation {
             remote_writes = config.remote_write.len(),
             "federation started"
         );
-        Ok((federation, bound, router))
-    }
-
-    pub fn spawn_background(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
-        tokio::spawn(self.scrape.clone().watch_files(shutdown));
+        Ok(Started { role: federation, listeners: vec![(bound, router)] })
     }
 
     /// Scrape jobs and `/federate` settings follow a reload; dedup and remote-write settings
@@ -189,7 +185,7 @@ impl Federation {
     }
 
     /// Stops scraping, then flushes the store and the queues' open segments.
-    pub async fn stop(self) {
+    pub async fn stop(self, _ctx: &Ctx) {
         self.scrape.stop_all().await;
         for q in &self.sink.remote {
             q.sync();

@@ -7,13 +7,13 @@ mod handlers;
 use crate::api::federate::{self, FederateSettings, FederateState};
 use crate::api::scrape_status;
 use crate::api::{self, ApiInfo};
-use crate::config::{GlobalConfig, ReplicaConfig};
-use crate::http::{self, BoundListener};
+use crate::config::ReplicaConfig;
+use crate::http;
+use crate::lifecycle::{self, Ctx, Started};
 use crate::promql::store_source::StoreSource;
 use crate::promql::{Engine, EngineOptions};
 use crate::scrape::manager::ScrapeManager;
 use crate::store::Store;
-use axum::Router;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -72,12 +72,9 @@ fn federate_settings(config: &ReplicaConfig) -> FederateSettings {
 
 impl Replica {
     /// Opens the store (replaying its WAL), binds the listener and starts scraping.
-    pub async fn start(
-        config: &ReplicaConfig,
-        global: &GlobalConfig,
-    ) -> Result<(Replica, BoundListener, Router), ReplicaError> {
+    pub async fn start(config: &ReplicaConfig, ctx: &Ctx) -> Result<Started<Replica>, ReplicaError> {
         let store = crate::store::open_role_store(
-            &global.data_dir,
+            &ctx.global.data_dir,
             "replica",
             config.retention_time,
             config.retention_size,
@@ -103,13 +100,10 @@ impl Replica {
                 federate.clone(),
                 crate::webui::Features { metrics: true, ..Default::default() },
             ))
-            .merge(api);
-        Ok((Replica { state, federate }, bound, router))
-    }
-
-    /// Runs file_sd watching until shutdown.
-    pub fn spawn_background(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
-        tokio::spawn(self.state.scrape.clone().watch_files(shutdown));
+            .merge(api)
+            .merge(lifecycle::store_health_routes(state.store.clone()));
+        tokio::spawn(state.scrape.clone().watch_files(ctx.shutdown.clone()));
+        Ok(Started { role: Replica { state, federate }, listeners: vec![(bound, router)] })
     }
 
     pub fn reload(&self, config: &ReplicaConfig) {
@@ -121,7 +115,7 @@ impl Replica {
     }
 
     /// Stops scraping (writing staleness markers), then closes the store so its WAL is synced.
-    pub async fn stop(self) {
+    pub async fn stop(self, _ctx: &Ctx) {
         self.state.scrape.stop_all().await;
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.sync()).await;
