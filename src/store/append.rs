@@ -1,7 +1,7 @@
 //! Writing: an [`Appender`] queues samples and exemplars and applies them in one commit (heads,
 //! one WAL record, one sled batch for the chunks that cut). Series are created here, logged to
-//! the WAL before any sample names them. WAL replay and `cut_heads` reuse `create_series` and
-//! `write_chunks`.
+//! the WAL before any sample names them. WAL replay reuses `create_series` and `write_chunks`;
+//! `cut_heads` the latter.
 
 use super::db::{Ops, chunk_value};
 use super::head::{Appended, ClosedChunk, Rejection};
