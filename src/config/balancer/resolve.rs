@@ -1,408 +1,12 @@
-//! `[balancer]`: HAProxy's configuration vocabulary in TOML. Section and key names follow
-//! HAProxy's (`default_backend`, `balance`, `httpchk`, `inter`, `fastinter`, `rise`, `fall`,
-//! `timeout_connect`, …) with `-` and spaces spelled `_`, so an SRE can map every line of a
-//! haproxy.cfg onto it; `obsd balancer import-haproxy` does that mapping mechanically.
+//! Raw `[balancer]` tables → the resolved config, with HAProxy's defaults, `defaults`
+//! inheritance, ACLs and every problem located by line.
 
-use super::check::{Checker, RawListener, RawTls};
-use super::{ListenerConfig, PasswordCheck, Secret, TlsConfig};
-use serde::Deserialize;
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::time::Duration;
+use super::raw::*;
+use super::*;
+use crate::config::check::Checker;
+use std::collections::BTreeSet;
+use std::net::ToSocketAddrs;
 use toml::Spanned;
-
-// ---------------------------------------------------------------------------------------------
-// Raw (as written)
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawBalancer {
-    /// The stats listener (HAProxy's `listen stats` bind), also serving `/metrics`.
-    pub listen: RawListener,
-    pub stats_uri: Option<Spanned<String>>,
-    /// `user:password` entries, as HAProxy's `stats auth` lines; the password may be a bcrypt hash.
-    pub stats_auth: Vec<Spanned<Secret>>,
-    pub stats_realm: Option<Spanned<String>>,
-    /// HAProxy's `stats admin if TRUE` for authenticated users.
-    pub stats_admin: Option<bool>,
-    pub stats_refresh: Option<Spanned<String>>,
-    /// HAProxy's `nbthread`: threads serving client connections; default one per CPU.
-    pub nbthread: Option<Spanned<u32>>,
-    pub defaults: RawDefaults,
-    pub frontends: Vec<RawFrontend>,
-    pub backends: Vec<RawBackend>,
-}
-
-/// HAProxy's `defaults` section: values frontends and backends inherit.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawDefaults {
-    pub mode: Option<Spanned<String>>,
-    pub balance: Option<Spanned<String>>,
-    pub retries: Option<u32>,
-    pub redispatch: Option<bool>,
-    pub hold_failed_servers: Option<bool>,
-    pub retry_on: Option<Spanned<String>>,
-    pub httpclose: Option<bool>,
-    pub forwardfor: Option<bool>,
-    pub maxconn: Option<usize>,
-    pub timeout_connect: Option<Spanned<String>>,
-    pub timeout_client: Option<Spanned<String>>,
-    pub timeout_server: Option<Spanned<String>>,
-    pub timeout_queue: Option<Spanned<String>>,
-    pub timeout_check: Option<Spanned<String>>,
-    pub timeout_http_request: Option<Spanned<String>>,
-    pub timeout_http_keep_alive: Option<Spanned<String>>,
-    pub default_server: Option<RawServerDefaults>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawFrontend {
-    pub name: Option<Spanned<String>>,
-    pub bind: Option<Spanned<String>>,
-    pub tls: Option<RawTls>,
-    /// Protocols offered by TLS ALPN, HAProxy's `alpn h2,http/1.1` (the default).
-    pub alpn: Option<Spanned<Vec<String>>>,
-    pub mode: Option<Spanned<String>>,
-    pub default_backend: Option<Spanned<String>>,
-    /// HAProxy's `acl <name> <criterion> <values>`: a string, or a list of them (ORed, as
-    /// several `acl` lines with one name).
-    pub acls: BTreeMap<String, Spanned<toml::Value>>,
-    /// HAProxy's `use_backend <name> if|unless <condition>`, first match wins.
-    pub use_backend: Vec<RawUseBackend>,
-    pub maxconn: Option<usize>,
-    pub timeout_client: Option<Spanned<String>>,
-    pub timeout_http_request: Option<Spanned<String>>,
-    pub timeout_http_keep_alive: Option<Spanned<String>>,
-    /// HAProxy's `tune.bufsize`-bounded request head: larger heads get 431/400.
-    pub max_header_bytes: Option<usize>,
-    /// HAProxy's `tune.http.maxhdr` (101).
-    pub max_header_count: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawUseBackend {
-    pub backend: Option<Spanned<String>>,
-    #[serde(rename = "if")]
-    pub if_: Option<Spanned<String>>,
-    pub unless: Option<Spanned<String>>,
-}
-
-/// Settings a `server` line may carry; `default_server` supplies them for every server.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawServerDefaults {
-    pub weight: Option<Spanned<u32>>,
-    pub maxconn: Option<u32>,
-    pub check: Option<bool>,
-    pub inter: Option<Spanned<String>>,
-    pub fastinter: Option<Spanned<String>>,
-    pub downinter: Option<Spanned<String>>,
-    pub rise: Option<Spanned<u32>>,
-    pub fall: Option<Spanned<u32>>,
-    pub slowstart: Option<Spanned<String>>,
-    pub observe: Option<Spanned<String>>,
-    pub error_limit: Option<Spanned<u32>>,
-    pub on_error: Option<Spanned<String>>,
-    pub pool_purge_delay: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawServer {
-    pub name: Option<Spanned<String>>,
-    pub address: Option<Spanned<String>>,
-    pub backup: Option<bool>,
-    pub weight: Option<Spanned<u32>>,
-    pub maxconn: Option<u32>,
-    pub check: Option<bool>,
-    pub inter: Option<Spanned<String>>,
-    pub fastinter: Option<Spanned<String>>,
-    pub downinter: Option<Spanned<String>>,
-    pub rise: Option<Spanned<u32>>,
-    pub fall: Option<Spanned<u32>>,
-    pub slowstart: Option<Spanned<String>>,
-    pub observe: Option<Spanned<String>>,
-    pub error_limit: Option<Spanned<u32>>,
-    pub on_error: Option<Spanned<String>>,
-    pub pool_purge_delay: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawHttpCheck {
-    /// Default `OPTIONS`, as a bare `option httpchk`.
-    pub method: Option<Spanned<String>>,
-    pub path: Option<Spanned<String>>,
-    /// Default `HTTP/1.0`.
-    pub version: Option<Spanned<String>>,
-    /// `http-check expect status`: `"200"`, `"200-399"` or `"200,204"`. Default 2xx and 3xx.
-    pub expect_status: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawBackend {
-    pub name: Option<Spanned<String>>,
-    pub mode: Option<Spanned<String>>,
-    pub balance: Option<Spanned<String>>,
-    /// Present = `option httpchk`; absent = TCP connect checks.
-    pub httpchk: Option<RawHttpCheck>,
-    pub httpclose: Option<bool>,
-    pub forwardfor: Option<bool>,
-    pub retries: Option<u32>,
-    pub redispatch: Option<bool>,
-    pub hold_failed_servers: Option<bool>,
-    /// HAProxy's `retry-on` keywords, space-separated.
-    pub retry_on: Option<Spanned<String>>,
-    pub timeout_connect: Option<Spanned<String>>,
-    pub timeout_server: Option<Spanned<String>>,
-    pub timeout_queue: Option<Spanned<String>>,
-    pub timeout_check: Option<Spanned<String>>,
-    pub default_server: Option<RawServerDefaults>,
-    pub servers: Vec<RawServer>,
-}
-
-// ---------------------------------------------------------------------------------------------
-// Resolved
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyMode {
-    Http,
-    Tcp,
-}
-
-impl ProxyMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProxyMode::Http => "http",
-            ProxyMode::Tcp => "tcp",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Balance {
-    RoundRobin,
-    LeastConn,
-    First,
-    Source,
-    Random,
-}
-
-impl Balance {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Balance::RoundRobin => "roundrobin",
-            Balance::LeastConn => "leastconn",
-            Balance::First => "first",
-            Balance::Source => "source",
-            Balance::Random => "random",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Observe {
-    Off,
-    Layer4,
-    Layer7,
-}
-
-/// HAProxy's `on-error`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnError {
-    FastInter,
-    FailCheck,
-    SuddenDeath,
-    MarkDown,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct HttpCheck {
-    pub method: String,
-    pub path: String,
-    pub version: String,
-    /// Inclusive status ranges that pass; empty = HAProxy's default, 2xx and 3xx.
-    pub expect_status: Vec<(u16, u16)>,
-}
-
-impl HttpCheck {
-    pub fn passes(&self, status: u16) -> bool {
-        if self.expect_status.is_empty() {
-            return (200..400).contains(&status);
-        }
-        self.expect_status.iter().any(|(lo, hi)| (*lo..=*hi).contains(&status))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct FrontendConfig {
-    pub name: String,
-    pub bind: SocketAddr,
-    pub tls: Option<TlsConfig>,
-    /// ALPN protocols offered on TLS, in preference order.
-    pub alpn: Vec<String>,
-    pub mode: ProxyMode,
-    /// None: a request no `use_backend` rule takes gets a 503, as in HAProxy.
-    pub default_backend: Option<String>,
-    pub use_backend: Vec<UseBackend>,
-    pub maxconn: usize,
-    pub timeout_client: Duration,
-    pub timeout_http_request: Duration,
-    pub timeout_http_keep_alive: Duration,
-    pub max_header_bytes: usize,
-    pub max_header_count: usize,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct UseBackend {
-    pub backend: String,
-    pub condition: super::acl::Condition,
-    /// `if …` / `unless …` as written, for `--check` output and logs.
-    pub condition_text: String,
-}
-
-/// HAProxy's `retry-on`: which failures send a request again (to another server when
-/// `redispatch` allows). Failures after the request reached a server are replayed only for
-/// idempotent methods with a buffered body, whatever this says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RetryOn {
-    pub conn_failure: bool,
-    /// The server closed or reset before any response byte.
-    pub empty_response: bool,
-    /// The server answered something that is not HTTP.
-    pub junk_response: bool,
-    /// `timeout server` expired before the response head.
-    pub response_timeout: bool,
-    /// Response statuses that are retried.
-    pub statuses: [bool; 10],
-}
-
-/// Statuses `retry-on` accepts, in `RetryOn::statuses` order.
-pub const RETRY_STATUSES: [u16; 10] = [401, 403, 404, 408, 425, 500, 501, 502, 503, 504];
-
-impl RetryOn {
-    /// obsd's default: connection failures, and empty responses for idempotent requests.
-    pub const DEFAULT: RetryOn = RetryOn {
-        conn_failure: true,
-        empty_response: true,
-        junk_response: false,
-        response_timeout: false,
-        statuses: [false; 10],
-    };
-
-    pub fn parse(text: &str) -> Result<RetryOn, String> {
-        let mut r = RetryOn::default();
-        let words: Vec<&str> = text.split_whitespace().collect();
-        if words.is_empty() {
-            return Err("expected retry-on keywords, e.g. \"conn-failure empty-response 503\"".into());
-        }
-        for w in &words {
-            match *w {
-                "none" if words.len() == 1 => {}
-                "none" => return Err("\"none\" cannot be combined with other keywords".into()),
-                "conn-failure" => r.conn_failure = true,
-                "empty-response" => r.empty_response = true,
-                "junk-response" => r.junk_response = true,
-                "response-timeout" => r.response_timeout = true,
-                // obsd accepts no TLS early data, so nothing is ever rejected for it.
-                "0rtt-rejected" => {}
-                "all-retryable-errors" => {
-                    r.conn_failure = true;
-                    r.empty_response = true;
-                    r.junk_response = true;
-                    r.response_timeout = true;
-                    for code in [500, 502, 503, 504] {
-                        r.set_status(code);
-                    }
-                }
-                other => match other.parse::<u16>() {
-                    Ok(code) if RETRY_STATUSES.contains(&code) => r.set_status(code),
-                    _ => {
-                        return Err(format!(
-                            "{other:?}: expected none, conn-failure, empty-response, junk-response, \
-                             response-timeout, 0rtt-rejected, all-retryable-errors or one of {RETRY_STATUSES:?}"
-                        ));
-                    }
-                },
-            }
-        }
-        Ok(r)
-    }
-
-    fn set_status(&mut self, code: u16) {
-        if let Some(i) = RETRY_STATUSES.iter().position(|c| *c == code) {
-            self.statuses[i] = true;
-        }
-    }
-
-    pub fn status(&self, code: u16) -> bool {
-        RETRY_STATUSES.iter().position(|c| *c == code).is_some_and(|i| self.statuses[i])
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServerConfig {
-    pub name: String,
-    /// As written, for the stats page's `addr` column.
-    pub address_text: String,
-    pub address: SocketAddr,
-    pub backup: bool,
-    pub weight: u32,
-    /// 0 = no limit.
-    pub maxconn: u32,
-    pub check: bool,
-    pub inter: Duration,
-    pub fastinter: Duration,
-    pub downinter: Duration,
-    pub rise: u32,
-    pub fall: u32,
-    /// Zero = off.
-    pub slowstart: Duration,
-    pub observe: Observe,
-    pub error_limit: u32,
-    pub on_error: OnError,
-    /// How long an idle upstream connection stays pooled.
-    pub pool_purge_delay: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct BackendConfig {
-    pub name: String,
-    pub mode: ProxyMode,
-    pub balance: Balance,
-    pub httpchk: Option<HttpCheck>,
-    pub httpclose: bool,
-    pub forwardfor: bool,
-    pub retries: u32,
-    pub redispatch: bool,
-    /// New requests pass over a server a connection just failed to (obsd's addition).
-    pub hold_failed_servers: bool,
-    pub retry_on: RetryOn,
-    pub timeout_connect: Duration,
-    pub timeout_server: Duration,
-    pub timeout_queue: Duration,
-    /// None = the server's `inter`.
-    pub timeout_check: Option<Duration>,
-    pub servers: Vec<ServerConfig>,
-}
-
-#[derive(Debug, Clone)]
-pub struct BalancerConfig {
-    pub listen: ListenerConfig,
-    pub stats_uri: String,
-    pub stats_auth: BTreeMap<String, PasswordCheck>,
-    pub stats_realm: String,
-    pub stats_admin: bool,
-    pub stats_refresh: Duration,
-    /// None: one per CPU. Fixed at start, as HAProxy's (a reload keeps the running count).
-    pub nbthread: Option<usize>,
-    pub frontends: Vec<FrontendConfig>,
-    pub backends: Vec<BackendConfig>,
-}
 
 // HAProxy's defaults (doc/configuration.txt) where it has one; obsd's where HAProxy's is
 // "infinite" (a missing timeout only draws a warning there).
@@ -509,7 +113,7 @@ impl Checker<'_> {
         names: &mut BTreeSet<String>,
     ) -> Option<ServerConfig> {
         let Some(name) = &raw.name else {
-            self.problems.push(super::ConfigProblem {
+            self.problems.push(crate::config::ConfigProblem {
                 line: 1,
                 column: 1,
                 key: format!("{key}.name"),
@@ -631,7 +235,7 @@ impl Checker<'_> {
 
     fn backend(&mut self, raw: &RawBackend, d: &RawDefaults, key: &str) -> Option<BackendConfig> {
         let Some(name) = &raw.name else {
-            self.problems.push(super::ConfigProblem {
+            self.problems.push(crate::config::ConfigProblem {
                 line: 1,
                 column: 1,
                 key: format!("{key}.name"),
@@ -746,7 +350,7 @@ impl Checker<'_> {
 
     fn frontend(&mut self, raw: &RawFrontend, d: &RawDefaults, key: &str) -> Option<FrontendConfig> {
         let Some(name) = &raw.name else {
-            self.problems.push(super::ConfigProblem {
+            self.problems.push(crate::config::ConfigProblem {
                 line: 1,
                 column: 1,
                 key: format!("{key}.name"),
@@ -825,7 +429,7 @@ impl Checker<'_> {
     /// Resolves a frontend's `acls` and `use_backend` rules (backend names are checked later,
     /// once every backend is known).
     fn use_backend_rules(&mut self, raw: &RawFrontend, key: &str) -> Vec<UseBackend> {
-        let mut acls: BTreeMap<&str, Vec<super::acl::Acl>> = BTreeMap::new();
+        let mut acls: BTreeMap<&str, Vec<crate::config::acl::Acl>> = BTreeMap::new();
         for (name, value) in &raw.acls {
             let akey = format!("{key}.acls.{name}");
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c)) {
@@ -844,7 +448,7 @@ impl Checker<'_> {
             };
             let mut parsed = Vec::new();
             for text in texts {
-                match super::acl::Acl::parse(&text.split_whitespace().collect::<Vec<_>>()) {
+                match crate::config::acl::Acl::parse(&text.split_whitespace().collect::<Vec<_>>()) {
                     Ok(a) => parsed.push(a),
                     Err(m) => self.problem(value, &akey, m),
                 }
@@ -861,7 +465,7 @@ impl Checker<'_> {
                     Some(at) => {
                         self.problem(at, &format!("{rkey}.backend"), "use_backend rule names no backend")
                     }
-                    None => self.problems.push(super::ConfigProblem {
+                    None => self.problems.push(crate::config::ConfigProblem {
                         line: 1,
                         column: 1,
                         key: format!("{rkey}.backend"),
@@ -886,7 +490,7 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            match super::acl::Condition::parse(text.get_ref(), unless, &lookup) {
+            match crate::config::acl::Condition::parse(text.get_ref(), unless, &lookup) {
                 Ok(condition) => rules.push(UseBackend {
                     backend: backend.get_ref().clone(),
                     condition,
@@ -924,7 +528,7 @@ impl Checker<'_> {
         }
     }
 
-    pub(super) fn balancer(&mut self, raw: &RawBalancer) -> BalancerConfig {
+    pub(in crate::config) fn balancer(&mut self, raw: &RawBalancer) -> BalancerConfig {
         let listen = self.listener(&raw.listen, "balancer.listen", "0.0.0.0:8404");
         let stats_uri =
             raw.stats_uri.as_ref().map(|u| u.get_ref().clone()).unwrap_or_else(|| "/stats".into());
