@@ -1,8 +1,8 @@
-//! `obsd store ...` subcommands: import (backfill from OpenMetrics text with timestamps, like
-//! `promtool tsdb create-blocks-from openmetrics`), stats, check, and the hidden stress-append
-//! the crash test drives.
+//! `obsd store import`: OpenMetrics text with timestamps checked whole, then written all or
+//! nothing, with progress on long files (`promtool tsdb create-blocks-from openmetrics`).
 
-use super::{Labels, Store, StoreOptions, chunk, keys};
+use super::{as_data_dir_owner, cli_options};
+use crate::store::{Labels, Store, StoreOptions, chunk};
 use anyhow::{Context, bail};
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::Path;
@@ -129,12 +129,6 @@ fn parse_timestamp(s: &str) -> Result<i64, String> {
     Ok(if neg { -v } else { v })
 }
 
-fn cli_options() -> StoreOptions {
-    // One-shot tools: no background retention (it would delete an old backfill before the
-    // user sees it) and no checkpoint timer.
-    StoreOptions { background: false, ..StoreOptions::default() }
-}
-
 /// What checking a whole import file found, before anything is written.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct CheckedFile {
@@ -216,31 +210,7 @@ pub fn import(dir: &Path, file: &Path, format: &str) -> anyhow::Result<()> {
     as_data_dir_owner(dir, true, || write_import(dir, file, &checked, &mut progress))
 }
 
-/// Runs `f`, which opens the store in `dir` (opening writes: a WAL segment, a checkpoint).
-/// Run as root against a data directory another user owns (the service's), everything it
-/// created is given to that user afterwards, failed or not: a root-owned file left behind
-/// would make the service refuse the store.
-fn as_data_dir_owner<T>(dir: &Path, loud: bool, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
-    let owner = foreign_owner(dir)?;
-    if let Some(o) = &owner {
-        let message = format!(
-            "running as root against a data directory owned by {}; the files written are given to {}:{} so the service can use them",
-            o.user, o.user, o.group
-        );
-        if loud {
-            tracing::warn!(dir = %o.root.display(), "{message}");
-        } else {
-            tracing::info!(dir = %o.root.display(), "{message}");
-        }
-    }
-    let done = f();
-    let given = owner.as_ref().map(|o| o.give(dir)).transpose();
-    let done = done?;
-    given?;
-    Ok(done)
-}
-
-fn write_import(
+pub(super) fn write_import(
     dir: &Path,
     file: &Path,
     checked: &CheckedFile,
@@ -254,10 +224,10 @@ fn write_import(
     let started = Instant::now();
     progress.start("importing", checked.samples);
     let mut app = store.appender();
-    let mut total = super::CommitSummary::default();
+    let mut total = crate::store::CommitSummary::default();
     let mut rejected = 0usize;
     let mut read = 0u64;
-    let mut cached: Option<(Labels, super::SeriesRef)> = None;
+    let mut cached: Option<(Labels, crate::store::SeriesRef)> = None;
     let mut finished: std::collections::HashSet<u64> = std::collections::HashSet::new();
     let mut series_major = true;
     // The file was checked whole; a failure now is the system's (a full disk) or the file
@@ -335,7 +305,9 @@ fn write_import(
         total.appended as f64 / elapsed.as_secs_f64().max(1e-9),
         append_elapsed.as_secs_f64(),
     );
-    if let Some(warning) = retention_warning(checked, super::now_ms(), StoreOptions::default().retention) {
+    if let Some(warning) =
+        retention_warning(checked, crate::store::now_ms(), StoreOptions::default().retention)
+    {
         tracing::warn!("{warning}");
     }
     Ok(())
@@ -357,113 +329,6 @@ pub fn retention_warning(checked: &CheckedFile, now: i64, retention: Duration) -
             retention.as_secs_f64() / 86_400.0,
         )
     })
-}
-
-/// The owner of the data directory, when obsd runs as root and the directory is someone
-/// else's: what the import creates is given to them.
-#[derive(Debug)]
-struct Owner {
-    root: std::path::PathBuf,
-    uid: u32,
-    gid: u32,
-    user: String,
-    group: String,
-}
-
-fn foreign_owner(dir: &Path) -> anyhow::Result<Option<Owner>> {
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return Ok(None);
-    }
-    // The nearest directory that exists: the store's own, or the data directory it goes in.
-    let mut root = dir;
-    let meta = loop {
-        match std::fs::metadata(root) {
-            Ok(m) => break m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match root.parent() {
-                Some(p) if !p.as_os_str().is_empty() => root = p,
-                _ => return Ok(None),
-            },
-            Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!("reading the owner of {}", root.display())));
-            }
-        }
-    };
-    if meta.uid() == 0 {
-        return Ok(None);
-    }
-    let (uid, gid) = (meta.uid(), meta.gid());
-    // SAFETY: getpwuid/getgrgid return null or a static record read at once.
-    let (user, group) = unsafe {
-        let pw = libc::getpwuid(uid);
-        let gr = libc::getgrgid(gid);
-        let name = |p: *const libc::c_char, id: u32| {
-            if p.is_null() {
-                id.to_string()
-            } else {
-                std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
-            }
-        };
-        (
-            if pw.is_null() { uid.to_string() } else { name((*pw).pw_name, uid) },
-            if gr.is_null() { gid.to_string() } else { name((*gr).gr_name, gid) },
-        )
-    };
-    Ok(Some(Owner { root: root.to_path_buf(), uid, gid, user, group }))
-}
-
-impl Owner {
-    /// Gives everything from the existing ancestor down to the store (and all inside it) to the
-    /// owner; symlinks themselves, never what they point to.
-    fn give(&self, dir: &Path) -> anyhow::Result<()> {
-        let mut p = dir;
-        while p != self.root {
-            self.chown(p)?;
-            match p.parent() {
-                Some(parent) => p = parent,
-                None => break,
-            }
-        }
-        self.chown_tree(dir)
-    }
-
-    fn chown_tree(&self, path: &Path) -> anyhow::Result<()> {
-        let meta = match std::fs::symlink_metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
-        };
-        self.chown(path)?;
-        if meta.is_dir() {
-            let entries = std::fs::read_dir(path).with_context(|| format!("reading {}", path.display()))?;
-            for e in entries {
-                let e = e.with_context(|| format!("reading {}", path.display()))?;
-                self.chown_tree(&e.path())?;
-            }
-        }
-        Ok(())
-    }
-
-    fn chown(&self, path: &Path) -> anyhow::Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        match std::fs::symlink_metadata(path) {
-            Ok(m) if m.uid() == self.uid && m.gid() == self.gid => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            _ => {}
-        }
-        std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid)).with_context(|| {
-            format!(
-                "giving {} to {}:{}; the service cannot use the store until it is: chown -R {}:{} {}",
-                path.display(),
-                self.user,
-                self.group,
-                self.user,
-                self.group,
-                self.root.display()
-            )
-        })
-    }
 }
 
 /// Progress of a long import on stderr: a bar redrawn in place on a terminal, a line every
@@ -544,347 +409,11 @@ impl Progress {
     }
 }
 
-fn accumulate(total: &mut super::CommitSummary, s: &super::CommitSummary) {
+fn accumulate(total: &mut crate::store::CommitSummary, s: &crate::store::CommitSummary) {
     total.appended += s.appended;
     total.out_of_order += s.out_of_order;
     total.duplicate += s.duplicate;
     total.noop += s.noop;
-}
-
-/// What a full scan of the store finds.
-#[derive(Debug, Default)]
-pub struct ScanReport {
-    pub series: u64,
-    pub symbols: u64,
-    pub chunks: u64,
-    pub ooo_chunks: u64,
-    pub chunk_samples: u64,
-    pub chunk_bytes: u64,
-    pub heads: u64,
-    pub head_samples: u64,
-    pub mint: Option<i64>,
-    pub maxt: Option<i64>,
-    pub damaged: Vec<String>,
-}
-
-/// Reads every key and decodes every value.
-pub fn scan(store: &Store) -> anyhow::Result<ScanReport> {
-    let mut r = ScanReport::default();
-    let ix = super::read(&store.inner.index);
-    for kv in store.inner.db()?.iter() {
-        let (k, v) = kv?;
-        match k.first().copied() {
-            Some(keys::SYMBOL) => {
-                r.symbols += 1;
-                if std::str::from_utf8(&v).is_err() {
-                    r.damaged.push(format!("symbol {:?} is not UTF-8", keys::symbol_id(&k)));
-                }
-            }
-            Some(keys::SERIES) => {
-                r.series += 1;
-                if ix.decode_series(&v).is_none() {
-                    r.damaged.push(format!("series {:?} does not decode", keys::sid_of(&k)));
-                }
-            }
-            Some(keys::CHUNK) => {
-                let Some(ck) = keys::parse_chunk(&k) else {
-                    r.damaged.push(format!("chunk key {k:?} malformed"));
-                    continue;
-                };
-                r.chunks += 1;
-                if ck.kind == keys::KIND_OUT_OF_ORDER {
-                    r.ooo_chunks += 1;
-                }
-                r.chunk_bytes += v.len() as u64;
-                let decoded = keys::check_crc(&v)
-                    .ok_or("checksum mismatch")
-                    .and_then(|p| chunk::decode(p).map_err(|_| "does not decode"));
-                match decoded {
-                    Ok(samples) => {
-                        r.chunk_samples += samples.len() as u64;
-                        let bad_range = samples.first().is_some_and(|s| s.0 != ck.mint)
-                            || samples.last().is_some_and(|s| s.0 != ck.maxt);
-                        if bad_range {
-                            r.damaged.push(format!(
-                                "chunk of series {} [{}, {}]: samples outside its key's range",
-                                ck.sid, ck.mint, ck.maxt
-                            ));
-                        }
-                        r.mint = Some(r.mint.map_or(ck.mint, |m| m.min(ck.mint)));
-                        r.maxt = Some(r.maxt.map_or(ck.maxt, |m| m.max(ck.maxt)));
-                    }
-                    Err(why) => r
-                        .damaged
-                        .push(format!("chunk of series {} [{}, {}]: {why}", ck.sid, ck.mint, ck.maxt)),
-                }
-            }
-            Some(keys::HEAD) => {
-                r.heads += 1;
-                match keys::check_crc(&v).and_then(super::head::SeriesHead::decode_checkpoint) {
-                    Some(h) => r.head_samples += h.sample_count(),
-                    None => r.damaged.push(format!("head of series {:?} does not decode", keys::sid_of(&k))),
-                }
-            }
-            _ => {}
-        }
-    }
-    let segment = super::checkpoint_segment(&store.inner.db()?)?;
-    let heads_dir = store.inner.heads_dir();
-    let read = super::head_file::read(&heads_dir, segment, |_, h| {
-        r.heads += 1;
-        r.head_samples += h.sample_count();
-    })?;
-    if let Some(read) = read
-        && read.damaged > 0
-    {
-        let path = super::head_file::path(&heads_dir, segment);
-        r.damaged.push(format!("{}: {} damaged records", path.display(), read.damaged));
-    }
-    Ok(r)
-}
-
-/// Refuses a directory that holds no store: opening one would create an empty store there and
-/// report on it, which looks like a store that lost everything.
-pub fn require_store(dir: &Path) -> anyhow::Result<()> {
-    // `STORE` marks every store since it was introduced; `db` and `wal` the ones before.
-    for name in ["STORE", "db", "wal"] {
-        let path = dir.join(name);
-        match std::fs::symlink_metadata(&path) {
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
-        }
-    }
-    let what = if dir.exists() { "holds no obsd store" } else { "does not exist" };
-    bail!(
-        "{} {what}; nothing was created. The store is <data_dir>/<role>/tsdb: check --data-dir (or data_dir in the config) and --role (replica or federation)",
-        dir.display()
-    )
-}
-
-/// `obsd store stats`.
-pub fn stats(dir: &Path) -> anyhow::Result<()> {
-    require_store(dir)?;
-    as_data_dir_owner(dir, false, || stats_store(dir))
-}
-
-fn stats_store(dir: &Path) -> anyhow::Result<()> {
-    let store =
-        Store::open(dir, cli_options()).with_context(|| format!("opening store {}", dir.display()))?;
-    let r = scan(&store)?;
-    let disk = store.disk_bytes();
-    let samples = r.chunk_samples + r.head_samples;
-    println!("store:            {}", dir.display());
-    println!("series:           {}", r.series);
-    println!("symbols:          {}", r.symbols);
-    println!("chunks:           {} ({} out-of-order)", r.chunks, r.ooo_chunks);
-    println!("samples:          {} ({} in chunks, {} in heads)", samples, r.chunk_samples, r.head_samples);
-    if let (Some(a), Some(b)) = (r.mint, r.maxt) {
-        println!("time range:       {a} .. {b} ms ({:.1} h)", (b - a) as f64 / 3.6e6);
-    }
-    println!(
-        "chunk bytes:      {} ({:.3} bytes/sample)",
-        r.chunk_bytes,
-        r.chunk_bytes as f64 / r.chunk_samples.max(1) as f64
-    );
-    println!("disk bytes:       {} ({:.3} bytes/sample)", disk, disk as f64 / samples.max(1) as f64);
-    println!("damaged records:  {}", r.damaged.len());
-    store.close()?;
-    Ok(())
-}
-
-/// `obsd store check`: opens the store as a start would (replaying the WAL), then decodes
-/// every record. Fails if anything is damaged.
-pub fn check(dir: &Path) -> anyhow::Result<()> {
-    require_store(dir)?;
-    as_data_dir_owner(dir, false, || check_store(dir))
-}
-
-fn check_store(dir: &Path) -> anyhow::Result<()> {
-    let store =
-        Store::open(dir, cli_options()).with_context(|| format!("opening store {}", dir.display()))?;
-    let damage = store.damage();
-    let r = scan(&store)?;
-    println!(
-        "{} series, {} chunks, {} samples in chunks, {} heads",
-        r.series, r.chunks, r.chunk_samples, r.heads
-    );
-    if damage.wal_corruptions > 0 {
-        println!(
-            "WAL: {} segment(s) had torn or corrupt records (each skipped at replay)",
-            damage.wal_corruptions
-        );
-    }
-    if damage.db_recoveries > 0 {
-        println!("database: could not be opened; moved aside and rebuilt from the WAL");
-    }
-    if damage.chunk_corruptions > 0 {
-        println!("{} damaged record(s) skipped while loading", damage.chunk_corruptions);
-    }
-    for d in r.damaged.iter().take(20) {
-        println!("damaged: {d}");
-    }
-    store.close()?;
-    if !r.damaged.is_empty() || damage.any() {
-        bail!(
-            "store {} is damaged: {} bad record(s)",
-            dir.display(),
-            r.damaged.len() + damage.chunk_corruptions as usize
-        );
-    }
-    println!("{}: OK", dir.display());
-    Ok(())
-}
-
-/// The value stress-append writes for series `i` at `t`; every 17th timestamp is a stale
-/// marker so bit-exact NaN survival is checked too.
-pub fn stress_value(i: u64, t: i64) -> f64 {
-    if t % 17 == 0 { super::stale_nan() } else { (t as f64) * 7.0 + i as f64 / 3.0 }
-}
-
-/// Labels of stress series `i`.
-pub fn stress_labels(i: u64) -> Labels {
-    Labels::metric("stress_total", &[("series", &i.to_string()), ("job", "stress")])
-}
-
-/// Appends `series` series at t = start, start+1, ... as fast as it can; after every `sync_every`
-/// commits calls `Store::sync` and prints `durable T` (every t ≤ T of every series is durable).
-/// Stops after `count` timestamps (0 = forever).
-pub fn stress_append(
-    dir: &Path,
-    series: u64,
-    start: i64,
-    sync_every: u64,
-    fsync_interval_ms: u64,
-    count: u64,
-) -> anyhow::Result<()> {
-    let opts = StoreOptions {
-        wal_fsync_interval: Duration::from_millis(fsync_interval_ms),
-        checkpoint_interval: Duration::from_millis(700),
-        // Stress timestamps are tiny numbers (near the epoch); never let retention touch them.
-        retention: Duration::from_secs(100 * 365 * 24 * 3600),
-        ..StoreOptions::default()
-    };
-    let store = Store::open(dir, opts)?;
-    let mut refs = Vec::new();
-    let mut app = store.appender();
-    for i in 0..series {
-        refs.push(app.series_ref(&stress_labels(i))?);
-    }
-    app.rollback();
-    let out = std::io::stdout();
-    writeln!(out.lock(), "started {start}")?;
-    let mut t = start;
-    let mut commits = 0u64;
-    loop {
-        let mut app = store.appender();
-        for (i, r) in refs.iter().enumerate() {
-            // A restarted run may repeat timestamps already stored: same value, so a no-op.
-            let _ = app.append_ref(r, t, stress_value(i as u64, t));
-        }
-        app.commit()?;
-        commits += 1;
-        if commits.is_multiple_of(sync_every.max(1)) {
-            store.sync()?;
-            let mut o = out.lock();
-            writeln!(o, "durable {t}")?;
-            o.flush()?;
-        }
-        t += 1;
-        if count > 0 && (t - start) as u64 >= count {
-            store.sync()?;
-            writeln!(out.lock(), "durable {}", t - 1)?;
-            break;
-        }
-    }
-    store.close()?;
-    Ok(())
-}
-
-/// Parses a selector as `promtool tsdb dump --match` takes it: `metric{a="b", c=~"d"}` or
-/// `{__name__=~"x.*"}`.
-pub fn parse_selector(sel: &str) -> anyhow::Result<Vec<super::Matcher>> {
-    use super::{MatchOp, Matcher};
-    let sel = sel.trim();
-    let (name, rest) = match sel.find('{') {
-        Some(i) => (&sel[..i], &sel[i..]),
-        None => (sel, ""),
-    };
-    let mut out = Vec::new();
-    if !name.trim().is_empty() {
-        out.push(Matcher::equal(crate::model::labels::METRIC_NAME, name.trim()));
-    }
-    let body = rest.strip_prefix('{').and_then(|r| r.strip_suffix('}')).unwrap_or("");
-    let mut chars = body.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ' ' || *c == ',') {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            break;
-        }
-        let lname: String =
-            std::iter::from_fn(|| chars.next_if(|c| c.is_alphanumeric() || *c == '_')).collect();
-        let op: String =
-            std::iter::from_fn(|| chars.next_if(|c| matches!(c, '=' | '!' | '~' | ' '))).collect();
-        let quote = chars.next().filter(|q| *q == '"' || *q == '\'').context("expected a quoted value")?;
-        let mut value = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => value.extend(chars.next()),
-                c if c == quote => break,
-                c => value.push(c),
-            }
-        }
-        let op = match op.trim() {
-            "=" => MatchOp::Equal,
-            "!=" => MatchOp::NotEqual,
-            "=~" => MatchOp::Regex,
-            "!~" => MatchOp::NotRegex,
-            other => bail!("unknown matcher operator {other:?} in {sel:?}"),
-        };
-        out.push(Matcher::new(op, lname, value).with_context(|| format!("bad regex in {sel:?}"))?);
-    }
-    Ok(out)
-}
-
-/// Hidden `obsd store dump`: every sample matching a selector, one line each, in the format
-/// `promtool tsdb dump` prints (so the two can be timed and diffed side by side).
-pub fn dump(dir: &Path, selector: &str, mint: i64, maxt: i64) -> anyhow::Result<()> {
-    let matchers = parse_selector(selector)?;
-    require_store(dir)?;
-    as_data_dir_owner(dir, false, || dump_store(dir, &matchers, mint, maxt))
-}
-
-fn dump_store(dir: &Path, matchers: &[super::Matcher], mint: i64, maxt: i64) -> anyhow::Result<()> {
-    let store =
-        Store::open(dir, cli_options()).with_context(|| format!("opening store {}", dir.display()))?;
-    let started = Instant::now();
-    let out = std::io::stdout();
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, out.lock());
-    let (mut series, mut samples) = (0u64, 0u64);
-    for s in store.querier(mint, maxt).select(matchers) {
-        let s = s?;
-        series += 1;
-        let mut labels = String::from("{");
-        for (i, (n, v)) in s.labels.iter().enumerate() {
-            if i > 0 {
-                labels.push_str(", ");
-            }
-            labels.push_str(&format!("{n}=\"{}\"", crate::exposition::escape_label_value(v)));
-        }
-        labels.push('}');
-        for (t, v) in s.samples() {
-            samples += 1;
-            writeln!(w, "{labels} {} {t}", crate::exposition::format_go_float(v))?;
-        }
-    }
-    w.flush()?;
-    drop(w);
-    tracing::info!(series, samples, elapsed = ?started.elapsed(), "dumped");
-    eprintln!("dumped {series} series, {samples} samples in {:.3}s", started.elapsed().as_secs_f64());
-    store.close()?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -937,17 +466,5 @@ mod tests {
         let w = retention_warning(&file(now - 20 * day), now, retention);
         assert!(w.is_some_and(|w| w.contains("20.0 days ago") && w.contains("retention_time")));
         assert!(retention_warning(&file(now - 14 * day), now, retention).is_none());
-    }
-
-    #[test]
-    fn parses_selectors() {
-        let ms = parse_selector(r#"up{job="node", instance=~"a.*",code!="5\"00", x!~'y'}"#).unwrap();
-        let text: Vec<String> = ms.iter().map(|m| m.to_string()).collect();
-        assert_eq!(
-            text,
-            [r#"__name__="up""#, r#"job="node""#, r#"instance=~"a.*""#, r#"code!="5\"00""#, r#"x!~"y""#]
-        );
-        assert!(parse_selector(r#"{a=~"("}"#).is_err());
-        assert!(parse_selector(r#"{a=>"x"}"#).is_err());
     }
 }
