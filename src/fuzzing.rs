@@ -42,8 +42,9 @@ pub fn exposition_openmetrics(data: &[u8]) {
 /// inside one, so the fuzzer reaches the wire checks and the decoder without having to find
 /// valid snappy first. What decodes must encode and decode to the same request.
 pub fn remote_write(data: &[u8]) {
-    use crate::remote_write::{Limits, decode, encode};
-    let limits = Limits::default();
+    use crate::config::RemoteWriteLimits;
+    use crate::remote_write::{decode, encode};
+    let limits = RemoteWriteLimits::default();
     let _ = decode(data, &limits);
     let Ok(body) = snap::raw::Encoder::new().compress_vec(data) else { return };
     if let Ok(req) = decode(&body, &limits) {

@@ -29,7 +29,7 @@ pub enum LogError {
     Level(String),
 }
 
-pub use crate::config::LogFormat;
+use crate::config::LogFormat;
 
 /// The filter for `level` extended by `rust_log`: a bare level there replaces `level`, a
 /// `module=level` directive adds to it, as tracing users expect of `RUST_LOG`.

@@ -3,9 +3,10 @@
 
 use super::QueryError;
 use super::eval::{Ctx, Range, StepArg};
-use super::functions::{self, quantile, valid_label_name};
+use super::functions::{self, quantile};
 use super::storage::Labels;
 use super::value::{Sample, Series, Val};
+use crate::model::labels::is_valid_label_name;
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -26,7 +27,7 @@ pub(crate) fn eval_aggregate(ctx: &Ctx<'_>, agg: &AggregateExpr, range: Range) -
         Some(p) => ctx.eval(p, range)?,
     };
     if let (true, Val::Str(l)) = (op == "count_values", &param)
-        && !valid_label_name(l)
+        && !is_valid_label_name(l)
     {
         return Err(QueryError::Execution(format!("invalid label name {l:?}")));
     }

@@ -7,7 +7,7 @@ pub mod receive;
 
 use prost::Message;
 
-pub use crate::config::RemoteWriteLimits as Limits;
+use crate::config::RemoteWriteLimits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteWriteError {
@@ -34,7 +34,7 @@ fn over(n: usize, limit: usize) -> bool {
 }
 
 /// Decodes a request body within `limits`.
-pub fn decode(body: &[u8], limits: &Limits) -> Result<proto::WriteRequest, RemoteWriteError> {
+pub fn decode(body: &[u8], limits: &RemoteWriteLimits) -> Result<proto::WriteRequest, RemoteWriteError> {
     let len = snap::raw::decompress_len(body).map_err(|e| RemoteWriteError::Snappy(e.to_string()))?;
     if over(len, limits.max_decoded_bytes) {
         return Err(RemoteWriteError::TooLarge(len, limits.max_decoded_bytes));
@@ -62,7 +62,7 @@ fn string_bytes(message: &[u8]) -> Result<usize, RemoteWriteError> {
 
 /// Counts series, labels and label bytes on the wire and estimates the decoded size, so a
 /// request over a limit is refused before prost allocates anything for it.
-fn check_shape(raw: &[u8], limits: &Limits) -> Result<(), RemoteWriteError> {
+fn check_shape(raw: &[u8], limits: &RemoteWriteLimits) -> Result<(), RemoteWriteError> {
     use proto::{Exemplar, Label, MetricMetadata, Sample, TimeSeries};
     use std::mem::size_of;
     let mut series = 0;
@@ -135,8 +135,8 @@ mod tests {
     use super::*;
     use proto::*;
 
-    fn big() -> Limits {
-        Limits { max_decoded_bytes: 1 << 20, ..Limits::default() }
+    fn big() -> RemoteWriteLimits {
+        RemoteWriteLimits { max_decoded_bytes: 1 << 20, ..RemoteWriteLimits::default() }
     }
 
     #[test]
@@ -152,7 +152,7 @@ mod tests {
         let body = encode(&req);
         assert_eq!(decode(&body, &big()).unwrap(), req);
         assert!(matches!(decode(b"\xff\xff\xff\xff\xff", &big()), Err(RemoteWriteError::Snappy(_))));
-        let tiny = Limits { max_decoded_bytes: 4, ..Limits::default() };
+        let tiny = RemoteWriteLimits { max_decoded_bytes: 4, ..RemoteWriteLimits::default() };
         assert!(matches!(decode(&body, &tiny), Err(RemoteWriteError::TooLarge(..))));
         let not_proto = snap::raw::Encoder::new().compress_vec(b"\xff\xff\xff").unwrap();
         assert!(matches!(decode(&not_proto, &big()), Err(RemoteWriteError::Malformed(_))));
@@ -168,8 +168,12 @@ mod tests {
 
     #[test]
     fn limits_are_checked_on_the_wire_before_decoding() {
-        let limits =
-            Limits { max_series: 3, max_labels_per_series: 4, max_label_bytes_per_series: 40, ..big() };
+        let limits = RemoteWriteLimits {
+            max_series: 3,
+            max_labels_per_series: 4,
+            max_label_bytes_per_series: 40,
+            ..big()
+        };
         let req = |timeseries| encode(&WriteRequest { timeseries, metadata: vec![] });
         assert!(decode(&req(vec![series(4, "v"); 3]), &limits).is_ok());
         let e = decode(&req(vec![series(1, "v"); 4]), &limits).unwrap_err();
@@ -186,7 +190,7 @@ mod tests {
         // body that peaked at 2 GB.
         let raw: Vec<u8> = [0x0a, 0x00].repeat(50_000);
         let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
-        let limits = Limits { max_series: usize::MAX, ..big() };
+        let limits = RemoteWriteLimits { max_series: usize::MAX, ..big() };
         let e = decode(&body, &limits).unwrap_err();
         assert!(matches!(e, RemoteWriteError::DecodedTooLarge { .. }), "{e}");
         let e = decode(&body, &big()).map(|_| ()).unwrap_err();

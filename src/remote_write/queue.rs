@@ -747,7 +747,8 @@ mod tests {
                 async move {
                     let code = a.lock().unwrap().pop().unwrap_or(204);
                     if code == 204 {
-                        let req = remote_write::decode(&body, &remote_write::Limits::default()).unwrap();
+                        let req = remote_write::decode(&body, &crate::config::RemoteWriteLimits::default())
+                            .unwrap();
                         r.lock().unwrap().extend(req.timeseries.into_iter().map(|t| t.samples[0].timestamp));
                     }
                     StatusCode::from_u16(code).unwrap()

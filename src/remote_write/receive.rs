@@ -1,8 +1,8 @@
 //! Prometheus's remote-write receiver (`/api/v1/write`) into a store: the wire checks, the
 //! label checks Prometheus's head makes, and one appender per request, all or nothing.
 
-use super::Limits;
 use crate::api::error::text_error;
+use crate::config::RemoteWriteLimits;
 use crate::exposition;
 use crate::model::labels::Labels;
 use crate::remote_write;
@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 /// Takes one remote-write request: 204 on success, 400 for a bad payload or a sample the store
 /// refuses (so the sender does not retry it), 500 otherwise. One bad sample rolls the whole
 /// request back, as Prometheus's handler does.
-pub async fn receive(store: Store, limits: &Limits, headers: &HeaderMap, body: Bytes) -> Response {
+pub async fn receive(store: Store, limits: &RemoteWriteLimits, headers: &HeaderMap, body: Bytes) -> Response {
     if let Some(enc) = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok())
         && !enc.eq_ignore_ascii_case("snappy")
     {

@@ -27,7 +27,7 @@ async fn remote_write_receive(State(state): State<Shared>, headers: HeaderMap, b
         .settings
         .read()
         .map(|s| (s.remote_write_receiver, s.remote_write_limits))
-        .unwrap_or((false, remote_write::Limits::default()));
+        .unwrap_or((false, crate::config::RemoteWriteLimits::default()));
     if !enabled {
         return text_error(
             StatusCode::NOT_FOUND,

@@ -129,7 +129,7 @@ pub(crate) fn eval_call(ctx: &Ctx<'_>, call: &Call, range: Range) -> Result<Val,
             QueryError::Execution(format!("invalid regular expression in label_replace(): {re}"))
         })?);
         let dst = string_arg(&args, 1);
-        if !valid_label_name(&dst) {
+        if !is_valid_label_name(&dst) {
             return Err(QueryError::Execution(format!(
                 "invalid destination label name in label_replace(): {dst}"
             )));
@@ -138,14 +138,14 @@ pub(crate) fn eval_call(ctx: &Ctx<'_>, call: &Call, range: Range) -> Result<Val,
     if name == "label_join" {
         for i in 3..args.len() {
             let src = string_arg(&args, i);
-            if !valid_label_name(&src) {
+            if !is_valid_label_name(&src) {
                 return Err(QueryError::Execution(format!(
                     "invalid source label name in label_join(): {src}"
                 )));
             }
         }
         let dst = string_arg(&args, 1);
-        if !valid_label_name(&dst) {
+        if !is_valid_label_name(&dst) {
             return Err(QueryError::Execution(format!(
                 "invalid destination label name in label_join(): {dst}"
             )));
@@ -173,7 +173,7 @@ fn string_arg(args: &[&Expr], i: usize) -> String {
     }
 }
 
-pub(crate) use crate::model::labels::is_valid_label_name as valid_label_name;
+use crate::model::labels::is_valid_label_name;
 
 #[allow(clippy::too_many_arguments)]
 fn instant_fn(
