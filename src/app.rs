@@ -112,9 +112,21 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, roles: Vec<Role>)
     let mut running: Vec<Running> = Vec::new();
     let mut listeners: Vec<(http::BoundListener, Router)> = Vec::new();
     for role in &roles {
-        let (started, bound) = start(*role, &config, &ctx).await?;
-        running.push(started);
-        listeners.extend(bound);
+        match start(*role, &config, &ctx).await {
+            Ok((started, bound)) => {
+                running.push(started);
+                listeners.extend(bound);
+            }
+            Err(err) => {
+                // The roles already up may have opened stores and begun scraping: they flush
+                // what they took before the process exits with the error.
+                let _ = shutdown_tx.send(true);
+                while let Some(role) = running.pop() {
+                    role.stop(&ctx).await;
+                }
+                return Err(err);
+            }
+        }
     }
     if listeners.is_empty() {
         bail!("no role to run");
