@@ -4,11 +4,11 @@ use super::{Kind, Row};
 use crate::balancer::Balancer;
 use std::fmt::Write;
 
-pub(super) fn esc(s: &str) -> String {
+fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-pub(super) fn human_duration(secs: u64) -> String {
+fn human_duration(secs: u64) -> String {
     let (d, h, m, s) = (secs / 86400, (secs / 3600) % 24, (secs / 60) % 60, secs % 60);
     if d > 0 {
         format!("{d}d{h}h")
@@ -202,7 +202,7 @@ tr.backup_up td{background:#b0d0ff}td.ac{text-align:left}</style></head><body>\n
     o
 }
 
-pub(super) fn admin_form_end(o: &mut String, backend: &str) {
+fn admin_form_end(o: &mut String, backend: &str) {
     let _ = write!(
         o,
         "Choose the action to perform on the checked servers: <select name=\"action\">\

@@ -10,7 +10,7 @@ use crate::exposition::{self, MetricFamily, MetricType, Sample};
 // /metrics: haproxy_exporter 0.15 (haproxy_exporter.go `frontendMetrics`, `backendMetrics`,
 // `serverMetrics`), column index → name, type, help.
 
-pub(super) struct ExporterMetric {
+struct ExporterMetric {
     column: &'static str,
     name: &'static str,
     kind: MetricType,
@@ -18,16 +18,11 @@ pub(super) struct ExporterMetric {
     code: Option<&'static str>,
 }
 
-pub(super) const fn m(
-    column: &'static str,
-    name: &'static str,
-    kind: MetricType,
-    help: &'static str,
-) -> ExporterMetric {
+const fn m(column: &'static str, name: &'static str, kind: MetricType, help: &'static str) -> ExporterMetric {
     ExporterMetric { column, name, kind, help, code: None }
 }
 
-pub(super) const fn r(column: &'static str, code: &'static str) -> ExporterMetric {
+const fn r(column: &'static str, code: &'static str) -> ExporterMetric {
     ExporterMetric {
         column,
         name: "http_responses_total",
@@ -37,10 +32,10 @@ pub(super) const fn r(column: &'static str, code: &'static str) -> ExporterMetri
     }
 }
 
-pub(super) const G: MetricType = MetricType::Gauge;
-pub(super) const C: MetricType = MetricType::Counter;
+const G: MetricType = MetricType::Gauge;
+const C: MetricType = MetricType::Counter;
 
-pub(super) const RESPONSES: [ExporterMetric; 6] = [
+const RESPONSES: [ExporterMetric; 6] = [
     r("hrsp_1xx", "1xx"),
     r("hrsp_2xx", "2xx"),
     r("hrsp_3xx", "3xx"),
@@ -49,14 +44,14 @@ pub(super) const RESPONSES: [ExporterMetric; 6] = [
     r("hrsp_other", "other"),
 ];
 
-pub(super) const COMPRESSION: [ExporterMetric; 4] = [
+const COMPRESSION: [ExporterMetric; 4] = [
     m("comp_in", "compressor_bytes_in_total", C, "Number of HTTP response bytes fed to the compressor"),
     m("comp_out", "compressor_bytes_out_total", C, "Number of HTTP response bytes emitted by the compressor"),
     m("comp_byp", "compressor_bytes_bypassed_total", C, "Number of bytes that bypassed the HTTP compressor"),
     m("comp_rsp", "http_responses_compressed_total", C, "Number of HTTP responses that were compressed"),
 ];
 
-pub(super) const SESSIONS: [ExporterMetric; 6] = [
+const SESSIONS: [ExporterMetric; 6] = [
     m("scur", "current_sessions", G, "Current number of active sessions."),
     m("smax", "max_sessions", G, "Maximum observed number of active sessions."),
     m("slim", "limit_sessions", G, "Configured session limit."),
@@ -65,7 +60,7 @@ pub(super) const SESSIONS: [ExporterMetric; 6] = [
     m("bout", "bytes_out_total", C, "Current total of outgoing bytes."),
 ];
 
-pub(super) const FRONTEND_ONLY: [ExporterMetric; 7] = [
+const FRONTEND_ONLY: [ExporterMetric; 7] = [
     m("dreq", "requests_denied_total", C, "Total of requests denied for security."),
     m("ereq", "request_errors_total", C, "Total of request errors."),
     m("rate", "current_session_rate", G, "Current number of sessions per second over last elapsed second."),
@@ -75,7 +70,7 @@ pub(super) const FRONTEND_ONLY: [ExporterMetric; 7] = [
     m("conn_tot", "connections_total", C, "Total number of connections"),
 ];
 
-pub(super) const BACKEND_SERVER: [ExporterMetric; 15] = [
+const BACKEND_SERVER: [ExporterMetric; 15] = [
     m("econ", "connection_errors_total", C, "Total of connection errors."),
     m("eresp", "response_errors_total", C, "Total of response errors."),
     m("wretr", "retry_warnings_total", C, "Total of retry warnings."),
@@ -118,19 +113,19 @@ pub(super) const BACKEND_SERVER: [ExporterMetric; 15] = [
     m("qcur", "current_queue", G, ""),
 ];
 
-pub(super) const BACKEND_ONLY: [ExporterMetric; 2] = [
+const BACKEND_ONLY: [ExporterMetric; 2] = [
     m("act", "current_server", G, "Current number of active servers"),
     m("rate_max", "max_session_rate", G, "Maximum number of sessions per second."),
 ];
 
-pub(super) const SERVER_ONLY: [ExporterMetric; 4] = [
+const SERVER_ONLY: [ExporterMetric; 4] = [
     m("chkfail", "check_failures_total", C, "Total number of failed health checks."),
     m("downtime", "downtime_seconds_total", C, "Total downtime in seconds."),
     m("check_duration", "check_duration_seconds", G, "Previously run health check duration, in seconds"),
     m("rate_max", "max_session_rate", G, "Maximum observed number of sessions per second."),
 ];
 
-pub(super) fn help_for(prefix: &str, metric: &ExporterMetric) -> &'static str {
+fn help_for(prefix: &str, metric: &ExporterMetric) -> &'static str {
     match (prefix, metric.column) {
         ("backend", "status") => "Current health status of the backend (1 = UP, 0 = DOWN).",
         ("server", "status") => "Current health status of the server (1 = UP, 0 = DOWN).",
@@ -146,7 +141,7 @@ pub(super) fn help_for(prefix: &str, metric: &ExporterMetric) -> &'static str {
 
 /// haproxy_exporter's reading of one CSV cell: empty cells give no sample; status goes
 /// through `parseStatusField`; times are milliseconds turned into seconds.
-pub(super) fn exporter_value(column: &str, v: &Val) -> Option<f64> {
+fn exporter_value(column: &str, v: &Val) -> Option<f64> {
     match (column, v) {
         ("status", Val::S(s)) => Some(if exporter_up(s) { 1.0 } else { 0.0 }),
         ("check_duration" | "qtime" | "ctime" | "rtime" | "ttime", Val::U(u)) => Some(*u as f64 / 1000.0),
@@ -196,7 +191,7 @@ pub fn exporter_families(rows: &[Row]) -> Vec<MetricFamily> {
     families.into_values().collect()
 }
 
-pub(super) fn histogram_family(generation: &Generation) -> MetricFamily {
+fn histogram_family(generation: &Generation) -> MetricFamily {
     let mut f = MetricFamily::new(
         "obsd_balancer_backend_request_duration_seconds",
         "Time from a request's arrival to the end of its response, per backend.",

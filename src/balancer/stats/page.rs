@@ -16,11 +16,7 @@ pub fn router(balancer: Balancer) -> Router {
     Router::new().fallback(dispatch).with_state(balancer)
 }
 
-pub(super) fn text_response(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Body>,
-) -> Response {
+fn text_response(status: StatusCode, content_type: &'static str, body: impl Into<Body>) -> Response {
     let mut r = Response::new(body.into());
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -144,11 +140,7 @@ pub(super) async fn stats_auth_denied(generation: &Arc<Generation>, headers: &He
 
 /// HAProxy's stats admin POST: `b=<backend>&s=<server>…&action=ready|drain|maint`, answered
 /// with a 303 to `<stats uri>;st=<result>`.
-pub(super) fn admin_action(
-    balancer: &Balancer,
-    config: &crate::config::BalancerConfig,
-    body: Bytes,
-) -> Response {
+fn admin_action(balancer: &Balancer, config: &crate::config::BalancerConfig, body: Bytes) -> Response {
     let result = if !config.stats_admin {
         "DENY"
     } else {
@@ -193,7 +185,7 @@ pub(super) fn admin_action(
     r
 }
 
-pub(super) fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     fn decode(s: &str) -> String {
         let bytes = s.as_bytes();
         let mut out = Vec::with_capacity(bytes.len());

@@ -144,7 +144,7 @@ pub(crate) fn matrix_call_each(
 
 /// A range-vector function, resolved once per call rather than by name at every step.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum MatrixFn {
+enum MatrixFn {
     Rate,
     Increase,
     Delta,
@@ -197,14 +197,14 @@ impl MatrixFn {
     }
 }
 
-pub(super) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
     let c = if sum.abs() >= inc.abs() { c + ((sum - t) + inc) } else { c + ((inc - t) + sum) };
     (t, c)
 }
 
 #[allow(clippy::too_many_arguments)]
-pub(super) fn matrix_fn(
+fn matrix_fn(
     f: MatrixFn,
     w: &[(i64, f64)],
     scalars: &[f64],
@@ -340,7 +340,7 @@ pub(super) fn matrix_fn(
 /// Prometheus's `extrapolatedRate`: the increase between the first and last sample of the
 /// window, extrapolated towards the window edges by at most half a sample interval (or to the
 /// counter's zero point).
-pub(super) fn extrapolated_rate(
+fn extrapolated_rate(
     w: &[(i64, f64)],
     rstart: i64,
     rend: i64,
@@ -385,7 +385,7 @@ pub(super) fn extrapolated_rate(
     Some(result * factor)
 }
 
-pub(super) fn linear_regression(w: &[(i64, f64)], intercept_time: i64) -> (f64, f64) {
+fn linear_regression(w: &[(i64, f64)], intercept_time: i64) -> (f64, f64) {
     let (mut n, mut sum_x, mut sum_y, mut sum_xy, mut sum_x2) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let init_y = w[0].1;
     let mut const_y = true;

@@ -210,7 +210,7 @@ pub fn import(dir: &Path, file: &Path, format: &str) -> anyhow::Result<()> {
     as_data_dir_owner(dir, true, || write_import(dir, file, &checked, &mut progress))
 }
 
-pub(super) fn write_import(
+fn write_import(
     dir: &Path,
     file: &Path,
     checked: &CheckedFile,
