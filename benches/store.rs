@@ -2,8 +2,9 @@
 //! The side-by-side with Prometheus is `benches/store_vs_prometheus.sh`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use obsd::model::Matcher;
 use obsd::model::labels::Labels;
-use obsd::store::{Matcher, Store, StoreOptions, chunk};
+use obsd::store::{Store, StoreOptions, chunk};
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -374,10 +374,10 @@ fn broken_targets_are_down_with_their_error_and_go_stale() {
     )
     .unwrap();
     let q = store.querier(0, i64::MAX);
-    let series = q.select_all(&[obsd::store::Matcher::equal("__name__", "flaky_metric")]).unwrap();
+    let series = q.select_all(&[obsd::model::Matcher::equal("__name__", "flaky_metric")]).unwrap();
     let samples = &series[0].1;
     assert_eq!(samples[0].1, 42.0);
-    assert!(obsd::store::is_stale_nan(samples.last().unwrap().1), "{samples:?}");
+    assert!(obsd::model::is_stale_nan(samples.last().unwrap().1), "{samples:?}");
 }
 
 #[test]
@@ -512,9 +512,9 @@ fn shutdown_during_a_slow_scrape_keeps_the_staleness_markers() {
     .unwrap();
     let q = store.querier(0, i64::MAX);
     for name in ["slow_metric", "up"] {
-        let series = q.select_all(&[obsd::store::Matcher::equal("__name__", name)]).unwrap();
+        let series = q.select_all(&[obsd::model::Matcher::equal("__name__", name)]).unwrap();
         assert_eq!(series.len(), 1, "{name}: {series:?}");
         let samples = &series[0].1;
-        assert!(obsd::store::is_stale_nan(samples.last().unwrap().1), "{name} not ended: {samples:?}");
+        assert!(obsd::model::is_stale_nan(samples.last().unwrap().1), "{name} not ended: {samples:?}");
     }
 }

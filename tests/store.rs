@@ -3,7 +3,8 @@
 //! exactly; matchers, label names/values, exemplars, retention and damage handling.
 
 use obsd::model::labels::Labels;
-use obsd::store::{Exemplar, Matcher, Store, StoreOptions, stale_nan};
+use obsd::model::{Matcher, stale_nan};
+use obsd::store::{Exemplar, Store, StoreOptions};
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -222,7 +222,7 @@ fn served(dir: &Path) -> usize {
     let store = obsd::store::Store::open(dir, store_opts()).unwrap();
     let got = store
         .querier(i64::MIN, i64::MAX)
-        .select_all(&[obsd::store::Matcher::equal("job", "stress")])
+        .select_all(&[obsd::model::Matcher::equal("job", "stress")])
         .unwrap();
     let n = got.iter().map(|(_, s)| s.len()).sum();
     store.close().unwrap();

@@ -8,9 +8,10 @@
 mod common;
 
 use common::obsd_binary;
+use obsd::model::Matcher;
 use obsd::model::labels::Labels;
 use obsd::store::cli::{stress_labels, stress_value};
-use obsd::store::{Matcher, Store, StoreOptions};
+use obsd::store::{Store, StoreOptions};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};

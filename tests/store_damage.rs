@@ -4,8 +4,9 @@
 
 mod common;
 
+use obsd::model::Matcher;
 use obsd::store::cli::{stress_labels, stress_value};
-use obsd::store::{Matcher, Store, StoreOptions, wal};
+use obsd::store::{Store, StoreOptions, wal};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -219,7 +220,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn retention_deletes_old_data_and_disk_usage_falls() {
     let dir = tempfile::tempdir().unwrap();
     let hour = 3_600_000i64;
-    let now = obsd::store::now_ms();
+    let now = obsd::model::now_ms();
     let o = StoreOptions { retention: Duration::from_secs(3600), ..opts() };
     let store = Store::open(dir.path(), o.clone()).unwrap();
     let series = 300u64;

@@ -95,7 +95,7 @@ fn a_full_disk_refuses_writes_loses_nothing_acknowledged_and_recovers_without_re
     let o = Obsd::start_in_dir(dir, &["--role", "replica"], config);
     let url = o.url("replica", "/api/v1/write");
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    let base = obsd::store::now_ms() - 6 * 3600 * 1000;
+    let base = obsd::model::now_ms() - 6 * 3600 * 1000;
     let mut acked = Vec::new();
     let mut refused = 0;
     let mut i = 0i64;

@@ -6,7 +6,8 @@
 mod common;
 
 use common::obsd_binary;
-use obsd::store::{Matcher, Store, StoreOptions};
+use obsd::model::Matcher;
+use obsd::store::{Store, StoreOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -123,14 +124,14 @@ fn count(store: &Store) -> usize {
 fn retention_counts_from_the_newest_sample_not_the_clock() {
     let dir = tempfile::tempdir().unwrap();
     let day = 86_400_000i64;
-    let now = obsd::store::now_ms();
+    let now = obsd::model::now_ms();
     let opts = StoreOptions {
         background: false,
         retention: Duration::from_secs(15 * 86_400),
         ..StoreOptions::default()
     };
     let store = Store::open(dir.path(), opts).unwrap();
-    let labels = obsd::store::Labels::metric("backfill", &[("job", "import")]);
+    let labels = obsd::model::Labels::metric("backfill", &[("job", "import")]);
     // Days 40 to 30 before now, every 10 minutes: all of it older than 15 d by the clock.
     let mut app = store.appender();
     let mut t = now - 40 * day;
@@ -154,7 +155,7 @@ fn retention_counts_from_the_newest_sample_not_the_clock() {
     assert_eq!(count(&store), 1, "only the new sample is left");
 
     // A sample from the future does not move the reference past the clock.
-    let other = obsd::store::Labels::metric("backfill", &[("job", "other")]);
+    let other = obsd::model::Labels::metric("backfill", &[("job", "other")]);
     let mut app = store.appender();
     app.append(&other, now - 10 * day, 3.0).unwrap();
     app.append(&other, now + 365 * day, 4.0).unwrap();
@@ -170,7 +171,7 @@ fn retention_counts_from_the_newest_sample_not_the_clock() {
 fn an_import_older_than_the_retention_warns() {
     let base = tempfile::tempdir().unwrap();
     let data = base.path().join("data");
-    let now_s = obsd::store::now_ms() / 1000;
+    let now_s = obsd::model::now_ms() / 1000;
     let recent = om_file(base.path(), "recent.om", now_s - 86_400, 30, "# EOF\n");
     let (ok, out, err) = run(&data, &["store", "import", recent.to_str().unwrap()]);
     assert!(ok, "{out}{err}");

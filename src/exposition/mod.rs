@@ -6,16 +6,19 @@
 
 mod federate;
 mod float;
+mod label_limits;
 mod parse;
 mod text;
 
 pub use crate::model::labels::{escape_label_value, is_valid_label_name};
 pub use federate::{FederatedSample, FederationWriter, write_federation};
 pub use float::format_go_float;
+pub use label_limits::{
+    LabelCheck, LabelError, LabelLimits, label_limit_error, label_name_length_error, label_value_length_error,
+};
 pub use parse::{
-    Exemplar, ExpositionReader, FamilyMeta, Format, LabelCheck, LabelError, LabelLimits, ParseError,
-    ParsedFamily, ParsedSample, SampleLine, is_valid_metric_name, label_limit_error, label_name_length_error,
-    label_value_length_error, parse_exposition, parse_text, parse_value,
+    Exemplar, ExpositionReader, FamilyMeta, Format, ParseError, ParsedFamily, ParsedSample, SampleLine,
+    is_valid_metric_name, parse_exposition, parse_text, parse_value,
 };
 pub use text::{escape_help, write_families};
 

@@ -31,7 +31,7 @@
 
 use crate::model::is_stale_nan;
 use crate::model::labels::Labels;
-use crate::scrape::scrape_loop::{ScrapedSample, ScrapedSeries};
+use crate::scrape::sink::{ScrapedSample, ScrapedSeries};
 use std::collections::HashMap;
 use std::sync::Arc;
 

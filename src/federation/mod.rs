@@ -17,7 +17,7 @@ use crate::promql::store_source::StoreSource;
 use crate::promql::{Engine, EngineOptions};
 use crate::remote_write::queue::{self as remote_write_out, RemoteWriteQueue};
 use crate::scrape::manager::ScrapeManager;
-use crate::scrape::scrape_loop::{AppendOutcome, SampleSink, ScrapedSample};
+use crate::scrape::sink::{AppendOutcome, SampleSink, ScrapedSample};
 use crate::scrape::store_sink::{Accepted, append_scrape};
 use crate::store::Store;
 use axum::Router;

@@ -4,6 +4,7 @@
 pub mod proto;
 pub mod queue;
 pub mod receive;
+mod segment;
 
 use prost::Message;
 

@@ -2,8 +2,10 @@
 //! across a reload or a file_sd change (so reloads leave no gaps), and answers what
 //! `/api/v1/targets` reports.
 
+use super::fetch::client_for;
 use super::relabel::LabelSet;
-use super::scrape_loop::{self, SampleSink, TargetState};
+use super::scrape_loop::{self, TargetState};
+use super::sink::SampleSink;
 use super::target::{self, DroppedTarget, Target};
 use crate::config::prometheus::{Job, ScrapeSettings};
 use std::collections::{BTreeMap, HashMap};
@@ -106,7 +108,7 @@ impl ScrapeManager {
             }
             let client = match clients.get(&job.name) {
                 Some(c) => c.clone(),
-                None => match scrape_loop::client_for(&job) {
+                None => match client_for(&job) {
                     Ok(c) => {
                         clients.insert(job.name.clone(), c.clone());
                         c

@@ -3,127 +3,19 @@
 //! label/sample limits, then hand the samples, staleness markers and the synthetic series
 //! (`up`, `scrape_duration_seconds`, …) to the `SampleSink` in one batch.
 
+use super::fetch::fetch;
 use super::relabel::{self, LabelSet};
+use super::sink::{SampleSink, ScrapedSample, ScrapedSeries};
 use super::target::Target;
 use crate::config::prometheus::Job;
-use crate::exposition::{
-    self, Exemplar, ExpositionReader, Format, LabelCheck, LabelError, LabelLimits, MetricType,
-};
+use crate::exposition::{self, ExpositionReader, Format, LabelCheck, LabelError, LabelLimits, MetricType};
 use crate::model::labels::Labels;
-use crate::store::SeriesRef;
+use crate::model::{now_ms, stale_nan};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
-
-/// Prometheus's staleness marker, defined once by the store.
-use crate::model::{now_ms, stale_nan};
-use crate::store::StoreError;
-
-pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-
-/// A series as one scrape loop knows it: its final labels and the store's handle for it, so a
-/// line seen in an earlier scrape costs one hash lookup instead of parsing, relabelling and an
-/// index search (Prometheus's scrape cache).
-///
-/// The labels are kept packed in one allocation: a replica's cache holds one of these per
-/// series for as long as the target exposes it, and as a `Labels` (two `String`s per label)
-/// they were the largest thing in its heap (~700 of ~2,300 bytes per series, heaptrack on the
-/// replica benchmark). A `Labels` is built once the first time a sink asks for [`Self::labels`].
-#[derive(Debug)]
-pub struct ScrapedSeries {
-    /// Sorted, `__name__` included: (uvarint length, bytes) of each name and value in turn.
-    packed: Box<[u8]>,
-    labels: std::sync::OnceLock<Labels>,
-    /// Staleness tracks series by this hash of the labels, as Prometheus does.
-    hash: u64,
-    store_ref: Mutex<Option<SeriesRef>>,
-}
-
-impl ScrapedSeries {
-    pub fn new(labels: Labels) -> Arc<ScrapedSeries> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        labels.hash(&mut h);
-        let mut packed = Vec::with_capacity(labels.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
-        for (name, value) in labels.iter() {
-            for text in [name, value] {
-                crate::store::encoding::put_bytes(&mut packed, text.as_bytes());
-            }
-        }
-        Arc::new(ScrapedSeries {
-            packed: packed.into_boxed_slice(),
-            labels: std::sync::OnceLock::new(),
-            hash: h.finish(),
-            store_ref: Mutex::new(None),
-        })
-    }
-
-    /// The labels, built on first use and kept (for sinks that need them on every sample).
-    pub fn labels(&self) -> &Labels {
-        self.labels.get_or_init(|| self.to_labels())
-    }
-
-    /// The labels, built for this call only (a replica needs them once, to find the series).
-    pub fn to_labels(&self) -> Labels {
-        if let Some(labels) = self.labels.get() {
-            return labels.clone();
-        }
-        let mut pairs = Vec::new();
-        let mut rest = &self.packed[..];
-        while let Some((name, after)) = unpack(rest)
-            && let Some((value, after)) = unpack(after)
-        {
-            pairs.push((name.to_string(), value.to_string()));
-            rest = after;
-        }
-        Labels::from_sorted(pairs)
-    }
-
-    /// The store's handle, once a sink has looked the series up.
-    pub fn store_ref(&self) -> Option<SeriesRef> {
-        self.store_ref.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    pub fn set_store_ref(&self, r: SeriesRef) {
-        *self.store_ref.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-    }
-}
-
-/// One (uvarint length, UTF-8 text) field of a packed label set and what follows it.
-fn unpack(buf: &[u8]) -> Option<(&str, &[u8])> {
-    let mut r = crate::store::encoding::Reader::new(buf);
-    let text = r.str()?;
-    Some((text, r.rest()))
-}
-
-impl PartialEq for ScrapedSeries {
-    fn eq(&self, other: &Self) -> bool {
-        self.packed == other.packed
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScrapedSample {
-    pub series: Arc<ScrapedSeries>,
-    pub t_ms: i64,
-    pub value: f64,
-    pub exemplar: Option<Exemplar>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AppendOutcome {
-    pub appended: u64,
-    pub out_of_order: u64,
-    pub duplicates: u64,
-}
-
-/// Where scraped samples go (the store, in a replica). One call per scrape.
-pub trait SampleSink: Send + Sync {
-    /// An error is the store refusing the whole batch (full disk, failed WAL); samples it
-    /// merely skipped (out of order, duplicate) are counted in the outcome instead.
-    fn append(&self, samples: Vec<ScrapedSample>) -> Result<AppendOutcome, StoreError>;
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScrapeError {
@@ -188,81 +80,6 @@ impl Default for TargetState {
             metadata: Vec::new(),
         }
     }
-}
-
-/// Builds the HTTP client for a job: timeout, TLS settings, redirects as Prometheus follows them.
-pub fn client_for(job: &Job) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder()
-        .timeout(job.timeout)
-        .connect_timeout(job.timeout)
-        .user_agent(concat!("obsd/", env!("CARGO_PKG_VERSION")))
-        .pool_max_idle_per_host(1)
-        .danger_accept_invalid_certs(job.tls_config.insecure_skip_verify);
-    if let Some(ca) = &job.tls_config.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| format!("ca_file {ca}: {e}"))?;
-        builder = builder.add_root_certificate(
-            reqwest::Certificate::from_pem(&pem).map_err(|e| format!("ca_file {ca}: {e}"))?,
-        );
-    }
-    if let (Some(cert), Some(key)) = (&job.tls_config.cert_file, &job.tls_config.key_file) {
-        let mut pem = std::fs::read(cert).map_err(|e| format!("cert_file {cert}: {e}"))?;
-        // The path is a secret: the error, shown as the target's lastError, names the setting.
-        pem.extend(std::fs::read(key.expose()).map_err(|e| format!("key_file: {e}"))?);
-        builder = builder
-            .identity(reqwest::Identity::from_pem(&pem).map_err(|e| format!("client certificate: {e}"))?);
-    }
-    builder.build().map_err(|e| e.to_string())
-}
-
-async fn fetch(
-    client: &reqwest::Client,
-    job: &Job,
-    target: &Target,
-) -> Result<(Vec<u8>, Format), ScrapeError> {
-    let mut request = client
-        .get(&target.url)
-        .header("Accept", ACCEPT_HEADER)
-        .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{}", job.timeout.as_secs_f64()));
-    if let Some((user, password)) = &job.basic_auth {
-        request = request.basic_auth(user, Some(password.expose()));
-    }
-    if let Some(token) = &job.bearer_token {
-        request = request.header("Authorization", format!("{} {}", job.authorization_type, token.expose()));
-    }
-    let mut response = request.send().await.map_err(|e| {
-        if e.is_timeout() { ScrapeError::Timeout } else { ScrapeError::Http(error_chain(&e)) }
-    })?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(ScrapeError::Status(status.to_string()));
-    }
-    let format = match response.headers().get("content-type").and_then(|v| v.to_str().ok()) {
-        Some(ct) if ct.starts_with("application/openmetrics-text") => Format::OpenMetrics,
-        _ => Format::Text,
-    };
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| if e.is_timeout() { ScrapeError::Timeout } else { ScrapeError::Http(error_chain(&e)) })?
-    {
-        body.extend_from_slice(&chunk);
-        if job.body_size_limit > 0 && body.len() as u64 > job.body_size_limit {
-            return Err(ScrapeError::BodyTooLarge);
-        }
-    }
-    Ok((body, format))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Attaches target labels to a scraped label set, as Prometheus's mutateSampleLabels does.
@@ -646,23 +463,8 @@ mod tests {
     use super::*;
     use crate::config::prometheus::{PrometheusFile, resolve};
     use crate::model::is_stale_nan;
-
-    #[test]
-    fn packed_labels_read_back_exactly() {
-        let long = "v".repeat(300);
-        let labels = Labels::from_pairs([
-            ("__name__", "http_requests_total"),
-            ("path", "/über/\"quoted\"\n"),
-            ("long", long.as_str()),
-            ("z", "x"),
-        ]);
-        let series = ScrapedSeries::new(labels.clone());
-        assert_eq!(series.to_labels(), labels);
-        assert_eq!(series.labels(), &labels);
-        assert_eq!(series.to_labels(), labels, "after the cached copy exists");
-        assert_eq!(*series, *ScrapedSeries::new(labels.clone()));
-        assert_ne!(*series, *ScrapedSeries::new(Labels::metric("http_requests_total", &[("z", "x")])));
-    }
+    use crate::scrape::sink::AppendOutcome;
+    use crate::store::StoreError;
 
     fn job(extra: &str) -> Job {
         let yaml = format!("scrape_configs:\n  - job_name: app\n{extra}");

@@ -1,7 +1,7 @@
 //! Scraped samples into the store: one appender and one commit per scrape. Out-of-order and
 //! duplicate samples are counted, as Prometheus's scrape loop counts them, and the rest goes on.
 
-use super::scrape_loop::{AppendOutcome, SampleSink, ScrapedSample, ScrapedSeries};
+use super::sink::{AppendOutcome, SampleSink, ScrapedSample, ScrapedSeries};
 use crate::model::labels::Labels;
 use crate::store::{Appender, Exemplar, SeriesRef, Store, StoreError};
 

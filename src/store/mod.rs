@@ -55,8 +55,8 @@ mod recovery;
 mod space;
 pub mod wal;
 
-pub use crate::model::labels::Labels;
-pub use crate::model::{MatchOp, Matcher};
+use crate::model::Matcher;
+use crate::model::labels::Labels;
 pub use append::Appender;
 pub use maintenance::RetentionReport;
 pub use query::{Querier, SampleIter, SeriesSamples, SeriesSet, StoredSeries};
@@ -73,8 +73,6 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 use thiserror::Error;
-
-pub use crate::model::{STALE_NAN_BITS, is_stale_nan, stale_nan};
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -338,7 +336,7 @@ pub async fn open_role_store(
     })
 }
 
-pub use crate::model::now_ms;
+use crate::model::now_ms;
 
 fn micros(d: Duration) -> u64 {
     d.as_micros().min(u128::from(u64::MAX)) as u64

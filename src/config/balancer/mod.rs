@@ -12,7 +12,7 @@ mod resolve;
 pub use raw::RawBalancer;
 pub use resolve::parse_status_ranges;
 
-use super::{ListenerConfig, PasswordCheck, Secret, TlsConfig};
+use super::{ListenerConfig, PasswordCheck, TlsConfig};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;

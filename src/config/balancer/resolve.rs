@@ -1,11 +1,16 @@
 //! Raw `[balancer]` tables → the resolved config, with HAProxy's defaults, `defaults`
 //! inheritance, ACLs and every problem located by line.
 
-use super::raw::*;
-use super::*;
+use super::raw::{RawBackend, RawBalancer, RawDefaults, RawFrontend, RawServer, RawServerDefaults};
+use super::{
+    BackendConfig, Balance, BalancerConfig, FrontendConfig, HttpCheck, Observe, OnError, ProxyMode, RetryOn,
+    ServerConfig, UseBackend,
+};
 use crate::config::check::Checker;
-use std::collections::BTreeSet;
-use std::net::ToSocketAddrs;
+use crate::config::{PasswordCheck, Secret};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
 use toml::Spanned;
 
 // HAProxy's defaults (doc/configuration.txt) where it has one; obsd's where HAProxy's is

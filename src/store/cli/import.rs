@@ -2,7 +2,8 @@
 //! nothing, with progress on long files (`promtool tsdb create-blocks-from openmetrics`).
 
 use super::{as_data_dir_owner, cli_options};
-use crate::store::{Labels, Store, StoreOptions, chunk};
+use crate::model::Labels;
+use crate::store::{Store, StoreOptions, chunk};
 use anyhow::{Context, bail};
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::Path;
@@ -306,7 +307,7 @@ fn write_import(
         append_elapsed.as_secs_f64(),
     );
     if let Some(warning) =
-        retention_warning(checked, crate::store::now_ms(), StoreOptions::default().retention)
+        retention_warning(checked, crate::model::now_ms(), StoreOptions::default().retention)
     {
         tracing::warn!("{warning}");
     }

@@ -175,8 +175,8 @@ fn check_store(dir: &Path) -> anyhow::Result<()> {
 
 /// Parses a selector as `promtool tsdb dump --match` takes it: `metric{a="b", c=~"d"}` or
 /// `{__name__=~"x.*"}`.
-pub fn parse_selector(sel: &str) -> anyhow::Result<Vec<crate::store::Matcher>> {
-    use crate::store::{MatchOp, Matcher};
+pub fn parse_selector(sel: &str) -> anyhow::Result<Vec<crate::model::Matcher>> {
+    use crate::model::{MatchOp, Matcher};
     let sel = sel.trim();
     let (name, rest) = match sel.find('{') {
         Some(i) => (&sel[..i], &sel[i..]),
@@ -228,7 +228,7 @@ pub fn dump(dir: &Path, selector: &str, mint: i64, maxt: i64) -> anyhow::Result<
     as_data_dir_owner(dir, false, || dump_store(dir, &matchers, mint, maxt))
 }
 
-fn dump_store(dir: &Path, matchers: &[crate::store::Matcher], mint: i64, maxt: i64) -> anyhow::Result<()> {
+fn dump_store(dir: &Path, matchers: &[crate::model::Matcher], mint: i64, maxt: i64) -> anyhow::Result<()> {
     let store =
         Store::open(dir, cli_options()).with_context(|| format!("opening store {}", dir.display()))?;
     let started = Instant::now();

@@ -1,7 +1,8 @@
 //! Hidden `obsd store stress-append`: appends as fast as it can and prints each point made
 //! durable, for the crash tests that kill it at random moments.
 
-use crate::store::{Labels, Store, StoreOptions};
+use crate::model::Labels;
+use crate::store::{Store, StoreOptions};
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 /// The value stress-append writes for series `i` at `t`; every 17th timestamp is a stale
 /// marker so bit-exact NaN survival is checked too.
 pub fn stress_value(i: u64, t: i64) -> f64 {
-    if t % 17 == 0 { crate::store::stale_nan() } else { (t as f64) * 7.0 + i as f64 / 3.0 }
+    if t % 17 == 0 { crate::model::stale_nan() } else { (t as f64) * 7.0 + i as f64 / 3.0 }
 }
 
 /// Labels of stress series `i`.
