@@ -4,6 +4,7 @@
 //!     CARGO_PROFILE_BENCH_LTO=false cargo bench --bench promql
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use obsd::model::Labels;
 use obsd::promql::{Engine, EngineOptions, MemoryQueryable};
 use std::time::Duration;
 
@@ -16,11 +17,7 @@ fn dataset() -> MemoryQueryable {
     for s in 0..100_000u32 {
         let job = format!("j{}", s % 10);
         let inst = format!("i{s}");
-        let labels = vec![
-            ("__name__".to_string(), "c".to_string()),
-            ("instance".to_string(), inst),
-            ("job".to_string(), job),
-        ];
+        let labels = Labels::metric("c", &[("instance", &inst), ("job", &job)]);
         for i in 0..SAMPLES {
             let t = END - (SAMPLES - 1 - i) * 15_000;
             m.add_sample_labels(labels.clone(), t, (i * (s as i64 % 7 + 1)) as f64);
@@ -30,11 +27,7 @@ fn dataset() -> MemoryQueryable {
     let bounds = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"];
     for h in 0..1_000u32 {
         for (b, le) in bounds.iter().enumerate() {
-            let labels = vec![
-                ("__name__".to_string(), "h_bucket".to_string()),
-                ("instance".to_string(), format!("i{h}")),
-                ("le".to_string(), le.to_string()),
-            ];
+            let labels = Labels::metric("h_bucket", &[("instance", &format!("i{h}")), ("le", le)]);
             for i in 0..SAMPLES {
                 let t = END - (SAMPLES - 1 - i) * 15_000;
                 m.add_sample_labels(labels.clone(), t, (i * (b as i64 + 1)) as f64);

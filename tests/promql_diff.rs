@@ -399,9 +399,11 @@ fn from_obsd(r: Result<QueryValue, QueryError>) -> Answer {
         }
         Ok(QueryValue::Scalar { v, .. }) => Answer::Scalar(v),
         Ok(QueryValue::String { v, .. }) => Answer::Str(v),
-        Ok(QueryValue::Vector(v)) => Answer::Vector(v.iter().map(|s| (labels_key(&s.labels), s.v)).collect()),
+        Ok(QueryValue::Vector(v)) => {
+            Answer::Vector(v.iter().map(|s| (labels_key(s.labels.as_slice()), s.v)).collect())
+        }
         Ok(QueryValue::Matrix(m)) => {
-            Answer::Matrix(m.iter().map(|s| (labels_key(&s.labels), s.points.clone())).collect())
+            Answer::Matrix(m.iter().map(|s| (labels_key(s.labels.as_slice()), s.points.clone())).collect())
         }
     }
 }

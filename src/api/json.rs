@@ -2,7 +2,8 @@
 //! in Go's shortest form with an exponent only below 1e-6 or from 1e21, timestamps as numbers
 //! of seconds with no or exactly three decimals.
 
-use crate::promql::{Labels, QueryValue};
+use crate::model::Labels;
+use crate::promql::QueryValue;
 
 /// A sample value: `"1000000"`, `"0.1"`, `"1e-07"`, `"1e+21"`, `"NaN"`, `"+Inf"`, `"-Inf"`.
 pub fn format_value(v: f64) -> String {

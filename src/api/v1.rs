@@ -6,8 +6,8 @@ use super::params::{
     MAX_TIME_MS, MIN_TIME_MS, Params, invalid_param, parse_duration, time_param, unescape_label_name,
 };
 use super::{ApiState, RuntimeInfo};
-use crate::model::{MatchOp, Matcher, now_ms};
-use crate::promql::{self, Labels, QuerySpec, QueryValue};
+use crate::model::{Labels, MatchOp, Matcher, now_ms};
+use crate::promql::{self, QuerySpec, QueryValue};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -453,7 +453,7 @@ fn tsdb_stats(series: &[Labels]) -> serde_json::Value {
     let mut bytes_by_label: HashMap<&str, u64> = HashMap::new();
     let mut by_pair: HashMap<String, u64> = HashMap::new();
     for s in series {
-        for (n, v) in s {
+        for (n, v) in s.iter() {
             if n == "__name__" {
                 *by_name.entry(v).or_default() += 1;
             }

@@ -74,6 +74,36 @@ impl Labels {
         self.set(name, "");
     }
 
+    /// A copy with one label set (or with an empty value removed), as [`set`](Self::set) on a
+    /// clone but cloning only the pairs kept, into one allocation.
+    pub fn with_label(&self, name: &str, value: &str) -> Labels {
+        let mut out = Vec::with_capacity(self.0.len() + usize::from(!value.is_empty()));
+        let mut placed = value.is_empty();
+        for (n, v) in &self.0 {
+            if !placed && n.as_str() > name {
+                out.push((name.to_string(), value.to_string()));
+                placed = true;
+            }
+            if n != name {
+                out.push((n.clone(), v.clone()));
+            }
+        }
+        if !placed {
+            out.push((name.to_string(), value.to_string()));
+        }
+        Labels(out)
+    }
+
+    /// The labels whose name `keep` accepts, in the same order; only those pairs are cloned.
+    pub fn filtered(&self, mut keep: impl FnMut(&str) -> bool) -> Labels {
+        Labels(self.0.iter().filter(|(n, _)| keep(n)).cloned().collect())
+    }
+
+    /// The labels except those named in `names` (Prometheus's `Builder.Del`).
+    pub fn without(&self, names: &[&str]) -> Labels {
+        self.filtered(|n| !names.contains(&n))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
@@ -157,5 +187,28 @@ mod tests {
         l.remove("b");
         let names: Vec<_> = l.iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["__name__", "a", "c"]);
+    }
+
+    #[test]
+    fn with_label_matches_set_on_a_clone() {
+        let l = Labels::metric("up", &[("b", "2"), ("d", "4")]);
+        for (name, value) in
+            [("a", "1"), ("b", "x"), ("c", "3"), ("d", "y"), ("e", "5"), ("b", ""), ("c", "")]
+        {
+            let mut want = l.clone();
+            want.set(name, value);
+            assert_eq!(l.with_label(name, value), want, "{name}={value:?}");
+        }
+        assert_eq!(Labels::new().with_label("a", "1"), Labels::from_pairs([("a", "1")]));
+        assert!(Labels::new().with_label("a", "").is_empty());
+    }
+
+    #[test]
+    fn filtered_and_without_keep_order() {
+        let l = Labels::metric("up", &[("b", "2"), ("a", "1"), ("c", "3")]);
+        assert_eq!(l.filtered(|n| n != "b"), Labels::metric("up", &[("a", "1"), ("c", "3")]));
+        assert_eq!(l.without(&[METRIC_NAME, "c"]), Labels::from_pairs([("a", "1"), ("b", "2")]));
+        assert_eq!(l.without(&["nope"]), l);
+        assert!(l.filtered(|_| false).is_empty());
     }
 }

@@ -4,8 +4,8 @@
 use super::QueryError;
 use super::eval::{Ctx, Range, StepArg};
 use super::functions::{self, quantile};
-use super::storage::Labels;
 use super::value::{Sample, Series, Val};
+use crate::model::Labels;
 use crate::model::labels::is_valid_label_name;
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use std::collections::{HashMap, HashSet};
@@ -280,7 +280,7 @@ fn in_group(n: &str, grouping: &[String], without: bool) -> bool {
 /// The grouping key of one input series, written into `key` to reuse its allocation.
 fn group_key(key: &mut String, labels: &Labels, grouping: &[String], without: bool) {
     key.clear();
-    for (n, v) in labels {
+    for (n, v) in labels.iter() {
         if in_group(n, grouping, without) {
             key.push_str(n);
             key.push('\u{ff}');
@@ -292,7 +292,7 @@ fn group_key(key: &mut String, labels: &Labels, grouping: &[String], without: bo
 
 /// The output labels of a new group.
 fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labels {
-    labels.iter().filter(|(n, _)| in_group(n, grouping, without)).cloned().collect()
+    labels.filtered(|n| in_group(n, grouping, without))
 }
 
 fn aggregate(
@@ -337,7 +337,7 @@ fn aggregate(
     let mut key = String::new();
     for s in input {
         let labels_for_group: Arc<Labels> = match &value_label {
-            Some(l) => Arc::new(super::functions::set_label(&s.labels, l, &format_f(s.v))),
+            Some(l) => Arc::new(s.labels.with_label(l, &format_f(s.v))),
             None => s.labels.clone(),
         };
         group_key(&mut key, &labels_for_group, grouping, without);

@@ -3,8 +3,8 @@
 
 use super::QueryError;
 use super::eval::{Ctx, Range};
-use super::storage::Labels;
 use super::value::{Sample, Val, drop_metric_name, labels_to_string};
+use crate::model::{Labels, METRIC_NAME};
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 use std::collections::{HashMap, HashSet};
@@ -144,12 +144,12 @@ fn signature(labels: &Labels, m: &Matching) -> String {
     let mut key = String::new();
     if m.on {
         for name in &m.labels {
-            key.push_str(labels.iter().find(|(n, _)| n == name).map_or("", |(_, v)| v.as_str()));
+            key.push_str(labels.get(name).unwrap_or(""));
             key.push('\u{ff}');
         }
     } else {
-        for (n, v) in labels {
-            if n == "__name__" || m.labels.iter().any(|l| l == n) {
+        for (n, v) in labels.iter() {
+            if n == METRIC_NAME || m.labels.iter().any(|l| l == n) {
                 continue;
             }
             key.push_str(n);
@@ -162,11 +162,8 @@ fn signature(labels: &Labels, m: &Matching) -> String {
 }
 
 fn match_labels(labels: &Labels, m: &Matching) -> Labels {
-    labels
-        .iter()
-        .filter(|(n, _)| if m.on { m.labels.contains(n) } else { n != "__name__" && !m.labels.contains(n) })
-        .cloned()
-        .collect()
+    let listed = |n: &str| m.labels.iter().any(|l| l == n);
+    labels.filtered(|n| if m.on { listed(n) } else { n != METRIC_NAME && !listed(n) })
 }
 
 fn vector_scalar(op: &str, vec: Vec<Sample>, s: f64, swap: bool, return_bool: bool) -> Vec<Sample> {
@@ -290,32 +287,21 @@ fn vector_binop(
 
 fn result_metric(l: &Arc<Labels>, r: &Labels, op: &str, m: &Matching) -> Arc<Labels> {
     let drop_name = drops_name(op);
-    let mut out: Labels = l
-        .iter()
-        .filter(|(n, _)| {
-            if drop_name && n == "__name__" {
-                return false;
-            }
-            if m.card == Card::OneToOne {
-                if m.on {
-                    return m.labels.contains(n);
-                }
-                return !m.labels.contains(n);
-            }
-            true
-        })
-        .cloned()
-        .collect();
-    for name in &m.include {
-        out.retain(|(n, _)| n != name);
-        if let Some((_, v)) = r.iter().find(|(n, _)| n == name)
-            && !v.is_empty()
-        {
-            let pos = out.partition_point(|(n, _)| n < name);
-            out.insert(pos, (name.clone(), v.clone()));
+    let listed = |n: &str| m.labels.iter().any(|l| l == n);
+    let mut out = l.filtered(|n| {
+        if drop_name && n == METRIC_NAME {
+            return false;
         }
+        if m.card == Card::OneToOne {
+            return m.on == listed(n);
+        }
+        true
+    });
+    for name in &m.include {
+        // An include label the other side lacks is removed, as Prometheus's `Builder.Del`.
+        out.set(name, r.get(name).unwrap_or(""));
     }
-    if out.len() == l.len() && out.iter().zip(l.iter()).all(|(a, b)| a == b) {
+    if out == **l {
         return l.clone();
     }
     Arc::new(out)

@@ -1,9 +1,9 @@
 //! The evaluator: selectors, subqueries, function calls and the step loop (`range_eval`).
 
-use super::storage::{Labels, Queryable, SeriesData};
+use super::storage::{Queryable, SeriesData};
 use super::value::{InstantSample, QueryValue, RangeSeries, Sample, Series, Val, drop_metric_name};
 use super::{QueryError, aggregate, binary, duration_ms, functions};
-use crate::model::{MatchOp, Matcher, is_stale_nan};
+use crate::model::{Labels, MatchOp, Matcher, is_stale_nan};
 use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
 use std::cell::Cell;
@@ -120,7 +120,7 @@ impl Ctx<'_> {
                 QueryValue::Scalar { t_ms: start, v: vs.first().copied().unwrap_or(f64::NAN) }
             }
             Val::Scalar(vs) => QueryValue::Matrix(vec![RangeSeries {
-                labels: Arc::new(Vec::new()),
+                labels: Arc::new(Labels::new()),
                 points: vs.into_iter().enumerate().map(|(i, v)| (range.ts(i), v)).collect(),
             }]),
             Val::Str(s) => QueryValue::String { t_ms: start, v: s },

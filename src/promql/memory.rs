@@ -1,8 +1,8 @@
 //! An in-memory [`Queryable`]: a plain list of series, scanned on every select. For tests,
 //! benchmarks and small embedded data; the sled store is the real one.
 
-use super::storage::{Labels, Queryable, SeriesData, StorageError};
-use crate::model::Matcher;
+use super::storage::{Queryable, SeriesData, StorageError};
+use crate::model::{Labels, Matcher};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Default, Clone)]
@@ -15,16 +15,14 @@ impl MemoryQueryable {
         Self::default()
     }
 
-    /// Appends one sample; labels are sorted here so callers may pass them in any order.
+    /// Appends one sample; labels may come in any order (see [`Labels::from_pairs`]).
     /// Samples must come in increasing time per series (older ones are dropped, as a store
     /// without out-of-order support would).
     pub fn add_sample(&mut self, labels: &[(&str, &str)], t_ms: i64, v: f64) {
-        let mut key: Labels = labels.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
-        key.sort();
-        self.add_sample_labels(key, t_ms, v);
+        self.add_sample_labels(Labels::from_pairs(labels.iter().copied()), t_ms, v);
     }
 
-    /// As [`add_sample`](Self::add_sample) with labels already sorted by name.
+    /// As [`add_sample`](Self::add_sample) with the label set already built.
     pub fn add_sample_labels(&mut self, labels: Labels, t_ms: i64, v: f64) {
         let samples = self.series.entry(labels).or_default();
         if samples.last().is_some_and(|(t, _)| *t >= t_ms) {
@@ -44,7 +42,7 @@ impl MemoryQueryable {
         maxt_ms: i64,
     ) -> impl Iterator<Item = (&'a Labels, &'a [(i64, f64)])> + 'a {
         self.series.iter().filter_map(move |(labels, samples)| {
-            if !matchers.iter().all(|m| m.matches_labels(labels)) {
+            if !matchers.iter().all(|m| m.matches_labels(labels.as_slice())) {
                 return None;
             }
             let lo = samples.partition_point(|(t, _)| *t < mint_ms);
@@ -82,7 +80,7 @@ impl Queryable for MemoryQueryable {
     ) -> Result<Vec<String>, StorageError> {
         let mut names = BTreeSet::new();
         for (labels, _) in self.matching(matchers, mint_ms, maxt_ms) {
-            names.extend(labels.iter().map(|(n, _)| n.clone()));
+            names.extend(labels.iter().map(|(n, _)| n.to_string()));
         }
         Ok(names.into_iter().collect())
     }
@@ -96,8 +94,8 @@ impl Queryable for MemoryQueryable {
     ) -> Result<Vec<String>, StorageError> {
         let mut values = BTreeSet::new();
         for (labels, _) in self.matching(matchers, mint_ms, maxt_ms) {
-            if let Some((_, v)) = labels.iter().find(|(n, _)| n == name) {
-                values.insert(v.clone());
+            if let Some(v) = labels.get(name) {
+                values.insert(v.to_string());
             }
         }
         Ok(values.into_iter().collect())

@@ -18,7 +18,7 @@ pub mod value;
 
 pub use eval::matchers_of;
 pub use memory::MemoryQueryable;
-pub use storage::{ExemplarData, Labels, Queryable, SeriesData, StorageError};
+pub use storage::{ExemplarData, Queryable, SeriesData, StorageError};
 pub use value::{InstantSample, QueryValue, RangeSeries};
 
 use promql_parser::parser::{self, Expr};

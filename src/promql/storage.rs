@@ -5,20 +5,13 @@
 //! `storage.Querier`: matchers select series, every returned series carries its full label set
 //! (including `__name__`) sorted by label name, and its samples in increasing time order.
 
-use crate::model::Matcher;
-
-/// A label set sorted by name; `__name__` is an ordinary entry.
-pub type Labels = Vec<(String, String)>;
+use crate::model::{Labels, Matcher};
 
 /// Failures of a [`Queryable`]; the store's fault, never the user's.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("storage: {0}")]
     Internal(String),
-}
-
-pub fn label_value<'a>(labels: &'a Labels, name: &str) -> Option<&'a str> {
-    labels.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
 }
 
 /// One selected series: labels sorted by name, samples in increasing time, stale markers kept

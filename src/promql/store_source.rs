@@ -1,8 +1,8 @@
 //! The sled store as the engine's `Queryable`: the engine's matchers go to the store's postings
 //! as they are, samples are decoded from the chunks overlapping the query range.
 
-use super::storage::{ExemplarData, Labels, Queryable, SeriesData, StorageError};
-use crate::model::Matcher;
+use super::storage::{ExemplarData, Queryable, SeriesData, StorageError};
+use crate::model::{Labels, Matcher};
 use crate::store::Store;
 
 pub struct StoreSource(pub Store);
@@ -26,7 +26,7 @@ impl Queryable for StoreSource {
     ) -> Result<(), StorageError> {
         for series in self.0.querier(mint_ms, maxt_ms).select(ms) {
             let (labels, samples) = series.map_err(|e| StorageError::Internal(e.to_string()))?.into_parts();
-            if !samples.is_empty() && !f(SeriesData { labels: labels.into_vec(), samples }) {
+            if !samples.is_empty() && !f(SeriesData { labels, samples }) {
                 break;
             }
         }
@@ -59,11 +59,11 @@ impl Queryable for StoreSource {
             .map(|(labels, ex)| {
                 let mut ex: Vec<ExemplarData> = ex
                     .into_iter()
-                    .map(|e| ExemplarData { labels: e.labels.into_vec(), value: e.value, t_ms: e.t })
+                    .map(|e| ExemplarData { labels: e.labels, value: e.value, t_ms: e.t })
                     .collect();
                 // The store keeps them in arrival order; Prometheus answers in time order.
                 ex.sort_by_key(|e| e.t_ms);
-                (labels.into_vec(), ex)
+                (labels, ex)
             })
             .collect())
     }

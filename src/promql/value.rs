@@ -1,6 +1,6 @@
 //! Query results as the API serializes them, and the engine's internal step-wise values.
 
-use super::storage::Labels;
+use crate::model::{Labels, METRIC_NAME};
 use std::sync::Arc;
 
 /// The result of one query, as Prometheus types it (`resultType`).
@@ -71,11 +71,7 @@ pub(crate) enum Val {
 }
 
 pub(crate) fn drop_metric_name(labels: &Arc<Labels>) -> Arc<Labels> {
-    if labels.iter().any(|(n, _)| n == "__name__") {
-        Arc::new(labels.iter().filter(|(n, _)| n != "__name__").cloned().collect())
-    } else {
-        labels.clone()
-    }
+    if labels.name().is_some() { Arc::new(labels.without(&[METRIC_NAME])) } else { labels.clone() }
 }
 
 /// Go's `labels.Labels.String()`: `{a="1", b="2"}`, the form Prometheus puts in errors.

@@ -8,7 +8,7 @@ pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
 pub const STEP_MS: i64 = 15_000;
 pub const SPAN_MS: i64 = 2 * 3600 * 1000;
 
-pub type Labels = Vec<(String, String)>;
+pub use obsd::model::Labels;
 
 pub struct Dataset {
     pub start_ms: i64,
@@ -32,9 +32,7 @@ impl Rng {
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
-    let mut l: Labels = pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
-    l.sort();
-    l
+    Labels::from_pairs(pairs.iter().copied())
 }
 
 impl Dataset {

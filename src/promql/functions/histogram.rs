@@ -1,7 +1,7 @@
 //! `histogram_quantile` over classic buckets and `quantile`, as Prometheus 2.42 computes them.
 
 use super::{go_max, go_min};
-use crate::promql::storage::Labels;
+use crate::model::{Labels, METRIC_NAME};
 use crate::promql::value::Sample;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,17 +14,17 @@ pub(super) fn histogram_quantile(q: f64, samples: Vec<Sample>) -> Vec<Sample> {
     let mut order: Vec<Labels> = Vec::new();
     let mut groups: HashMap<Labels, Group> = HashMap::new();
     for s in samples {
-        let Some(le) = s.labels.iter().find(|(n, _)| n == "le").map(|(_, v)| v.as_str()) else { continue };
+        let Some(le) = s.labels.get("le") else { continue };
         let Some(upper) = parse_go_float(le) else { continue };
-        let key: Labels = s.labels.iter().filter(|(n, _)| n != "le").cloned().collect();
-        let g = groups.entry(key.clone()).or_insert_with(|| {
-            order.push(key.clone());
-            Group {
-                labels: Arc::new(key.iter().filter(|(n, _)| n != "__name__").cloned().collect()),
-                buckets: Vec::new(),
+        let key = s.labels.without(&["le"]);
+        match groups.get_mut(&key) {
+            Some(g) => g.buckets.push((upper, s.v)),
+            None => {
+                let labels = Arc::new(key.without(&[METRIC_NAME]));
+                order.push(key.clone());
+                groups.insert(key, Group { labels, buckets: vec![(upper, s.v)] });
             }
-        });
-        g.buckets.push((upper, s.v));
+        }
     }
     let mut out = Vec::with_capacity(order.len());
     for key in order {

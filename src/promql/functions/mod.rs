@@ -3,8 +3,8 @@
 
 use super::QueryError;
 use super::eval::{Ctx, Range, StepArg, check_series_unique, unwrap_parens};
-use super::storage::Labels;
 use super::value::{Sample, Val, drop_metric_name};
+use crate::model::Labels;
 use promql_parser::parser::{Call, Expr};
 use regex::Regex;
 use std::collections::HashMap;
@@ -245,7 +245,7 @@ fn instant_fn(
             let inv = 1.0 / to_nearest;
             simple(a, &|v| (v * inv + 0.5).floor() / inv)
         }
-        "vector" => vec![Sample { labels: Arc::new(Vec::new()), v: a[0].scalar() }],
+        "vector" => vec![Sample { labels: Arc::new(Labels::new()), v: a[0].scalar() }],
         "absent" => {
             if a[0].take_vector().is_empty() {
                 vec![Sample { labels: absent.cloned().unwrap_or_default(), v: 1.0 }]
@@ -294,14 +294,14 @@ fn instant_fn(
                     let labels = cache
                         .entry(s.labels.clone())
                         .or_insert_with(|| {
-                            let src_val =
-                                s.labels.iter().find(|(n, _)| *n == src).map_or("", |(_, v)| v.as_str());
+                            let src_val = s.labels.get(&src).unwrap_or("");
                             match re.captures(src_val) {
                                 None => s.labels.clone(),
                                 Some(caps) => {
                                     let mut res = String::new();
                                     caps.expand(&repl, &mut res);
-                                    Arc::new(set_label(&s.labels, &dst, &res))
+                                    // An empty result removes the label, as in Prometheus.
+                                    Arc::new(s.labels.with_label(&dst, &res))
                                 }
                             }
                         })
@@ -320,13 +320,9 @@ fn instant_fn(
                     let labels = cache
                         .entry(s.labels.clone())
                         .or_insert_with(|| {
-                            let vals: Vec<&str> = srcs
-                                .iter()
-                                .map(|src| {
-                                    s.labels.iter().find(|(n, _)| n == src).map_or("", |(_, v)| v.as_str())
-                                })
-                                .collect();
-                            Arc::new(set_label(&s.labels, &dst, &vals.join(&sep)))
+                            let vals: Vec<&str> =
+                                srcs.iter().map(|src| s.labels.get(src).unwrap_or("")).collect();
+                            Arc::new(s.labels.with_label(&dst, &vals.join(&sep)))
                         })
                         .clone();
                     Sample { labels, v: s.v }
@@ -337,23 +333,13 @@ fn instant_fn(
         | "year" => {
             let f = |t: f64| date_part(name, t as i64);
             if a.is_empty() {
-                vec![Sample { labels: Arc::new(Vec::new()), v: date_part(name, ts.div_euclid(1000)) }]
+                vec![Sample { labels: Arc::new(Labels::new()), v: date_part(name, ts.div_euclid(1000)) }]
             } else {
                 simple(a, &f)
             }
         }
         other => return Err(QueryError::Execution(format!("function {other:?} is not implemented"))),
     })
-}
-
-/// Sets (or, with an empty value, removes) one label, keeping the set sorted.
-pub(crate) fn set_label(labels: &Labels, name: &str, value: &str) -> Labels {
-    let mut out: Labels = labels.iter().filter(|(n, _)| n != name).cloned().collect();
-    if !value.is_empty() {
-        let pos = out.partition_point(|(n, _)| n.as_str() < name);
-        out.insert(pos, (name.to_string(), value.to_string()));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -2,9 +2,9 @@
 //! step sees and what each function makes of it, streamed one series at a time when it can be.
 
 use super::histogram::quantile;
+use crate::model::Labels;
 use crate::promql::QueryError;
 use crate::promql::eval::{Ctx, Range, Window, check_series_unique, unwrap_parens};
-use crate::promql::storage::Labels;
 use crate::promql::value::{Series, Val, drop_metric_name};
 use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::Expr;
@@ -419,7 +419,7 @@ pub(super) fn absent_labels(expr: &Expr) -> Labels {
     let vs = match unwrap_parens(expr) {
         Expr::VectorSelector(vs) => vs,
         Expr::MatrixSelector(ms) => &ms.vs,
-        _ => return Vec::new(),
+        _ => return Labels::new(),
     };
     let mut set: Vec<(String, String)> = Vec::new();
     let mut remove: Vec<String> = Vec::new();
@@ -433,7 +433,7 @@ pub(super) fn absent_labels(expr: &Expr) -> Labels {
             remove.push(m.name.clone());
         }
     }
-    set.retain(|(n, v)| !remove.contains(n) && !v.is_empty());
-    set.sort();
-    set
+    set.retain(|(n, _)| !remove.contains(n));
+    // Names are unique here; from_pairs sorts them and drops empty values.
+    Labels::from_pairs(set)
 }
