@@ -19,8 +19,7 @@ fn run(args: &[&str]) -> (i32, String, String) {
 /// A prometheus.yml with two sections obsd does not serve, and an obsd config using it.
 fn config_with_ignored_sections(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
     let yml = dir.join("prometheus.yml");
-    std::fs::write(&yml, "rule_files: [\"rules.yml\"]\nalerting:\n  alertmanagers: []\nscrape_configs: []\n")
-        .unwrap();
+    std::fs::write(&yml, "rule_files: [\"rules.yml\"]\nremote_read: []\nscrape_configs: []\n").unwrap();
     let toml = dir.join("obsd.toml");
     std::fs::write(
         &toml,
@@ -96,7 +95,7 @@ fn check_config_prints_every_warning() {
     let path = config_with_ignored_sections(dir.path(), "");
     let (code, out, err) = run(&["check-config", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    for section in ["rule_files", "alerting"] {
+    for section in ["rule_files", "remote_read"] {
         assert!(
             err.contains(&format!("{}:3:", path.display())) && err.contains(&format!("`{section}`")),
             "{section} not named with its location: {err}"

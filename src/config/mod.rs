@@ -4,6 +4,7 @@
 //! find the mistake. Without a file every role runs on the embedded defaults below.
 
 pub mod acl;
+pub mod alerting;
 mod balancer;
 mod check;
 pub mod listeners;

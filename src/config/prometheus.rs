@@ -149,8 +149,8 @@ pub struct ScrapeConfig {
     pub label_value_length_limit: Option<u64>,
 }
 
-/// A whole prometheus.yml. Sections obsd's replica does not use (rules, alerting, remote
-/// storage) are accepted so an existing file loads unchanged, and reported by `ignored_sections`.
+/// A whole prometheus.yml. Sections obsd's replica does not use (rules, remote storage) are
+/// accepted so an existing file loads unchanged, and reported by `ignored_sections`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusFile {
@@ -160,11 +160,10 @@ pub struct PrometheusFile {
     pub scrape_configs: Vec<ScrapeConfig>,
     #[serde(default)]
     pub scrape_config_files: Vec<String>,
+    pub alerting: Option<super::alerting::AlertingConfig>,
     // obsd does not run these sections: they are not part of the configuration it shows.
     #[serde(skip_serializing)]
     pub rule_files: Option<serde_norway::Value>,
-    #[serde(skip_serializing)]
-    pub alerting: Option<serde_norway::Value>,
     #[serde(skip_serializing)]
     pub remote_write: Option<serde_norway::Value>,
     #[serde(skip_serializing)]
@@ -180,7 +179,6 @@ impl PrometheusFile {
         let mut out = Vec::new();
         for (name, present) in [
             ("rule_files", self.rule_files.is_some()),
-            ("alerting", self.alerting.is_some()),
             ("remote_write", self.remote_write.is_some()),
             ("remote_read", self.remote_read.is_some()),
             ("storage", self.storage.is_some()),
@@ -295,12 +293,18 @@ pub struct ScrapeSettings {
     pub external_labels: Vec<(String, String)>,
     pub evaluation_interval: Duration,
     pub jobs: Vec<Job>,
+    /// `alerting:`: where the rules' alerts go.
+    pub alerting: super::alerting::AlertingSettings,
     /// The scrape configuration as `/api/v1/status/config` shows it: rendered from the parsed
     /// file (never the text as written), every secret as `<secret>`.
     pub status_yaml: String,
 }
 
-fn read_secret(inline: &Option<Secret>, file: &Option<String>, what: &str) -> Result<Option<Secret>, String> {
+pub(super) fn read_secret(
+    inline: &Option<Secret>,
+    file: &Option<String>,
+    what: &str,
+) -> Result<Option<Secret>, String> {
     match (inline, file) {
         (Some(_), Some(_)) => Err(format!("at most one of {what} & {what}_file must be configured")),
         (Some(v), None) => Ok(Some(v.clone())),
@@ -436,6 +440,10 @@ pub fn resolve(file: &PrometheusFile) -> Result<ScrapeSettings, Vec<String>> {
             label_value_length_limit: sc.label_value_length_limit.or(g.label_value_length_limit).unwrap_or(0),
         });
     }
+    let alerting = super::alerting::resolve(file.alerting.as_ref()).unwrap_or_else(|e| {
+        errors.extend(e);
+        Default::default()
+    });
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -443,6 +451,7 @@ pub fn resolve(file: &PrometheusFile) -> Result<ScrapeSettings, Vec<String>> {
         external_labels: g.external_labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         evaluation_interval: g.evaluation_interval.map(|d| d.0).unwrap_or(Duration::from_secs(60)),
         jobs,
+        alerting,
         status_yaml: status_yaml(file),
     })
 }

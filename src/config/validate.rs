@@ -42,6 +42,7 @@ impl Checker<'_> {
             external_labels: Vec::new(),
             evaluation_interval: Duration::from_secs(60),
             jobs: Vec::new(),
+            alerting: Default::default(),
             status_yaml: String::new(),
         };
         let (mut parsed, source) = match file {
@@ -113,10 +114,12 @@ impl Checker<'_> {
                 for e in errors {
                     let at = file.as_ref().map(|f| f.span().start).unwrap_or(0);
                     let (line, column) = line_col(self.text, at);
+                    // prometheus.yml's `alerting:` errors start with `alerting`.
+                    let part = if e.starts_with("alerting") { "alerting" } else { "scrape_configs" };
                     self.problems.push(ConfigProblem {
                         line,
                         column,
-                        key: format!("{section}.scrape_configs"),
+                        key: format!("{section}.{part}"),
                         message: e,
                     });
                 }
