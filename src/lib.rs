@@ -16,6 +16,7 @@
 //! - `store`: the time-series store on sled (Gorilla chunks, WAL, postings index, retention;
 //!   `Appender`/`Querier` like Prometheus's storage interface).
 //! - `promql`: the PromQL engine over a `Queryable` store.
+//! - `rules`: recording and alerting rules (rule files, group evaluation, alert notification).
 //! - `api`: Prometheus's HTTP API (/api/v1/*, /federate) over a store and the engine.
 //! - `remote_write`: Prometheus remote-write 1.0 messages, decoded and encoded.
 //! - `webui`: the built-in web UI.
@@ -44,6 +45,7 @@ pub mod promql;
 pub mod protobuf_wire;
 pub mod remote_write;
 pub mod replica;
+pub mod rules;
 pub mod scrape;
 pub mod self_metrics;
 pub mod store;

@@ -1,0 +1,3 @@
+//! Recording and alerting rules as Prometheus 2.42 evaluates them.
+
+pub mod notifier;
