@@ -17,6 +17,7 @@
 //!   `Appender`/`Querier` like Prometheus's storage interface).
 //! - `promql`: the PromQL engine over a `Queryable` store.
 //! - `api`: Prometheus's HTTP API (/api/v1/*, /federate) over a store and the engine.
+//! - `rules`: recording and alerting rules as Prometheus 2.42 evaluates them, and their templates.
 //! - `remote_write`: Prometheus remote-write 1.0 messages, decoded and encoded.
 //! - `webui`: the built-in web UI.
 //! - `trace_store`: spans on sled.
@@ -44,6 +45,7 @@ pub mod promql;
 pub mod protobuf_wire;
 pub mod remote_write;
 pub mod replica;
+pub mod rules;
 pub mod scrape;
 pub mod self_metrics;
 pub mod store;
