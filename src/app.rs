@@ -196,6 +196,23 @@ fn log_warnings(config: &Config, roles: &[Role]) -> usize {
     warnings.len()
 }
 
+/// Every problem in the rule files of the given roles that evaluate rules, as
+/// `promtool check rules` words them.
+pub fn rule_file_problems(config: &Config, roles: &[Role]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (role, patterns) in [
+        (Role::Replica, &config.replica.scrape.rule_files),
+        (Role::Federation, &config.federation.scrape.rule_files),
+    ] {
+        if roles.contains(&role)
+            && let Err(errors) = crate::rules::load(patterns)
+        {
+            out.extend(errors);
+        }
+    }
+    out
+}
+
 fn reload(current: &mut Config, path: Option<&std::path::Path>, running: &[Running], roles: &[Role]) {
     tracing::info!("SIGHUP received; reloading configuration");
     let embedded = current.source.as_deref() == Some(std::path::Path::new(config::ALL_IN_ONE_SOURCE));
@@ -211,6 +228,15 @@ fn reload(current: &mut Config, path: Option<&std::path::Path>, running: &[Runni
             return;
         }
     };
+    let broken = rule_file_problems(&new, roles);
+    if !broken.is_empty() {
+        for problem in &broken {
+            tracing::error!(error = %problem, "rule file refused");
+        }
+        tracing::error!("reload failed; keeping the running configuration and rules");
+        crate::self_metrics::config_reload_failed();
+        return;
+    }
     let mut warnings = log_warnings(&new, roles);
     for clash in new.clashes_among(roles) {
         tracing::warn!("{clash} (listeners change only on restart, which will fail)");

@@ -68,6 +68,11 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Prometheus rule files: check them as `promtool check rules` does.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// The time-series store: backfill, statistics, integrity check.
     Store {
         #[command(subcommand)]
@@ -128,6 +133,27 @@ enum StoreCommand {
         /// Timestamps to write (0 = until killed).
         #[arg(long, default_value_t = 0)]
         count: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Check rule files for syntax and semantic errors, as `promtool check rules` (exit 0 good,
+    /// 1 a file refused, 3 duplicate rules with --lint-fatal).
+    Check {
+        /// `duplicate-rules` (default) or `none`.
+        #[arg(long, default_value = "duplicate-rules", value_parser = ["duplicate-rules", "none"])]
+        lint: String,
+        /// Exit 3 when the lint finds something.
+        #[arg(long)]
+        lint_fatal: bool,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run rule unit tests in promtool's format (`promtool test rules`): exit 0 when all pass.
+    Test {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -320,6 +346,11 @@ fn check_config(cli: &Cli, path: Option<&PathBuf>) -> anyhow::Result<()> {
         Some(roles) => (config.clashes_among(roles), config.clashes_with_others(roles)),
         None => (Vec::new(), config.clashes_among(&config.configured_roles)),
     };
+    let rule_roles = asked.clone().unwrap_or_else(|| config.configured_roles.clone());
+    let rule_problems = obsd::app::rule_file_problems(&config, &rule_roles);
+    if !rule_problems.is_empty() {
+        anyhow::bail!("rule files refused:\n{}", rule_problems.join("\n"));
+    }
     print!("{}", obsd::config::describe(&config));
     warnings.extend(clashes.into_iter().map(|c| format!("{c} (only if both roles run on one host)")));
     for warning in &warnings {
@@ -379,6 +410,20 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
     }
     if let Some(Command::Generate { what }) = &cli.command {
         return generate(what);
+    }
+    if let Some(Command::Rules { command: RulesCommand::Check { lint, lint_fatal, files } }) = &cli.command {
+        let code = obsd::rules::check::check_files(
+            files,
+            lint == "duplicate-rules",
+            *lint_fatal,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        );
+        std::process::exit(code);
+    }
+    if let Some(Command::Rules { command: RulesCommand::Test { files } }) = &cli.command {
+        let code = obsd::rules::unittest::run_files(files, &mut std::io::stdout(), &mut std::io::stderr());
+        std::process::exit(code);
     }
     if let Some(Command::Plugin { command }) = &cli.command {
         init_tool_logging(&cli)?;

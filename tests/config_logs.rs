@@ -111,9 +111,15 @@ fn start_logs_warnings_and_exports_config_metrics() {
     let config = std::fs::read_to_string(&yml_dir).unwrap();
     let obsd = Obsd::start("replica", &config);
     let log = obsd.log();
-    let warn_lines: Vec<&str> =
-        log.lines().filter(|l| l.contains("WARN") && l.contains("is ignored")).collect();
-    assert_eq!(warn_lines.len(), 2, "both ignored sections at WARN before \"obsd started\":\n{log}");
+    let warn_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && (l.contains("is ignored") || l.contains("matches no file")))
+        .collect();
+    assert_eq!(
+        warn_lines.len(),
+        2,
+        "the ignored section and the missing rule file at WARN before \"obsd started\":\n{log}"
+    );
 
     let metric = |body: &str, name: &str| -> f64 {
         body.lines()
@@ -157,7 +163,11 @@ fn start_logs_warnings_and_exports_config_metrics() {
     assert!(metric(&body, "prometheus_config_last_reload_success_timestamp_seconds") >= loaded_at);
     assert_eq!(metric(&body, "obsd_config_warnings"), 2.0);
     common::wait_until("the warnings logged again", Duration::from_secs(20), || {
-        obsd.log().lines().filter(|l| l.contains("WARN") && l.contains("is ignored")).count() == 4
+        obsd.log()
+            .lines()
+            .filter(|l| l.contains("WARN") && (l.contains("is ignored") || l.contains("matches no file")))
+            .count()
+            == 4
     });
 }
 

@@ -8,6 +8,7 @@ pub mod error;
 pub mod federate;
 pub mod json;
 mod params;
+pub mod rules;
 pub mod scrape_status;
 pub mod selector;
 mod v1;
@@ -74,6 +75,9 @@ pub struct ApiInfo {
     pub metadata: Option<MetadataCallback>,
     /// Overrides the TSDB stats computed from the store's index.
     pub tsdb_status: Option<JsonCallback>,
+    /// The role's rule groups and notifier, for `/api/v1/rules`, `/api/v1/alerts` and
+    /// `/api/v1/alertmanagers` (none: empty lists).
+    pub rules: Option<Arc<crate::rules::manager::RuleManager>>,
 }
 
 /// Shared state of every handler.

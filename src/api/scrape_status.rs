@@ -33,6 +33,7 @@ pub fn scrape_api_info(
             metadata_data(&metadata_scrape, metric, limit)
         })),
         tsdb_status: None,
+        rules: None,
     }
 }
 

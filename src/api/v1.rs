@@ -37,12 +37,20 @@ pub(super) fn routes(state: ApiState) -> Router {
         .route("/api/v1/scrape_pools", get(|| async { ok_json(&serde_json::json!({"scrapePools": []})) }))
         .route(
             "/api/v1/alertmanagers",
-            get(|| async {
-                ok_json(&serde_json::json!({"activeAlertmanagers": [], "droppedAlertmanagers": []}))
+            get(|State(s): State<ApiState>| async move { ok_json(&super::rules::alertmanagers(&s)) }),
+        )
+        .route(
+            "/api/v1/alerts",
+            get(|State(s): State<ApiState>| async move { ok_json(&super::rules::alerts(&s)) }),
+        )
+        .route(
+            "/api/v1/rules",
+            get(|State(s): State<ApiState>, RawQuery(q): RawQuery| async move {
+                let params: HashMap<String, String> =
+                    serde_urlencoded::from_str(q.as_deref().unwrap_or("")).unwrap_or_default();
+                result(super::rules::rules(&s, &params).map(|v| ok_json(&v)))
             }),
         )
-        .route("/api/v1/alerts", get(|| async { ok_json(&serde_json::json!({"alerts": []})) }))
-        .route("/api/v1/rules", get(|| async { ok_json(&serde_json::json!({"groups": []})) }))
         .route("/api/v1/status/config", get(status_config))
         .route("/api/v1/status/runtimeinfo", get(status_runtimeinfo))
         .route("/api/v1/status/buildinfo", get(status_buildinfo))

@@ -9,6 +9,7 @@ use regex::Regex;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -40,6 +41,8 @@ pub(super) struct Checker<'a> {
     pub(super) warnings: Vec<ConfigProblem>,
     /// Every socket of every role, for the clash check once all are resolved.
     pub(super) sites: Vec<ListenSite>,
+    /// The obsd config file's directory: relative paths in it are read from there.
+    pub(super) base_dir: PathBuf,
 }
 
 impl Checker<'_> {

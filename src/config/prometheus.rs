@@ -161,9 +161,9 @@ pub struct PrometheusFile {
     #[serde(default)]
     pub scrape_config_files: Vec<String>,
     pub alerting: Option<super::alerting::AlertingConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rule_files: Vec<String>,
     // obsd does not run these sections: they are not part of the configuration it shows.
-    #[serde(skip_serializing)]
-    pub rule_files: Option<serde_norway::Value>,
     #[serde(skip_serializing)]
     pub remote_write: Option<serde_norway::Value>,
     #[serde(skip_serializing)]
@@ -178,7 +178,6 @@ impl PrometheusFile {
     pub fn ignored_sections(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
         for (name, present) in [
-            ("rule_files", self.rule_files.is_some()),
             ("remote_write", self.remote_write.is_some()),
             ("remote_read", self.remote_read.is_some()),
             ("storage", self.storage.is_some()),
@@ -295,6 +294,13 @@ pub struct ScrapeSettings {
     pub jobs: Vec<Job>,
     /// `alerting:`: where the rules' alerts go.
     pub alerting: super::alerting::AlertingSettings,
+    /// Rule file patterns (a `*` allowed in the last element), as given, relative ones
+    /// already joined to the directory they are read from; globbed on every (re)load.
+    pub rule_files: Vec<String>,
+    /// Labels removed from every alert after the external labels are added (obsd's `[replica]`
+    /// / `[federation]` `alert_drop_labels`): the replica label by default, so the alerts of two
+    /// HA replicas evaluating the same rules are one alert in Alertmanager.
+    pub alert_drop_labels: Vec<String>,
     /// The scrape configuration as `/api/v1/status/config` shows it: rendered from the parsed
     /// file (never the text as written), every secret as `<secret>`.
     pub status_yaml: String,
@@ -453,6 +459,8 @@ pub fn resolve(file: &PrometheusFile) -> Result<ScrapeSettings, Vec<String>> {
         jobs,
         alerting,
         status_yaml: status_yaml(file),
+        rule_files: file.rule_files.clone(),
+        alert_drop_labels: Vec::new(),
     })
 }
 
@@ -483,7 +491,8 @@ rule_files: ['rules.yml']
     #[test]
     fn seed_config_resolves_with_prometheus_defaults() {
         let file: PrometheusFile = serde_norway::from_str(SEED).unwrap();
-        assert_eq!(file.ignored_sections(), vec!["rule_files"]);
+        assert!(file.ignored_sections().is_empty());
+        assert_eq!(file.rule_files, vec!["rules.yml"]);
         let s = resolve(&file).unwrap();
         assert_eq!(s.external_labels, vec![("prometheus_instance".to_string(), "replica-1".to_string())]);
         let node = &s.jobs[0];

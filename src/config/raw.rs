@@ -38,6 +38,10 @@ pub struct RawFederation {
     pub prometheus_config: Option<Spanned<String>>,
     pub global: Option<crate::config::prometheus::GlobalConfig>,
     pub scrape_configs: Option<Vec<crate::config::prometheus::ScrapeConfig>>,
+    /// As `[replica] rule_files`.
+    pub rule_files: Option<Vec<Spanned<String>>>,
+    /// As `[replica] alert_drop_labels`; the default is `[replica_label]`.
+    pub alert_drop_labels: Option<Vec<String>>,
     pub lookback_delta: Option<Spanned<String>>,
     pub retention_time: Option<Spanned<String>>,
     pub retention_size: Option<Spanned<String>>,
@@ -134,6 +138,12 @@ pub struct RawReplica {
     pub prometheus_config: Option<Spanned<String>>,
     pub global: Option<crate::config::prometheus::GlobalConfig>,
     pub scrape_configs: Option<Vec<crate::config::prometheus::ScrapeConfig>>,
+    /// Prometheus rule files (globs in the last element), relative to this file's directory;
+    /// added to a prometheus.yml's `rule_files`.
+    pub rule_files: Option<Vec<Spanned<String>>>,
+    /// Labels removed from alerts before they go to Alertmanager (default
+    /// `["prometheus_instance"]`, the seed's replica label); `[]` keeps every label.
+    pub alert_drop_labels: Option<Vec<String>>,
     /// How far back an instant query looks for a sample (Prometheus's --query.lookback-delta).
     pub lookback_delta: Option<Spanned<String>>,
     /// Prometheus's --storage.tsdb.retention.time.

@@ -9,7 +9,7 @@ use super::{
     FederationConfig, GlobalConfig, RemoteWriteConfig, ReplicaConfig, Role, Secret, line_col, parse_duration,
 };
 use crate::config::prometheus::{PrometheusFile, ScrapeSettings};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 
@@ -37,6 +37,7 @@ impl Checker<'_> {
         global: &Option<crate::config::prometheus::GlobalConfig>,
         scrape_configs: &Option<Vec<crate::config::prometheus::ScrapeConfig>>,
         extra_jobs: Vec<crate::config::prometheus::ScrapeConfig>,
+        toml_rule_files: &Option<Vec<Spanned<String>>>,
     ) -> (ScrapeSettings, String) {
         let empty = ScrapeSettings {
             external_labels: Vec::new(),
@@ -44,6 +45,8 @@ impl Checker<'_> {
             jobs: Vec::new(),
             alerting: Default::default(),
             status_yaml: String::new(),
+            rule_files: Vec::new(),
+            alert_drop_labels: Vec::new(),
         };
         let (mut parsed, source) = match file {
             Some(path) => {
@@ -109,7 +112,46 @@ impl Checker<'_> {
             }
         }
         match crate::config::prometheus::resolve(&parsed) {
-            Ok(s) => (s, source),
+            Ok(mut s) => {
+                // Prometheus reads rule_files from the prometheus.yml's directory; obsd's own
+                // list from the obsd config's.
+                let yml_dir =
+                    file.as_ref().and_then(|f| Path::new(f.get_ref()).parent().map(Path::to_path_buf));
+                let from = |base: &Path, p: &String| base.join(p).display().to_string();
+                let yml_base = yml_dir.as_deref().unwrap_or(&self.base_dir).to_path_buf();
+                let matches_nothing =
+                    |full: &str| crate::config::prometheus::expand_pattern(full).iter().all(|f| !f.is_file());
+                let mut patterns = Vec::new();
+                for p in &s.rule_files {
+                    let full = from(&yml_base, p);
+                    if matches_nothing(&full)
+                        && let Some(path) = file
+                    {
+                        self.warning(
+                            path,
+                            &format!("{section}.prometheus_config"),
+                            format!(
+                                "{}: `rule_files` entry {p:?} matches no file; no rules are loaded from it",
+                                path.get_ref()
+                            ),
+                        );
+                    }
+                    patterns.push(full);
+                }
+                for p in toml_rule_files.iter().flatten() {
+                    let full = from(&self.base_dir, p.get_ref());
+                    if matches_nothing(&full) {
+                        self.warning(
+                            p,
+                            &format!("{section}.rule_files"),
+                            format!("{full:?} matches no file; no rules are loaded from it"),
+                        );
+                    }
+                    patterns.push(full);
+                }
+                s.rule_files = patterns;
+                (s, source)
+            }
             Err(errors) => {
                 for e in errors {
                     let at = file.as_ref().map(|f| f.span().start).unwrap_or(0);
@@ -129,13 +171,16 @@ impl Checker<'_> {
     }
 
     fn replica(&mut self, raw: &RawReplica) -> ReplicaConfig {
-        let (scrape, scrape_source) = self.scrape_settings(
+        let (mut scrape, scrape_source) = self.scrape_settings(
             "replica",
             &raw.prometheus_config,
             &raw.global,
             &raw.scrape_configs,
             Vec::new(),
+            &raw.rule_files,
         );
+        scrape.alert_drop_labels =
+            raw.alert_drop_labels.clone().unwrap_or_else(|| vec!["prometheus_instance".to_string()]);
         let retention_size = self.byte_size(&raw.retention_size, "replica.retention_size");
         let defaults = super::RemoteWriteLimits::default();
         let remote_write_limits = super::RemoteWriteLimits {
@@ -211,12 +256,13 @@ impl Checker<'_> {
 
     fn federation(&mut self, raw: &RawFederation) -> FederationConfig {
         let extra = self.fan_out_job(raw);
-        let (scrape, scrape_source) = self.scrape_settings(
+        let (mut scrape, scrape_source) = self.scrape_settings(
             "federation",
             &raw.prometheus_config,
             &raw.global,
             &raw.scrape_configs,
             extra,
+            &raw.rule_files,
         );
         let retention_size = self.byte_size(&raw.retention_size, "federation.retention_size");
         let replica_label = match &raw.replica_label {
@@ -228,6 +274,8 @@ impl Checker<'_> {
                 l.get_ref().clone()
             }
         };
+        scrape.alert_drop_labels =
+            raw.alert_drop_labels.clone().unwrap_or_else(|| vec![replica_label.clone()]);
         // Half the shortest interval: a replica that is a full interval behind its peer has
         // missed a scrape, while two healthy replicas are never that far apart.
         let shortest = scrape.jobs.iter().map(|j| j.interval).min().unwrap_or(Duration::from_secs(60));
@@ -523,7 +571,12 @@ impl Checker<'_> {
 }
 
 pub fn resolve(raw: RawConfig, text: &str, source: Option<PathBuf>) -> Result<Config, Vec<ConfigProblem>> {
-    let mut c = Checker { text, problems: Vec::new(), warnings: Vec::new(), sites: Vec::new() };
+    let base_dir = source
+        .as_deref()
+        .and_then(|p| p.parent())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut c = Checker { text, problems: Vec::new(), warnings: Vec::new(), sites: Vec::new(), base_dir };
     let log_level = match &raw.global.log_level {
         None => "info".to_string(),
         Some(l) => {

@@ -26,6 +26,21 @@ pub fn format_go_float(v: f64) -> String {
     }
 }
 
+/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: the shortest exponent form, `1e+00`, `4.2e+01`.
+pub fn format_go_float_e(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    let s = format!("{v:e}");
+    let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exp.abs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::format_go_float;

@@ -12,7 +12,7 @@ mod text;
 
 pub use crate::model::labels::{escape_label_value, is_valid_label_name};
 pub use federate::{FederatedSample, FederationWriter, write_federation};
-pub use float::format_go_float;
+pub use float::{format_go_float, format_go_float_e};
 pub use label_limits::{
     LabelCheck, LabelError, LabelLimits, label_limit_error, label_name_length_error, label_value_length_error,
 };

@@ -36,6 +36,8 @@ pub enum FederationError {
     RemoteWrite(#[from] remote_write_out::RemoteWriteError),
     #[error(transparent)]
     Listener(#[from] http::HttpError),
+    #[error("rule files refused:\n{}", .0.join("\n"))]
+    Rules(Vec<String>),
 }
 
 /// The scrape loops' sink: dedup, then the store, then the remote-write queues. One lock
@@ -82,6 +84,7 @@ pub struct Federation {
     store: Store,
     federate: Arc<FederateState>,
     sink: Arc<DedupSink>,
+    rules: Arc<crate::rules::manager::RuleManager>,
 }
 
 impl Federation {
@@ -148,15 +151,30 @@ impl Federation {
             default_subquery_step: config.scrape.evaluation_interval,
             ..EngineOptions::default()
         }));
-        let api = crate::api::router(
-            engine,
-            Arc::new(StoreSource(store.clone())),
-            scrape_status::scrape_api_info(&scrape, flags(config), config.scrape.status_yaml.clone()),
-        );
+        // Rule results go to the store only: they are not replica series, so dedup has nothing
+        // to do with them; they are not remote-written onward (the federation's queues carry
+        // scraped series).
+        let rules = crate::rules::start_for_role(
+            &store,
+            &engine,
+            &config.scrape,
+            bound.local_addr,
+            ctx.shutdown.clone(),
+        )
+        .await
+        .map_err(FederationError::Rules)?;
+        let mut info =
+            scrape_status::scrape_api_info(&scrape, flags(config), config.scrape.status_yaml.clone());
+        info.rules = Some(rules.clone());
+        let api = crate::api::router(engine, Arc::new(StoreSource(store.clone())), info);
         let federate = FederateState::new(store.clone(), federate_settings(config));
-        let federation = Federation { scrape, store, federate: federate.clone(), sink: sink.clone() };
+        let rules_for_metrics = rules.clone();
+        let federation = Federation { scrape, store, federate: federate.clone(), sink: sink.clone(), rules };
         let router = Router::new()
-            .route("/metrics", get(metrics))
+            .route(
+                "/metrics",
+                get(move |sink: State<Arc<DedupSink>>| metrics(sink, rules_for_metrics.clone())),
+            )
             .route("/api/v1/status/dedup", get(dedup_leaders))
             // `GET /` (the seed's `option httpchk GET /`) is answered by the shared federate router.
             .with_state(sink)
@@ -182,10 +200,12 @@ impl Federation {
     pub fn reload(&self, config: &FederationConfig) {
         self.scrape.apply(config.scrape.clone());
         self.federate.update(federate_settings(config));
+        crate::rules::reload_for_role(&self.rules, &config.scrape);
     }
 
     /// Stops scraping, then flushes the store and the queues' open segments.
     pub async fn stop(self, _ctx: &Ctx) {
+        self.rules.stop_all().await;
         self.scrape.stop_all().await;
         for q in &self.sink.remote {
             q.sync();
@@ -224,9 +244,13 @@ fn counter(name: &str, help: &str, value: f64) -> MetricFamily {
     MetricFamily::counter(name, help).with_value(value)
 }
 
-async fn metrics(State(sink): State<Arc<DedupSink>>) -> impl IntoResponse {
+async fn metrics(
+    State(sink): State<Arc<DedupSink>>,
+    rules: Arc<crate::rules::manager::RuleManager>,
+) -> impl IntoResponse {
     let store = sink.store.clone();
     let mut families = tokio::task::spawn_blocking(move || store.metric_families()).await.unwrap_or_default();
+    families.extend(rules.metric_families());
     if let Some((stats, tracked, by_leader)) = sink.dedup_stats() {
         let mut led = MetricFamily::gauge(
             "obsd_federation_dedup_series_by_replica",

@@ -39,6 +39,7 @@ async fn remote_write_receive(State(state): State<Shared>, headers: HeaderMap, b
 
 async fn metrics(State(state): State<Shared>) -> Response {
     let store = state.store.clone();
-    let families = tokio::task::spawn_blocking(move || store.metric_families()).await.unwrap_or_default();
+    let mut families = tokio::task::spawn_blocking(move || store.metric_families()).await.unwrap_or_default();
+    families.extend(state.rules.metric_families());
     crate::self_metrics::text_page(families)
 }

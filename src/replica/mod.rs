@@ -12,6 +12,7 @@ use crate::http;
 use crate::lifecycle::{self, Ctx, Started};
 use crate::promql::store_source::StoreSource;
 use crate::promql::{Engine, EngineOptions};
+use crate::rules::manager::RuleManager;
 use crate::scrape::manager::ScrapeManager;
 use crate::store::Store;
 use std::sync::{Arc, RwLock};
@@ -23,12 +24,15 @@ pub enum ReplicaError {
     Store(#[from] crate::store::RoleStoreError),
     #[error(transparent)]
     Listener(#[from] http::HttpError),
+    #[error("rule files refused:\n{}", .0.join("\n"))]
+    Rules(Vec<String>),
 }
 
 /// What the replica's handlers share.
 pub struct ReplicaState {
     pub store: Store,
     pub scrape: ScrapeManager,
+    pub rules: Arc<RuleManager>,
     pub settings: RwLock<ReplicaConfig>,
 }
 
@@ -60,7 +64,9 @@ fn api_info(state: &Arc<ReplicaState>, config: &ReplicaConfig, role: &str) -> Ap
     );
     flags.insert("web.enable-remote-write-receiver".to_string(), config.remote_write_receiver.to_string());
     flags.insert("obsd.role".to_string(), role.to_string());
-    scrape_status::scrape_api_info(&state.scrape, flags, config.scrape.status_yaml.clone())
+    let mut info = scrape_status::scrape_api_info(&state.scrape, flags, config.scrape.status_yaml.clone());
+    info.rules = Some(state.rules.clone());
+    info
 }
 
 fn federate_settings(config: &ReplicaConfig) -> FederateSettings {
@@ -81,14 +87,23 @@ impl Replica {
         )
         .await?;
         let bound = http::bind("replica", &config.listen).await?;
-        let scrape = ScrapeManager::new(Arc::new(crate::scrape::store_sink::StoreSink(store.clone())));
-        scrape.apply(config.scrape.clone());
-        let state = Arc::new(ReplicaState { store, scrape, settings: RwLock::new(config.clone()) });
         let engine = Arc::new(Engine::new(EngineOptions {
             lookback_delta: config.lookback_delta,
             default_subquery_step: config.scrape.evaluation_interval,
             ..EngineOptions::default()
         }));
+        let rules = crate::rules::start_for_role(
+            &store,
+            &engine,
+            &config.scrape,
+            bound.local_addr,
+            ctx.shutdown.clone(),
+        )
+        .await
+        .map_err(ReplicaError::Rules)?;
+        let scrape = ScrapeManager::new(Arc::new(crate::scrape::store_sink::StoreSink(store.clone())));
+        scrape.apply(config.scrape.clone());
+        let state = Arc::new(ReplicaState { store, scrape, rules, settings: RwLock::new(config.clone()) });
         let api = api::router(
             engine,
             Arc::new(StoreSource(state.store.clone())),
@@ -108,14 +123,17 @@ impl Replica {
 
     pub fn reload(&self, config: &ReplicaConfig) {
         self.state.scrape.apply(config.scrape.clone());
+        crate::rules::reload_for_role(&self.state.rules, &config.scrape);
         self.federate.update(federate_settings(config));
         if let Ok(mut s) = self.state.settings.write() {
             *s = config.clone();
         }
     }
 
-    /// Stops scraping (writing staleness markers), then closes the store so its WAL is synced.
+    /// Stops rule evaluation and scraping (writing staleness markers), then closes the store
+    /// so its WAL is synced.
     pub async fn stop(self, _ctx: &Ctx) {
+        self.state.rules.stop_all().await;
         self.state.scrape.stop_all().await;
         let store = self.state.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.sync()).await;

@@ -481,12 +481,18 @@ impl Notifier {
 
     /// The `prometheus_notifications_*` families in the text format.
     pub fn render_metrics(&self, out: &mut String) {
+        self.metrics.render(out, self.gauges());
+    }
+
+    /// The `prometheus_notifications_*` families, for a role's `/metrics`.
+    pub fn metric_families(&self) -> Vec<crate::exposition::MetricFamily> {
+        self.metrics.families(self.gauges())
+    }
+
+    fn gauges(&self) -> Gauges {
         let discovered = self.read().sets.iter().map(|s| s.found.active.len()).sum();
         let queue_length = lock(&self.queue).len();
-        self.metrics.render(
-            out,
-            Gauges { queue_length, queue_capacity: QUEUE_CAPACITY, alertmanagers_discovered: discovered },
-        );
+        Gauges { queue_length, queue_capacity: QUEUE_CAPACITY, alertmanagers_discovered: discovered }
     }
 }
 

@@ -110,6 +110,11 @@ impl Metrics {
     }
 
     pub fn render(&self, out: &mut String, gauges: Gauges) {
+        write_families(out, &self.families(gauges));
+    }
+
+    /// The `prometheus_notifications_*` families, in Prometheus's order.
+    pub fn families(&self, gauges: Gauges) -> Vec<MetricFamily> {
         let now = Instant::now();
         let mut inner = self.lock();
         let mut discovered = MetricFamily::gauge(
@@ -160,7 +165,7 @@ impl Metrics {
         );
         length.set(gauges.queue_length as f64);
         drop(inner);
-        write_families(out, &[discovered, dropped, errors, latency, capacity, length, sent]);
+        vec![discovered, dropped, errors, latency, capacity, length, sent]
     }
 }
 
