@@ -2,7 +2,8 @@
 //! arrive with their labels, annotations and times, the webhook gets one notification per
 //! group, a resolved alert resolves, HA replicas that drop their replica label make one alert,
 //! failing Alertmanagers cost errors but not delivery to the others, and TLS with
-//! `server_name` and basic auth work against Alertmanager's own web config.
+//! `server_name` and basic auth work against Alertmanager's own web config; two obsd replicas
+//! evaluating one rule file make one alert and one notification.
 //!
 //! Every wait polls up to a generous deadline; nothing asserts how fast anything is.
 
@@ -493,4 +494,71 @@ fn tls_server_name_and_basic_auth_against_alertmanager_web_config() {
 fn base64_basic(user: &str, password: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
+
+/// Two obsd replicas evaluating the same rule file, as the seed's HA pair: Alertmanager shows
+/// one alert with the templated annotation, the webhook is notified once for the group;
+/// killing one replica mid-scenario neither resolves nor repeats it; when the condition
+/// clears, one resolved notification follows.
+#[test]
+fn two_obsd_replicas_make_one_alert_and_one_notification() {
+    let am = Alertmanager::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: ha\n    interval: 1s\n    rules:\n      - alert: ReplicaPairAlert\n        expr: vector(1) > 0\n        labels:\n          severity: page\n        annotations:\n          summary: 'value {{ $value }} from {{ $externalLabels.dc }}'\n",
+    )
+    .unwrap();
+    let start = |name: &str| {
+        let yml = dir.path().join(format!("{name}.yml"));
+        std::fs::write(
+            &yml,
+            format!(
+                "global:\n  evaluation_interval: 1s\n  external_labels: {{prometheus_instance: {name}, dc: eu}}\nrule_files: [{:?}]\nalerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['{}']}}]\n",
+                rules.display().to_string(),
+                am.address()
+            ),
+        )
+        .unwrap();
+        common::Obsd::start(
+            "replica",
+            &format!(
+                "[replica]\nprometheus_config = {:?}\n[replica.listen]\naddress = \"127.0.0.1:0\"\n",
+                yml.display().to_string()
+            ),
+        )
+    };
+    let r1 = start("replica-1");
+    let r2 = start("replica-2");
+    wait_until("the alert in Alertmanager", DEADLINE, || !am.alert_named("ReplicaPairAlert").is_empty());
+    wait_until("the webhook notified", DEADLINE, || !am.notifications("ReplicaPairAlert").is_empty());
+    let both_sent = |o: &common::Obsd| {
+        let (_, body) = common::get(&o.url("replica", "/metrics"));
+        body.lines().any(|l| l.starts_with("prometheus_notifications_sent_total{") && !l.ends_with(" 0"))
+    };
+    wait_until("both replicas sent", DEADLINE, || both_sent(&r1) && both_sent(&r2));
+    let alerts = am.alert_named("ReplicaPairAlert");
+    assert_eq!(alerts.len(), 1, "one alert for the pair: {alerts:?}");
+    assert_eq!(
+        alerts[0]["labels"],
+        serde_json::json!({"alertname": "ReplicaPairAlert", "dc": "eu", "severity": "page"})
+    );
+    assert_eq!(alerts[0]["annotations"]["summary"], "value 1 from eu");
+    let generator = alerts[0]["generatorURL"].as_str().unwrap_or_default();
+    assert!(generator.ends_with("/graph?g0.expr=vector%281%29+%3E+0&g0.tab=1"), "{generator}");
+    // /api/v1/alertmanagers names the Alertmanager; /api/v1/alerts the firing alert.
+    let (_, ams) = common::get(&r1.url("replica", "/api/v1/alertmanagers"));
+    assert!(ams.contains(&am.url()), "{ams}");
+    let (_, firing) = common::get(&r1.url("replica", "/api/v1/alerts"));
+    assert!(firing.contains("\"state\":\"firing\""), "{firing}");
+
+    // One replica dies: the other keeps the alert alive, nothing resolves or repeats.
+    drop(r1);
+    std::thread::sleep(Duration::from_secs(6));
+    let notes = am.notifications("ReplicaPairAlert");
+    assert_eq!(notes.len(), 1, "one notification for the group: {notes:?}");
+    assert_eq!(notes[0]["status"], "firing");
+    assert_eq!(am.alert_named("ReplicaPairAlert").len(), 1);
+    assert!(both_sent(&r2));
 }
