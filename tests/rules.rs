@@ -125,6 +125,8 @@ const RULES: &str = r#"groups:
         for: 6s
         labels:
           severity: page
+        annotations:
+          summary: '{{ $labels.instance }} of {{ $labels.job }} is down ({{ $value }}, {{ $externalLabels.site }})'
       - alert: SvcDownKeep
         expr: svc_up == 0
         keep_firing_for: 5s
@@ -136,7 +138,7 @@ fn rules_evaluate_as_prometheus_does_on_the_same_data() {
     let rules = dir.path().join("rules.yml");
     std::fs::write(&rules, RULES).unwrap();
     let yml = format!(
-        "global:\n  evaluation_interval: 2s\n  scrape_interval: 1h\nrule_files: [{:?}]\n",
+        "global:\n  evaluation_interval: 2s\n  scrape_interval: 1h\n  external_labels: {{site: lab}}\nrule_files: [{:?}]\n",
         rules.display().to_string()
     );
     let prom = prometheus(dir.path(), &yml);
@@ -158,11 +160,13 @@ fn rules_evaluate_as_prometheus_does_on_the_same_data() {
     let mut b: Vec<(i64, f64)> = secs(-60, 30).map(|t| (t, 0.0)).collect();
     b.push((t0 + 30_000, f64::from_bits(STALE_NAN)));
     let c: Vec<(i64, f64)> = secs(-60, 70).map(|t| (t, if t < t0 + 16_000 { 0.0 } else { 1.0 })).collect();
+    let d: Vec<(i64, f64)> = secs(-60, 70).map(|t| (t, 0.0)).collect();
     let lat: Vec<(i64, f64)> = secs(-60, 70).map(|t| (t, ((t - t0) / 1000) as f64 * 0.37 + 1e-3)).collect();
     let data: Vec<Series> = vec![
         (vec![("__name__", "svc_up"), ("instance", "a"), ("job", "svc")], a),
         (vec![("__name__", "svc_up"), ("instance", "b"), ("job", "svc")], b),
         (vec![("__name__", "svc_up"), ("instance", "c"), ("job", "svc")], c),
+        (vec![("__name__", "svc_up"), ("instance", "d"), ("job", "svc")], d),
         (vec![("__name__", "svc_latency"), ("instance", "a"), ("job", "svc")], lat),
     ];
     let prom_url = format!("http://127.0.0.1:{}", prom.port);
@@ -203,6 +207,22 @@ fn rules_evaluate_as_prometheus_does_on_the_same_data() {
             .collect()
     };
     assert_eq!(states(&obsd_url), states(&prom_url));
+    // The alerts with their templated annotations and values agree too.
+    let alerts = |url: &str| -> Vec<String> {
+        let (_, body) = get(&format!("{url}/api/v1/alerts"));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let mut out: Vec<String> = v["data"]["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| format!("{} {} {} {}", a["labels"], a["annotations"], a["state"], a["value"]))
+            .collect();
+        out.sort();
+        out
+    };
+    let shown = alerts(&prom_url);
+    assert!(shown.iter().any(|a| a.contains("d of svc is down (0, lab)")), "{shown:?}");
+    assert_eq!(alerts(&obsd_url), shown);
     let (status, _) = get(&format!("{obsd_url}/api/v1/rules?type=bogus"));
     assert_eq!(status, 400);
 }

@@ -120,12 +120,21 @@ fn web_ui_in_headless_chromium() {
     let replica_port = common::free_port();
     let collector_port = common::free_port();
     let auth = format!("[replica.listen.basic_auth_users]\n{USER} = \"plain:{PASSWORD}\"\n");
+    let rules_dir = tempfile::tempdir().unwrap();
+    let rules_file = rules_dir.path().join("ui-rules.yml");
+    std::fs::write(
+        &rules_file,
+        "groups:\n  - name: ui\n    interval: 1s\n    rules:\n      - record: ui:up:count\n        expr: count(up)\n      - alert: UiAlwaysFiring\n        expr: vector(1) > 0\n        labels: {severity: page}\n        annotations: {summary: 'always {{ $value }}'}\n      - alert: UiNeverFires\n        expr: vector(0) > 1\n",
+    )
+    .unwrap();
+    let rules_file = rules_file.display().to_string();
     let config = format!(
         r#"
 [exporter.listen]
 address = "127.0.0.1:{exporter_port}"
 [replica]
 remote_write_receiver = true
+rule_files = ["{rules_file}"]
 [replica.listen]
 address = "127.0.0.1:{replica_port}"
 {auth}
@@ -414,6 +423,17 @@ address = "127.0.0.1:0"
     assert!(shown.iter().any(|(job, _, h)| job == "app" && h == "up"), "{shown:?}");
     assert!(seen["store_status"].as_str().unwrap().contains("Series"), "{seen}");
 
+    // Alerts and rules: the always-firing alert with its annotation, the quiet rule inactive,
+    // every rule of the group healthy.
+    let rules = &seen["rules"];
+    assert_eq!(
+        rules["alert_rules"],
+        serde_json::json!({"UiAlwaysFiring": "firing", "UiNeverFires": "inactive"}),
+        "{rules}"
+    );
+    assert!(rules["firing_text"].as_str().unwrap_or("").contains("always 1"), "{rules}");
+    assert_eq!(rules["health"], serde_json::json!(["ok", "ok", "ok"]), "{rules}");
+
     // The dashboard: the seed panels with data where this test has it, node panels, the added panel.
     let dash = &seen["dashboard"];
     for title in [
@@ -500,6 +520,7 @@ address = "127.0.0.1:0"
         "query-error",
         "query-1000-series",
         "targets",
+        "alerts",
         "dashboard",
         "trace-search",
         "trace-waterfall",

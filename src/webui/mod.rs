@@ -75,6 +75,7 @@ const ASSETS: &[Asset] = &[
     Asset { name: "query.js", content_type: JS, body: include_bytes!("../../web/ui/query.js") },
     Asset { name: "complete.js", content_type: JS, body: include_bytes!("../../web/ui/complete.js") },
     Asset { name: "targets.js", content_type: JS, body: include_bytes!("../../web/ui/targets.js") },
+    Asset { name: "rules.js", content_type: JS, body: include_bytes!("../../web/ui/rules.js") },
     Asset { name: "traces.js", content_type: JS, body: include_bytes!("../../web/ui/traces.js") },
     Asset { name: "dashboard.js", content_type: JS, body: include_bytes!("../../web/ui/dashboard.js") },
     Asset { name: "balancer.js", content_type: JS, body: include_bytes!("../../web/ui/balancer.js") },

@@ -220,6 +220,19 @@ return [...document.querySelectorAll('tr.target')].map(r => ({
 out["store_status"] = css("#store-status")[0].text if css("#store-status") else ""
 shot("targets")
 
+# --- alerts and rules --------------------------------------------------------------------------
+out["first_paint_ms"]["alerts"] = fresh(f"{args.metrics}/#/alerts")
+until('.alert-rule[data-state="firing"] tr.alert')
+until("tr.rule")
+out["rules"] = driver.execute_script("""
+const rules = {};
+for (const c of document.querySelectorAll('.alert-rule')) rules[c.dataset.rule] = c.dataset.state;
+return {alert_rules: rules,
+  firing_text: document.querySelector('.alert-rule[data-state="firing"]').textContent,
+  health: [...document.querySelectorAll('tr.rule')].map(r => r.dataset.health)};
+""")
+shot("alerts")
+
 # --- add a panel from the query page, then the dashboard ---------------------------------------
 q = urllib.parse.urlencode({"expr": args.seed_expr, "tab": "graph", "range": "5m"})
 open_page(f"{args.metrics}/#/query?{q}")

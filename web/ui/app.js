@@ -5,6 +5,7 @@ const pages = [];
 if (features.has('metrics')) {
   pages.push({ id: 'query', title: 'Query', load: () => import('./query.js') });
   pages.push({ id: 'dashboard', title: 'Dashboard', load: () => import('./dashboard.js') });
+  pages.push({ id: 'alerts', title: 'Alerts & rules', load: () => import('./rules.js') });
   pages.push({ id: 'targets', title: 'Targets & status', load: () => import('./targets.js') });
 }
 if (features.has('traces')) {
