@@ -8,7 +8,7 @@
 # Data (benches/gen_remote_write.py): SERIES counters `c` over 10 jobs, SERIES/10 gauges `g`,
 # SERIES/100 histograms `h_bucket`, MINUTES (default 15) at 15 s ending now, remote-written into
 # both. Rules (written here): RECORDING (default 1000) recording rules and ALERTING (default 500)
-# alerting rules in GROUPS (default 10) groups at INTERVAL (default 15s): per-job rates, sums,
+# alerting rules in RULE_GROUPS (default 10) groups at INTERVAL (default 15s): per-job rates, sums,
 # averages, quantiles, and alerts on them with `for` and templated annotations. After a warm-up,
 # both are watched for DURATION seconds (default 120): CPU seconds of the process per group
 # evaluation, the mean group duration (`prometheus_rule_group_last_duration_seconds`), peak RSS,
@@ -19,7 +19,7 @@ SERIES="${SERIES:-20000}"
 MINUTES="${MINUTES:-15}"
 RECORDING="${RECORDING:-1000}"
 ALERTING="${ALERTING:-500}"
-GROUPS_N="${GROUPS:-10}"
+GROUPS_N="${RULE_GROUPS:-10}"
 INTERVAL="${INTERVAL:-15s}"
 DURATION="${DURATION:-120}"
 WORK="${WORK:-$(mktemp -d /var/tmp/obsd-rules-bench.XXXXXX)}"

@@ -10,7 +10,7 @@
 //! read when the configuration is loaded (and on every reload), as scrape's are.
 
 use super::Secret;
-use super::prometheus::{
+use super::prometheus_common::{
     Authorization, BasicAuth, FileSdConfig, PromDuration, StaticConfig, TlsConfig, read_secret,
 };
 use super::relabel::RelabelConfig;

@@ -10,6 +10,7 @@ mod check;
 pub mod listeners;
 mod plugins;
 pub mod prometheus;
+pub mod prometheus_common;
 mod raw;
 pub mod relabel;
 mod secret;

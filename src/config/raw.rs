@@ -88,7 +88,7 @@ pub struct RawRemoteWrite {
     pub url: Option<Spanned<String>>,
     /// Names the queue directory and the `url` label of the self metrics; defaults to a hash.
     pub name: Option<Spanned<String>>,
-    pub basic_auth: Option<crate::config::prometheus::BasicAuth>,
+    pub basic_auth: Option<crate::config::prometheus_common::BasicAuth>,
     pub bearer_token: Option<Secret>,
     pub bearer_token_file: Option<String>,
     pub headers: Option<BTreeMap<String, Secret>>,

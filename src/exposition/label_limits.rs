@@ -2,8 +2,6 @@
 //! `label_name_length_limit`, `label_value_length_limit`, the scrape deadline), with
 //! Prometheus's error texts.
 
-use super::parse::ParseError;
-
 /// Limits a scraped label block is held to while it is read (0: none), so a line with a huge
 /// label set fails at its first violation instead of after all of it is parsed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,18 +45,6 @@ pub fn label_value_length_error(metric: &str, name: &str, value: &str, limit: us
 /// Go's `%.50s`: at most 50 characters.
 fn first_50(text: &str) -> &str {
     text.char_indices().nth(50).map_or(text, |(i, _)| &text[..i])
-}
-
-/// Why a label block was not read.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum LabelError {
-    #[error(transparent)]
-    Parse(#[from] ParseError),
-    /// A [`LabelLimits`] bound, with Prometheus's message.
-    #[error("{0}")]
-    Limit(String),
-    #[error("context deadline exceeded")]
-    Deadline,
 }
 
 /// What a scrape holds a label block to while it is read.

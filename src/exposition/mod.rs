@@ -14,11 +14,11 @@ pub use crate::model::labels::{escape_label_value, is_valid_label_name};
 pub use federate::{FederatedSample, FederationWriter, write_federation};
 pub use float::{format_go_float, format_go_float_e};
 pub use label_limits::{
-    LabelCheck, LabelError, LabelLimits, label_limit_error, label_name_length_error, label_value_length_error,
+    LabelCheck, LabelLimits, label_limit_error, label_name_length_error, label_value_length_error,
 };
 pub use parse::{
-    Exemplar, ExpositionReader, FamilyMeta, Format, ParseError, ParsedFamily, ParsedSample, SampleLine,
-    is_valid_metric_name, parse_exposition, parse_text, parse_value,
+    Exemplar, ExpositionReader, FamilyMeta, Format, LabelError, ParseError, ParsedFamily, ParsedSample,
+    SampleLine, is_valid_metric_name, parse_exposition, parse_text, parse_value,
 };
 pub use text::{escape_help, write_families};
 

@@ -3,9 +3,7 @@
 //! broken textfile; see the test `prometheus_parse_accepts_garbage`.)
 
 use super::MetricType;
-use super::label_limits::{
-    LabelCheck, LabelError, label_limit_error, label_name_length_error, label_value_length_error,
-};
+use super::label_limits::{LabelCheck, label_limit_error, label_name_length_error, label_value_length_error};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -173,6 +171,18 @@ impl<'a> Cursor<'a> {
         }
         self.text.get(start..self.i).unwrap_or("")
     }
+}
+
+/// Why a label block was not read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LabelError {
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// A [`LabelLimits`] bound, with Prometheus's message.
+    #[error("{0}")]
+    Limit(String),
+    #[error("context deadline exceeded")]
+    Deadline,
 }
 
 enum BlockError {

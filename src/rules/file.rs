@@ -2,7 +2,8 @@
 //! refused, and every check `promtool check rules` makes, with its messages and its
 //! `line:column` positions (`<file>: L:C: group "g", rule N, "name": <message>`).
 
-use crate::config::prometheus::{PromDuration, expand_pattern};
+use crate::config::prometheus::expand_pattern;
+use crate::config::prometheus_common::PromDuration;
 use crate::model::labels::{METRIC_NAME, is_valid_label_name};
 use serde::Deserialize;
 use std::collections::BTreeMap;

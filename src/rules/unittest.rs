@@ -6,7 +6,7 @@
 use super::alert::{ALERT_NAME_LABEL, AlertState};
 use super::file::{GroupSpec, read_rule_file, rule_file_paths};
 use super::group::{EvalContext, GroupState};
-use crate::config::prometheus::PromDuration;
+use crate::config::prometheus_common::PromDuration;
 use crate::model::labels::Labels;
 use crate::model::{MatchOp, stale_nan};
 use crate::promql::store_source::StoreSource;

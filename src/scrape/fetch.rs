@@ -1,7 +1,7 @@
 //! The HTTP half of a scrape: the client a job's TLS and timeout settings build, and one fetch
 //! with Prometheus's headers and the body size limit.
 
-use super::scrape_loop::ScrapeError;
+use super::error::ScrapeError;
 use super::target::Target;
 use crate::config::prometheus::Job;
 use crate::exposition::Format;

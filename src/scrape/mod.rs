@@ -3,6 +3,7 @@
 //! loop (`scrape_loop`) that fetches (`fetch`), parses and hands samples to a `SampleSink`
 //! (`sink`; the store's is `store_sink`).
 
+pub mod error;
 pub mod fetch;
 pub mod manager;
 pub mod relabel;

@@ -3,6 +3,7 @@
 //! label/sample limits, then hand the samples, staleness markers and the synthetic series
 //! (`up`, `scrape_duration_seconds`, …) to the `SampleSink` in one batch.
 
+use super::error::ScrapeError;
 use super::fetch::fetch;
 use super::relabel::{self, LabelSet};
 use super::sink::{SampleSink, ScrapedSample, ScrapedSeries};
@@ -16,24 +17,6 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ScrapeError {
-    #[error("{0}")]
-    Http(String),
-    #[error("server returned HTTP status {0}")]
-    Status(String),
-    #[error("body size limit exceeded")]
-    BodyTooLarge,
-    #[error("{0}")]
-    Parse(String),
-    #[error("sample limit exceeded")]
-    SampleLimit,
-    #[error("{0}")]
-    LabelLimit(String),
-    #[error("context deadline exceeded")]
-    Timeout,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {

@@ -3,7 +3,8 @@
 //! the default port, `instance` from `__address__`, `__param_*` into the URL, `__` labels dropped.
 
 use super::relabel::{self, LabelSet};
-use crate::config::prometheus::{FileSdConfig, Job};
+use crate::config::prometheus::Job;
+use crate::config::prometheus_common::FileSdConfig;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
