@@ -1,11 +1,11 @@
 //! Prometheus's scrape configuration (config/config.go in 2.42): the same field names and
 //! defaults, read from an existing prometheus.yml or written inline in obsd.toml.
 
+use super::Secret;
 use super::prometheus_common::{
     Authorization, BasicAuth, FileSdConfig, PromDuration, StaticConfig, TlsConfig, read_secret,
 };
 use super::relabel::RelabelConfig;
-use super::Secret;
 use crate::model::units::parse_byte_size;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
