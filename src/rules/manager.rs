@@ -93,7 +93,7 @@ impl RuleManager {
         for spec in specs {
             let key = spec.key();
             let interval = spec.interval.unwrap_or(default_interval);
-            if let Some(running) = old.remove(&key) {
+            if let Some(mut running) = old.remove(&key) {
                 let same = {
                     let s = lock(&running.state);
                     s.spec == spec && s.interval == interval
@@ -102,7 +102,7 @@ impl RuleManager {
                     next.insert(key, running);
                     continue;
                 }
-                stop_group(&running).await;
+                stop_group(&mut running).await;
                 let mut fresh = GroupState::new(spec, default_interval, true);
                 fresh.copy_state(&mut lock(&running.state));
                 next.insert(key, self.start(fresh, false));
@@ -111,8 +111,8 @@ impl RuleManager {
             let fresh = GroupState::new(spec, default_interval, !restore);
             next.insert(key, self.start(fresh, restore));
         }
-        for (key, gone) in old {
-            stop_group(&gone).await;
+        for (key, mut gone) in old {
+            stop_group(&mut gone).await;
             let state = gone.state.clone();
             let store = self.context().store.clone();
             let _ = tokio::task::spawn_blocking(move || lock(&state).mark_all_stale(now_ms(), &store)).await;
@@ -132,8 +132,8 @@ impl RuleManager {
     /// Stops every group and waits for evaluations in flight.
     pub async fn stop_all(&self) {
         let groups: Vec<RunningGroup> = std::mem::take(&mut *lock(&self.groups)).into_values().collect();
-        for g in &groups {
-            stop_group(g).await;
+        for mut g in groups {
+            stop_group(&mut g).await;
         }
     }
 
@@ -250,12 +250,11 @@ fn current(ctx: &RwLock<Arc<EvalContext>>) -> Arc<EvalContext> {
     ctx.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone())
 }
 
-async fn stop_group(g: &RunningGroup) {
+async fn stop_group(g: &mut RunningGroup) {
     let _ = g.stop.send(true);
     // The task ends at its next await point; an evaluation in flight finishes first.
-    let handle = &g.task;
-    while !handle.is_finished() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    if let Err(e) = (&mut g.task).await {
+        tracing::warn!(error = %e, "a rule group's task ended abnormally");
     }
 }
 

@@ -321,7 +321,7 @@ fn test_group(tg: &TestGroup, specs: &[GroupSpec], eval_interval: Duration) -> R
         let mut app = store.appender();
         while next_input < input.len() && input[next_input].0 <= ts {
             let (t, labels, v) = &input[next_input];
-            let _ = app.append(labels, *t, *v);
+            app.append(labels, *t, *v).map_err(|e| format!("    loading input series {labels}: {e}"))?;
             next_input += 1;
         }
         app.commit().map_err(|e| format!("    loading input series: {e}"))?;
@@ -384,7 +384,7 @@ fn test_group(tg: &TestGroup, specs: &[GroupSpec], eval_interval: Duration) -> R
     // Input samples after the last evaluation still count for the expression tests.
     let mut app = store.appender();
     for (t, labels, v) in &input[next_input..] {
-        let _ = app.append(labels, *t, *v);
+        app.append(labels, *t, *v).map_err(|e| format!("    loading input series {labels}: {e}"))?;
     }
     app.commit().map_err(|e| format!("    loading input series: {e}"))?;
     'cases: for case in &tg.promql_expr_test {

@@ -4,7 +4,7 @@
 
 use super::relabel::{self, LabelSet};
 use crate::config::prometheus::Job;
-use crate::config::prometheus_common::FileSdConfig;
+use crate::config::prometheus_common::{FileSdConfig, StaticConfig};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -204,8 +204,16 @@ pub fn file_sd_groups(config: &FileSdConfig) -> (Vec<TargetGroup>, Vec<String>) 
 
 /// All groups of a job: static ones, then file_sd ones.
 pub fn job_groups(job: &Job) -> (Vec<TargetGroup>, Vec<String>) {
-    let mut groups: Vec<TargetGroup> = job
-        .static_configs
+    discovered_groups(&job.static_configs, &job.file_sd_configs)
+}
+
+/// The groups static and file-based discovery give now (static ones first), and the files
+/// that failed: what a scrape job and an Alertmanager set both discover from.
+pub fn discovered_groups(
+    static_configs: &[StaticConfig],
+    file_sd_configs: &[FileSdConfig],
+) -> (Vec<TargetGroup>, Vec<String>) {
+    let mut groups: Vec<TargetGroup> = static_configs
         .iter()
         .enumerate()
         .map(|(i, s)| TargetGroup {
@@ -215,7 +223,7 @@ pub fn job_groups(job: &Job) -> (Vec<TargetGroup>, Vec<String>) {
         })
         .collect();
     let mut errors = Vec::new();
-    for fsd in &job.file_sd_configs {
+    for fsd in file_sd_configs {
         let (g, e) = file_sd_groups(fsd);
         groups.extend(g);
         errors.extend(e);

@@ -9,27 +9,11 @@
 
 use crate::config::alerting::AlertmanagerSet;
 use crate::scrape::relabel::{self, LabelSet};
-use crate::scrape::target::{TargetGroup, file_sd_groups};
+use crate::scrape::target::{TargetGroup, discovered_groups};
 
 /// Every group of a set now (static ones, then file_sd ones), and the files that failed.
 pub(super) fn groups(set: &AlertmanagerSet) -> (Vec<TargetGroup>, Vec<String>) {
-    let mut groups: Vec<TargetGroup> = set
-        .static_configs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| TargetGroup {
-            targets: s.targets.clone(),
-            labels: s.labels.clone(),
-            source: format!("{i}"),
-        })
-        .collect();
-    let mut errors = Vec::new();
-    for config in &set.file_sd_configs {
-        let (g, e) = file_sd_groups(config);
-        groups.extend(g);
-        errors.extend(e);
-    }
-    (groups, errors)
+    discovered_groups(&set.static_configs, &set.file_sd_configs)
 }
 
 /// The Alertmanagers of a set's groups.
