@@ -393,43 +393,10 @@ fn failing_alertmanagers_count_errors_and_the_others_still_receive() {
     assert_eq!(running.metric(&count), 2.0);
 }
 
-/// A self-signed certificate valid only for the name `alertmanager.test`.
-fn certificate_for_name(dir: &Path) -> (String, String) {
-    let cert = dir.join("am.crt");
-    let key = dir.join("am.key");
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=alertmanager.test",
-        ])
-        .args([
-            "-addext",
-            "subjectAltName=DNS:alertmanager.test",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl (Debian package openssl) is needed to make a test certificate");
-    assert!(status.success());
-    (cert.display().to_string(), key.display().to_string())
-}
-
 #[test]
 fn tls_server_name_and_basic_auth_against_alertmanager_web_config() {
     let certs = tempfile::tempdir().unwrap();
-    let (cert, key) = certificate_for_name(certs.path());
+    let (cert, key) = common::certificate_for(certs.path(), "alertmanager.test");
     let hash = bcrypt::hash("s3cret", 4).unwrap();
     let probe = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -496,10 +463,11 @@ fn base64_basic(user: &str, password: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
 }
 
-/// Two obsd replicas evaluating the same rule file, as the seed's HA pair: Alertmanager shows
-/// one alert with the templated annotation, the webhook is notified once for the group;
-/// killing one replica mid-scenario neither resolves nor repeats it; when the condition
-/// clears, one resolved notification follows.
+/// Two obsd replicas evaluating the same rule file, as the seed's HA pair, fed the same data:
+/// Alertmanager shows one alert per rule with the templated annotation, and the webhook is
+/// notified once per group when it fires and once when it resolves. `PairFirst` resolves with
+/// both replicas up; then one replica is killed, which neither resolves nor repeats
+/// `PairSecond`, and when its condition clears on the survivor one resolved notification follows.
 #[test]
 fn two_obsd_replicas_make_one_alert_and_one_notification() {
     let am = Alertmanager::start();
@@ -507,7 +475,7 @@ fn two_obsd_replicas_make_one_alert_and_one_notification() {
     let rules = dir.path().join("rules.yml");
     std::fs::write(
         &rules,
-        "groups:\n  - name: ha\n    interval: 1s\n    rules:\n      - alert: ReplicaPairAlert\n        expr: vector(1) > 0\n        labels:\n          severity: page\n        annotations:\n          summary: 'value {{ $value }} from {{ $externalLabels.dc }}'\n",
+        "groups:\n  - name: ha\n    interval: 1s\n    rules:\n      - alert: PairFirst\n        expr: pair_first > 0\n        labels:\n          severity: page\n        annotations:\n          summary: 'value {{ $value }} from {{ $externalLabels.dc }}'\n      - alert: PairSecond\n        expr: pair_second > 0\n",
     )
     .unwrap();
     let start = |name: &str| {
@@ -524,41 +492,71 @@ fn two_obsd_replicas_make_one_alert_and_one_notification() {
         common::Obsd::start(
             "replica",
             &format!(
-                "[replica]\nprometheus_config = {:?}\n[replica.listen]\naddress = \"127.0.0.1:0\"\n",
+                "[replica]\nremote_write_receiver = true\nprometheus_config = {:?}\n[replica.listen]\naddress = \"127.0.0.1:0\"\n",
                 yml.display().to_string()
             ),
         )
     };
     let r1 = start("replica-1");
     let r2 = start("replica-2");
-    wait_until("the alert in Alertmanager", DEADLINE, || !am.alert_named("ReplicaPairAlert").is_empty());
-    wait_until("the webhook notified", DEADLINE, || !am.notifications("ReplicaPairAlert").is_empty());
+    // Both conditions hold from now on; each later `set` writes a newer sample to every
+    // replica still up, as a scrape of the same target would.
+    let set = |replicas: &[&common::Obsd], metric: &'static str, value: f64| {
+        let data: Vec<common::Series> =
+            vec![(vec![("__name__", metric), ("job", "pair")], vec![(now_ms(), value)])];
+        for r in replicas {
+            common::remote_write(&r.url("replica", "/api/v1/write"), &data);
+        }
+    };
+    set(&[&r1, &r2], "pair_first", 1.0);
+    set(&[&r1, &r2], "pair_second", 1.0);
+    let notified =
+        |alert: &str, status: &str| am.notifications(alert).iter().filter(|n| n["status"] == status).count();
+    wait_until("both alerts in Alertmanager", DEADLINE, || {
+        !am.alert_named("PairFirst").is_empty() && !am.alert_named("PairSecond").is_empty()
+    });
+    wait_until("the webhook notified", DEADLINE, || {
+        notified("PairFirst", "firing") > 0 && notified("PairSecond", "firing") > 0
+    });
     let both_sent = |o: &common::Obsd| {
         let (_, body) = common::get(&o.url("replica", "/metrics"));
         body.lines().any(|l| l.starts_with("prometheus_notifications_sent_total{") && !l.ends_with(" 0"))
     };
     wait_until("both replicas sent", DEADLINE, || both_sent(&r1) && both_sent(&r2));
-    let alerts = am.alert_named("ReplicaPairAlert");
+    let alerts = am.alert_named("PairFirst");
     assert_eq!(alerts.len(), 1, "one alert for the pair: {alerts:?}");
     assert_eq!(
         alerts[0]["labels"],
-        serde_json::json!({"alertname": "ReplicaPairAlert", "dc": "eu", "severity": "page"})
+        serde_json::json!({"alertname": "PairFirst", "dc": "eu", "job": "pair", "severity": "page"})
     );
     assert_eq!(alerts[0]["annotations"]["summary"], "value 1 from eu");
     let generator = alerts[0]["generatorURL"].as_str().unwrap_or_default();
-    assert!(generator.ends_with("/graph?g0.expr=vector%281%29+%3E+0&g0.tab=1"), "{generator}");
+    assert!(generator.ends_with("/graph?g0.expr=pair_first+%3E+0&g0.tab=1"), "{generator}");
     // /api/v1/alertmanagers names the Alertmanager; /api/v1/alerts the firing alert.
     let (_, ams) = common::get(&r1.url("replica", "/api/v1/alertmanagers"));
     assert!(ams.contains(&am.url()), "{ams}");
     let (_, firing) = common::get(&r1.url("replica", "/api/v1/alerts"));
     assert!(firing.contains("\"state\":\"firing\""), "{firing}");
 
-    // One replica dies: the other keeps the alert alive, nothing resolves or repeats.
+    // PairFirst clears on both replicas: one resolved notification, not two.
+    set(&[&r1, &r2], "pair_first", 0.0);
+    wait_until("PairFirst resolved", DEADLINE, || notified("PairFirst", "resolved") > 0);
+
+    // One replica dies: the other keeps PairSecond alive, nothing resolves or repeats.
     drop(r1);
     std::thread::sleep(Duration::from_secs(6));
-    let notes = am.notifications("ReplicaPairAlert");
-    assert_eq!(notes.len(), 1, "one notification for the group: {notes:?}");
-    assert_eq!(notes[0]["status"], "firing");
-    assert_eq!(am.alert_named("ReplicaPairAlert").len(), 1);
+    assert_eq!(notified("PairSecond", "firing"), 1, "{:?}", am.notifications("PairSecond"));
+    assert_eq!(notified("PairSecond", "resolved"), 0, "{:?}", am.notifications("PairSecond"));
+    assert_eq!(am.alert_named("PairSecond").len(), 1);
     assert!(both_sent(&r2));
+    // It clears on the survivor: one resolved notification.
+    set(&[&r2], "pair_second", 0.0);
+    wait_until("PairSecond resolved", DEADLINE, || notified("PairSecond", "resolved") > 0);
+    // Alertmanager's group interval is 2 s: anything repeated would show within a few.
+    std::thread::sleep(Duration::from_secs(5));
+    for alert in ["PairFirst", "PairSecond"] {
+        let notes = am.notifications(alert);
+        let shape: Vec<&str> = notes.iter().map(|n| n["status"].as_str().unwrap_or_default()).collect();
+        assert_eq!(shape, ["firing", "resolved"], "{alert}: {notes:?}");
+    }
 }

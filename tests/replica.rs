@@ -380,6 +380,101 @@ fn broken_targets_are_down_with_their_error_and_go_stale() {
     assert!(obsd::model::is_stale_nan(samples.last().unwrap().1), "{samples:?}");
 }
 
+/// A target that redirects `/metrics` to `/moved`, which serves one series.
+fn redirecting_target() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            let _ = if head.starts_with("GET /moved ") {
+                let body = "redirected_metric 1\n";
+                write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                write!(
+                    stream,
+                    "HTTP/1.1 302 Found\r\nLocation: /moved\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+            };
+        }
+    });
+    port
+}
+
+/// A scrape job's `tls_config` and `follow_redirects` mean what they mean in Prometheus: a
+/// certificate valid only for `exporter.test` is accepted with `server_name: exporter.test`
+/// and refused without it; a 302 is followed by default and is the target's error with
+/// `follow_redirects: false`.
+#[test]
+fn scrape_tls_server_name_and_redirects_are_honoured() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = common::certificate_for(certs.path(), "exporter.test");
+    let exporter = Obsd::start(
+        "exporter",
+        &format!(
+            "[exporter.listen]\naddress = \"127.0.0.1:0\"\n[exporter.listen.tls]\ncert_file = {cert:?}\nkey_file = {key:?}\n"
+        ),
+    );
+    let tls_target = exporter.address("exporter").to_string();
+    let redirecting = format!("127.0.0.1:{}", redirecting_target());
+    let job = |name: &str, target: &str, extra: &str| {
+        format!(
+            "[[replica.scrape_configs]]\njob_name = \"{name}\"\n{extra}static_configs = [{{ targets = [\"{target}\"] }}]\n"
+        )
+    };
+    let jobs = [
+        job(
+            "named",
+            &tls_target,
+            &format!(
+                "scheme = \"https\"\ntls_config = {{ ca_file = {cert:?}, server_name = \"exporter.test\" }}\n"
+            ),
+        ),
+        job("unnamed", &tls_target, &format!("scheme = \"https\"\ntls_config = {{ ca_file = {cert:?} }}\n")),
+        job("follow", &redirecting, ""),
+        job("no_follow", &redirecting, "follow_redirects = false\n"),
+    ]
+    .concat();
+    let obsd = Obsd::start(
+        "replica",
+        &replica_config(&format!("[replica.global]\nscrape_interval = \"1s\"\n{jobs}"), ""),
+    );
+    let health = |pool: &str| -> (String, String) {
+        let (_, body) = get(&obsd.url("replica", "/api/v1/targets"));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["data"]["activeTargets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["scrapePool"] == pool)
+            .map(|t| {
+                (t["health"].as_str().unwrap().to_string(), t["lastError"].as_str().unwrap().to_string())
+            })
+            .unwrap_or_default()
+    };
+    wait_until("every target scraped", Duration::from_secs(30), || {
+        ["named", "unnamed", "follow", "no_follow"]
+            .iter()
+            .all(|p| health(p).0 != "unknown" && !health(p).0.is_empty())
+    });
+    assert_eq!(health("named"), ("up".to_string(), String::new()));
+    let (state, error) = health("unnamed");
+    assert_eq!(state, "down");
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+    assert_eq!(health("follow"), ("up".to_string(), String::new()));
+    assert_eq!(federate(&obsd, "redirected_metric").len(), 1);
+    let (state, error) = health("no_follow");
+    assert_eq!(state, "down");
+    assert!(error.contains("302"), "{error}");
+}
+
 #[test]
 fn prometheus_remote_writes_into_obsd() {
     let obsd = Obsd::start("replica", &replica_config("", ""));

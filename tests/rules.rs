@@ -1,12 +1,13 @@
 //! Recording and alerting rules against Prometheus 2.42 (Debian's), the same rule file and the
 //! same remote-written data in both: recorded series and `ALERTS`/`ALERTS_FOR_STATE` equal
-//! sample by sample at the same timestamps; `obsd rules check` and `promtool check rules`
+//! sample by sample at the same timestamps, and alert state restored alike after a restart of
+//! each; `obsd rules check` and `promtool check rules`
 //! agree on a corpus of good and bad files; a broken rule file is refused with file:line and
 //! the running rules kept.
 
 mod common;
 
-use common::{Obsd, Peer, free_port, get, peer, wait_port, wait_until};
+use common::{Obsd, Peer, Series, free_port, get, peer, remote_write as write, wait_port, wait_until};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -20,14 +21,18 @@ fn now_ms() -> i64 {
 
 fn prometheus(dir: &Path, config: &str) -> Peer {
     std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-    let port = free_port();
-    let data = tempfile::tempdir().unwrap();
+    prometheus_in(dir, tempfile::tempdir().unwrap(), free_port(), &[])
+}
+
+/// Prometheus reading `dir`/prometheus.yml, its TSDB in `data` (kept across a restart).
+fn prometheus_in(dir: &Path, data: tempfile::TempDir, port: u16, extra: &[&str]) -> Peer {
     #[allow(clippy::zombie_processes)] // reaped in Peer's Drop
     let child = Command::new(peer("prometheus", "prometheus"))
         .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
         .arg(format!("--storage.tsdb.path={}", data.path().display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--web.enable-remote-write-receiver")
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -40,35 +45,15 @@ fn prometheus(dir: &Path, config: &str) -> Peer {
     Peer { child, port, _dir: data }
 }
 
-type Series = (Vec<(&'static str, &'static str)>, Vec<(i64, f64)>);
-
-fn write(url: &str, series: &[Series]) {
-    use obsd::remote_write::proto::{Label, Sample, TimeSeries, WriteRequest};
-    let body = obsd::remote_write::encode(&WriteRequest {
-        timeseries: series
-            .iter()
-            .map(|(labels, samples)| TimeSeries {
-                labels: labels
-                    .iter()
-                    .map(|(n, v)| Label { name: n.to_string(), value: v.to_string() })
-                    .collect(),
-                samples: samples.iter().map(|&(t, v)| Sample { value: v, timestamp: t }).collect(),
-                exemplars: vec![],
-            })
-            .collect(),
-        metadata: vec![],
-    });
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    let r = client
-        .post(url)
-        .header("Content-Encoding", "snappy")
-        .header("Content-Type", "application/x-protobuf")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .body(body)
-        .send()
-        .unwrap();
-    let status = r.status().as_u16();
-    assert!((200..300).contains(&status), "{url}: {status} {}", r.text().unwrap_or_default());
+/// SIGTERM, a clean exit, and the same Prometheus again on its port and data.
+fn restart_prometheus(mut prom: Peer, dir: &Path, extra: &[&str]) -> Peer {
+    unsafe {
+        libc::kill(prom.child.id() as i32, libc::SIGTERM);
+    }
+    let status = prom.child.wait().unwrap();
+    assert!(status.success(), "prometheus exited with {status}");
+    let data = std::mem::replace(&mut prom._dir, tempfile::tempdir().unwrap());
+    prometheus_in(dir, data, prom.port, extra)
 }
 
 /// Samples by series (the label set's JSON), each `(ms, value as the API prints it)`.
@@ -382,4 +367,179 @@ fn rules_test_agrees_with_promtool() {
         passed >= 2 && failed >= 4,
         "the corpus must hold passing and failing tests: {passed} passed, {failed} failed"
     );
+}
+
+const RESTART_RULES: &str = r#"groups:
+  - name: restart
+    interval: 1s
+    rules:
+      - alert: WasFiring
+        expr: flag_b > 0
+        for: 5s
+      - alert: LongFor
+        expr: flag_a > 0
+        for: 16s
+      - alert: LongForLate
+        expr: flag_a > 0
+        for: 8s
+      - alert: ShortFor
+        expr: flag_a > 0
+        for: 2s
+"#;
+
+/// One process's view of a restart scenario: per alert, its states before and after the
+/// restart (consecutive repeats merged) and its `ALERTS_FOR_STATE` samples.
+struct RestartView {
+    states: BTreeMap<String, String>,
+    for_state: BTreeMap<String, Vec<(i64, f64)>>,
+}
+
+fn restart_view(url: &str, end: i64, stopped_at: i64) -> RestartView {
+    let name = |labels: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(labels).unwrap();
+        v["alertname"].as_str().unwrap().to_string()
+    };
+    let mut timeline: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
+    for (labels, points) in raw(url, "ALERTS", "2m", end) {
+        let v: serde_json::Value = serde_json::from_str(&labels).unwrap();
+        let state = v["alertstate"].as_str().unwrap().to_string();
+        timeline.entry(name(&labels)).or_default().extend(points.iter().map(|p| (p.0, state.clone())));
+    }
+    let states = timeline
+        .into_iter()
+        .map(|(alert, mut points)| {
+            points.sort();
+            let mut shown: Vec<&str> = Vec::new();
+            let mut restarted = false;
+            for (t, state) in &points {
+                if !restarted && *t > stopped_at {
+                    restarted = true;
+                    shown.push("|");
+                }
+                if shown.last() != Some(&state.as_str()) {
+                    shown.push(state);
+                }
+            }
+            (alert, shown.join(" "))
+        })
+        .collect();
+    let for_state = raw(url, "ALERTS_FOR_STATE", "2m", end)
+        .into_iter()
+        .map(|(labels, points)| {
+            (name(&labels), points.into_iter().map(|(t, v)| (t, v.parse::<f64>().unwrap())).collect())
+        })
+        .collect();
+    RestartView { states, for_state }
+}
+
+/// Both Prometheus and obsd are restarted (SIGTERM) while alerts are pending and firing, with
+/// `--rules.alert.for-grace-period=4s` / `alert_for_grace_period = "4s"`: the alert state
+/// sequences agree, a firing alert keeps its original activeAt, a long `for` keeps the time
+/// it had spent pending (shifted by the downtime), one with less than the grace period left
+/// gets the grace period, and a `for` shorter than the grace period starts afresh. The two
+/// evaluations before the restore write no alert series, in both.
+#[test]
+fn alert_state_survives_a_restart_as_prometheus_restores_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(&rules, RESTART_RULES).unwrap();
+    let yml = format!(
+        "global:\n  evaluation_interval: 1s\n  scrape_interval: 1h\nrule_files: [{:?}]\n",
+        rules.display().to_string()
+    );
+    let grace = ["--rules.alert.for-grace-period=4s"];
+    let prom = prometheus(dir.path(), &yml);
+    let prom_url = format!("http://127.0.0.1:{}", prom.port);
+    std::fs::write(dir.path().join("obsd-prometheus.yml"), &yml).unwrap();
+    let mut obsd = Obsd::start(
+        "replica",
+        &format!(
+            "[replica]\nremote_write_receiver = true\nalert_for_grace_period = \"4s\"\nprometheus_config = {:?}\n[replica.listen]\naddress = \"127.0.0.1:0\"\n",
+            dir.path().join("obsd-prometheus.yml").display().to_string()
+        ),
+    );
+    // flag_b rises at +4 s (WasFiring fires at +9 s), flag_a at +10 s; both stay up.
+    let t0 = now_ms() / 1000 * 1000;
+    let flag = |rise: i64| -> Vec<(i64, f64)> {
+        (-30..120).map(|s| (t0 + s * 1000, if s >= rise { 1.0 } else { 0.0 })).collect()
+    };
+    let data: Vec<Series> = vec![
+        (vec![("__name__", "flag_a"), ("job", "x")], flag(10)),
+        (vec![("__name__", "flag_b"), ("job", "x")], flag(4)),
+    ];
+    write(&format!("{prom_url}/api/v1/write"), &data);
+    write(&format!("{}/api/v1/write", obsd.url("replica", "")), &data);
+
+    // Restart each 6 s into LongFor's pending time.
+    std::thread::sleep(Duration::from_millis(u64::try_from(t0 + 16_000 - now_ms()).unwrap_or(0)));
+    let prom_stopped = now_ms();
+    let _prom = restart_prometheus(prom, dir.path(), &grace);
+    let obsd_stopped = now_ms();
+    obsd = obsd.restart(&["--role", "replica"], false);
+    let obsd_url = obsd.url("replica", "");
+    // The data written before the restart survives it; LongFor fires 16 s after its restored
+    // activeAt, that is about 16 s plus the downtime after flag_a rose.
+    let firing = |url: &str| {
+        let (_, body) = get(&format!("{url}/api/v1/alerts"));
+        body.contains("\"alertname\":\"LongFor\"") && {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            v["data"]["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["labels"]["alertname"] == "LongFor" && a["state"] == "firing")
+        }
+    };
+    wait_until("LongFor firing after the restarts", Duration::from_secs(90), || {
+        firing(&prom_url) && firing(&obsd_url)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let end = now_ms();
+    let p = restart_view(&prom_url, end, prom_stopped);
+    let o = restart_view(&obsd_url, end, obsd_stopped);
+    assert_eq!(p.states.len(), 4, "Prometheus's alerts: {:?}", p.states);
+    assert_eq!(o.states, p.states, "alert states around the restart: obsd (left), Prometheus (right)");
+
+    for (who, view, stopped) in [("prometheus", &p, prom_stopped), ("obsd", &o, obsd_stopped)] {
+        let points = |alert: &str| view.for_state.get(alert).unwrap_or_else(|| panic!("{who}: no {alert}"));
+        let before = |alert: &str| points(alert).iter().rfind(|p| p.0 <= stopped).copied().unwrap();
+        let first_after = |alert: &str| points(alert).iter().find(|p| p.0 > stopped).copied().unwrap();
+        let last = |alert: &str| *points(alert).last().unwrap();
+        let secs = |ms: i64| (ms / 1000) as f64;
+        // Firing when stopped: the original activeAt comes back.
+        assert_eq!(last("WasFiring").1, before("WasFiring").1, "{who}: WasFiring {:?}", points("WasFiring"));
+        // Pending with more than the grace period left: activeAt moves by the downtime.
+        let (down_at, active) = before("LongFor");
+        let (up_at, _) = first_after("LongFor");
+        let shift = last("LongFor").1 - active;
+        let downtime = secs(up_at) - secs(down_at);
+        assert!(
+            shift >= downtime - 1.0 && shift <= downtime + 4.0,
+            "{who}: LongFor moved {shift} s for a {downtime} s outage: {:?}",
+            points("LongFor")
+        );
+        // Less than the grace period left: restored so that 4 s of pending remain.
+        let late = last("LongForLate").1;
+        let first = secs(first_after("LongForLate").0);
+        assert!(
+            late >= first - 4.0 - 1.0 && late <= first + 3.0 - 4.0 + 1.0,
+            "{who}: LongForLate {:?}",
+            points("LongForLate")
+        );
+        // A `for` shorter than the grace period is not restored: activeAt is the first
+        // evaluation after the restart (the two before the restore write no alert series).
+        let fresh = last("ShortFor").1;
+        assert!(
+            fresh >= secs(stopped) && fresh <= secs(first_after("ShortFor").0),
+            "{who}: ShortFor {:?}",
+            points("ShortFor")
+        );
+    }
+    // What the data decides alone is equal: activeAt before the restart and of WasFiring.
+    for alert in ["WasFiring", "LongFor", "ShortFor"] {
+        let at =
+            |v: &RestartView, stopped: i64| v.for_state[alert].iter().rfind(|p| p.0 <= stopped).unwrap().1;
+        assert_eq!(at(&o, obsd_stopped), at(&p, prom_stopped), "{alert}'s activeAt before the restart");
+    }
+    assert_eq!(o.for_state["WasFiring"].last().unwrap().1, p.for_state["WasFiring"].last().unwrap().1);
 }

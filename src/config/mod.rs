@@ -653,6 +653,37 @@ mod tests {
     }
 
     #[test]
+    fn alert_timing_defaults_as_prometheus_and_is_located_when_bad() {
+        let c = parse_str("", None).unwrap();
+        assert_eq!(c.replica.scrape.alert_timing, prometheus::AlertTiming::default());
+        assert_eq!(c.replica.scrape.alert_timing.for_grace_period, std::time::Duration::from_secs(600));
+        let c = parse_str(
+            "[replica]\nalert_resend_delay = \"30s\"\nalert_for_grace_period = \"4s\"\n[federation]\nalert_for_outage_tolerance = \"2h\"\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.replica.scrape.alert_timing.resend_delay, std::time::Duration::from_secs(30));
+        assert_eq!(c.replica.scrape.alert_timing.for_grace_period, std::time::Duration::from_secs(4));
+        assert_eq!(
+            c.federation.scrape.alert_timing.for_outage_tolerance,
+            std::time::Duration::from_secs(7200)
+        );
+        let p = problems("[replica]\n\nalert_for_grace_period = \"soon\"\n");
+        assert_eq!((p[0].key.as_str(), p[0].line), ("replica.alert_for_grace_period", 3));
+    }
+
+    #[test]
+    fn an_explicit_enable_http2_is_warned_about() {
+        let c = parse_str(
+            "[replica]\nscrape_configs = [{ job_name = \"a\", enable_http2 = true }, { job_name = \"b\", enable_http2 = false }]\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].message.contains("job \"a\"") && c.warnings[0].message.contains("HTTP/1.1"));
+    }
+
+    #[test]
     fn collector_defaults_and_checks() {
         let c = parse_str("", None).unwrap().collector;
         assert_eq!(c.listen.address.port(), 16686);

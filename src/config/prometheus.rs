@@ -219,12 +219,36 @@ pub struct Job {
     pub bearer_token: Option<Secret>,
     pub authorization_type: String,
     pub tls_config: TlsConfig,
+    /// Follow 3xx answers (Prometheus's default); `follow_redirects: false` reports them.
+    pub follow_redirects: bool,
     pub body_size_limit: u64,
     pub sample_limit: u64,
     pub target_limit: u64,
     pub label_limit: u64,
     pub label_name_length_limit: u64,
     pub label_value_length_limit: u64,
+}
+
+/// How often firing alerts are re-sent and how `for` state survives a restart, with the
+/// defaults of Prometheus's `--rules.alert.resend-delay`, `--rules.alert.for-outage-tolerance`
+/// and `--rules.alert.for-grace-period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertTiming {
+    pub resend_delay: Duration,
+    /// How long an outage may last for `for` state to be restored from `ALERTS_FOR_STATE`.
+    pub for_outage_tolerance: Duration,
+    /// The least time an alert restored at start stays pending before it may fire again.
+    pub for_grace_period: Duration,
+}
+
+impl Default for AlertTiming {
+    fn default() -> Self {
+        AlertTiming {
+            resend_delay: Duration::from_secs(60),
+            for_outage_tolerance: Duration::from_secs(3600),
+            for_grace_period: Duration::from_secs(600),
+        }
+    }
 }
 
 /// The scrape side of a replica, resolved.
@@ -242,6 +266,9 @@ pub struct ScrapeSettings {
     /// / `[federation]` `alert_drop_labels`): the replica label by default, so the alerts of two
     /// HA replicas evaluating the same rules are one alert in Alertmanager.
     pub alert_drop_labels: Vec<String>,
+    /// Prometheus's `--rules.alert.*` flags, obsd's `alert_resend_delay`,
+    /// `alert_for_outage_tolerance`, `alert_for_grace_period`.
+    pub alert_timing: AlertTiming,
     /// The scrape configuration as `/api/v1/status/config` shows it: rendered from the parsed
     /// file (never the text as written), every secret as `<secret>`.
     pub status_yaml: String,
@@ -364,6 +391,7 @@ pub fn resolve(file: &PrometheusFile) -> Result<ScrapeSettings, Vec<String>> {
             bearer_token,
             authorization_type,
             tls_config: sc.tls_config.clone().unwrap_or_default(),
+            follow_redirects: sc.follow_redirects.unwrap_or(true),
             body_size_limit: sc.body_size_limit.or(g.body_size_limit).map(|b| b.0).unwrap_or(0),
             sample_limit: sc.sample_limit.or(g.sample_limit).unwrap_or(0),
             target_limit: sc.target_limit.or(g.target_limit).unwrap_or(0),
@@ -387,6 +415,7 @@ pub fn resolve(file: &PrometheusFile) -> Result<ScrapeSettings, Vec<String>> {
         status_yaml: status_yaml(file),
         rule_files: file.rule_files.clone(),
         alert_drop_labels: Vec::new(),
+        alert_timing: AlertTiming::default(),
     })
 }
 

@@ -42,6 +42,10 @@ pub struct RawFederation {
     pub rule_files: Option<Vec<Spanned<String>>>,
     /// As `[replica] alert_drop_labels`; the default is `[replica_label]`.
     pub alert_drop_labels: Option<Vec<String>>,
+    /// As `[replica] alert_resend_delay` and the two `alert_for_*`.
+    pub alert_resend_delay: Option<Spanned<String>>,
+    pub alert_for_outage_tolerance: Option<Spanned<String>>,
+    pub alert_for_grace_period: Option<Spanned<String>>,
     pub lookback_delta: Option<Spanned<String>>,
     pub retention_time: Option<Spanned<String>>,
     pub retention_size: Option<Spanned<String>>,
@@ -144,6 +148,14 @@ pub struct RawReplica {
     /// Labels removed from alerts before they go to Alertmanager (default
     /// `["prometheus_instance"]`, the seed's replica label); `[]` keeps every label.
     pub alert_drop_labels: Option<Vec<String>>,
+    /// Prometheus's --rules.alert.resend-delay (1m): how often a firing alert is re-sent.
+    pub alert_resend_delay: Option<Spanned<String>>,
+    /// Prometheus's --rules.alert.for-outage-tolerance (1h): the longest outage after which
+    /// an alert's `for` state is still restored.
+    pub alert_for_outage_tolerance: Option<Spanned<String>>,
+    /// Prometheus's --rules.alert.for-grace-period (10m): the least pending time left to an
+    /// alert restored at start; alerts with a shorter `for` are not restored at all.
+    pub alert_for_grace_period: Option<Spanned<String>>,
     /// How far back an instant query looks for a sample (Prometheus's --query.lookback-delta).
     pub lookback_delta: Option<Spanned<String>>,
     /// Prometheus's --storage.tsdb.retention.time.

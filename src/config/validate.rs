@@ -47,6 +47,7 @@ impl Checker<'_> {
             status_yaml: String::new(),
             rule_files: Vec::new(),
             alert_drop_labels: Vec::new(),
+            alert_timing: Default::default(),
         };
         let (mut parsed, source) = match file {
             Some(path) => {
@@ -98,6 +99,39 @@ impl Checker<'_> {
             }
         };
         parsed.scrape_configs.extend(extra_jobs);
+        // obsd's HTTP clients speak HTTP/1.1 only: an explicit request for HTTP/2 is not honoured.
+        let mut http2: Vec<String> = parsed
+            .scrape_configs
+            .iter()
+            .filter(|sc| sc.enable_http2 == Some(true))
+            .map(|sc| format!("scrape_configs job {:?}", sc.job_name))
+            .collect();
+        if let Some(alerting) = &parsed.alerting {
+            http2.extend(
+                alerting
+                    .alertmanagers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, am)| am.enable_http2 == Some(true))
+                    .map(|(i, _)| format!("alerting.alertmanagers[{i}]")),
+            );
+        }
+        for place in http2 {
+            let at = file.as_ref().map(|f| f.span().start).unwrap_or(0);
+            let (line, column) = line_col(self.text, at);
+            let shown = file.as_ref().map(|f| format!("{}: ", f.get_ref())).unwrap_or_default();
+            self.warnings.push(ConfigProblem {
+                line,
+                column,
+                key: format!(
+                    "{section}.{}",
+                    if file.is_some() { "prometheus_config" } else { "scrape_configs" }
+                ),
+                message: format!(
+                    "{shown}{place}: `enable_http2: true` has no effect; obsd's client speaks HTTP/1.1 only"
+                ),
+            });
+        }
         // Only a prometheus.yml can hold sections obsd does not serve; inline TOML refuses them.
         if let Some(path) = file {
             for ignored in parsed.ignored_sections() {
@@ -170,6 +204,33 @@ impl Checker<'_> {
         }
     }
 
+    /// `alert_resend_delay`, `alert_for_outage_tolerance`, `alert_for_grace_period` of one
+    /// section, Prometheus's defaults where unset.
+    fn alert_timing(
+        &mut self,
+        section: &str,
+        [resend, outage, grace]: [&Option<Spanned<String>>; 3],
+    ) -> crate::config::prometheus::AlertTiming {
+        let defaults = crate::config::prometheus::AlertTiming::default();
+        crate::config::prometheus::AlertTiming {
+            resend_delay: self.duration(
+                resend,
+                &format!("{section}.alert_resend_delay"),
+                defaults.resend_delay,
+            ),
+            for_outage_tolerance: self.duration(
+                outage,
+                &format!("{section}.alert_for_outage_tolerance"),
+                defaults.for_outage_tolerance,
+            ),
+            for_grace_period: self.duration(
+                grace,
+                &format!("{section}.alert_for_grace_period"),
+                defaults.for_grace_period,
+            ),
+        }
+    }
+
     fn replica(&mut self, raw: &RawReplica) -> ReplicaConfig {
         let (mut scrape, scrape_source) = self.scrape_settings(
             "replica",
@@ -181,6 +242,10 @@ impl Checker<'_> {
         );
         scrape.alert_drop_labels =
             raw.alert_drop_labels.clone().unwrap_or_else(|| vec!["prometheus_instance".to_string()]);
+        scrape.alert_timing = self.alert_timing(
+            "replica",
+            [&raw.alert_resend_delay, &raw.alert_for_outage_tolerance, &raw.alert_for_grace_period],
+        );
         let retention_size = self.byte_size(&raw.retention_size, "replica.retention_size");
         let defaults = super::RemoteWriteLimits::default();
         let remote_write_limits = super::RemoteWriteLimits {
@@ -276,6 +341,10 @@ impl Checker<'_> {
         };
         scrape.alert_drop_labels =
             raw.alert_drop_labels.clone().unwrap_or_else(|| vec![replica_label.clone()]);
+        scrape.alert_timing = self.alert_timing(
+            "federation",
+            [&raw.alert_resend_delay, &raw.alert_for_outage_tolerance, &raw.alert_for_grace_period],
+        );
         // Half the shortest interval: a replica that is a full interval behind its peer has
         // missed a scrape, while two healthy replicas are never that far apart.
         let shortest = scrape.jobs.iter().map(|j| j.interval).min().unwrap_or(Duration::from_secs(60));

@@ -2,6 +2,7 @@
 //! auth, connection cap, header size and read-timeout limits, graceful drain on shutdown.
 
 mod auth;
+pub mod client_tls;
 mod read_deadline;
 mod tls;
 

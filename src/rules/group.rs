@@ -6,6 +6,7 @@ use super::alert::{Alert, AlertError, AlertSet, Firing, restored_active_at};
 use super::file::{GroupSpec, RuleKind, RuleSpec};
 use super::notifier::{self, Notifier};
 use super::template::{self, QuerySample, TemplateData};
+use crate::config::prometheus::AlertTiming;
 use crate::model::labels::{Labels, METRIC_NAME};
 use crate::model::{Matcher, is_stale_nan, stale_nan};
 use crate::promql::{Engine, QueryError, QueryValue, Queryable};
@@ -14,13 +15,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
-
-/// Prometheus's `--rules.alert.resend-delay`.
-pub const RESEND_DELAY: Duration = Duration::from_secs(60);
-/// `--rules.alert.for-outage-tolerance`.
-pub const OUTAGE_TOLERANCE: Duration = Duration::from_secs(3600);
-/// `--rules.alert.for-grace-period`.
-pub const FOR_GRACE_PERIOD: Duration = Duration::from_secs(600);
 
 /// What every group of one role evaluates against.
 pub struct EvalContext {
@@ -32,6 +26,7 @@ pub struct EvalContext {
     pub notifier: Option<Arc<Notifier>>,
     /// Template expansions that failed (`prometheus_template_text_expansion_failures_total`).
     pub template_failures: Arc<AtomicU64>,
+    pub timing: AlertTiming,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,10 +201,11 @@ impl GroupState {
     /// Prometheus's `RestoreForState`: alerts pending when the process stopped keep the time
     /// they had spent pending, read back from `ALERTS_FOR_STATE` of the last hour.
     pub fn restore_for_state(&mut self, now_ms: i64, ctx: &EvalContext) {
-        let mint = now_ms - OUTAGE_TOLERANCE.as_millis() as i64;
+        let grace = ctx.timing.for_grace_period;
+        let mint = now_ms - ctx.timing.for_outage_tolerance.as_millis() as i64;
         for rule in &mut self.rules {
             let RuleKind::Alerting { hold, .. } = rule.spec.kind else { continue };
-            if hold < FOR_GRACE_PERIOD {
+            if hold < grace {
                 rule.alerts.restored = true;
                 continue;
             }
@@ -228,7 +224,7 @@ impl GroupState {
                 if is_stale_nan(v) {
                     continue;
                 }
-                alert.active_at = restored_active_at(now_ms, t, v, hold, FOR_GRACE_PERIOD);
+                alert.active_at = restored_active_at(now_ms, t, v, hold, grace);
             }
             rule.alerts.restored = true;
         }
@@ -322,7 +318,7 @@ fn eval_rule(
             }
             let out = rule.alerts.update(firing, ts_ms, *hold, *keep_firing_for, limit)?;
             if let Some(notifier) = &ctx.notifier {
-                let due = rule.alerts.due(ts_ms, RESEND_DELAY, interval);
+                let due = rule.alerts.due(ts_ms, ctx.timing.resend_delay, interval);
                 if !due.is_empty() {
                     notifier
                         .send(due.iter().map(|a| outgoing(a, &rule.spec.expr, &ctx.external_url)).collect());

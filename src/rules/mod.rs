@@ -55,6 +55,7 @@ pub async fn start_for_role(
         external_url: default_external_url(listen),
         notifier: Some(notifier),
         template_failures: std::sync::Arc::default(),
+        timing: settings.alert_timing,
     };
     let rules = manager::RuleManager::new(ctx);
     rules.apply(groups, settings.evaluation_interval).await;
@@ -89,6 +90,7 @@ pub fn reload_for_role(
         external_url: old.external_url.clone(),
         notifier: old.notifier.clone(),
         template_failures: old.template_failures.clone(),
+        timing: settings.alert_timing,
     });
     let (rules, interval) = (rules.clone(), settings.evaluation_interval);
     tokio::spawn(async move { rules.apply(groups, interval).await });

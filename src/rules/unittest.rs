@@ -287,6 +287,7 @@ fn test_group(tg: &TestGroup, specs: &[GroupSpec], eval_interval: Duration) -> R
         external_url: tg.external_url.clone(),
         notifier: None,
         template_failures: Arc::default(),
+        timing: Default::default(),
     };
     let mut groups: Vec<GroupState> =
         specs.iter().map(|s| GroupState::new(s.clone(), eval_interval, true)).collect();

@@ -8,28 +8,23 @@ use crate::exposition::Format;
 
 pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
-/// Builds the HTTP client for a job: timeout, TLS settings, redirects as Prometheus follows them.
+/// Builds the HTTP client for a job: timeout, `tls_config` and redirects as Prometheus's
+/// `config.HTTPClientConfig` applies them.
 pub fn client_for(job: &Job) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder()
+    let tls = crate::http::client_tls::rustls_config(&job.tls_config).map_err(|e| e.to_string())?;
+    reqwest::Client::builder()
         .timeout(job.timeout)
         .connect_timeout(job.timeout)
         .user_agent(concat!("obsd/", env!("CARGO_PKG_VERSION")))
         .pool_max_idle_per_host(1)
-        .danger_accept_invalid_certs(job.tls_config.insecure_skip_verify);
-    if let Some(ca) = &job.tls_config.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| format!("ca_file {ca}: {e}"))?;
-        builder = builder.add_root_certificate(
-            reqwest::Certificate::from_pem(&pem).map_err(|e| format!("ca_file {ca}: {e}"))?,
-        );
-    }
-    if let (Some(cert), Some(key)) = (&job.tls_config.cert_file, &job.tls_config.key_file) {
-        let mut pem = std::fs::read(cert).map_err(|e| format!("cert_file {cert}: {e}"))?;
-        // The path is a secret: the error, shown as the target's lastError, names the setting.
-        pem.extend(std::fs::read(key.expose()).map_err(|e| format!("key_file: {e}"))?);
-        builder = builder
-            .identity(reqwest::Identity::from_pem(&pem).map_err(|e| format!("client certificate: {e}"))?);
-    }
-    builder.build().map_err(|e| e.to_string())
+        .redirect(if job.follow_redirects {
+            reqwest::redirect::Policy::default()
+        } else {
+            reqwest::redirect::Policy::none()
+        })
+        .use_preconfigured_tls(tls)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 pub(super) async fn fetch(

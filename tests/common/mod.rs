@@ -318,6 +318,40 @@ pub fn self_signed(dir: &std::path::Path) -> (String, String) {
     (cert.display().to_string(), key.display().to_string())
 }
 
+/// A self-signed certificate valid only for the DNS name `name` (not for 127.0.0.1), in `dir`:
+/// (cert path, key path). A client must be told the name (`server_name`) to accept it.
+pub fn certificate_for(dir: &std::path::Path, name: &str) -> (String, String) {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            &format!("/CN={name}"),
+        ])
+        .args([
+            "-addext",
+            &format!("subjectAltName=DNS:{name}"),
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (Debian package openssl) is needed to make a test certificate");
+    assert!(status.success());
+    (cert.display().to_string(), key.display().to_string())
+}
+
 /// Tests that need root (network namespaces, chroot) fail for other users unless they opt out
 /// with OBSD_SKIP_ROOT_TESTS=1, so a skip is never silent; CI runs as root.
 pub fn require_root(what: &str) -> bool {
@@ -406,4 +440,37 @@ fn percent_decode(s: &str) -> String {
 /// An OTLP/gRPC trace export of `request` (an encoded ExportTraceServiceRequest).
 pub fn otlp_grpc_export(address: SocketAddr, request: &[u8], gzip: bool) -> (u32, String, Vec<u8>) {
     grpc_unary(address, "/opentelemetry.proto.collector.trace.v1.TraceService/Export", request, gzip)
+}
+
+/// One remote-written series: its labels and `(ms, value)` samples.
+pub type Series = (Vec<(&'static str, &'static str)>, Vec<(i64, f64)>);
+
+/// Remote-writes `series` to `url` (a `/api/v1/write`) as Prometheus does; panics unless 2xx.
+pub fn remote_write(url: &str, series: &[Series]) {
+    use obsd::remote_write::proto::{Label, Sample, TimeSeries, WriteRequest};
+    let body = obsd::remote_write::encode(&WriteRequest {
+        timeseries: series
+            .iter()
+            .map(|(labels, samples)| TimeSeries {
+                labels: labels
+                    .iter()
+                    .map(|(n, v)| Label { name: n.to_string(), value: v.to_string() })
+                    .collect(),
+                samples: samples.iter().map(|&(t, v)| Sample { value: v, timestamp: t }).collect(),
+                exemplars: vec![],
+            })
+            .collect(),
+        metadata: vec![],
+    });
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let r = client
+        .post(url)
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(body)
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    assert!((200..300).contains(&status), "{url}: {status} {}", r.text().unwrap_or_default());
 }

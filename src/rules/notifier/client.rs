@@ -1,36 +1,20 @@
 //! The HTTP client of one Alertmanager set: its timeout, redirects and TLS settings as
-//! Prometheus's `config.HTTPClientConfig` applies them.
+//! Prometheus's `config.HTTPClientConfig` applies them (TLS in `http::client_tls`).
 //!
-//! TLS is configured on rustls directly so every `tls_config` field means what it means in
-//! Go's `tls.Config`: `ca_file` replaces the built-in roots (Mozilla's, as webpki-roots ships
-//! them), `server_name` is the name the certificate must be valid for, whatever the address,
-//! `insecure_skip_verify` accepts any certificate, and `cert_file`/`key_file` are the client
-//! certificate. One difference: with `server_name` the TLS SNI still carries the address's
-//! host name (none for an IP address); only the certificate check uses `server_name`.
-//!
-//! The client speaks HTTP/1.1 only (obsd is built without reqwest's HTTP/2), so
-//! `enable_http2` changes nothing; Alertmanager serves HTTP/1.1.
+//! The client speaks HTTP/1.1 only (obsd is built without reqwest's HTTP/2); an explicit
+//! `enable_http2: true` is warned about when the configuration is read.
 
 use crate::config::alerting::AlertmanagerSet;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use std::io::BufReader;
-use std::sync::Arc;
+use crate::http::client_tls::{ClientTlsError, rustls_config};
 
 /// Why a set's client could not be built: every send to the set fails with this until the
 /// configuration is fixed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
-    #[error("tls_config.{setting}: {detail}")]
-    Tls { setting: &'static str, detail: String },
+    #[error(transparent)]
+    Tls(#[from] ClientTlsError),
     #[error("HTTP client: {0}")]
     Build(String),
-}
-
-fn tls_error(setting: &'static str, detail: impl ToString) -> ClientError {
-    ClientError::Tls { setting, detail: detail.to_string() }
 }
 
 pub(super) fn build(set: &AlertmanagerSet) -> Result<reqwest::Client, ClientError> {
@@ -44,155 +28,6 @@ pub(super) fn build(set: &AlertmanagerSet) -> Result<reqwest::Client, ClientErro
         } else {
             reqwest::redirect::Policy::none()
         })
-        .use_preconfigured_tls(rustls_config(set)?);
+        .use_preconfigured_tls(rustls_config(&set.tls_config)?);
     builder.build().map_err(|e| ClientError::Build(e.to_string()))
-}
-
-fn rustls_config(set: &AlertmanagerSet) -> Result<rustls::ClientConfig, ClientError> {
-    let tls = &set.tls_config;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let versions: &[&rustls::SupportedProtocolVersion] = match tls.min_version.as_deref() {
-        None | Some("") | Some("TLS10") | Some("TLS11") | Some("TLS12") => rustls::DEFAULT_VERSIONS,
-        Some("TLS13") => &[&rustls::version::TLS13],
-        Some(other) => return Err(tls_error("min_version", format!("unknown TLS version {other:?}"))),
-    };
-    let verifier: Arc<dyn ServerCertVerifier> = if tls.insecure_skip_verify {
-        Arc::new(AcceptAny { algorithms: provider.signature_verification_algorithms })
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        match &tls.ca_file {
-            Some(path) => {
-                let file =
-                    std::fs::File::open(path).map_err(|e| tls_error("ca_file", format!("{path}: {e}")))?;
-                for cert in rustls_pemfile::certs(&mut BufReader::new(file)) {
-                    let cert = cert.map_err(|e| tls_error("ca_file", format!("{path}: {e}")))?;
-                    roots.add(cert).map_err(|e| tls_error("ca_file", format!("{path}: {e}")))?;
-                }
-                if roots.is_empty() {
-                    return Err(tls_error("ca_file", format!("{path}: no certificate found")));
-                }
-            }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
-        let webpki =
-            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| tls_error("ca_file", e))?;
-        let name = match tls.server_name.as_deref().filter(|n| !n.is_empty()) {
-            Some(n) => Some(
-                ServerName::try_from(n.to_string())
-                    .map_err(|e| tls_error("server_name", format!("{n:?}: {e}")))?,
-            ),
-            None => None,
-        };
-        Arc::new(NamedVerifier { inner: webpki, name })
-    };
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)
-        .map_err(|e| tls_error("min_version", e))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
-    match (&tls.cert_file, &tls.key_file) {
-        (Some(cert_path), Some(key_path)) => {
-            let file = std::fs::File::open(cert_path)
-                .map_err(|e| tls_error("cert_file", format!("{cert_path}: {e}")))?;
-            let certs = rustls_pemfile::certs(&mut BufReader::new(file))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| tls_error("cert_file", format!("{cert_path}: {e}")))?;
-            // The key's path is a secret: these errors name the setting only.
-            let file = std::fs::File::open(key_path.expose()).map_err(|e| tls_error("key_file", e))?;
-            let key = rustls_pemfile::private_key(&mut BufReader::new(file))
-                .map_err(|e| tls_error("key_file", e))?
-                .ok_or_else(|| tls_error("key_file", "no private key found"))?;
-            builder.with_client_auth_cert(certs, key).map_err(|e| tls_error("cert_file", e))
-        }
-        (None, None) => Ok(builder.with_no_client_auth()),
-        (Some(_), None) => Err(tls_error("key_file", "cert_file is set but key_file is not")),
-        (None, Some(_)) => Err(tls_error("cert_file", "key_file is set but cert_file is not")),
-    }
-}
-
-/// Web PKI verification against `server_name` when it is set, else against the address.
-#[derive(Debug)]
-struct NamedVerifier {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-    name: Option<ServerName<'static>>,
-}
-
-impl ServerCertVerifier for NamedVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let name = self.name.as_ref().unwrap_or(server_name);
-        self.inner.verify_server_cert(end_entity, intermediates, name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// `insecure_skip_verify`: any certificate is accepted; the handshake signatures are still
-/// checked, so the connection is at least with the holder of the certificate's key.
-#[derive(Debug)]
-struct AcceptAny {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
 }
