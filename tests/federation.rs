@@ -323,3 +323,48 @@ fn fan_out_and_remote_write_through_an_outage() {
     };
     assert_eq!(instant(&fed_base), instant(&receiver_base));
 }
+
+/// The federation's rule results go to its remote-write queues too, as Prometheus remote-writes
+/// rule output: the receiver holds the recorded series sample for sample.
+#[test]
+fn federation_rule_results_are_remote_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: fed\n    interval: 1s\n    rules:\n      - record: fed:answer\n        expr: vector(42)\n        labels:\n          source: federation\n",
+    )
+    .unwrap();
+    let receiver_port = free_port();
+    let _receiver = Obsd::start(
+        "replica",
+        &format!(
+            "[replica]\nremote_write_receiver = true\n[replica.listen]\naddress = \"127.0.0.1:{receiver_port}\"\n"
+        ),
+    );
+    let fed = Obsd::start(
+        "federation",
+        &federation_config(
+            "",
+            &format!(
+                "rule_files = [{:?}]\n[[federation.remote_write]]\nname = \"receiver\"\nurl = \"http://127.0.0.1:{receiver_port}/api/v1/write\"\nmax_backoff = \"1s\"\n",
+                rules.display().to_string()
+            ),
+        ),
+    );
+    let receiver_base = format!("http://127.0.0.1:{receiver_port}");
+    let fed_base = fed.url("federation", "");
+    wait_until("the recorded series at the receiver", Duration::from_secs(30), || {
+        raw_samples(&receiver_base, "fed:answer[1m]", now_s()).first().is_some_and(|s| s.1.len() >= 3)
+    });
+    wait_until("the queue drained", Duration::from_secs(30), || {
+        let (_, m) = get(&fed.url("federation", "/metrics"));
+        metric_value(&m, "obsd_remote_write_pending_samples") == 0.0
+    });
+    let end = now_s() - 2.0;
+    let ours = raw_samples(&fed_base, "fed:answer[1m]", end);
+    let theirs = raw_samples(&receiver_base, "fed:answer[1m]", end);
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(ours[0].0["source"], "federation");
+    assert_eq!(theirs, ours, "the receiver's recorded samples equal the federation's");
+}

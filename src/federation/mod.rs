@@ -151,11 +151,21 @@ impl Federation {
             default_subquery_step: config.scrape.evaluation_interval,
             ..EngineOptions::default()
         }));
-        // Rule results go to the store only: they are not replica series, so dedup has nothing
-        // to do with them; they are not remote-written onward (the federation's queues carry
-        // scraped series).
+        // Rule results skip dedup (they are not replica series) and go to the store and, as
+        // Prometheus remote-writes its rule results, to every remote-write queue.
+        let forward: Option<crate::rules::group::RuleForward> = (!sink.remote.is_empty()).then(|| {
+            let remote = sink.remote.clone();
+            Arc::new(move |samples: &[(Labels, i64, f64)]| {
+                for queue in &remote {
+                    if let Err(e) = queue.append(samples) {
+                        tracing::error!(remote = %queue.name(), error = %e, "remote write queue append failed; rule results lost for this remote");
+                    }
+                }
+            }) as crate::rules::group::RuleForward
+        });
         let rules = crate::rules::start_for_role(
             &store,
+            forward,
             &engine,
             &config.scrape,
             bound.local_addr,

@@ -16,6 +16,19 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::io::BufReader;
 use std::sync::Arc;
 
+/// An HTTP client error with every cause after it (`error sending request: connection
+/// refused`), as the targets page and the logs show it.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// A `tls_config` that cannot be set up: the setting and why.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("tls_config.{setting}: {detail}")]

@@ -7,6 +7,7 @@ mod read_deadline;
 mod tls;
 
 pub use auth::BasicAuth;
+pub use client_tls::error_chain;
 pub use tls::acceptor as tls_acceptor;
 pub use tls::acceptor_alpn as tls_acceptor_alpn;
 

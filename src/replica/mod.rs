@@ -94,6 +94,7 @@ impl Replica {
         }));
         let rules = crate::rules::start_for_role(
             &store,
+            None,
             &engine,
             &config.scrape,
             bound.local_addr,

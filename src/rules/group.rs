@@ -27,6 +27,36 @@ pub struct EvalContext {
     /// Template expansions that failed (`prometheus_template_text_expansion_failures_total`).
     pub template_failures: Arc<AtomicU64>,
     pub timing: AlertTiming,
+    /// Where rule output goes besides the store, once the store has taken it: the
+    /// federation's remote-write queues, as Prometheus remote-writes rule results.
+    pub forward: Option<RuleForward>,
+}
+
+/// Receives every sample (stale markers included) a group committed to the store.
+pub type RuleForward = Arc<dyn Fn(&[(Labels, i64, f64)]) + Send + Sync>;
+
+impl EvalContext {
+    fn forward(&self, samples: &[(Labels, i64, f64)]) {
+        if let Some(forward) = &self.forward
+            && !samples.is_empty()
+        {
+            forward(samples);
+        }
+    }
+
+    /// Stale markers for `series` at `ts_ms`, committed to the store and forwarded.
+    fn write_stale(&self, series: impl Iterator<Item = Labels>, ts_ms: i64) -> Result<(), StoreError> {
+        let mut app = self.store.appender();
+        let mut written = Vec::new();
+        for labels in series {
+            if app.append(&labels, ts_ms, stale_nan()).is_ok() {
+                written.push((labels, ts_ms, stale_nan()));
+            }
+        }
+        app.commit()?;
+        self.forward(&written);
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,14 +192,10 @@ impl GroupState {
     pub fn eval(&mut self, ts_ms: i64, ctx: &EvalContext) {
         let started = Instant::now();
         let mut samples_total = 0u64;
-        if !self.stale_series.is_empty() {
-            let mut app = ctx.store.appender();
-            for labels in self.stale_series.drain(..) {
-                let _ = app.append(&labels, ts_ms, stale_nan());
-            }
-            if let Err(e) = app.commit() {
-                tracing::warn!(group = %self.spec.name, error = %e, "writing stale markers for removed rules failed");
-            }
+        if !self.stale_series.is_empty()
+            && let Err(e) = ctx.write_stale(self.stale_series.drain(..), ts_ms)
+        {
+            tracing::warn!(group = %self.spec.name, error = %e, "writing stale markers for removed rules failed");
         }
         for i in 0..self.rules.len() {
             self.counters.evaluations += 1;
@@ -231,14 +257,9 @@ impl GroupState {
     }
 
     /// Stale markers for every series the group's rules last wrote: the group is gone.
-    pub fn mark_all_stale(&mut self, ts_ms: i64, store: &Store) {
-        let mut app = store.appender();
-        for rule in &mut self.rules {
-            for labels in rule.previous.drain() {
-                let _ = app.append(&labels, ts_ms, stale_nan());
-            }
-        }
-        if let Err(e) = app.commit() {
+    pub fn mark_all_stale(&mut self, ts_ms: i64, ctx: &EvalContext) {
+        let series: Vec<Labels> = self.rules.iter_mut().flat_map(|r| r.previous.drain()).collect();
+        if let Err(e) = ctx.write_stale(series.into_iter(), ts_ms) {
             tracing::warn!(group = %self.spec.name, error = %e, "writing stale markers for a removed rule group failed");
         }
     }
@@ -330,9 +351,14 @@ fn eval_rule(
     let written = output.len() as u64;
     let mut app = ctx.store.appender();
     let mut now = HashSet::with_capacity(output.len());
+    let forwarding = ctx.forward.is_some();
+    let mut forward = Vec::new();
     for (labels, v) in output {
         match app.append(&labels, ts_ms, v) {
             Ok(_) => {
+                if forwarding {
+                    forward.push((labels.clone(), ts_ms, v));
+                }
                 now.insert(labels);
             }
             Err(e) if e.is_user_error() => {
@@ -342,9 +368,12 @@ fn eval_rule(
         }
     }
     for gone in rule.previous.difference(&now) {
-        let _ = app.append(gone, ts_ms, stale_nan());
+        if app.append(gone, ts_ms, stale_nan()).is_ok() && forwarding {
+            forward.push((gone.clone(), ts_ms, stale_nan()));
+        }
     }
     app.commit()?;
+    ctx.forward(&forward);
     rule.previous = now;
     Ok(written)
 }

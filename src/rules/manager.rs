@@ -114,8 +114,8 @@ impl RuleManager {
         for (key, mut gone) in old {
             stop_group(&mut gone).await;
             let state = gone.state.clone();
-            let store = self.context().store.clone();
-            let _ = tokio::task::spawn_blocking(move || lock(&state).mark_all_stale(now_ms(), &store)).await;
+            let ctx = self.context();
+            let _ = tokio::task::spawn_blocking(move || lock(&state).mark_all_stale(now_ms(), &ctx)).await;
             tracing::info!(group = %key, "rule group removed; its series are marked stale");
         }
         *lock(&self.groups) = next;

@@ -33,11 +33,13 @@ pub fn default_external_url(listen: std::net::SocketAddr) -> String {
     format!("http://{host}:{}", listen.port())
 }
 
-/// Loads a storing role's rule files and starts evaluating them: results into `store`, queries
+/// Loads a storing role's rule files and starts evaluating them: results into `store` (and
+/// whatever `forward` takes them onward to), queries
 /// through `engine`, external labels from the role's Prometheus settings. A broken rule file
 /// refuses the start with every problem.
 pub async fn start_for_role(
     store: &crate::store::Store,
+    forward: Option<group::RuleForward>,
     engine: &std::sync::Arc<crate::promql::Engine>,
     settings: &crate::config::prometheus::ScrapeSettings,
     listen: std::net::SocketAddr,
@@ -56,6 +58,7 @@ pub async fn start_for_role(
         notifier: Some(notifier),
         template_failures: std::sync::Arc::default(),
         timing: settings.alert_timing,
+        forward,
     };
     let rules = manager::RuleManager::new(ctx);
     rules.apply(groups, settings.evaluation_interval).await;
@@ -91,6 +94,7 @@ pub fn reload_for_role(
         notifier: old.notifier.clone(),
         template_failures: old.template_failures.clone(),
         timing: settings.alert_timing,
+        forward: old.forward.clone(),
     });
     let (rules, interval) = (rules.clone(), settings.evaluation_interval);
     tokio::spawn(async move { rules.apply(groups, interval).await });

@@ -509,7 +509,7 @@ async fn post(
     if let Some((kind, credentials)) = &set.authorization {
         request = request.header(reqwest::header::AUTHORIZATION, format!("{kind} {}", credentials.expose()));
     }
-    let mut response = request.send().await.map_err(|e| SendError::Http(error_chain(&e)))?;
+    let mut response = request.send().await.map_err(|e| SendError::Http(crate::http::error_chain(&e)))?;
     let status = response.status();
     if status.is_success() {
         return Ok(());
@@ -526,17 +526,6 @@ async fn post(
         status: status.to_string(),
         body: String::from_utf8_lossy(&body).trim().to_string(),
     })
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

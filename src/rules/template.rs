@@ -139,3 +139,8 @@ pub fn expand(
 
 #[cfg(test)]
 mod tests;
+
+/// Go's `strconv.Quote` (`%q`), for the places outside templates that print as Go does.
+pub fn go_quote(s: &str) -> String {
+    gostr::quote(s)
+}

@@ -288,6 +288,7 @@ fn test_group(tg: &TestGroup, specs: &[GroupSpec], eval_interval: Duration) -> R
         notifier: None,
         template_failures: Arc::default(),
         timing: Default::default(),
+        forward: None,
     };
     let mut groups: Vec<GroupState> =
         specs.iter().map(|s| GroupState::new(s.clone(), eval_interval, true)).collect();

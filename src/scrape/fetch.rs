@@ -43,7 +43,7 @@ pub(super) async fn fetch(
         request = request.header("Authorization", format!("{} {}", job.authorization_type, token.expose()));
     }
     let mut response = request.send().await.map_err(|e| {
-        if e.is_timeout() { ScrapeError::Timeout } else { ScrapeError::Http(error_chain(&e)) }
+        if e.is_timeout() { ScrapeError::Timeout } else { ScrapeError::Http(crate::http::error_chain(&e)) }
     })?;
     let status = response.status();
     if !status.is_success() {
@@ -54,26 +54,13 @@ pub(super) async fn fetch(
         _ => Format::Text,
     };
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| if e.is_timeout() { ScrapeError::Timeout } else { ScrapeError::Http(error_chain(&e)) })?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
+        if e.is_timeout() { ScrapeError::Timeout } else { ScrapeError::Http(crate::http::error_chain(&e)) }
+    })? {
         body.extend_from_slice(&chunk);
         if job.body_size_limit > 0 && body.len() as u64 > job.body_size_limit {
             return Err(ScrapeError::BodyTooLarge);
         }
     }
     Ok((body, format))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
