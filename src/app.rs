@@ -2,6 +2,7 @@
 //! SIGTERM/SIGINT: listeners stop accepting first, then in-flight requests drain for at most
 //! `global.shutdown_timeout`.
 
+use crate::alertmanager::AlertmanagerRole;
 use crate::balancer::{self, Balancer};
 use crate::collector::Collector;
 use crate::config::{self, Config, ListenerConfig, Role};
@@ -24,6 +25,7 @@ enum Running {
     Federation(Federation),
     Collector(Collector),
     Balancer(Balancer),
+    Alertmanager(AlertmanagerRole),
 }
 
 impl Running {
@@ -34,6 +36,7 @@ impl Running {
             Running::Federation(_) => Role::Federation,
             Running::Collector(_) => Role::Collector,
             Running::Balancer(_) => Role::Balancer,
+            Running::Alertmanager(_) => Role::Alertmanager,
         }
     }
 
@@ -44,6 +47,7 @@ impl Running {
             Running::Federation(_) => &config.federation.listen,
             Running::Collector(_) => &config.collector.listen,
             Running::Balancer(_) => &config.balancer.listen,
+            Running::Alertmanager(_) => &config.alertmanager.listen,
         }
     }
 
@@ -62,6 +66,7 @@ impl Running {
                 tracing::warn!(role = "collector", "collector settings take effect only after a restart")
             }
             Running::Balancer(r) => r.reload(&new.balancer),
+            Running::Alertmanager(r) => r.reload(&new.alertmanager),
         }
     }
 
@@ -74,6 +79,7 @@ impl Running {
             Running::Federation(r) => r.stop(ctx).await,
             Running::Collector(r) => r.stop(ctx).await,
             Running::Balancer(r) => r.stop(ctx).await,
+            Running::Alertmanager(r) => r.stop(ctx).await,
         }
     }
 }
@@ -95,6 +101,9 @@ async fn start(
         Role::Federation => wrap(Federation::start(&config.federation, ctx).await?, Running::Federation),
         Role::Collector => wrap(Collector::start(&config.collector, ctx).await?, Running::Collector),
         Role::Balancer => wrap(balancer::start(&config.balancer, ctx).await?, Running::Balancer),
+        Role::Alertmanager => {
+            wrap(AlertmanagerRole::start(&config.alertmanager, ctx).await?, Running::Alertmanager)
+        }
     })
 }
 

@@ -27,6 +27,7 @@
 //!
 //! `app` starts the roles and stops them in order.
 
+pub mod alertmanager;
 pub mod api;
 pub mod app;
 pub mod balancer;

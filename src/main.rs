@@ -27,7 +27,7 @@ const LONG_VERSION: &str = concat!(
 #[derive(Parser)]
 #[command(name = "obsd", version = LONG_VERSION, about)]
 struct Cli {
-    /// Roles to run: exporter, replica, federation, balancer, collector, or all (comma-separated).
+    /// Roles to run: exporter, replica, federation, balancer, collector, alertmanager, or all (comma-separated).
     #[arg(long, global = true, value_name = "ROLE[,ROLE...]")]
     role: Option<String>,
     /// Config file (default /etc/obsd/obsd.toml when it exists, else embedded defaults).
@@ -53,6 +53,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Alertmanager configuration tools (amtool's check-config and config routes test).
+    Alertmanager {
+        #[command(subcommand)]
+        command: AlertmanagerCommand,
+    },
     /// Balancer tools.
     Balancer {
         #[command(subcommand)]
@@ -133,6 +138,24 @@ enum StoreCommand {
         /// Timestamps to write (0 = until killed).
         #[arg(long, default_value_t = 0)]
         count: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum AlertmanagerCommand {
+    /// Validate alertmanager.yml files as `amtool check-config` does (exit 0 when all are valid).
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the receivers an alert with these labels is routed to, as
+    /// `amtool config routes test`.
+    RoutesTest {
+        /// The alertmanager.yml.
+        #[arg(long = "config.file", alias = "config-file")]
+        config_file: PathBuf,
+        /// The alert's labels, `name=value` each.
+        labels: Vec<String>,
     },
 }
 
@@ -421,6 +444,18 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         );
         std::process::exit(code);
     }
+    if let Some(Command::Alertmanager { command }) = &cli.command {
+        let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+        let code = match command {
+            AlertmanagerCommand::Check { files } => {
+                obsd::alertmanager::cli::check_files(files, &mut out, &mut err)
+            }
+            AlertmanagerCommand::RoutesTest { config_file, labels } => {
+                obsd::alertmanager::cli::routes_test(config_file, labels, &mut out, &mut err)
+            }
+        };
+        std::process::exit(code);
+    }
     if let Some(Command::Rules { command: RulesCommand::Test { files } }) = &cli.command {
         let code = obsd::rules::unittest::run_files(files, &mut std::io::stdout(), &mut std::io::stderr());
         std::process::exit(code);
@@ -460,7 +495,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
     }
     let role_text = cli.role.as_deref().ok_or_else(|| {
         Usage(
-            "--role is required: exporter, replica, federation, balancer, collector or all (e.g. obsd --role all)"
+            "--role is required: exporter, replica, federation, balancer, collector, alertmanager or all (e.g. obsd --role all)"
                 .into(),
         )
     })?;

@@ -9,17 +9,15 @@
 
 mod common;
 
-use common::{free_port, peer, wait_port, wait_until};
+use common::{Recorder as Listener, free_port, peer, wait_port, wait_until};
 use obsd::config::alerting::AlertingSettings;
 use obsd::config::prometheus::{PrometheusFile, parse_prometheus_yaml};
 use obsd::model::Labels;
 use obsd::rules::notifier::{Alert, Notifier};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -45,72 +43,6 @@ fn alert(pairs: &[(&str, &str)], annotations: &[(&str, &str)], starts_at_ms: i64
         starts_at_ms,
         ends_at_ms: Some(ends_at_ms),
         generator_url: "http://obsd:9090/graph?g0.expr=up+%3D%3D+0&g0.tab=1".into(),
-    }
-}
-
-/// A tiny HTTP server on a free port: records each request body and answers every request
-/// with `status`, or never answers when `status` is None.
-struct Listener {
-    port: u16,
-    bodies: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-impl Listener {
-    fn start(status: Option<u16>) -> Listener {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let bodies: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-        let seen = bodies.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let seen = seen.clone();
-                std::thread::spawn(move || serve(stream, status, &seen));
-            }
-        });
-        Listener { port, bodies }
-    }
-
-    fn json(&self) -> Vec<Value> {
-        self.bodies.lock().unwrap().iter().filter_map(|b| serde_json::from_slice(b).ok()).collect()
-    }
-
-    fn alerts_url(&self) -> String {
-        format!("http://127.0.0.1:{}/api/v2/alerts", self.port)
-    }
-}
-
-fn serve(stream: std::net::TcpStream, status: Option<u16>, seen: &Mutex<Vec<Vec<u8>>>) {
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut length = 0usize;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        seen.lock().unwrap().push(body);
-        let Some(code) = status else {
-            std::thread::sleep(Duration::from_secs(3600));
-            return;
-        };
-        let response = format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\n\r\n");
-        if reader.get_mut().write_all(response.as_bytes()).is_err() {
-            return;
-        }
     }
 }
 

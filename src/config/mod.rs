@@ -66,11 +66,18 @@ pub enum Role {
     Federation,
     Balancer,
     Collector,
+    Alertmanager,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] =
-        [Role::Exporter, Role::Replica, Role::Federation, Role::Balancer, Role::Collector];
+    pub const ALL: [Role; 6] = [
+        Role::Exporter,
+        Role::Replica,
+        Role::Federation,
+        Role::Balancer,
+        Role::Collector,
+        Role::Alertmanager,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -79,6 +86,7 @@ impl Role {
             Role::Federation => "federation",
             Role::Balancer => "balancer",
             Role::Collector => "collector",
+            Role::Alertmanager => "alertmanager",
         }
     }
 
@@ -94,7 +102,7 @@ impl Role {
                 Some(r) => roles.push(*r),
                 None => {
                     return Err(format!(
-                        "unknown role {part:?}; valid roles: exporter, replica, federation, balancer, collector, all"
+                        "unknown role {part:?}; valid roles: exporter, replica, federation, balancer, collector, alertmanager, all"
                     ));
                 }
             }
@@ -120,6 +128,7 @@ pub struct Config {
     pub federation: FederationConfig,
     pub balancer: BalancerConfig,
     pub collector: CollectorConfig,
+    pub alertmanager: AlertmanagerRoleConfig,
     /// Settings obsd accepts but does not act on, located like errors; logged at WARN on
     /// start and reload, printed by `check-config`, counted by `obsd_config_warnings`.
     pub warnings: Vec<ConfigProblem>,
@@ -164,6 +173,31 @@ impl Config {
         .map(|c| c.describe(&self.shown_source()))
         .collect()
     }
+}
+
+/// `[alertmanager]`: the alertmanager role with its alertmanager.yml loaded.
+#[derive(Debug, Clone)]
+pub struct AlertmanagerRoleConfig {
+    pub listen: ListenerConfig,
+    pub alertmanager: crate::alertmanager::config::AlertmanagerConfig,
+    /// Where the configuration came from, as logs name it.
+    pub source: String,
+    /// Alertmanager's `--web.external-url`; `http://<hostname>:<port>` when unset.
+    pub external_url: Option<String>,
+    /// Alertmanager's `--data.retention`: how long expired silences and log entries are kept.
+    pub data_retention: Duration,
+    pub cluster: Option<AlertmanagerCluster>,
+}
+
+/// HA between obsd alertmanagers (`peers`, `cluster_token`, `cluster_advertise`, `peer_timeout`).
+#[derive(Debug, Clone)]
+pub struct AlertmanagerCluster {
+    /// This instance's name among the peers (its URL as they reach it).
+    pub advertise: String,
+    /// Base URLs of the other instances.
+    pub peers: Vec<String>,
+    pub token: Secret,
+    pub peer_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -460,6 +494,22 @@ pub fn describe(config: &Config) -> String {
             rw.name,
         ));
     }
+    let a = &config.alertmanager;
+    let webhooks: usize = a.alertmanager.receivers.values().map(|r| r.webhooks.len()).sum();
+    out.push_str(&format!(
+        "alertmanager: API v2 and /metrics on {}; routing from {}; {} receivers ({} webhooks), {} inhibit rules, {} time intervals; state in {}/alertmanager{}\n",
+        listener(&a.listen),
+        a.source,
+        a.alertmanager.receivers.len(),
+        webhooks,
+        a.alertmanager.inhibit_rules.len(),
+        a.alertmanager.time_intervals.len(),
+        config.global.data_dir.display(),
+        match &a.cluster {
+            Some(c) => format!("; HA as {} with peers {}", c.advertise, c.peers.join(", ")),
+            None => String::new(),
+        },
+    ));
     out
 }
 
@@ -803,7 +853,7 @@ mod tests {
     #[test]
     fn role_lists() {
         assert_eq!(Role::parse_list("exporter,balancer").unwrap(), vec![Role::Exporter, Role::Balancer]);
-        assert_eq!(Role::parse_list("all").unwrap().len(), 5);
+        assert_eq!(Role::parse_list("all").unwrap().len(), 6);
         assert!(Role::parse_list("exporter,nope").unwrap_err().contains("valid roles"));
     }
 

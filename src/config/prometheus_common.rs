@@ -69,7 +69,7 @@ pub struct TlsConfig {
     pub min_version: Option<String>,
 }
 
-pub(super) fn read_secret(
+pub(crate) fn read_secret(
     inline: &Option<Secret>,
     file: &Option<String>,
     what: &str,

@@ -16,6 +16,36 @@ pub struct RawConfig {
     pub federation: RawFederation,
     pub balancer: super::balancer::RawBalancer,
     pub collector: RawCollector,
+    pub alertmanager: RawAlertmanager,
+}
+
+/// `[alertmanager]`: Alertmanager's job. Its routing comes from an unchanged alertmanager.yml
+/// (`config`) or the same sections inline (`route`, `receivers`, ...); HA peers sync over HTTP.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAlertmanager {
+    pub listen: RawListener,
+    /// Path of an alertmanager.yml, relative to this file.
+    pub config: Option<Spanned<String>>,
+    pub global: Option<toml::Value>,
+    pub route: Option<toml::Value>,
+    pub receivers: Option<toml::Value>,
+    pub inhibit_rules: Option<toml::Value>,
+    pub templates: Option<toml::Value>,
+    pub time_intervals: Option<toml::Value>,
+    pub mute_time_intervals: Option<toml::Value>,
+    /// Alertmanager's --web.external-url.
+    pub external_url: Option<Spanned<String>>,
+    /// Alertmanager's --data.retention (120h).
+    pub data_retention: Option<Spanned<String>>,
+    /// Base URLs of the other obsd alertmanagers (`http://10.0.0.2:9093`).
+    pub peers: Option<Vec<Spanned<String>>>,
+    /// Shared secret the peers authenticate with; required with `peers`.
+    pub cluster_token: Option<Spanned<Secret>>,
+    /// This instance's URL as the peers reach it; defaults to `http://<listen address>`.
+    pub cluster_advertise: Option<Spanned<String>>,
+    /// Alertmanager's --cluster.peer-timeout (15s): the wait per position before a flush.
+    pub peer_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +70,8 @@ pub struct RawFederation {
     pub scrape_configs: Option<Vec<crate::config::prometheus::ScrapeConfig>>,
     /// As `[replica] rule_files`.
     pub rule_files: Option<Vec<Spanned<String>>>,
+    /// As `[replica] alerting`.
+    pub alerting: Option<crate::config::alerting::AlertingConfig>,
     /// As `[replica] alert_drop_labels`; the default is `[replica_label]`.
     pub alert_drop_labels: Option<Vec<String>>,
     /// As `[replica] alert_resend_delay` and the two `alert_for_*`.
@@ -145,6 +177,9 @@ pub struct RawReplica {
     /// Prometheus rule files (globs in the last element), relative to this file's directory;
     /// added to a prometheus.yml's `rule_files`.
     pub rule_files: Option<Vec<Spanned<String>>>,
+    /// prometheus.yml's `alerting:` inline (`[[replica.alerting.alertmanagers]]`), for a
+    /// replica configured without a prometheus.yml.
+    pub alerting: Option<crate::config::alerting::AlertingConfig>,
     /// Labels removed from alerts before they go to Alertmanager (default
     /// `["prometheus_instance"]`, the seed's replica label); `[]` keeps every label.
     pub alert_drop_labels: Option<Vec<String>>,

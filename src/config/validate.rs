@@ -3,7 +3,7 @@
 
 use super::check::Checker;
 use super::listeners;
-use super::raw::{RawCollector, RawConfig, RawExporter, RawFederation, RawReplica};
+use super::raw::{RawAlertmanager, RawCollector, RawConfig, RawExporter, RawFederation, RawReplica};
 use super::{
     CollectorConfig, Config, ConfigProblem, DEFAULT_SPAN_METRICS_BUCKETS_MS, DedupConfig, ExporterConfig,
     FederationConfig, GlobalConfig, RemoteWriteConfig, ReplicaConfig, Role, Secret, line_col, parse_duration,
@@ -28,17 +28,24 @@ pub const DEFAULT_DISKSTATS_DEVICE_EXCLUDE: &str = "^(ram|loop|fd|(h|s|v|xv)d[a-
 pub const DEFAULT_NETSTAT_FIELDS: &str = "^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
 pub const DEFAULT_VMSTAT_FIELDS: &str = "^(oom_kill|pgpg|pswp|pg.*fault).*";
 
+/// The prometheus.yml sections a `[replica]` or `[federation]` may hold inline.
+struct Inline<'a> {
+    global: &'a Option<crate::config::prometheus::GlobalConfig>,
+    scrape_configs: &'a Option<Vec<crate::config::prometheus::ScrapeConfig>>,
+    alerting: &'a Option<crate::config::alerting::AlertingConfig>,
+}
+
 impl Checker<'_> {
     /// Scrape settings from a prometheus.yml (errors located in that file) or inline TOML.
     fn scrape_settings(
         &mut self,
         section: &str,
         file: &Option<Spanned<String>>,
-        global: &Option<crate::config::prometheus::GlobalConfig>,
-        scrape_configs: &Option<Vec<crate::config::prometheus::ScrapeConfig>>,
+        inline: Inline<'_>,
         extra_jobs: Vec<crate::config::prometheus::ScrapeConfig>,
         toml_rule_files: &Option<Vec<Spanned<String>>>,
     ) -> (ScrapeSettings, String) {
+        let Inline { global, scrape_configs, alerting } = inline;
         let empty = ScrapeSettings {
             external_labels: Vec::new(),
             evaluation_interval: Duration::from_secs(60),
@@ -51,11 +58,11 @@ impl Checker<'_> {
         };
         let (mut parsed, source) = match file {
             Some(path) => {
-                if global.is_some() || scrape_configs.is_some() {
+                if global.is_some() || scrape_configs.is_some() || alerting.is_some() {
                     self.problem(
                         path,
                         &format!("{section}.prometheus_config"),
-                        "use either prometheus_config or inline global/scrape_configs, not both",
+                        "use either prometheus_config or inline global/scrape_configs/alerting, not both",
                     );
                 }
                 let text = match std::fs::read_to_string(path.get_ref()) {
@@ -93,6 +100,7 @@ impl Checker<'_> {
                 let f = PrometheusFile {
                     global: global.clone().unwrap_or_default(),
                     scrape_configs: scrape_configs.clone().unwrap_or_default(),
+                    alerting: alerting.clone(),
                     ..Default::default()
                 };
                 (f, format!("[{section}] in the obsd config"))
@@ -235,8 +243,7 @@ impl Checker<'_> {
         let (mut scrape, scrape_source) = self.scrape_settings(
             "replica",
             &raw.prometheus_config,
-            &raw.global,
-            &raw.scrape_configs,
+            Inline { global: &raw.global, scrape_configs: &raw.scrape_configs, alerting: &raw.alerting },
             Vec::new(),
             &raw.rule_files,
         );
@@ -324,8 +331,7 @@ impl Checker<'_> {
         let (mut scrape, scrape_source) = self.scrape_settings(
             "federation",
             &raw.prometheus_config,
-            &raw.global,
-            &raw.scrape_configs,
+            Inline { global: &raw.global, scrape_configs: &raw.scrape_configs, alerting: &raw.alerting },
             extra,
             &raw.rule_files,
         );
@@ -549,6 +555,169 @@ impl Checker<'_> {
 }
 
 impl Checker<'_> {
+    fn alertmanager(&mut self, raw: &RawAlertmanager) -> super::AlertmanagerRoleConfig {
+        use crate::alertmanager::config as am;
+        let listen = self.listener(&raw.listen, "alertmanager.listen", "0.0.0.0:9093");
+        let inline: Vec<(&str, &Option<toml::Value>)> = [
+            ("global", &raw.global),
+            ("route", &raw.route),
+            ("receivers", &raw.receivers),
+            ("inhibit_rules", &raw.inhibit_rules),
+            ("templates", &raw.templates),
+            ("time_intervals", &raw.time_intervals),
+            ("mute_time_intervals", &raw.mute_time_intervals),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.is_some())
+        .collect();
+        let section_line = self
+            .text
+            .lines()
+            .position(|l| l.trim_start().starts_with("[alertmanager"))
+            .map_or((1, 1), |i| (i + 1, 1));
+        let fallback = || {
+            am::parse("route:\n  receiver: default\nreceivers:\n  - name: default\n")
+                .expect("the built-in alertmanager.yml parses")
+        };
+        let (parsed, source) = match &raw.config {
+            Some(path) => {
+                if !inline.is_empty() {
+                    self.problem(
+                        path,
+                        "alertmanager.config",
+                        "use either config or inline route/receivers, not both",
+                    );
+                }
+                let full = self.base_dir.join(path.get_ref());
+                match std::fs::read_to_string(&full) {
+                    Err(e) => {
+                        self.problem(
+                            path,
+                            "alertmanager.config",
+                            format!("cannot read {}: {e}", full.display()),
+                        );
+                        (fallback(), full.display().to_string())
+                    }
+                    Ok(text) => match am::parse(&text) {
+                        Ok(c) => (c, full.display().to_string()),
+                        Err(e) => {
+                            let at = e.line.map(|l| format!(":{l}")).unwrap_or_default();
+                            self.problem(
+                                path,
+                                "alertmanager.config",
+                                format!("{}{at}: {}", full.display(), e.message),
+                            );
+                            (fallback(), full.display().to_string())
+                        }
+                    },
+                }
+            }
+            None if !inline.is_empty() => {
+                let mut map = serde_json::Map::new();
+                for (key, value) in &inline {
+                    match serde_json::to_value(value) {
+                        Ok(v) => {
+                            map.insert((*key).to_string(), v);
+                        }
+                        Err(e) => self.problems.push(ConfigProblem {
+                            line: section_line.0,
+                            column: section_line.1,
+                            key: format!("alertmanager.{key}"),
+                            message: e.to_string(),
+                        }),
+                    }
+                }
+                let value = serde_json::Value::Object(map);
+                let text = serde_norway::to_string(&value).unwrap_or_default();
+                match serde_json::from_value::<am::File>(value)
+                    .map_err(|e| am::ConfigError { line: None, message: e.to_string() })
+                    .and_then(|f| am::resolve(&f))
+                {
+                    Ok(mut c) => {
+                        c.original = text;
+                        (c, "[alertmanager] in the obsd config".to_string())
+                    }
+                    Err(e) => {
+                        self.problems.push(ConfigProblem {
+                            line: section_line.0,
+                            column: section_line.1,
+                            key: "alertmanager".to_string(),
+                            message: e.message,
+                        });
+                        (fallback(), "[alertmanager] in the obsd config".to_string())
+                    }
+                }
+            }
+            None => (fallback(), "built-in default (one receiver, no integrations)".to_string()),
+        };
+        for w in &parsed.warnings {
+            self.warnings.push(ConfigProblem {
+                line: section_line.0,
+                column: section_line.1,
+                key: "alertmanager.config".to_string(),
+                message: format!("{source}: {w}"),
+            });
+        }
+        let external_url = raw.external_url.as_ref().map(|u| u.get_ref().trim_end_matches('/').to_string());
+        let data_retention = self.duration(
+            &raw.data_retention,
+            "alertmanager.data_retention",
+            Duration::from_secs(120 * 3600),
+        );
+        let peer_timeout =
+            self.duration(&raw.peer_timeout, "alertmanager.peer_timeout", Duration::from_secs(15));
+        let cluster = match &raw.peers {
+            None => None,
+            Some(peers) if peers.is_empty() => None,
+            Some(peers) => {
+                for p in peers {
+                    let url = p.get_ref();
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        self.problem(
+                            p,
+                            "alertmanager.peers",
+                            "expected a base URL such as http://10.0.0.2:9093",
+                        );
+                    }
+                }
+                let token = match &raw.cluster_token {
+                    Some(t) if !t.get_ref().is_empty() => t.get_ref().clone(),
+                    _ => {
+                        self.problem(
+                            &peers[0],
+                            "alertmanager.cluster_token",
+                            "peers need a cluster_token, the secret they authenticate each other with",
+                        );
+                        crate::config::Secret::new("")
+                    }
+                };
+                let advertise = match &raw.cluster_advertise {
+                    Some(a) => a.get_ref().trim_end_matches('/').to_string(),
+                    None => {
+                        if listen.address.ip().is_unspecified() {
+                            self.problem(&peers[0], "alertmanager.cluster_advertise", format!("listening on {} gives this instance no name its peers know; set cluster_advertise to its URL", listen.address));
+                        }
+                        format!("http://{}", listen.address)
+                    }
+                };
+                Some(super::AlertmanagerCluster {
+                    advertise,
+                    peers: peers.iter().map(|p| p.get_ref().trim_end_matches('/').to_string()).collect(),
+                    token,
+                    peer_timeout,
+                })
+            }
+        };
+        super::AlertmanagerRoleConfig {
+            listen,
+            alertmanager: parsed,
+            source,
+            external_url,
+            data_retention,
+            cluster,
+        }
+    }
+
     fn collector(&mut self, raw: &RawCollector) -> CollectorConfig {
         let retention = self.duration(&raw.retention, "collector.retention", Duration::from_secs(7 * 86400));
         if let Some(r) = &raw.retention
@@ -683,6 +852,7 @@ pub fn resolve(raw: RawConfig, text: &str, source: Option<PathBuf>) -> Result<Co
     let federation = c.federation(&raw.federation);
     let balancer = c.balancer(&raw.balancer);
     let collector = c.collector(&raw.collector);
+    let alertmanager = c.alertmanager(&raw.alertmanager);
     let configured_roles = configured_roles(text);
     let shown = source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<defaults>".into());
     // One role's own sockets clashing can never start, wherever it runs.
@@ -702,6 +872,7 @@ pub fn resolve(raw: RawConfig, text: &str, source: Option<PathBuf>) -> Result<Co
         federation,
         balancer,
         collector,
+        alertmanager,
         warnings: c.warnings,
         listen_sites: c.sites,
         configured_roles,

@@ -6,7 +6,7 @@ pub mod client_tls;
 mod read_deadline;
 mod tls;
 
-pub use auth::BasicAuth;
+pub use auth::{BasicAuth, constant_time_eq};
 pub use client_tls::error_chain;
 pub use tls::acceptor as tls_acceptor;
 pub use tls::acceptor_alpn as tls_acceptor_alpn;

@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -473,4 +473,70 @@ pub fn remote_write(url: &str, series: &[Series]) {
         .unwrap();
     let status = r.status().as_u16();
     assert!((200..300).contains(&status), "{url}: {status} {}", r.text().unwrap_or_default());
+}
+
+/// A tiny HTTP server on a free port: records each request body and answers every request
+/// with `status`, or never answers when `status` is None.
+pub struct Recorder {
+    pub port: u16,
+    bodies: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Recorder {
+    pub fn start(status: Option<u16>) -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bodies: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let seen = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let seen = seen.clone();
+                std::thread::spawn(move || serve(stream, status, &seen));
+            }
+        });
+        Recorder { port, bodies }
+    }
+
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.bodies.lock().unwrap().iter().filter_map(|b| serde_json::from_slice(b).ok()).collect()
+    }
+
+    pub fn alerts_url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/v2/alerts", self.port)
+    }
+}
+
+fn serve(stream: std::net::TcpStream, status: Option<u16>, seen: &Mutex<Vec<Vec<u8>>>) {
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut length = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        seen.lock().unwrap().push(body);
+        let Some(code) = status else {
+            std::thread::sleep(Duration::from_secs(3600));
+            return;
+        };
+        let response = format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\n\r\n");
+        if reader.get_mut().write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
 }
