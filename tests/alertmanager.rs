@@ -92,8 +92,9 @@ fn post(base: &str, path: &str, body: &Value) -> (u16, String) {
     (r.status().as_u16(), r.text().unwrap_or_default())
 }
 
+/// The JSON at `url`, or null when there is none (a 404 while polling for a silence).
 fn get_json(url: &str) -> Value {
-    serde_json::from_str(&http().get(url).send().unwrap().text().unwrap()).unwrap()
+    serde_json::from_str(&http().get(url).send().unwrap().text().unwrap()).unwrap_or(Value::Null)
 }
 
 fn alert(labels: Value, starts_at: &str, ends_at: Option<&str>) -> Value {

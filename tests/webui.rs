@@ -119,6 +119,7 @@ fn web_ui_in_headless_chromium() {
     let exporter_port = common::free_port();
     let replica_port = common::free_port();
     let collector_port = common::free_port();
+    let alertmanager_port = common::free_port();
     let auth = format!("[replica.listen.basic_auth_users]\n{USER} = \"plain:{PASSWORD}\"\n");
     let rules_dir = tempfile::tempdir().unwrap();
     let rules_file = rules_dir.path().join("ui-rules.yml");
@@ -141,6 +142,8 @@ address = "127.0.0.1:{replica_port}"
 [replica.global]
 scrape_interval = "1s"
 external_labels = {{ prometheus_instance = "replica-1" }}
+[[replica.alerting.alertmanagers]]
+static_configs = [{{ targets = ["127.0.0.1:{alertmanager_port}"] }}]
 [[replica.scrape_configs]]
 job_name = "app"
 static_configs = [{{ targets = ["127.0.0.1:{app}"] }}]
@@ -200,11 +203,16 @@ address = "127.0.0.1:0"
 address = "127.0.0.1:0"
 [collector.jaeger_thrift_http]
 address = "127.0.0.1:0"
+[alertmanager]
+route = {{ receiver = "nowhere", group_by = ["alertname"] }}
+receivers = [{{ name = "nowhere" }}]
+[alertmanager.listen]
+address = "127.0.0.1:{alertmanager_port}"
 "#,
         app = app.port,
         closed = common::free_port(),
     );
-    let obsd = Obsd::start("exporter,replica,federation,collector,balancer", &config);
+    let obsd = Obsd::start("exporter,replica,federation,collector,balancer,alertmanager", &config);
     push_many_series(&obsd);
 
     // Two services per checkout trace, sent by the OpenTelemetry SDK over OTLP/HTTP.
@@ -282,6 +290,7 @@ address = "127.0.0.1:0"
     let traces_base = obsd.url("collector", "");
     let balancer_base = obsd.url("balancer", "");
     let federation_base = obsd.url("federation", "");
+    let alertmanager_base = obsd.url("alertmanager", "");
     let driver = Command::new(venv_python("webui"))
         .arg(peers_dir().join("webui_driver.py"))
         .args([
@@ -293,6 +302,8 @@ address = "127.0.0.1:0"
             balancer_base.trim_end_matches('/'),
             "--federation",
             federation_base.trim_end_matches('/'),
+            "--alertmanager",
+            alertmanager_base.trim_end_matches('/'),
         ])
         .args(["--user", USER, "--password", PASSWORD, "--shots", &shots.display().to_string()])
         .args(["--seed-expr", SEED_EXPR, "--many-expr", MANY_EXPR, "--bad-expr", BAD_EXPR])
@@ -514,6 +525,15 @@ address = "127.0.0.1:0"
     let (_, _, csv) = fetch(&obsd.url("balancer", "/stats;csv"), true);
     assert!(csv.lines().any(|l| l.starts_with("prometheus_backends,app,") && l.contains(",DRAIN,")), "{csv}");
 
+    // Alertmanager: the replica's firing alert in its group; a silence made from its row
+    // suppresses it, and expiring the silence from the list ends it.
+    let am = &seen["alertmanager"];
+    assert_eq!(am["group_receiver"], "nowhere", "{am}");
+    assert!(am["created"].as_str().unwrap_or("").starts_with("created "), "{am}");
+    assert_eq!(am["suppressed"], "suppressed", "{am}");
+    assert_eq!(am["expired"], "expired", "{am}");
+    assert!(am["config"].as_str().unwrap_or("").contains("nowhere"), "{am}");
+
     assert_eq!(seen["console_errors"], Value::Array(vec![]), "browser console errors");
     for page in [
         "query-graph",
@@ -525,6 +545,7 @@ address = "127.0.0.1:0"
         "trace-search",
         "trace-waterfall",
         "service-map",
+        "alertmanager",
     ] {
         assert!(shots.join(format!("{page}.png")).exists(), "no screenshot of {page}");
     }

@@ -36,6 +36,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/-/reload", post(reload))
         .with_state(shared)
         .merge(crate::lifecycle::health_routes())
+        .merge(crate::webui::router(crate::webui::Features { alertmanager: true, ..Default::default() }))
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {

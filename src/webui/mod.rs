@@ -21,6 +21,8 @@ pub struct Features {
     pub federation: bool,
     /// The balancer's stats listener: its stats URI and whether admin actions are enabled.
     pub balancer: Option<BalancerUi>,
+    /// Alertmanager's API v2: the alertmanager role.
+    pub alertmanager: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -43,6 +45,9 @@ impl Features {
         }
         if self.balancer.is_some() {
             v.push("balancer");
+        }
+        if self.alertmanager {
+            v.push("alertmanager");
         }
         v.join(",")
     }
@@ -79,6 +84,7 @@ const ASSETS: &[Asset] = &[
     Asset { name: "traces.js", content_type: JS, body: include_bytes!("../../web/ui/traces.js") },
     Asset { name: "dashboard.js", content_type: JS, body: include_bytes!("../../web/ui/dashboard.js") },
     Asset { name: "balancer.js", content_type: JS, body: include_bytes!("../../web/ui/balancer.js") },
+    Asset { name: "alertmanager.js", content_type: JS, body: include_bytes!("../../web/ui/alertmanager.js") },
     Asset {
         name: "vendor/uPlot.esm.js",
         content_type: JS,

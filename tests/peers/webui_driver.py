@@ -1,7 +1,8 @@
 """Drives Debian's headless Chromium over obsd's web UI and prints what it saw as JSON (the
 Rust test tests/webui.rs compares that with the APIs). Writes one screenshot per page.
 
-    webui_driver.py --metrics URL --traces URL --user U --password P --shots DIR
+    webui_driver.py --metrics URL --traces URL --balancer URL --federation URL --alertmanager URL
+                    --user U --password P --shots DIR
                     --seed-expr EXPR --many-expr EXPR --service NAME --trace-id ID --bad-expr EXPR
 """
 import argparse
@@ -19,7 +20,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 p = argparse.ArgumentParser()
-for a in ["metrics", "traces", "balancer", "federation", "user", "password", "shots", "seed-expr", "many-expr", "service", "trace-id", "bad-expr", "exemplar-expr"]:
+for a in ["metrics", "traces", "balancer", "federation", "alertmanager", "user", "password", "shots", "seed-expr", "many-expr", "service", "trace-id", "bad-expr", "exemplar-expr"]:
     p.add_argument("--" + a, required=True)
 args = p.parse_args()
 os.makedirs(args.shots, exist_ok=True)
@@ -340,6 +341,27 @@ out["balancer"]["after_drain"] = wait.until(lambda d: d.execute_script(
     "const r = document.querySelector(\"tr.stat-row.server[data-name='app']\"); "
     "return r && r.dataset.status === 'DRAIN' ? r.dataset.status : null"))
 shot("balancer-drained")
+
+# --- alertmanager: the replica's alert, silenced from its row, then the silence expired ----------
+out["first_paint_ms"]["alertmanager"] = fresh(f"{args.alertmanager}/#/alertmanager")
+until('tr.am-alert[data-alertname="UiAlwaysFiring"]')
+am = {"group_receiver": driver.execute_script(
+    "return document.querySelector('tr.am-alert[data-alertname=\"UiAlwaysFiring\"]').closest('.am-group').dataset.receiver")}
+driver.execute_script("document.querySelector('tr.am-alert[data-alertname=\"UiAlwaysFiring\"] button.silence-alert').click()")
+css("#silence-comment")[0].send_keys("ui test")
+css("#silence-create")[0].click()
+am["created"] = wait.until(lambda d: d.execute_script(
+    "const t = document.querySelector('.am-message').textContent; return t.startsWith('created') ? t : null"))
+until('tr.am-silence[data-state="active"]')
+am["suppressed"] = wait.until(lambda d: d.execute_script(
+    "const r = document.querySelector('tr.am-alert[data-alertname=\"UiAlwaysFiring\"]'); "
+    "return r && r.dataset.state === 'suppressed' ? r.dataset.state : null"))
+am["config"] = css("#am-config")[0].text
+shot("alertmanager")
+driver.execute_script("document.querySelector('tr.am-silence[data-state=\"active\"] button.expire').click()")
+am["expired"] = wait.until(lambda d: d.execute_script(
+    "const r = document.querySelector('tr.am-silence'); return r && r.dataset.state === 'expired' ? 'expired' : null"))
+out["alertmanager"] = am
 
 logs = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"] if hasattr(driver, "get_log") else []
 out["console_errors"] = [e["message"] for e in logs]

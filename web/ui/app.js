@@ -12,6 +12,9 @@ if (features.has('traces')) {
   pages.push({ id: 'traces', title: 'Traces', load: () => import('./traces.js') });
   pages.push({ id: 'map', title: 'Service map', load: () => import('./traces.js').then((m) => ({ render: m.renderMap })) });
 }
+if (features.has('alertmanager')) {
+  pages.push({ id: 'alertmanager', title: 'Alertmanager', load: () => import('./alertmanager.js') });
+}
 if (features.has('balancer')) {
   pages.push({ id: 'balancer', title: 'Balancer', load: () => import('./balancer.js') });
 }
