@@ -504,3 +504,36 @@ fn bad_input_is_refused_and_a_hanging_receiver_holds_up_nothing_else() {
     let text = format!("{out}{err}");
     assert!(text.contains("am.yml:2: undefined receiver \"nobody\" used in route"), "{text}");
 }
+
+/// SIGHUP reloads the alertmanager.yml: a new receiver shows in the API; a broken file is
+/// refused with the running configuration kept.
+#[test]
+fn sighup_reloads_the_alertmanager_yml_and_refuses_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let yml = dir.path().join("am.yml");
+    std::fs::write(&yml, "route:\n  receiver: first\nreceivers:\n  - name: first\n").unwrap();
+    let obsd = Obsd::start(
+        "alertmanager",
+        &format!(
+            "[alertmanager]\nconfig = {:?}\n[alertmanager.listen]\naddress = \"127.0.0.1:0\"\n",
+            yml.display().to_string()
+        ),
+    );
+    let receivers = || -> Vec<Value> {
+        get_json(&obsd.url("alertmanager", "/api/v2/receivers")).as_array().cloned().unwrap_or_default()
+    };
+    assert_eq!(receivers(), vec![json!({"name": "first"})]);
+    std::fs::write(&yml, "route:\n  receiver: second\nreceivers:\n  - name: first\n  - name: second\n")
+        .unwrap();
+    obsd.signal(libc::SIGHUP);
+    wait_until("the new receiver", DEADLINE, || receivers().len() == 2);
+    let status = get_json(&obsd.url("alertmanager", "/api/v2/status"));
+    assert!(status["config"]["original"].as_str().unwrap_or("").contains("receiver: second"), "{status}");
+    std::fs::write(&yml, "route:\n  receiver: third\nreceivers:\n  - name: first\n").unwrap();
+    obsd.signal(libc::SIGHUP);
+    wait_until("the refusal in the log", DEADLINE, || {
+        obsd.log().contains("undefined receiver \\\"third\\\"")
+            || obsd.log().contains("undefined receiver \"third\"")
+    });
+    assert_eq!(receivers().len(), 2, "the running configuration is kept");
+}
