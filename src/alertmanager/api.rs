@@ -5,9 +5,9 @@
 
 use super::alert::{Alert, fingerprint_string, now_nanos, parse_time, rfc3339_millis};
 use super::inhibit::Inhibitor;
-use super::matchers::{all_match, parse_matcher};
 use super::silence::{Silence, SilenceError, SilenceMatcher, api_order};
 use super::{Shared, lock};
+use crate::config::alertmanager::matchers::{all_match, parse_matcher};
 use crate::exposition::MetricFamily;
 use crate::model::Labels;
 use crate::model::labels::is_valid_label_name;
@@ -493,7 +493,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         "alertmanager_config_hash",
         "Hash of the currently loaded alertmanager configuration.",
     )
-    .with_value(super::config::config_hash(&config.original));
+    .with_value(crate::config::alertmanager::config_hash(&config.original));
     let (ok, at) = *lock(&shared.reload_ok);
     let reload_ok = MetricFamily::gauge(
         "alertmanager_config_last_reload_successful",

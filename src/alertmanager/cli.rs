@@ -1,7 +1,7 @@
 //! `obsd alertmanager check` (amtool check-config) and `obsd alertmanager routes-test`
 //! (amtool config routes test): the same verdicts and the same lines on the same files.
 
-use super::config::parse;
+use crate::config::alertmanager::parse;
 use crate::model::Labels;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -64,7 +64,7 @@ pub fn routes_test(config: &Path, labels: &[String], out: &mut dyn Write, err: &
     };
     let mut pairs = Vec::new();
     for l in labels {
-        match super::matchers::parse_matcher(l) {
+        match crate::config::alertmanager::matchers::parse_matcher(l) {
             Ok(m) if m.op == crate::model::MatchOp::Equal => pairs.push((m.name.clone(), m.value.clone())),
             Ok(_) => {
                 let _ = writeln!(err, "obsd: error: {l:?}: labels must be name=value");

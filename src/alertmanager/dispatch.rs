@@ -7,10 +7,10 @@
 
 use super::Shared;
 use super::alert::{Alert, Nanos, alert_order, fingerprint, now_nanos};
-use super::config::Route;
 use super::inhibit::Inhibitor;
 use super::nflog::{needs_update, state_key};
 use super::notify::{Notification, backoff, send_webhook, webhook_body};
+use crate::config::alertmanager::Route;
 use crate::model::Labels;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -304,7 +304,7 @@ async fn deliver(
     group: &Arc<Group>,
     receiver: &str,
     index: usize,
-    hook: &super::config::Webhook,
+    hook: &crate::config::alertmanager::Webhook,
     alerts: &[Alert],
     now: Nanos,
     deadline: tokio::time::Instant,

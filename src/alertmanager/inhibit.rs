@@ -4,8 +4,8 @@
 //! another alert that also matches both.
 
 use super::alert::{Alert, Nanos};
-use super::config::InhibitRule;
-use super::matchers::all_match;
+use crate::config::alertmanager::InhibitRule;
+use crate::config::alertmanager::matchers::all_match;
 use crate::model::Labels;
 use std::collections::HashMap;
 
@@ -65,7 +65,7 @@ fn equal_values(rule: &InhibitRule, labels: &Labels) -> Vec<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alertmanager::matchers::parse_matchers;
+    use crate::config::alertmanager::matchers::parse_matchers;
 
     fn alert(pairs: &[(&str, &str)]) -> Alert {
         Alert {

@@ -1,6 +1,6 @@
 //! The alertmanager role: Prometheus Alertmanager 0.25's job. Alerts arrive on its API v2
 //! (`api`), are kept (`alert`) and routed into aggregation groups (`dispatch`) by the routing
-//! tree of an unchanged alertmanager.yml (`config`, `matchers`, `time_interval`); a flush
+//! tree of an unchanged alertmanager.yml (read by `config::alertmanager`); a flush
 //! mutes by inhibition (`inhibit`) and silences (`silence`), dedups against the notification
 //! log (`nflog`) and delivers (`notify`). Silences and the log are on disk (`state`) and shared
 //! with HA peers (`cluster`).
@@ -9,16 +9,13 @@ pub mod alert;
 mod api;
 pub mod cli;
 pub mod cluster;
-pub mod config;
 pub mod dispatch;
 pub mod inhibit;
-pub mod matchers;
 mod metrics;
 pub mod nflog;
 pub mod notify;
 pub mod silence;
 mod state;
-pub mod time_interval;
 
 use crate::config::AlertmanagerRoleConfig;
 use crate::http;
@@ -55,7 +52,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Everything the API, the dispatcher and the cluster share.
 pub struct Shared {
-    config: RwLock<Arc<config::AlertmanagerConfig>>,
+    config: RwLock<Arc<crate::config::alertmanager::AlertmanagerConfig>>,
     clients: RwLock<HashMap<(String, usize), reqwest::Client>>,
     pub alerts: Mutex<HashMap<u64, Alert>>,
     pub silences: Mutex<Silences>,
@@ -75,7 +72,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn config(&self) -> Arc<config::AlertmanagerConfig> {
+    pub fn config(&self) -> Arc<crate::config::alertmanager::AlertmanagerConfig> {
         self.config.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone())
     }
 
@@ -116,7 +113,7 @@ impl Shared {
 
     /// A configuration takes over: clients are rebuilt and the groups with them, from the
     /// alerts held (the notification log keeps what was sent from being sent again).
-    fn apply(self: &Arc<Self>, new: config::AlertmanagerConfig) {
+    fn apply(self: &Arc<Self>, new: crate::config::alertmanager::AlertmanagerConfig) {
         let mut clients = HashMap::new();
         for (name, receiver) in &new.receivers {
             for (i, hook) in receiver.webhooks.iter().enumerate() {

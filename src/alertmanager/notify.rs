@@ -3,7 +3,7 @@
 //! backoff until the flush's deadline; 5xx and network errors are retried, other statuses not.
 
 use super::alert::{Alert, Nanos, fingerprint_string, rfc3339_nano};
-use super::config::{HttpClientSettings, Webhook};
+use crate::config::alertmanager::{HttpClientSettings, Webhook};
 use crate::model::Labels;
 use serde_json::{Map, Value, json};
 use std::time::{Duration, Instant};

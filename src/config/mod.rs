@@ -5,6 +5,7 @@
 
 pub mod acl;
 pub mod alerting;
+pub mod alertmanager;
 mod balancer;
 mod check;
 pub mod listeners;
@@ -179,7 +180,7 @@ impl Config {
 #[derive(Debug, Clone)]
 pub struct AlertmanagerRoleConfig {
     pub listen: ListenerConfig,
-    pub alertmanager: crate::alertmanager::config::AlertmanagerConfig,
+    pub alertmanager: alertmanager::AlertmanagerConfig,
     /// Where the configuration came from, as logs name it.
     pub source: String,
     /// Alertmanager's `--web.external-url`; `http://<hostname>:<port>` when unset.

@@ -556,7 +556,7 @@ impl Checker<'_> {
 
 impl Checker<'_> {
     fn alertmanager(&mut self, raw: &RawAlertmanager) -> super::AlertmanagerRoleConfig {
-        use crate::alertmanager::config as am;
+        use super::alertmanager as am;
         let listen = self.listener(&raw.listen, "alertmanager.listen", "0.0.0.0:9093");
         let inline: Vec<(&str, &Option<toml::Value>)> = [
             ("global", &raw.global),

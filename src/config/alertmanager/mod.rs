@@ -6,15 +6,18 @@
 //! Receivers obsd does not deliver to (email, Slack, PagerDuty, OpsGenie and the rest, see
 //! `UNSUPPORTED_RECEIVERS`) are refused by name, never loaded and left silent.
 
-use super::matchers::{MatcherError, parse_matchers, sort_matchers};
-use super::time_interval::NamedTimeInterval;
+pub mod matchers;
+pub mod time_interval;
+
 use crate::config::Secret;
 use crate::config::prometheus_common::{Authorization, BasicAuth, PromDuration, TlsConfig, read_secret};
 use crate::model::labels::is_valid_label_name;
 use crate::model::{MatchOp, Matcher};
+use matchers::{MatcherError, parse_matchers, sort_matchers};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
+use time_interval::NamedTimeInterval;
 
 pub const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(30);
 pub const DEFAULT_GROUP_INTERVAL: Duration = Duration::from_secs(300);
@@ -47,9 +50,9 @@ pub struct File {
     pub receivers: Vec<ReceiverFile>,
     #[serde(default)]
     pub templates: Vec<String>,
-    #[serde(default, deserialize_with = "super::time_interval::deserialize_mute_time_intervals")]
+    #[serde(default, deserialize_with = "time_interval::deserialize_mute_time_intervals")]
     pub mute_time_intervals: Vec<NamedTimeInterval>,
-    #[serde(default, deserialize_with = "super::time_interval::deserialize_time_intervals")]
+    #[serde(default, deserialize_with = "time_interval::deserialize_time_intervals")]
     pub time_intervals: Vec<NamedTimeInterval>,
 }
 
@@ -203,7 +206,7 @@ impl Route {
     /// `Route.Match`: depth first; the first matching child ends the search unless it has
     /// `continue`; a matching route whose children all miss is itself the match.
     pub fn matching(&self, labels: &crate::model::Labels) -> Vec<&Route> {
-        if !super::matchers::all_match(&self.matchers, labels) {
+        if !matchers::all_match(&self.matchers, labels) {
             return Vec::new();
         }
         let mut all = Vec::new();
@@ -421,7 +424,7 @@ pub fn resolve(file: &File) -> Result<AlertmanagerConfig, ConfigError> {
     };
     let route = build_route(root, &defaults, None, None)?;
     check_receivers(&route, &receivers)?;
-    super::time_interval::interval_names(&file.mute_time_intervals, &file.time_intervals)
+    time_interval::interval_names(&file.mute_time_intervals, &file.time_intervals)
         .map_err(|e| err(e.to_string()))?;
     let time_intervals: HashMap<String, NamedTimeInterval> = file
         .mute_time_intervals
@@ -593,7 +596,7 @@ fn build_route(
         return Err(err("repeat_interval cannot be zero"));
     }
     let matchers = matchers_of(&f.match_, &f.match_re, &f.matchers)?;
-    let own = super::matchers::matchers_string(&matchers);
+    let own = matchers::matchers_string(&matchers);
     let key = match parent_key {
         Some(p) => format!("{p}/{own}"),
         None => own.clone(),
