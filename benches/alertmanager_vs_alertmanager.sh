@@ -18,9 +18,10 @@
 # DURATION seconds (default 120), as Prometheus re-sends firing alerts (no endsAt: they stay
 # active). Measured per process: CPU (utime+stime from /proc/<pid>/stat, from just before the
 # first post to the end) per 1,000 received alerts, peak RSS (VmHWM), mean wall time of one
-# round of posts; per sink: notifications and alerts in them (only the first flush of each
-# group should notify: later re-posts change nothing until repeat_interval); at the end, the
-# alerts GET /api/v2/alerts shows (both should show ALERTS). Figures only: nothing asserts speed.
+# round of posts; per sink: notifications and alerts in them, each logged to
+# $WORK/{am,obsd}/notifications (only the first flush of each group should notify: later
+# re-posts change nothing until repeat_interval); at the end, the alerts GET /api/v2/alerts
+# shows (both should show ALERTS). Figures only: nothing asserts speed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHAPE="${SHAPE:-narrow}"
@@ -50,9 +51,10 @@ APORT=$(free_port); OPORT=$(free_port); ASINK=$(free_port); OSINK=$(free_port)
 
 # The webhook sink: its own process (its CPU is not in either figure); GET /count reads it.
 cat > "$WORK/sink.py" <<'PY'
-import json, sys, threading
+import json, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 lock, counts = threading.Lock(), {"requests": 0, "alerts": 0}
+log = open(sys.argv[2], "w", buffering=1)  # one line per notification, to explain a difference
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as a real receiver would
     def do_POST(self):
@@ -60,6 +62,7 @@ class H(BaseHTTPRequestHandler):
         with lock:
             counts["requests"] += 1
             counts["alerts"] += len(body.get("alerts", []))
+            log.write(f'{time.time():.3f} {len(body.get("alerts", []))} {body.get("status")} {body.get("groupKey")}\n')
         self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
     def do_GET(self):
         with lock:
@@ -74,8 +77,8 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 4096
 Server(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
-python3 "$WORK/sink.py" "$ASINK" & PIDS="$PIDS $!"
-python3 "$WORK/sink.py" "$OSINK" & PIDS="$PIDS $!"
+python3 "$WORK/sink.py" "$ASINK" "$WORK/am/notifications" & PIDS="$PIDS $!"
+python3 "$WORK/sink.py" "$OSINK" "$WORK/obsd/notifications" & PIDS="$PIDS $!"
 
 # alertmanager.yml: identical for both but for the sink's URL (one sink per system).
 python3 - > "$WORK/alertmanager.yml.in" <<'PY'
