@@ -494,7 +494,8 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         "Hash of the currently loaded alertmanager configuration.",
     )
     .with_value(crate::config::alertmanager::config_hash(&config.original));
-    let (ok, at) = *lock(&shared.reload_ok);
+    // A refused reload keeps the running configuration: the process-wide reload state says so.
+    let (ok, at) = crate::self_metrics::config_reload_state();
     let reload_ok = MetricFamily::gauge(
         "alertmanager_config_last_reload_successful",
         "Whether the last configuration reload attempt was successful.",

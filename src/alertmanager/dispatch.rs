@@ -312,6 +312,7 @@ async fn deliver(
     let integration = "webhook";
     shared.metrics.notification_started(integration);
     let Some(client) = shared.client(receiver, index) else {
+        tracing::error!(receiver, integration, group = %group.key, "no HTTP client for this webhook (see the error at load); notification failed");
         shared.metrics.notification_failed(integration);
         return false;
     };

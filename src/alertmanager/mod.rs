@@ -68,7 +68,6 @@ pub struct Shared {
     pub external_url: String,
     started_at: Nanos,
     retention: Duration,
-    reload_ok: Mutex<(bool, f64)>,
 }
 
 impl Shared {
@@ -225,11 +224,6 @@ impl Shared {
     }
 }
 
-/// Prometheus-style default external URL: `http://<hostname>:<port>`.
-fn default_external_url(listen: std::net::SocketAddr) -> String {
-    crate::rules::default_external_url(listen)
-}
-
 pub struct AlertmanagerRole {
     shared: Arc<Shared>,
 }
@@ -245,8 +239,10 @@ impl AlertmanagerRole {
         let silences = Silences::from_list(state::load(&state_dir.join("silences.json"), &counters)?);
         let nflog = NotificationLog::from_list(state::load(&state_dir.join("nflog.json"), &counters)?);
         let bound = http::bind("alertmanager", &config.listen).await?;
-        let external_url =
-            config.external_url.clone().unwrap_or_else(|| default_external_url(bound.local_addr));
+        let external_url = config
+            .external_url
+            .clone()
+            .unwrap_or_else(|| crate::rules::default_external_url(bound.local_addr));
         let cluster = match &config.cluster {
             Some(c) => Some(
                 cluster::Cluster::new(c.advertise.clone(), c.peers.clone(), c.token.clone(), c.peer_timeout)
@@ -271,7 +267,6 @@ impl AlertmanagerRole {
             external_url,
             started_at: now_nanos(),
             retention: config.data_retention,
-            reload_ok: Mutex::new((true, now_nanos() as f64 / 1e9)),
         });
         shared.apply(config.alertmanager.clone());
         tokio::spawn(state_writer(shared.clone(), ctx.shutdown.clone()));
@@ -294,7 +289,6 @@ impl AlertmanagerRole {
             return;
         }
         self.shared.apply(config.alertmanager.clone());
-        *lock(&self.shared.reload_ok) = (true, now_nanos() as f64 / 1e9);
         tracing::info!("alertmanager configuration reloaded; aggregation groups rebuilt");
     }
 

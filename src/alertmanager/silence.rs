@@ -2,7 +2,7 @@
 //! `Set` updates in place when it may, else expires the old one and makes a new one; expired
 //! silences are kept for the retention, then dropped. Which silences mute a label set.
 
-use super::alert::{Nanos, now_nanos};
+use super::alert::Nanos;
 use crate::model::labels::is_valid_label_name;
 use crate::model::{Labels, MatchOp, Matcher};
 use serde::{Deserialize, Serialize};
@@ -138,14 +138,21 @@ pub struct Silences {
 }
 
 impl Silences {
+    /// The silences of the state file; one that is not valid (a hand-edited file) is left out
+    /// with an ERROR line rather than kept with fewer matchers, which would mute more.
     pub fn from_list(list: Vec<Silence>) -> Silences {
         let mut s = Silences::default();
         for sil in list {
+            if let Err(e) = validate(&sil) {
+                tracing::error!(silence = %sil.id, error = %e, "silence in the state file is not valid; left out");
+                continue;
+            }
             s.put(sil);
         }
         s
     }
 
+    /// Stores a silence already validated, so every matcher compiles.
     fn put(&mut self, sil: Silence) {
         let matchers = sil.matchers.iter().filter_map(|m| m.to_matcher().ok()).collect();
         self.by_id.insert(sil.id.clone(), (sil, matchers));
@@ -204,8 +211,13 @@ impl Silences {
         Ok(sil)
     }
 
-    /// A peer's copy: the one updated last wins.
+    /// A peer's copy: the one updated last wins. An invalid one is refused (WARN) rather than
+    /// stored with the matchers that compile, which would mute more than the peer meant.
     pub fn merge(&mut self, sil: Silence) -> bool {
+        if let Err(e) = validate(&sil) {
+            tracing::warn!(silence = %sil.id, error = %e, "silence from a peer is not valid; ignored");
+            return false;
+        }
         match self.get(&sil.id) {
             Some(have) if have.updated_at >= sil.updated_at => false,
             _ => {
@@ -277,10 +289,6 @@ pub fn api_order(a: &Silence, b: &Silence, now: Nanos) -> std::cmp::Ordering {
     }
 }
 
-pub fn current_time() -> Nanos {
-    now_nanos()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +354,13 @@ mod tests {
         assert!(s.muting(&l, now + 11 * S).is_empty(), "expired silences mute nothing");
         assert!(s.muting(&Labels::from_pairs([("job", "xnode")]), now + S).is_empty());
         assert_eq!(s.gc(now + 11 * S, std::time::Duration::from_secs(0)), 1);
+        // A peer's or the state file's silence with a matcher that does not compile is refused,
+        // never kept with the remaining matchers (which would mute more).
+        let mut bad = silence(&[("job", "(", true), ("team", "x", false)], now, now + 10 * S);
+        bad.id = "peer-1".into();
+        bad.updated_at = now;
+        assert!(!s.merge(bad.clone()));
+        assert!(Silences::from_list(vec![bad]).get("peer-1").is_none());
         assert_eq!(new_id().len(), 36);
     }
 }
