@@ -69,17 +69,14 @@ impl RealAlertmanager {
     }
 }
 
+/// obsd's alertmanager reading `am_yml`, kept beside its config in the directory it owns.
 fn start_obsd(am_yml: &str, extra: &str) -> Obsd {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("am.yml"), am_yml).unwrap();
     let toml = format!(
-        "[alertmanager]\nconfig = {:?}\n{extra}[alertmanager.listen]\naddress = \"127.0.0.1:0\"\n",
-        dir.path().join("am.yml").display().to_string()
+        "[alertmanager]\nconfig = \"am.yml\"\n{extra}[alertmanager.listen]\naddress = \"127.0.0.1:0\"\n"
     );
-    let obsd = Obsd::start("alertmanager", &toml);
-    // The yml's directory lives as long as the test needs it; the config was read at start.
-    std::mem::forget(dir);
-    obsd
+    Obsd::start_in_dir(dir, &["--role", "alertmanager"], &toml)
 }
 
 fn post(base: &str, path: &str, body: &Value) -> (u16, String) {
@@ -369,12 +366,9 @@ fn two_obsd_alertmanagers_notify_once_and_share_silences() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("am.yml"), &config).unwrap();
         let toml = format!(
-            "[alertmanager]\nconfig = {:?}\npeers = [\"http://127.0.0.1:{other}\"]\ncluster_token = \"s3cret\"\npeer_timeout = \"3s\"\ncluster_advertise = \"http://127.0.0.1:{own}\"\n[alertmanager.listen]\naddress = \"127.0.0.1:{own}\"\n",
-            dir.path().join("am.yml").display().to_string()
+            "[alertmanager]\nconfig = \"am.yml\"\npeers = [\"http://127.0.0.1:{other}\"]\ncluster_token = \"s3cret\"\npeer_timeout = \"3s\"\ncluster_advertise = \"http://127.0.0.1:{own}\"\n[alertmanager.listen]\naddress = \"127.0.0.1:{own}\"\n"
         );
-        let o = Obsd::start("alertmanager", &toml);
-        std::mem::forget(dir);
-        o
+        Obsd::start_in_dir(dir, &["--role", "alertmanager"], &toml)
     };
     let a = start(pa, pb);
     let b = start(pb, pa);

@@ -297,50 +297,23 @@ pub fn metrics_app(load: Option<u32>) -> Peer {
 
 /// A self-signed certificate for 127.0.0.1/localhost in `dir`: (cert path, key path).
 pub fn self_signed(dir: &std::path::Path) -> (String, String) {
-    let cert = dir.join("tls.crt");
-    let key = dir.join("tls.key");
-    let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
-        .args([
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl (Debian package openssl) is needed to make a test certificate");
-    assert!(status.success());
-    (cert.display().to_string(), key.display().to_string())
+    openssl_certificate(dir, "tls", "localhost", "IP:127.0.0.1,DNS:localhost")
 }
 
 /// A self-signed certificate valid only for the DNS name `name` (not for 127.0.0.1), in `dir`:
 /// (cert path, key path). A client must be told the name (`server_name`) to accept it.
 pub fn certificate_for(dir: &std::path::Path, name: &str) -> (String, String) {
-    let cert = dir.join(format!("{name}.crt"));
-    let key = dir.join(format!("{name}.key"));
+    openssl_certificate(dir, name, name, &format!("DNS:{name}"))
+}
+
+/// `<stem>.crt` and `<stem>.key` in `dir`: a one-day self-signed certificate for `cn` and the
+/// subject alternative names `san`.
+fn openssl_certificate(dir: &std::path::Path, stem: &str, cn: &str, san: &str) -> (String, String) {
+    let cert = dir.join(format!("{stem}.crt"));
+    let key = dir.join(format!("{stem}.key"));
     let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            &format!("/CN={name}"),
-        ])
-        .args([
-            "-addext",
-            &format!("subjectAltName=DNS:{name}"),
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ])
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", &format!("/CN={cn}")])
+        .args(["-addext", &format!("subjectAltName={san}"), "-addext", "basicConstraints=critical,CA:FALSE"])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
