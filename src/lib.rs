@@ -17,6 +17,8 @@
 //!   `Appender`/`Querier` like Prometheus's storage interface).
 //! - `promql`: the PromQL engine over a `Queryable` store.
 //! - `rules`: recording and alerting rules (rule files, group evaluation, alert notification).
+//! - `gotemplate`: Go's `text/template` as Prometheus (alert templates) and Alertmanager
+//!   (notification templates) run it.
 //! - `api`: Prometheus's HTTP API (/api/v1/*, /federate) over a store and the engine.
 //! - `remote_write`: Prometheus remote-write 1.0 messages, decoded and encoded.
 //! - `webui`: the built-in web UI.
@@ -38,6 +40,7 @@ pub mod exposition;
 pub mod federation;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod gotemplate;
 pub mod http;
 pub mod lifecycle;
 pub mod logging;

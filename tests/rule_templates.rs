@@ -1,11 +1,11 @@
-//! Alert templates against the real thing: every case is expanded by `rules::template::expand`
+//! Alert templates against the real thing: every case is expanded by `gotemplate::expand`
 //! and the result written as the expected annotation of a `promtool test rules` unit test
 //! (Prometheus 2.42.0's promtool, from Debian's `prometheus` package). promtool passing
 //! proves the two texts are equal, error texts included; `promtool check rules` does the same
 //! for `check`'s parse errors.
 
+use obsd::gotemplate::{self as template, QuerySample, TemplateData};
 use obsd::model::Labels;
-use obsd::rules::template::{self, QuerySample, TemplateData};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;

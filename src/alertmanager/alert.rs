@@ -84,7 +84,7 @@ pub fn labels_string(labels: &Labels) -> String {
     let mut pairs: Vec<(&str, &str)> = labels.iter().collect();
     pairs.sort_unstable();
     let inner: Vec<String> =
-        pairs.iter().map(|(n, v)| format!("{n}={}", crate::rules::template::go_quote(v))).collect();
+        pairs.iter().map(|(n, v)| format!("{n}={}", crate::gotemplate::go_quote(v))).collect();
     format!("{{{}}}", inner.join(", "))
 }
 

@@ -9,7 +9,7 @@ use super::Shared;
 use super::alert::{Alert, Nanos, alert_order, fingerprint, now_nanos};
 use super::inhibit::Inhibitor;
 use super::nflog::{needs_update, state_key};
-use super::notify::{Notification, backoff, send_webhook, webhook_body};
+use super::notify::{self, Notification, backoff};
 use crate::config::alertmanager::Route;
 use crate::model::Labels;
 use std::collections::{BTreeSet, HashMap};
@@ -257,8 +257,9 @@ async fn pipeline(
     let resolved: BTreeSet<u64> =
         alerts.iter().filter(|a| a.resolved_at(now)).map(Alert::fingerprint).collect();
     let mut ok = true;
-    let sends = receiver.webhooks.iter().enumerate().map(|(i, hook)| {
-        let key = state_key(&group.key, &receiver.name, "webhook", i);
+    let templates = &config.templates;
+    let sends = receiver.indexed().into_iter().enumerate().map(|(position, (i, integration))| {
+        let key = state_key(&group.key, &receiver.name, integration.name(), i);
         let (alerts, firing, resolved) = (&alerts, &firing, &resolved);
         async move {
             let entry = lock(&shared.nflog).get(&key).cloned();
@@ -266,19 +267,30 @@ async fn pipeline(
                 entry.as_ref(),
                 firing,
                 resolved,
-                hook.send_resolved,
+                integration.send_resolved(),
                 nanos(group.opts.repeat_interval),
                 now,
             ) {
                 return true;
             }
-            let sent: Vec<Alert> = if hook.send_resolved {
+            let sent: Vec<Alert> = if integration.send_resolved() {
                 alerts.clone()
             } else {
                 alerts.iter().filter(|a| !a.resolved_at(now)).cloned().collect()
             };
             let delivered = sent.is_empty()
-                || deliver(shared, group, &receiver.name, i, hook, &sent, now, deadline).await;
+                || deliver(
+                    shared,
+                    group,
+                    &receiver.name,
+                    position,
+                    integration,
+                    templates,
+                    &sent,
+                    now,
+                    deadline,
+                )
+                .await;
             if delivered {
                 shared.log_notification(
                     key,
@@ -303,49 +315,58 @@ async fn deliver(
     shared: &Arc<Shared>,
     group: &Arc<Group>,
     receiver: &str,
-    index: usize,
-    hook: &crate::config::alertmanager::Webhook,
+    position: usize,
+    integration: &crate::config::alertmanager::Integration,
+    templates: &crate::gotemplate::notification::NotificationTemplates,
     alerts: &[Alert],
     now: Nanos,
     deadline: tokio::time::Instant,
 ) -> bool {
-    let integration = "webhook";
-    shared.metrics.notification_started(integration);
-    let Some(client) = shared.client(receiver, index) else {
-        tracing::error!(receiver, integration, group = %group.key, "no HTTP client for this webhook (see the error at load); notification failed");
-        shared.metrics.notification_failed(integration);
+    let name = integration.name();
+    shared.metrics.notification_started(name);
+    let client = shared.client(receiver, position);
+    if integration.http().is_some() && client.is_none() {
+        tracing::error!(receiver, integration = name, group = %group.key, "no HTTP client for this integration (see the error at load); notification failed");
+        shared.metrics.notification_failed(name);
         return false;
+    }
+    let notification = Notification {
+        receiver,
+        group_key: &group.key,
+        group_labels: &group.labels,
+        alerts,
+        external_url: &shared.external_url,
+        now,
     };
-    let body = webhook_body(
-        &Notification {
-            receiver,
-            group_key: &group.key,
-            group_labels: &group.labels,
-            alerts,
-            external_url: &shared.external_url,
-            now,
-        },
-        hook.max_alerts,
-    );
+    // Rendered once: template data is not shared across threads, and a retry sends the same.
+    let rendered = match notify::render(integration, &notification, templates) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(receiver, integration = name, group = %group.key, error = %e, "notify retry canceled due to unrecoverable error after 1 attempts");
+            shared.metrics.notification_failed(name);
+            return false;
+        }
+    };
     let mut attempt = 0u32;
     loop {
-        let (result, took) = send_webhook(&client, hook, &body).await;
-        shared.metrics.request(integration, took, result.is_ok());
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let (result, took) = notify::send(&rendered, integration, client.as_ref(), left).await;
+        shared.metrics.request(name, took, result.is_ok());
         match result {
             Ok(()) => return true,
             Err(e) if !e.retryable() => {
-                tracing::error!(receiver, integration, group = %group.key, error = %e, attempts = attempt + 1, "notify retry canceled due to unrecoverable error");
-                shared.metrics.notification_failed(integration);
+                tracing::error!(receiver, integration = name, group = %group.key, error = %e, attempts = attempt + 1, "notify retry canceled due to unrecoverable error");
+                shared.metrics.notification_failed(name);
                 return false;
             }
             Err(e) => {
-                tracing::warn!(receiver, integration, group = %group.key, error = %e, attempt = attempt + 1, "notify attempt failed, will retry later");
+                tracing::warn!(receiver, integration = name, group = %group.key, error = %e, attempt = attempt + 1, "notify attempt failed, will retry later");
             }
         }
         let pause = backoff(attempt);
         if tokio::time::Instant::now() + pause >= deadline {
-            tracing::error!(receiver, integration, group = %group.key, attempts = attempt + 1, "notify retry canceled: the flush ran out of time; the next flush tries again");
-            shared.metrics.notification_failed(integration);
+            tracing::error!(receiver, integration = name, group = %group.key, attempts = attempt + 1, "notify retry canceled: the flush ran out of time; the next flush tries again");
+            shared.metrics.notification_failed(name);
             return false;
         }
         tokio::time::sleep(pause).await;

@@ -115,13 +115,14 @@ impl Shared {
     fn apply(self: &Arc<Self>, new: crate::config::alertmanager::AlertmanagerConfig) {
         let mut clients = HashMap::new();
         for (name, receiver) in &new.receivers {
-            for (i, hook) in receiver.webhooks.iter().enumerate() {
-                match notify::client(&hook.http, Duration::from_secs(30)) {
+            for (i, integration) in receiver.integrations.iter().enumerate() {
+                let Some(http) = integration.http() else { continue };
+                match notify::client(http, Duration::from_secs(30)) {
                     Ok(c) => {
                         clients.insert((name.clone(), i), c);
                     }
                     Err(e) => {
-                        tracing::error!(receiver = %name, index = i, error = %e, "webhook client cannot be built; its notifications fail")
+                        tracing::error!(receiver = %name, index = i, error = %e, "HTTP client cannot be built; this integration's notifications fail")
                     }
                 }
             }

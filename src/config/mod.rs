@@ -496,13 +496,17 @@ pub fn describe(config: &Config) -> String {
         ));
     }
     let a = &config.alertmanager;
-    let webhooks: usize = a.alertmanager.receivers.values().map(|r| r.webhooks.len()).sum();
+    let mut kinds: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for i in a.alertmanager.receivers.values().flat_map(|r| &r.integrations) {
+        *kinds.entry(i.name()).or_default() += 1;
+    }
+    let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
     out.push_str(&format!(
-        "alertmanager: API v2 and /metrics on {}; routing from {}; {} receivers ({} webhooks), {} inhibit rules, {} time intervals; state in {}/alertmanager{}\n",
+        "alertmanager: API v2 and /metrics on {}; routing from {}; {} receivers ({}), {} inhibit rules, {} time intervals; state in {}/alertmanager{}\n",
         listener(&a.listen),
         a.source,
         a.alertmanager.receivers.len(),
-        webhooks,
+        if kinds.is_empty() { "no integrations".to_string() } else { kinds.join(", ") },
         a.alertmanager.inhibit_rules.len(),
         a.alertmanager.time_intervals.len(),
         config.global.data_dir.display(),

@@ -598,7 +598,7 @@ impl Checker<'_> {
                         );
                         (fallback(), full.display().to_string())
                     }
-                    Ok(text) => match am::parse(&text) {
+                    Ok(text) => match am::parse_in(&text, full.parent().unwrap_or(&self.base_dir)) {
                         Ok(c) => (c, full.display().to_string()),
                         Err(e) => {
                             let at = e.line.map(|l| format!(":{l}")).unwrap_or_default();
@@ -631,7 +631,7 @@ impl Checker<'_> {
                 let text = serde_norway::to_string(&value).unwrap_or_default();
                 match serde_json::from_value::<am::File>(value)
                     .map_err(|e| am::ConfigError { line: None, message: e.to_string() })
-                    .and_then(|f| am::resolve(&f))
+                    .and_then(|f| am::resolve_in(&f, &self.base_dir))
                 {
                     Ok(mut c) => {
                         c.original = text;

@@ -3,6 +3,7 @@
 //! and APIs write (durations, byte sizes). A leaf: it imports no role and no engine, so the
 //! store, PromQL, scraping and the APIs all speak of series in the same types.
 
+pub mod gojson;
 pub mod labels;
 pub mod matcher;
 pub mod sample;

@@ -325,7 +325,7 @@ pub fn parse_rule_file(path: &str, text: &str) -> Result<Vec<GroupSpec>, Vec<Str
                 let template = format!("__alert_{alert}");
                 for (what, pairs) in [("label", &labels), ("annotation", &annotations)] {
                     for (k, v) in pairs {
-                        if let Err(e) = super::template::check(&template, v) {
+                        if let Err(e) = crate::gotemplate::check(&template, v) {
                             problem(None, None, format!("{what} {k:?}: {e}"));
                         }
                     }

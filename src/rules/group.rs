@@ -5,8 +5,8 @@
 use super::alert::{Alert, AlertError, AlertSet, Firing, restored_active_at};
 use super::file::{GroupSpec, RuleKind, RuleSpec};
 use super::notifier::{self, Notifier};
-use super::template::{self, QuerySample, TemplateData};
 use crate::config::prometheus::AlertTiming;
+use crate::gotemplate::{self as template, QuerySample, TemplateData};
 use crate::model::labels::{Labels, METRIC_NAME};
 use crate::model::{Matcher, is_stale_nan, stale_nan};
 use crate::promql::{Engine, QueryError, QueryValue, Queryable};

@@ -11,7 +11,6 @@ pub mod file;
 pub mod group;
 pub mod manager;
 pub mod notifier;
-pub mod template;
 pub mod unittest;
 
 use std::path::Path;

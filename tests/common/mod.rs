@@ -452,15 +452,25 @@ pub fn remote_write(url: &str, series: &[Series]) {
 /// with `status`, or never answers when `status` is None.
 pub struct Recorder {
     pub port: u16,
-    bodies: Arc<Mutex<Vec<Vec<u8>>>>,
+    requests: Arc<Mutex<Vec<RecordedRequest>>>,
+}
+
+/// One request a [`Recorder`] received.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    /// Names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Recorder {
     pub fn start(status: Option<u16>) -> Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let bodies: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-        let seen = bodies.clone();
+        let requests: Arc<Mutex<Vec<RecordedRequest>>> = Arc::default();
+        let seen = requests.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
@@ -468,11 +478,19 @@ impl Recorder {
                 std::thread::spawn(move || serve(stream, status, &seen));
             }
         });
-        Recorder { port, bodies }
+        Recorder { port, requests }
     }
 
     pub fn json(&self) -> Vec<serde_json::Value> {
-        self.bodies.lock().unwrap().iter().filter_map(|b| serde_json::from_slice(b).ok()).collect()
+        self.requests.lock().unwrap().iter().filter_map(|r| serde_json::from_slice(&r.body).ok()).collect()
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 
     pub fn alerts_url(&self) -> String {
@@ -480,11 +498,13 @@ impl Recorder {
     }
 }
 
-fn serve(stream: std::net::TcpStream, status: Option<u16>, seen: &Mutex<Vec<Vec<u8>>>) {
+fn serve(stream: std::net::TcpStream, status: Option<u16>, seen: &Mutex<Vec<RecordedRequest>>) {
     let mut reader = BufReader::new(stream);
     loop {
         let mut length = 0usize;
         let mut line = String::new();
+        let mut request_line = String::new();
+        let mut headers = Vec::new();
         loop {
             line.clear();
             match reader.read_line(&mut line) {
@@ -494,6 +514,13 @@ fn serve(stream: std::net::TcpStream, status: Option<u16>, seen: &Mutex<Vec<Vec<
             if line == "\r\n" {
                 break;
             }
+            if request_line.is_empty() {
+                request_line = line.trim_end().to_string();
+                continue;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+            }
             if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                 length = v.trim().parse().unwrap_or(0);
             }
@@ -502,7 +529,10 @@ fn serve(stream: std::net::TcpStream, status: Option<u16>, seen: &Mutex<Vec<Vec<
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        seen.lock().unwrap().push(body);
+        let mut parts = request_line.split(' ');
+        let method = parts.next().unwrap_or("").to_string();
+        let path = parts.next().unwrap_or("").to_string();
+        seen.lock().unwrap().push(RecordedRequest { method, path, headers, body });
         let Some(code) = status else {
             std::thread::sleep(Duration::from_secs(3600));
             return;

@@ -3,10 +3,11 @@
 //! defaults and validation messages. Unknown keys are refused, as Alertmanager's strict YAML
 //! refuses them.
 //!
-//! Receivers obsd does not deliver to (email, Slack, PagerDuty, OpsGenie and the rest, see
+//! Receivers obsd does not deliver to (WeChat, Pushover and the rest, see
 //! `UNSUPPORTED_RECEIVERS`) are refused by name, never loaded and left silent.
 
 pub mod matchers;
+pub mod receivers;
 pub mod time_interval;
 
 use crate::config::Secret;
@@ -26,10 +27,6 @@ pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Receiver kinds Alertmanager 0.25 has and obsd does not deliver to yet.
 pub const UNSUPPORTED_RECEIVERS: &[&str] = &[
-    "email_configs",
-    "pagerduty_configs",
-    "slack_configs",
-    "opsgenie_configs",
     "wechat_configs",
     "pushover_configs",
     "victorops_configs",
@@ -56,9 +53,9 @@ pub struct File {
     pub time_intervals: Vec<NamedTimeInterval>,
 }
 
-/// `global:`. Keys that only configure receivers obsd refuses are accepted here (a file sets
-/// them once for many receivers) and do nothing unless such a receiver is configured, which is
-/// itself refused.
+/// `global:`. Keys that only configure receivers obsd refuses (WeChat, VictorOps, Telegram,
+/// Webex) are accepted here (a file sets them once for many receivers) and do nothing unless
+/// such a receiver is configured, which is itself refused.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Global {
@@ -129,10 +126,14 @@ pub struct ReceiverFile {
     pub name: String,
     #[serde(default)]
     pub webhook_configs: Vec<WebhookFile>,
-    pub email_configs: Option<serde_norway::Value>,
-    pub pagerduty_configs: Option<serde_norway::Value>,
-    pub slack_configs: Option<serde_norway::Value>,
-    pub opsgenie_configs: Option<serde_norway::Value>,
+    #[serde(default)]
+    pub email_configs: Vec<receivers::EmailFile>,
+    #[serde(default)]
+    pub pagerduty_configs: Vec<receivers::PagerdutyFile>,
+    #[serde(default)]
+    pub slack_configs: Vec<receivers::SlackFile>,
+    #[serde(default)]
+    pub opsgenie_configs: Vec<receivers::OpsgenieFile>,
     pub wechat_configs: Option<serde_norway::Value>,
     pub pushover_configs: Option<serde_norway::Value>,
     pub victorops_configs: Option<serde_norway::Value>,
@@ -248,10 +249,71 @@ pub struct Webhook {
     pub max_alerts: u64,
 }
 
+/// One way a receiver notifies.
+#[derive(Debug, Clone)]
+pub enum Integration {
+    Webhook(Webhook),
+    Slack(receivers::Slack),
+    Pagerduty(receivers::Pagerduty),
+    Opsgenie(receivers::Opsgenie),
+    Email(receivers::Email),
+}
+
+impl Integration {
+    /// Alertmanager's integration name (the `integration` label of its metrics).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Integration::Webhook(_) => "webhook",
+            Integration::Slack(_) => "slack",
+            Integration::Pagerduty(_) => "pagerduty",
+            Integration::Opsgenie(_) => "opsgenie",
+            Integration::Email(_) => "email",
+        }
+    }
+
+    pub fn send_resolved(&self) -> bool {
+        match self {
+            Integration::Webhook(w) => w.send_resolved,
+            Integration::Slack(s) => s.send_resolved,
+            Integration::Pagerduty(p) => p.send_resolved,
+            Integration::Opsgenie(o) => o.send_resolved,
+            Integration::Email(e) => e.send_resolved,
+        }
+    }
+
+    /// The HTTP client settings; email speaks SMTP.
+    pub fn http(&self) -> Option<&HttpClientSettings> {
+        match self {
+            Integration::Webhook(w) => Some(&w.http),
+            Integration::Slack(s) => Some(&s.http),
+            Integration::Pagerduty(p) => Some(&p.http),
+            Integration::Opsgenie(o) => Some(&o.http),
+            Integration::Email(_) => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Receiver {
     pub name: String,
-    pub webhooks: Vec<Webhook>,
+    /// In Alertmanager's order (webhook, email, PagerDuty, OpsGenie, Slack within a receiver
+    /// is not significant; each is indexed within its own kind).
+    pub integrations: Vec<Integration>,
+}
+
+impl Receiver {
+    /// Each integration with its index among those of its kind (`webhook[0]`, `slack[1]`).
+    pub fn indexed(&self) -> Vec<(usize, &Integration)> {
+        let mut seen: HashMap<&'static str, usize> = HashMap::new();
+        self.integrations
+            .iter()
+            .map(|i| {
+                let n = seen.entry(i.name()).or_default();
+                *n += 1;
+                (*n - 1, i)
+            })
+            .collect()
+    }
 }
 
 /// A loaded alertmanager.yml.
@@ -262,6 +324,8 @@ pub struct AlertmanagerConfig {
     pub receivers: BTreeMap<String, Receiver>,
     pub inhibit_rules: Vec<InhibitRule>,
     pub time_intervals: HashMap<String, NamedTimeInterval>,
+    /// The default notification templates and the `templates:` files.
+    pub templates: std::sync::Arc<crate::gotemplate::notification::NotificationTemplates>,
     /// The text it was read from, as `/api/v2/status` shows it (`config.original`).
     pub original: String,
     /// Explicit `enable_http2: true` and the like: settings accepted that change nothing.
@@ -286,8 +350,15 @@ impl From<MatcherError> for ConfigError {
     }
 }
 
-/// Parses and validates alertmanager.yml text.
+/// Parses and validates alertmanager.yml text; relative paths in it (`templates:`, `*_file`)
+/// are taken from the working directory.
 pub fn parse(text: &str) -> Result<AlertmanagerConfig, ConfigError> {
+    parse_in(text, std::path::Path::new("."))
+}
+
+/// Parses and validates alertmanager.yml text read from a file in `base`, which relative
+/// `templates:` globs and `*_file` paths are taken from, as Alertmanager takes them.
+pub fn parse_in(text: &str, base: &std::path::Path) -> Result<AlertmanagerConfig, ConfigError> {
     let file: File = if text.trim().is_empty() {
         File::default()
     } else {
@@ -297,7 +368,7 @@ pub fn parse(text: &str) -> Result<AlertmanagerConfig, ConfigError> {
             message: strip_location(&e.to_string()),
         })?
     };
-    let mut config = resolve(&file).map_err(|e| locate(text, e))?;
+    let mut config = resolve_in(&file, base).map_err(|e| locate(text, e))?;
     config.original = text.to_string();
     Ok(config)
 }
@@ -327,6 +398,10 @@ fn locate(text: &str, mut e: ConfigError) -> ConfigError {
 }
 
 pub fn resolve(file: &File) -> Result<AlertmanagerConfig, ConfigError> {
+    resolve_in(file, std::path::Path::new("."))
+}
+
+pub fn resolve_in(file: &File, base: &std::path::Path) -> Result<AlertmanagerConfig, ConfigError> {
     let global = file.global.clone().unwrap_or_default();
     let mut warnings = Vec::new();
     let default_http = match &global.http_config {
@@ -342,10 +417,6 @@ pub fn resolve(file: &File) -> Result<AlertmanagerConfig, ConfigError> {
             return Err(err(format!("notification config name {:?} is not unique", r.name)));
         }
         let kinds = [
-            &r.email_configs,
-            &r.pagerduty_configs,
-            &r.slack_configs,
-            &r.opsgenie_configs,
             &r.wechat_configs,
             &r.pushover_configs,
             &r.victorops_configs,
@@ -367,7 +438,7 @@ pub fn resolve(file: &File) -> Result<AlertmanagerConfig, ConfigError> {
                 )));
             }
         }
-        let mut webhooks = Vec::new();
+        let mut integrations = Vec::new();
         for (i, w) in r.webhook_configs.iter().enumerate() {
             let place = format!("receiver {:?} webhook_configs[{i}]", r.name);
             let url = match (&w.url, &w.url_file) {
@@ -383,14 +454,33 @@ pub fn resolve(file: &File) -> Result<AlertmanagerConfig, ConfigError> {
                 Some(h) => http_settings(h, &format!("{place}.http_config"), &mut warnings)?,
                 None => default_http.clone(),
             };
-            webhooks.push(Webhook {
+            integrations.push(Integration::Webhook(Webhook {
                 send_resolved: w.send_resolved.unwrap_or(true),
                 http,
                 url,
                 max_alerts: w.max_alerts,
-            });
+            }));
         }
-        receivers.insert(r.name.clone(), Receiver { name: r.name.clone(), webhooks });
+        for (i, e) in r.email_configs.iter().enumerate() {
+            let place = format!("receiver {:?} email_configs[{i}]", r.name);
+            integrations.push(Integration::Email(receivers::email(e, &global, &place, base)?));
+        }
+        for (i, p) in r.pagerduty_configs.iter().enumerate() {
+            let place = format!("receiver {:?} pagerduty_configs[{i}]", r.name);
+            let p = receivers::pagerduty(p, &global, &default_http, &place, base, &mut warnings)?;
+            integrations.push(Integration::Pagerduty(p));
+        }
+        for (i, o) in r.opsgenie_configs.iter().enumerate() {
+            let place = format!("receiver {:?} opsgenie_configs[{i}]", r.name);
+            let o = receivers::opsgenie(o, &global, &default_http, &place, base, &mut warnings)?;
+            integrations.push(Integration::Opsgenie(o));
+        }
+        for (i, s) in r.slack_configs.iter().enumerate() {
+            let place = format!("receiver {:?} slack_configs[{i}]", r.name);
+            let s = receivers::slack(s, &global, &default_http, &place, base, &mut warnings)?;
+            integrations.push(Integration::Slack(s));
+        }
+        receivers.insert(r.name.clone(), Receiver { name: r.name.clone(), integrations });
     }
     let Some(root) = &file.route else { return Err(err("no routes provided")) };
     if root.receiver.as_deref().unwrap_or("").is_empty() {
@@ -446,22 +536,96 @@ pub fn resolve(file: &File) -> Result<AlertmanagerConfig, ConfigError> {
             equal: r.equal.clone(),
         });
     }
-    if !file.templates.is_empty() {
-        // Templates only shape the texts of the receivers obsd refuses; a webhook sends data.
-        warnings.push(format!(
-            "templates {:?}: obsd's webhook receivers send Alertmanager's JSON, which templates do not change",
-            file.templates
-        ));
-    }
+    let templates = load_templates(&file.templates, base)?;
     Ok(AlertmanagerConfig {
         resolve_timeout: global.resolve_timeout.map_or(DEFAULT_RESOLVE_TIMEOUT, |d| d.0),
         route,
         receivers,
         inhibit_rules,
         time_intervals,
+        templates: std::sync::Arc::new(templates),
         original: String::new(),
         warnings,
     })
+}
+
+/// `templates:`: each entry a glob, relative to the config file's directory; a glob matching
+/// nothing is not an error (as in Alertmanager), a file that does not parse is.
+fn load_templates(
+    globs: &[String],
+    base: &std::path::Path,
+) -> Result<crate::gotemplate::notification::NotificationTemplates, ConfigError> {
+    let mut files = Vec::new();
+    for pattern in globs {
+        let full = base.join(pattern);
+        let mut matched = glob_paths(&full).map_err(|e| err(format!("templates {pattern:?}: {e}")))?;
+        matched.sort();
+        for path in matched {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| err(format!("templates {pattern:?}: read {}: {e}", path.display())))?;
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            files.push((name, text));
+        }
+    }
+    crate::gotemplate::notification::NotificationTemplates::new(&files)
+        .map_err(|e| err(format!("failed to parse templates: {e}")))
+}
+
+/// Go's `filepath.Glob` for the patterns template lists use: `*`, `?` and `[...]` in the last
+/// path element; earlier elements are taken literally.
+fn glob_paths(pattern: &std::path::Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let name = pattern.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = pattern.parent().unwrap_or(std::path::Path::new("."));
+    if !name.contains(['*', '?', '[']) {
+        return Ok(if pattern.exists() { vec![pattern.to_path_buf()] } else { Vec::new() });
+    }
+    let re = glob_regex(&name)?;
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(Vec::new()) };
+    Ok(entries
+        .flatten()
+        .filter(|e| re.is_match(&e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .collect())
+}
+
+fn glob_regex(name: &str) -> Result<regex::Regex, String> {
+    let mut re = String::from("^");
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            '[' => {
+                re.push('[');
+                if chars.peek() == Some(&'^') {
+                    chars.next();
+                    re.push('^');
+                }
+                let mut closed = false;
+                for c in chars.by_ref() {
+                    if c == ']' {
+                        closed = true;
+                        break;
+                    }
+                    if c == '\\' || c == '[' {
+                        re.push('\\');
+                    }
+                    re.push(c);
+                }
+                if !closed {
+                    return Err("syntax error in pattern".to_string());
+                }
+                re.push(']');
+            }
+            '\\' => match chars.next() {
+                Some(c) => re.push_str(&regex::escape(&c.to_string())),
+                None => return Err("syntax error in pattern".to_string()),
+            },
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    regex::Regex::new(&re).map_err(|e| e.to_string())
 }
 
 fn check_url(url: &str) -> Result<(), String> {
@@ -731,10 +895,45 @@ mod tests {
         for (text, message) in cases {
             assert_eq!(parse(text).map(|_| ()).unwrap_err().message, message, "{text}");
         }
-        let e = parse("route: {receiver: a}\nreceivers:\n  - name: a\n    slack_configs: [{channel: x}]\n")
+        let e = parse("route: {receiver: a}\nreceivers:\n  - name: a\n    wechat_configs: [{to_user: x}]\n")
             .unwrap_err();
-        assert!(e.message.contains("slack_configs are not supported"), "{e}");
+        assert!(e.message.contains("wechat_configs are not supported"), "{e}");
         assert_eq!(e.line, Some(4));
+        let receiver_cases = [
+            ("slack_configs: [{channel: x}]", "no global Slack API URL set either inline or in a file"),
+            (
+                "slack_configs: [{api_url: 'ftp://x'}]",
+                "receiver \"a\" slack_configs[0]: unsupported scheme \"ftp\" for URL",
+            ),
+            (
+                "slack_configs: [{api_url: 'http://x', title: '{{ .X '}]",
+                "receiver \"a\" slack_configs[0]: title: template: :1: unclosed action",
+            ),
+            ("pagerduty_configs: [{url: 'http://x'}]", "missing service or routing key in PagerDuty config"),
+            (
+                "opsgenie_configs: [{api_key: k, responders: [{type: team}]}]",
+                "opsGenieConfig responder {   team} has to have at least one of id, username or name specified",
+            ),
+            (
+                "opsgenie_configs: [{api_key: k, responders: [{name: n, type: group}]}]",
+                "opsGenieConfig responder { n  group} type does not match valid options ^(team|teams|user|escalation|schedule)$",
+            ),
+            ("email_configs: [{smarthost: 'h:25', from: a@b}]", "missing to address in email config"),
+            ("email_configs: [{to: x@y, from: a@b}]", "no global SMTP smarthost set"),
+            ("email_configs: [{to: x@y, smarthost: 'h:25'}]", "no global SMTP from set"),
+            (
+                "email_configs: [{to: x@y, from: a@b, smarthost: 'h:25', headers: {subject: a, Subject: b}}]",
+                "duplicate header \"Subject\" in email config",
+            ),
+        ];
+        for (receiver, message) in receiver_cases {
+            let text = format!("route: {{receiver: a}}\nreceivers:\n  - name: a\n    {receiver}\n");
+            assert_eq!(parse(&text).map(|_| ()).unwrap_err().message, message, "{text}");
+        }
+        let ok = "route: {receiver: a}\nreceivers:\n  - name: a\n    slack_configs: [{api_url: 'http://s/x'}]\n    opsgenie_configs: [{api_key: k, api_url: 'http://o/api'}]\n    pagerduty_configs: [{routing_key: r}]\n    email_configs: [{to: x@y, from: a@b, smarthost: 'h:25'}]\n";
+        let c = parse(ok).unwrap();
+        let kinds: Vec<&str> = c.receivers["a"].integrations.iter().map(|i| i.name()).collect();
+        assert_eq!(kinds, ["email", "pagerduty", "opsgenie", "slack"]);
         let e = parse("route:\n  receiver: a\n  bogus: 1\nreceivers: [{name: a}]\n").unwrap_err();
         assert_eq!(e.line, Some(3), "{e}");
     }

@@ -1,4 +1,4 @@
-//! Alert label and annotation templates, expanded as Prometheus 2.42 expands them
+//! Go templates: alert label and annotation templates, expanded as Prometheus 2.42 expands them
 //! (`template/template.go`, `rules/alerting.go`): Go 1.19's `text/template` with
 //! `missingkey=zero` and Prometheus's functions, written here as an interpreter because no
 //! Rust crate reproduces Go's output and error texts (see Cargo.toml).
@@ -52,6 +52,9 @@ mod lex;
 mod parse;
 mod value;
 
+pub mod notification;
+pub use parse::Dialect;
+
 use crate::model::Labels;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -97,7 +100,7 @@ const DEFS: &str = "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}
 /// `template: __alert_HighLoad:1: function "foo" not defined`; Prometheus prefixes it with
 /// `annotation "summary": ` (or `label "severity": `).
 pub fn check(name: &str, text: &str) -> Result<(), String> {
-    parse::parse(name, &format!("{DEFS}{text}")).map(|_| ())
+    parse::parse(name, &format!("{DEFS}{text}"), Dialect::Prometheus).map(|_| ())
 }
 
 fn label_map(l: &Labels) -> Rc<BTreeMap<String, String>> {
@@ -124,7 +127,7 @@ pub fn expand(
 ) -> Result<String, String> {
     let _ = timestamp_ms;
     let full = format!("{DEFS}{text}");
-    let trees = parse::parse(name, &full)
+    let trees = parse::parse(name, &full, Dialect::Prometheus)
         .map_err(|e| format!("<error expanding template: error parsing template {name}: {e}>"))?;
     let root = value::Root {
         labels: label_map(data.labels),
@@ -132,8 +135,14 @@ pub fn expand(
         external_url: Rc::from(data.external_url),
         value: data.value,
     };
-    let env = funcs::Env { query, external_url: Rc::from(data.external_url) };
-    exec::execute(&trees, &full, name, value::Value::Root(Rc::new(root)), &env)
+    let env = funcs::Env {
+        query,
+        external_url: Rc::from(data.external_url),
+        dialect: Dialect::Prometheus,
+        escape_html: false,
+    };
+    let sources = [exec::Source { trees: &trees, text: &full, name }];
+    exec::execute(&sources, name, value::Value::Root(Rc::new(root)), &env)
         .map_err(|e| format!("<error expanding template: error executing template {name}: {e}>"))
 }
 

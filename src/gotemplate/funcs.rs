@@ -17,6 +17,11 @@ pub(super) struct Env<'a> {
     pub query: QueryFn<'a>,
     /// `externalURL` / `$externalURL`, Prometheus's `--web.external-url` as `url.URL.String()`.
     pub external_url: Rc<str>,
+    /// Whose function map the template runs with.
+    pub dialect: super::Dialect,
+    /// html/template's escaping of what an action prints in HTML text (Alertmanager's email
+    /// bodies); a `safeHtml` value prints as it is.
+    pub escape_html: bool,
 }
 
 /// A function's Go signature: fixed parameters, the element type of a variadic tail, and the
@@ -32,9 +37,12 @@ const fn sig(params: &'static [Param], variadic: Option<Param>) -> Sig {
     Sig { params, variadic, results: 1 }
 }
 
-use Param::{Any, Query as Q, Reflect as R, Sample as S, String as Str};
+use Param::{Any, Query as Q, Reflect as R, Sample as S, StrSlice as SS, String as Str};
 
-pub(super) fn signature(name: &str) -> Option<Sig> {
+pub(super) fn signature(dialect: super::Dialect, name: &str) -> Option<Sig> {
+    if !dialect.has_function(name) {
+        return None;
+    }
     Some(match name {
         "and" | "or" | "call" | "index" | "slice" | "eq" => sig(&[R], Some(R)),
         "not" | "len" => sig(&[R], None),
@@ -52,33 +60,14 @@ pub(super) fn signature(name: &str) -> Option<Sig> {
         "humanize" | "humanize1024" | "humanizeDuration" | "humanizePercentage" | "humanizeTimestamp"
         | "toTime" => sig(&[Any], None),
         "pathPrefix" | "externalURL" => sig(&[], None),
+        "join" => sig(&[Str, SS], None),
+        "stringSlice" => sig(&[], Some(Str)),
         _ => return None,
     })
 }
 
 pub(super) fn is_builtin(name: &str) -> bool {
-    matches!(
-        name,
-        "and"
-            | "call"
-            | "html"
-            | "index"
-            | "slice"
-            | "js"
-            | "len"
-            | "not"
-            | "or"
-            | "print"
-            | "printf"
-            | "println"
-            | "urlquery"
-            | "eq"
-            | "ge"
-            | "gt"
-            | "le"
-            | "lt"
-            | "ne"
-    )
+    super::parse::BUILTINS.contains(&name)
 }
 
 /// Why a call failed.
@@ -164,6 +153,11 @@ pub(super) fn call(st: &mut State, name: &str, args: Vec<Value>) -> CResult {
             Ok(Value::str(&goregex::replace_all(&re, string_arg(&a[2]), string_arg(&a[1]))))
         }
         "safeHtml" => Ok(Value::Html(Rc::from(string_arg(&a[0])))),
+        "join" => match &a[1] {
+            Value::StrSlice(items) => Ok(Value::str(&items.join(string_arg(&a[0])))),
+            _ => Ok(Value::str("")),
+        },
+        "stringSlice" => Ok(Value::StrSlice(Rc::new(a.iter().map(|v| string_arg(v).to_string()).collect()))),
         "match" => {
             let re = goregex::compile(string_arg(&a[0])).map_err(CallError::Go)?;
             Ok(Value::Bool(re.is_match(string_arg(&a[1]))))
@@ -262,6 +256,11 @@ fn eval_args(args: &[Value]) -> Result<String, CallError> {
     gofmt::sprint(&printable).map_err(CallError::Unsupported)
 }
 
+/// html/template's escaper for HTML text, which also escapes `+`.
+pub(super) fn html_text_escape(s: &str) -> String {
+    html_escape(s).replace('+', "&#43;")
+}
+
 fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -350,7 +349,28 @@ fn index(item: &Value, indexes: &[Value]) -> CResult {
                     None => return go("reflect: slice index out of range"),
                 }
             }
-            Value::StrMap(m) => match indirect_iface(idx) {
+            Value::StrSlice(items) => {
+                let x = index_arg(idx, items.len())?;
+                match items.get(x) {
+                    Some(item) => Value::str(item),
+                    None => return go("reflect: slice index out of range"),
+                }
+            }
+            Value::Pairs(pairs) => {
+                let x = index_arg(idx, pairs.len())?;
+                match pairs.get(x) {
+                    Some(pair) => Value::Pair(Rc::new(pair.clone())),
+                    None => return go("reflect: slice index out of range"),
+                }
+            }
+            Value::Alerts(alerts) => {
+                let x = index_arg(idx, alerts.len())?;
+                match alerts.get(x) {
+                    Some(alert) => Value::AmAlert(alert.clone()),
+                    None => return go("reflect: slice index out of range"),
+                }
+            }
+            Value::StrMap(m) | Value::Kv(m) => match indirect_iface(idx) {
                 Value::Str(k) => Value::str(m.get(&*k).map_or("", String::as_str)),
                 Value::Invalid => return go("value is nil; should be of type string"),
                 other => return go(format!("value has type {}; should be string", other.type_name())),
@@ -421,8 +441,11 @@ fn length(item: &Value) -> CResult {
         Value::Invalid => go("reflect: call of reflect.Value.Type on zero Value"),
         Value::NilIface | Value::Sample(None) => go("len of nil pointer"),
         Value::Str(s) | Value::Html(s) => Ok(Value::Int(s.len() as i64)),
-        Value::StrMap(m) => Ok(Value::Int(m.len() as i64)),
+        Value::StrMap(m) | Value::Kv(m) => Ok(Value::Int(m.len() as i64)),
         Value::IfaceMap(m) => Ok(Value::Int(m.len() as i64)),
+        Value::Alerts(a) => Ok(Value::Int(a.len() as i64)),
+        Value::Pairs(p) => Ok(Value::Int(p.len() as i64)),
+        Value::StrSlice(s) => Ok(Value::Int(s.len() as i64)),
         Value::Query(q) => Ok(Value::Int(q.len as i64)),
         other => go(format!("len of type {}", elem_type(other))),
     }
@@ -474,7 +497,18 @@ fn is_nil(v: &Value) -> bool {
 }
 
 fn comparable(v: &Value) -> bool {
-    !matches!(v, Value::StrMap(_) | Value::IfaceMap(_) | Value::Query(_) | Value::Root(_))
+    !matches!(
+        v,
+        Value::StrMap(_)
+            | Value::IfaceMap(_)
+            | Value::Query(_)
+            | Value::Root(_)
+            | Value::Kv(_)
+            | Value::Alerts(_)
+            | Value::Pairs(_)
+            | Value::StrSlice(_)
+            | Value::AmAlert(_)
+    )
 }
 
 fn same_pointer(a: &Value, b: &Value) -> bool {
@@ -482,6 +516,8 @@ fn same_pointer(a: &Value, b: &Value) -> bool {
         (Value::Sample(Some(x)), Value::Sample(Some(y))) => Rc::ptr_eq(x, y),
         (Value::Time { id: x, ptr: true, .. }, Value::Time { id: y, ptr: true, .. }) => x == y,
         (Value::Time { t: x, ptr: false, .. }, Value::Time { t: y, ptr: false, .. }) => x == y,
+        (Value::AmData(x), Value::AmData(y)) => Rc::ptr_eq(x, y),
+        (Value::Pair(x), Value::Pair(y)) => x == y,
         _ => false,
     }
 }
@@ -886,6 +922,54 @@ pub(super) fn call_time_method(st: &mut State, t: GoTime, name: &str, args: Vec<
         "UTC" => Value::Time { t, ptr: false, id: st.new_id() },
         "IsZero" => Value::Bool(t.secs == -62_135_596_800 && t.nanos == 0),
         _ => return Err(CallError::Unsupported(format!("the time.Time method {name}"))),
+    })
+}
+
+/// The methods of Alertmanager's template types (`template.Alerts`, `template.KV`,
+/// `template.Pairs`).
+pub(super) fn am_method(receiver: &Value, name: &str) -> Option<Sig> {
+    match (receiver, name) {
+        (Value::Alerts(_), "Firing" | "Resolved")
+        | (Value::Kv(_), "SortedPairs" | "Names" | "Values")
+        | (Value::Pairs(_), "Names" | "Values") => Some(sig(&[], None)),
+        (Value::Kv(_), "Remove") => Some(sig(&[SS], None)),
+        _ => None,
+    }
+}
+
+/// `KV.SortedPairs`: by name, with `alertname` first.
+pub(super) fn sorted_pairs(kv: &StrMap) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = Vec::with_capacity(kv.len());
+    if let Some(v) = kv.get("alertname") {
+        pairs.push(("alertname".to_string(), v.clone()));
+    }
+    pairs.extend(kv.iter().filter(|(k, _)| *k != "alertname").map(|(k, v)| (k.clone(), v.clone())));
+    pairs
+}
+
+pub(super) fn call_am_method(receiver: &Value, name: &str, args: Vec<Value>) -> CResult {
+    let names = |pairs: &[(String, String)]| pairs.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    let values = |pairs: &[(String, String)]| pairs.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>();
+    Ok(match (receiver, name) {
+        (Value::Alerts(alerts), "Firing" | "Resolved") => {
+            let want = if name == "Firing" { "firing" } else { "resolved" };
+            Value::Alerts(Rc::new(alerts.iter().filter(|a| &*a.status == want).cloned().collect()))
+        }
+        (Value::Kv(kv), "SortedPairs") => Value::Pairs(Rc::new(sorted_pairs(kv))),
+        (Value::Kv(kv), "Names") => Value::StrSlice(Rc::new(names(&sorted_pairs(kv)))),
+        (Value::Kv(kv), "Values") => Value::StrSlice(Rc::new(values(&sorted_pairs(kv)))),
+        (Value::Kv(kv), "Remove") => {
+            let drop: &[String] = match args.first() {
+                Some(Value::StrSlice(keys)) => keys,
+                _ => &[],
+            };
+            Value::Kv(Rc::new(
+                kv.iter().filter(|(k, _)| !drop.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            ))
+        }
+        (Value::Pairs(pairs), "Names") => Value::StrSlice(Rc::new(names(pairs))),
+        (Value::Pairs(pairs), "Values") => Value::StrSlice(Rc::new(values(pairs))),
+        _ => return go(format!("no method {name} on {}", receiver.type_name())),
     })
 }
 

@@ -9,6 +9,7 @@
 use super::gostr::{can_backquote, format_float, quote, quote_ascii, quote_rune};
 use super::gotime;
 use super::value::{Sample, Value};
+use std::rc::Rc;
 
 /// The printing hit a case this port does not reproduce.
 pub(super) type Unsupported = String;
@@ -448,7 +449,7 @@ impl Printer {
                 let s = s.clone();
                 self.fmt_string(&s, verb, v)
             }
-            Value::StrMap(m) => {
+            Value::StrMap(m) | Value::Kv(m) => {
                 if self.f.sharp_v {
                     return self.unsupported("%#v of a map");
                 }
@@ -520,6 +521,42 @@ impl Printer {
                     self.fmt_integer(0, false, verb, v);
                 }
                 self.buf.push('}');
+            }
+            Value::StrSlice(items) => {
+                if self.f.sharp_v {
+                    return self.unsupported("%#v of a slice");
+                }
+                self.buf.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.buf.push(' ');
+                    }
+                    self.print_value(&Value::str(item), verb, depth + 1);
+                }
+                self.buf.push(']');
+            }
+            Value::Pair(p) => {
+                if self.f.sharp_v {
+                    return self.unsupported("%#v of a struct");
+                }
+                let fields = [("Name", Value::str(&p.0)), ("Value", Value::str(&p.1))];
+                self.print_struct(&fields, verb, depth);
+            }
+            Value::Pairs(pairs) => {
+                if self.f.sharp_v {
+                    return self.unsupported("%#v of a slice");
+                }
+                self.buf.push('[');
+                for (i, p) in pairs.iter().enumerate() {
+                    if i > 0 {
+                        self.buf.push(' ');
+                    }
+                    self.print_value(&Value::Pair(Rc::new(p.clone())), verb, depth + 1);
+                }
+                self.buf.push(']');
+            }
+            Value::AmData(_) | Value::AmAlert(_) | Value::Alerts(_) => {
+                self.unsupported("printing an Alertmanager template data struct")
             }
             Value::Query(q) => {
                 if self.f.sharp_v {

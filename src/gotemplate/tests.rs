@@ -14,15 +14,22 @@ fn metric(pairs: &[(&str, &str)], value: f64) -> QuerySample {
 /// front, so error positions are the ones `template_test.go` expects.
 fn run_with(text: &str, result: Vec<QuerySample>) -> Result<String, String> {
     let q = move |_: &str| Ok(result.clone());
-    let env = funcs::Env { query: &q, external_url: Rc::from("http://testhost:9090/path/prefix") };
-    let trees = parse::parse("test", text).map_err(|e| format!("error parsing template test: {e}"))?;
+    let env = funcs::Env {
+        query: &q,
+        external_url: Rc::from("http://testhost:9090/path/prefix"),
+        dialect: Dialect::Prometheus,
+        escape_html: false,
+    };
+    let trees = parse::parse("test", text, Dialect::Prometheus)
+        .map_err(|e| format!("error parsing template test: {e}"))?;
     let root = value::Root {
         labels: Rc::new(BTreeMap::new()),
         external_labels: Rc::new(BTreeMap::new()),
         external_url: Rc::from("http://testhost:9090/path/prefix"),
         value: 0.0,
     };
-    exec::execute(&trees, text, "test", value::Value::Root(Rc::new(root)), &env)
+    let sources = [exec::Source { trees: &trees, text, name: "test" }];
+    exec::execute(&sources, "test", value::Value::Root(Rc::new(root)), &env)
         .map_err(|e| format!("error executing template test: {e}"))
 }
 

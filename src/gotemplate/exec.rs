@@ -9,6 +9,7 @@ use super::gofmt;
 use super::gostr;
 use super::parse::{Arg, Branch, Command, GoNode, ListNode, Node, NumberNode, Pipe, TreeSet, VarNode};
 use super::value::{Param, Value};
+use std::rc::Rc;
 
 /// Nested `{{template}}` calls allowed. Go allows 100000; each level here costs native stack.
 const MAX_EXEC_DEPTH: usize = 1000;
@@ -21,8 +22,17 @@ enum Flow {
     Continue,
 }
 
+/// One parsed text: the templates it defines, the text (positions in errors index it) and the
+/// name it was parsed under.
+#[derive(Clone, Copy)]
+pub(super) struct Source<'t> {
+    pub trees: &'t TreeSet,
+    pub text: &'t str,
+    pub name: &'t str,
+}
+
 pub(super) struct State<'t, 'e> {
-    trees: &'t TreeSet,
+    sources: &'t [Source<'t>],
     text: &'t str,
     parse_name: &'t str,
     tmpl_name: &'t str,
@@ -34,15 +44,30 @@ pub(super) struct State<'t, 'e> {
     next_id: usize,
 }
 
-/// Executes template `name` of `trees` (parsed from `text`) with `dot` as data.
-pub(super) fn execute(trees: &TreeSet, text: &str, name: &str, dot: Value, env: &Env) -> EResult<String> {
-    let Some(root) = trees.get(name) else {
+/// The definition of template `name`: the first source that defines it with a body, else the
+/// first that defines it (Go's `associate` keeps a body over a later empty redefinition).
+fn find<'t>(sources: &'t [Source<'t>], name: &str) -> Option<(&'t ListNode, Source<'t>)> {
+    let mut empty = None;
+    for src in sources {
+        if let Some(tree) = src.trees.get(name) {
+            if !super::parse::is_empty_tree(tree) {
+                return Some((tree, *src));
+            }
+            empty.get_or_insert((tree, *src));
+        }
+    }
+    empty
+}
+
+/// Executes template `name` with `dot` as data. Templates are looked up in `sources` in order.
+pub(super) fn execute<'t>(sources: &'t [Source<'t>], name: &str, dot: Value, env: &Env) -> EResult<String> {
+    let Some((root, src)) = find(sources, name) else {
         return Err(format!("template: {name}: {} is an incomplete or empty template", gostr::quote(name)));
     };
     let mut s = State {
-        trees,
-        text,
-        parse_name: name,
+        sources,
+        text: src.text,
+        parse_name: src.name,
         tmpl_name: name,
         node: None,
         vars: vec![("$".to_string(), dot.clone())],
@@ -67,7 +92,8 @@ impl<'t, 'e> State<'t, 'e> {
             None => format!("template: {}: {msg}", self.tmpl_name),
             Some(n) => {
                 let pos = n.pos().min(self.text.len());
-                let before = &self.text[..pos];
+                // A node of another source's tree cannot land inside a character and panic.
+                let before = self.text.get(..pos).unwrap_or(self.text);
                 let line = 1 + before.matches('\n').count();
                 let col = match before.rfind('\n') {
                     Some(i) => pos - (i + 1),
@@ -198,7 +224,22 @@ impl<'t, 'e> State<'t, 'e> {
                 .enumerate()
                 .map(|(i, s)| (Value::Int(i as i64), Value::Sample(Some(s))))
                 .collect(),
-            Value::StrMap(m) => m.iter().map(|(k, v)| (Value::str(k), Value::str(v))).collect(),
+            Value::StrMap(m) | Value::Kv(m) => {
+                m.iter().map(|(k, v)| (Value::str(k), Value::str(v))).collect()
+            }
+            Value::Alerts(alerts) => alerts
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (Value::Int(i as i64), Value::AmAlert(a.clone())))
+                .collect(),
+            Value::Pairs(pairs) => pairs
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (Value::Int(i as i64), Value::Pair(Rc::new(p.clone()))))
+                .collect(),
+            Value::StrSlice(items) => {
+                items.iter().enumerate().map(|(i, v)| (Value::Int(i as i64), Value::str(v))).collect()
+            }
             Value::IfaceMap(m) => m.iter().map(|(k, v)| (Value::str(k), v.clone())).collect(),
             Value::Invalid => Vec::new(),
             Value::Sample(None) => return self.fail("range can't iterate over <nil>"),
@@ -244,7 +285,7 @@ impl<'t, 'e> State<'t, 'e> {
         pipe: Option<&'t Pipe>,
     ) -> EResult<()> {
         self.at(node);
-        let Some(root) = self.trees.get(name) else {
+        let Some((root, src)) = find(self.sources, name) else {
             return self.fail(format!("template {} not defined", gostr::quote(name)));
         };
         if self.depth >= MAX_EXEC_DEPTH {
@@ -253,10 +294,14 @@ impl<'t, 'e> State<'t, 'e> {
         let dot = self.eval_pipeline(dot, pipe)?;
         let saved_vars = std::mem::replace(&mut self.vars, vec![("$".to_string(), dot.clone())]);
         let saved_name = std::mem::replace(&mut self.tmpl_name, name);
+        let saved_text = std::mem::replace(&mut self.text, src.text);
+        let saved_parse_name = std::mem::replace(&mut self.parse_name, src.name);
         self.depth += 1;
         let r = self.walk_list(&dot, root);
         self.depth -= 1;
         self.tmpl_name = saved_name;
+        self.text = saved_text;
+        self.parse_name = saved_parse_name;
         self.vars = saved_vars;
         r.map(|_| ())
     }
@@ -433,8 +478,48 @@ impl<'t, 'e> State<'t, 'e> {
             let t = *t;
             return self.eval_call(dot, Callee::Method(t), false, node, field, sig, args, fin);
         }
+        if let Some(sig) = funcs::am_method(&receiver, field) {
+            return self.eval_call(dot, Callee::AmMethod(receiver), false, node, field, sig, args, fin);
+        }
         let has_args = args.is_some_and(|a| a.len() > 1) || fin.is_some();
+        let am_field = match &receiver {
+            Value::AmData(d) => match field {
+                "Receiver" => Some(Value::Str(d.receiver.clone())),
+                "Status" => Some(Value::Str(d.status.clone())),
+                "Alerts" => Some(Value::Alerts(d.alerts.clone())),
+                "GroupLabels" => Some(Value::Kv(d.group_labels.clone())),
+                "CommonLabels" => Some(Value::Kv(d.common_labels.clone())),
+                "CommonAnnotations" => Some(Value::Kv(d.common_annotations.clone())),
+                "ExternalURL" => Some(Value::Str(d.external_url.clone())),
+                _ => None,
+            },
+            Value::AmAlert(a) => match field {
+                "Status" => Some(Value::Str(a.status.clone())),
+                "Labels" => Some(Value::Kv(a.labels.clone())),
+                "Annotations" => Some(Value::Kv(a.annotations.clone())),
+                "StartsAt" => Some(Value::Time { t: a.starts_at, ptr: false, id: 0 }),
+                "EndsAt" => Some(Value::Time { t: a.ends_at, ptr: false, id: 0 }),
+                "GeneratorURL" => Some(Value::Str(a.generator_url.clone())),
+                "Fingerprint" => Some(Value::Str(a.fingerprint.clone())),
+                _ => None,
+            },
+            Value::Pair(p) => match field {
+                "Name" => Some(Value::str(&p.0)),
+                "Value" => Some(Value::str(&p.1)),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(v) = am_field {
+            if has_args {
+                return self.fail(format!("{field} has arguments but cannot be invoked as function"));
+            }
+            return Ok(v);
+        }
         match &receiver {
+            Value::AmData(_) | Value::AmAlert(_) | Value::Pair(_) => {
+                self.fail(format!("can't evaluate field {field} in type {typ}"))
+            }
             Value::Root(r) => {
                 let v = match field {
                     "Labels" => Value::StrMap(r.labels.clone()),
@@ -460,7 +545,7 @@ impl<'t, 'e> State<'t, 'e> {
                 }
                 Ok(if field == "Labels" { Value::StrMap(s.labels.clone()) } else { Value::Float(s.value) })
             }
-            Value::StrMap(m) => {
+            Value::StrMap(m) | Value::Kv(m) => {
                 if has_args {
                     return self.fail(format!("{field} is not a method but has arguments"));
                 }
@@ -492,7 +577,7 @@ impl<'t, 'e> State<'t, 'e> {
         fin: Option<Value>,
     ) -> EResult<Value> {
         self.at(ident);
-        let Some(sig) = funcs::signature(name) else {
+        let Some(sig) = funcs::signature(self.env.dialect, name) else {
             return self.fail(format!("{} is not a defined function", gostr::quote(name)));
         };
         let builtin = funcs::is_builtin(name);
@@ -574,6 +659,7 @@ impl<'t, 'e> State<'t, 'e> {
         let result = match callee {
             Callee::Func(fname) => funcs::call(self, fname, argv),
             Callee::Method(t) => funcs::call_time_method(self, t, name, argv),
+            Callee::AmMethod(receiver) => funcs::call_am_method(&receiver, name, argv),
         };
         match result {
             Ok(v) => Ok(v),
@@ -657,7 +743,7 @@ impl<'t, 'e> State<'t, 'e> {
                 _ => self.fail(format!("expected string; found {}", n.go_string())),
             },
             Param::Any | Param::Reflect => self.eval_empty_interface(dot, n),
-            Param::Query | Param::Sample => {
+            Param::Query | Param::Sample | Param::StrSlice => {
                 self.fail(format!("can't handle {} for arg of type {}", n.go_string(), typ.name()))
             }
         }
@@ -679,6 +765,10 @@ impl<'t, 'e> State<'t, 'e> {
     fn print_value(&mut self, node: &'t Node, v: &Value) -> EResult<()> {
         self.at(node);
         match gofmt::print_action(v) {
+            Ok(s) if self.env.escape_html && !matches!(v, Value::Html(_)) => {
+                self.out.push_str(&funcs::html_text_escape(&s));
+                Ok(())
+            }
             Ok(s) => {
                 self.out.push_str(&s);
                 Ok(())
@@ -688,11 +778,12 @@ impl<'t, 'e> State<'t, 'e> {
     }
 }
 
-/// What `evalCall` invokes: a function by name or a method of a time value.
-#[derive(Clone, Copy)]
+/// What `evalCall` invokes: a function by name, a method of a time value or a method of one
+/// of Alertmanager's template types.
 enum Callee<'t> {
     Func(&'t str),
     Method(super::value::GoTime),
+    AmMethod(Value),
 }
 
 fn n_as_node(n: &NumberNode) -> &dyn GoNode {

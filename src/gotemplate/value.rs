@@ -56,6 +56,30 @@ impl QueryResult {
     }
 }
 
+/// Alertmanager's `template.Data`, what a notification template sees as `.`.
+#[derive(Debug)]
+pub(super) struct AmData {
+    pub receiver: Rc<str>,
+    pub status: Rc<str>,
+    pub alerts: Rc<Vec<Rc<AmAlert>>>,
+    pub group_labels: Rc<StrMap>,
+    pub common_labels: Rc<StrMap>,
+    pub common_annotations: Rc<StrMap>,
+    pub external_url: Rc<str>,
+}
+
+/// Alertmanager's `template.Alert`.
+#[derive(Debug)]
+pub(super) struct AmAlert {
+    pub status: Rc<str>,
+    pub labels: Rc<StrMap>,
+    pub annotations: Rc<StrMap>,
+    pub starts_at: GoTime,
+    pub ends_at: GoTime,
+    pub generator_url: Rc<str>,
+    pub fingerprint: Rc<str>,
+}
+
 /// A point in time as Go's `time.Time` in UTC: seconds since the epoch and nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct GoTime {
@@ -98,6 +122,21 @@ pub(super) enum Value {
     /// `time.Weekday`.
     Weekday(i64),
     Root(Rc<Root>),
+    /// `*template.Data` (Alertmanager).
+    AmData(Rc<AmData>),
+    /// `template.Alerts`: a slice with the methods `Firing` and `Resolved`.
+    Alerts(Rc<Vec<Rc<AmAlert>>>),
+    /// `template.Alert`.
+    AmAlert(Rc<AmAlert>),
+    /// `template.KV`: a `map[string]string` with the methods `SortedPairs`, `Remove`,
+    /// `Names` and `Values`.
+    Kv(Rc<StrMap>),
+    /// `template.Pairs`: `[]template.Pair` with the methods `Names` and `Values`.
+    Pairs(Rc<Vec<(String, String)>>),
+    /// `template.Pair`: `Name` and `Value`.
+    Pair(Rc<(String, String)>),
+    /// `[]string`.
+    StrSlice(Rc<Vec<String>>),
 }
 
 /// Go's `reflect.Kind` groups that the interpreter distinguishes.
@@ -130,8 +169,10 @@ impl Value {
             Value::Uint8(_) => Kind::Uint,
             Value::Float(_) => Kind::Float,
             Value::Str(_) | Value::Html(_) => Kind::String,
-            Value::StrMap(_) | Value::IfaceMap(_) => Kind::Map,
-            Value::Query(_) => Kind::Slice,
+            Value::StrMap(_) | Value::IfaceMap(_) | Value::Kv(_) => Kind::Map,
+            Value::Query(_) | Value::Alerts(_) | Value::Pairs(_) | Value::StrSlice(_) => Kind::Slice,
+            Value::AmData(_) => Kind::Ptr,
+            Value::AmAlert(_) | Value::Pair(_) => Kind::Struct,
             Value::Sample(_) => Kind::Ptr,
             Value::Time { ptr, .. } => {
                 if *ptr {
@@ -165,6 +206,13 @@ impl Value {
             Value::Month(_) => "time.Month",
             Value::Weekday(_) => "time.Weekday",
             Value::Root(_) => ROOT_TYPE,
+            Value::AmData(_) => "*template.Data",
+            Value::Alerts(_) => "template.Alerts",
+            Value::AmAlert(_) => "template.Alert",
+            Value::Kv(_) => "template.KV",
+            Value::Pairs(_) => "template.Pairs",
+            Value::Pair(_) => "template.Pair",
+            Value::StrSlice(_) => "[]string",
         }
     }
 
@@ -181,7 +229,11 @@ impl Value {
             Value::Uint8(u) => *u != 0,
             Value::Float(f) => *f != 0.0,
             Value::Str(s) | Value::Html(s) => !s.is_empty(),
-            Value::StrMap(m) => !m.is_empty(),
+            Value::StrMap(m) | Value::Kv(m) => !m.is_empty(),
+            Value::Alerts(a) => !a.is_empty(),
+            Value::Pairs(p) => !p.is_empty(),
+            Value::StrSlice(s) => !s.is_empty(),
+            Value::AmData(_) | Value::AmAlert(_) | Value::Pair(_) => true,
             Value::IfaceMap(m) => !m.is_empty(),
             Value::Query(q) => q.len > 0,
             Value::Sample(s) => s.is_some(),
@@ -208,6 +260,8 @@ pub(super) enum Param {
     Reflect,
     Query,
     Sample,
+    /// `[]string` (Alertmanager's `join` and `KV.Remove`).
+    StrSlice,
 }
 
 impl Param {
@@ -218,12 +272,13 @@ impl Param {
             Param::Reflect => "reflect.Value",
             Param::Query => "template.queryResult",
             Param::Sample => "*template.sample",
+            Param::StrSlice => "[]string",
         }
     }
 
     /// Go's `canBeNil`.
     pub fn can_be_nil(self) -> bool {
-        matches!(self, Param::Any | Param::Reflect | Param::Query | Param::Sample)
+        matches!(self, Param::Any | Param::Reflect | Param::Query | Param::Sample | Param::StrSlice)
     }
 
     /// `reflect.Zero(typ)` for a nillable type.
@@ -231,6 +286,7 @@ impl Param {
         match self {
             Param::Query => Value::Query(QueryResult::new(Vec::new())),
             Param::Sample => Value::Sample(None),
+            Param::StrSlice => Value::StrSlice(Rc::new(Vec::new())),
             _ => Value::Invalid,
         }
     }
@@ -242,6 +298,7 @@ impl Param {
             Param::String => matches!(v, Value::Str(_)),
             Param::Query => matches!(v, Value::Query(_)),
             Param::Sample => matches!(v, Value::Sample(_)),
+            Param::StrSlice => matches!(v, Value::StrSlice(_)),
         }
     }
 }

@@ -6,28 +6,15 @@ use super::gostr::{self, UnquoteError};
 use super::lex::{Item, ItemType, Lexer};
 use std::collections::BTreeMap;
 
-/// Every function a Prometheus 2.42 template may call: text/template's builtins and
-/// Prometheus's `FuncMap`. The parser rejects any other identifier, as Go's does.
-pub(super) const FUNCTIONS: &[&str] = &[
-    "and",
-    "call",
-    "html",
-    "index",
-    "slice",
-    "js",
-    "len",
-    "not",
-    "or",
-    "print",
-    "printf",
-    "println",
-    "urlquery",
-    "eq",
-    "ge",
-    "gt",
-    "le",
-    "lt",
-    "ne",
+/// text/template's builtins (Go 1.19), which every dialect has.
+pub(super) const BUILTINS: &[&str] = &[
+    "and", "call", "html", "index", "slice", "js", "len", "not", "or", "print", "printf", "println",
+    "urlquery", "eq", "ge", "gt", "le", "lt", "ne",
+];
+
+/// Prometheus 2.42's `FuncMap`. The parser rejects an identifier that is neither this nor a
+/// builtin, as Go's does.
+pub(super) const PROMETHEUS_FUNCTIONS: &[&str] = &[
     "query",
     "first",
     "label",
@@ -307,6 +294,30 @@ impl GoNode for Arg {
     }
 }
 
+/// Alertmanager 0.25's `DefaultFuncs`.
+pub(super) const ALERTMANAGER_FUNCTIONS: &[&str] =
+    &["toUpper", "toLower", "title", "join", "match", "safeHtml", "reReplaceAll", "stringSlice"];
+
+/// Whose function map a template is parsed and run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Prometheus 2.42's alert templates.
+    Prometheus,
+    /// Alertmanager 0.25's notification templates.
+    Alertmanager,
+}
+
+impl Dialect {
+    /// Whether `name` is a function templates of this dialect may call.
+    pub(super) fn has_function(self, name: &str) -> bool {
+        BUILTINS.contains(&name)
+            || match self {
+                Dialect::Prometheus => PROMETHEUS_FUNCTIONS.contains(&name),
+                Dialect::Alertmanager => ALERTMANAGER_FUNCTIONS.contains(&name),
+            }
+    }
+}
+
 /// All templates one parse defines: the main one under its name, plus `define` and `block`.
 pub(super) type TreeSet = BTreeMap<String, ListNode>;
 
@@ -334,6 +345,7 @@ struct Shared<'a> {
     trees: TreeSet,
     parse_name: String,
     depth: usize,
+    dialect: Dialect,
 }
 
 struct Tree<'s, 'a> {
@@ -351,16 +363,21 @@ fn blank() -> Item {
 }
 
 /// Parses `text` as template `name`: every template it defines, or Go's parse error text.
-pub(super) fn parse(name: &str, text: &str) -> Result<TreeSet, String> {
-    let mut sh =
-        Shared { lex: Lexer::new(text), trees: TreeSet::new(), parse_name: name.to_string(), depth: 0 };
+pub(super) fn parse(name: &str, text: &str, dialect: Dialect) -> Result<TreeSet, String> {
+    let mut sh = Shared {
+        lex: Lexer::new(text),
+        trees: TreeSet::new(),
+        parse_name: name.to_string(),
+        depth: 0,
+        dialect,
+    };
     let mut t = Tree::new(&mut sh, name);
     let root = t.parse()?;
     t.add(root)?;
     Ok(sh.trees)
 }
 
-fn is_empty_tree(list: &ListNode) -> bool {
+pub(super) fn is_empty_tree(list: &ListNode) -> bool {
     list.nodes.iter().all(|n| match n {
         Node::Text { text, .. } => text.trim().is_empty(),
         _ => false,
@@ -818,7 +835,7 @@ impl<'s, 'a> Tree<'s, 'a> {
         let pos = token.pos;
         Ok(Some(match token.typ {
             ItemType::Identifier => {
-                if !FUNCTIONS.contains(&token.val.as_str()) {
+                if !self.sh.dialect.has_function(&token.val) {
                     return self.errorf(format!("function {} not defined", gostr::quote(&token.val)));
                 }
                 Arg::Identifier { pos, name: token.val }
