@@ -1,7 +1,7 @@
 //! `obsd alertmanager check` (amtool check-config) and `obsd alertmanager routes-test`
 //! (amtool config routes test): the same verdicts and the same lines on the same files.
 
-use crate::config::alertmanager::parse;
+use crate::config::alertmanager::parse_in;
 use crate::model::Labels;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,10 @@ pub fn check_files(files: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) 
         let _ = write!(out, "Checking '{}'", path.display());
         let result = std::fs::read_to_string(path)
             .map_err(|e| format!("open {}: {e}", path.display()))
-            .and_then(|text| parse(&text).map_err(|e| e.to_string()).map(|c| (c, text)));
+            .and_then(|text| {
+                let base = path.parent().unwrap_or(Path::new("."));
+                parse_in(&text, base).map_err(|e| e.to_string()).map(|c| (c, text))
+            });
         match result {
             Ok((config, text)) => {
                 let templates = serde_norway::from_str::<serde_norway::Value>(&text)
@@ -55,7 +58,7 @@ pub fn routes_test(config: &Path, labels: &[String], out: &mut dyn Write, err: &
             return 1;
         }
     };
-    let parsed = match parse(&text) {
+    let parsed = match parse_in(&text, config.parent().unwrap_or(Path::new("."))) {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(err, "obsd: error: {}: {e}", config.display());

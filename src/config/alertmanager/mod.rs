@@ -405,7 +405,7 @@ pub fn resolve_in(file: &File, base: &std::path::Path) -> Result<AlertmanagerCon
     let global = file.global.clone().unwrap_or_default();
     let mut warnings = Vec::new();
     let default_http = match &global.http_config {
-        Some(h) => http_settings(h, "global.http_config", &mut warnings)?,
+        Some(h) => http_settings(h, "global.http_config", base, &mut warnings)?,
         None => HttpClientSettings { follow_redirects: true, ..Default::default() },
     };
     let mut receivers = BTreeMap::new();
@@ -445,13 +445,13 @@ pub fn resolve_in(file: &File, base: &std::path::Path) -> Result<AlertmanagerCon
                 (Some(_), Some(_)) => return Err(err("at most one of url & url_file must be configured")),
                 (None, None) => return Err(err("one of url or url_file must be configured")),
                 (Some(u), None) => u.clone(),
-                (None, Some(path)) => std::fs::read_to_string(path)
+                (None, Some(path)) => std::fs::read_to_string(base.join(path))
                     .map(|s| Secret::new(s.trim()))
                     .map_err(|e| err(format!("{place}: unable to read url_file {path}: {e}")))?,
             };
             check_url(url.expose()).map_err(|m| err(format!("{place}: {m}")))?;
             let http = match &w.http_config {
-                Some(h) => http_settings(h, &format!("{place}.http_config"), &mut warnings)?,
+                Some(h) => http_settings(h, &format!("{place}.http_config"), base, &mut warnings)?,
                 None => default_http.clone(),
             };
             integrations.push(Integration::Webhook(Webhook {
@@ -640,11 +640,33 @@ fn check_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Relative file paths of an `http_config` taken from `base` (the alertmanager.yml's directory),
+/// as Alertmanager's `SetDirectory` takes them.
+fn rebased(h: &HttpConfigFile, base: &std::path::Path) -> HttpConfigFile {
+    let join = |p: &Option<String>| p.as_ref().map(|p| base.join(p).display().to_string());
+    let mut h = h.clone();
+    if let Some(b) = &mut h.basic_auth {
+        b.password_file = join(&b.password_file);
+    }
+    if let Some(a) = &mut h.authorization {
+        a.credentials_file = join(&a.credentials_file);
+    }
+    h.bearer_token_file = join(&h.bearer_token_file);
+    if let Some(t) = &mut h.tls_config {
+        t.ca_file = join(&t.ca_file);
+        t.cert_file = join(&t.cert_file);
+        t.key_file = t.key_file.as_ref().map(|k| Secret::new(base.join(k.expose()).display().to_string()));
+    }
+    h
+}
+
 fn http_settings(
     h: &HttpConfigFile,
     place: &str,
+    base: &std::path::Path,
     warnings: &mut Vec<String>,
 ) -> Result<HttpClientSettings, ConfigError> {
+    let h = &rebased(h, base);
     if h.oauth2.is_some() {
         return Err(err(format!("{place}: oauth2 is not supported by obsd")));
     }
@@ -859,6 +881,19 @@ mod tests {
         assert_eq!(names(&[("service", "db"), ("severity", "page"), ("env", "prod")]), vec![db.id.clone()]);
         assert_eq!(names(&[("env", "prod")]), vec![c.route.routes[1].id.clone()]);
         assert_eq!(names(&[("x", "y")]), vec!["{}".to_string()]);
+    }
+
+    #[test]
+    fn relative_files_are_read_from_the_config_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
+        std::fs::write(dir.path().join("hook"), "http://hook.example/x\n").unwrap();
+        let text = "route: {receiver: a}\nreceivers:\n  - name: a\n    webhook_configs:\n      - url_file: hook\n        http_config: {basic_auth: {username: u, password_file: pw}}\n";
+        let c = parse_in(text, dir.path()).unwrap();
+        let Integration::Webhook(w) = &c.receivers["a"].integrations[0] else { panic!("a webhook") };
+        assert_eq!(w.url.expose(), "http://hook.example/x");
+        assert_eq!(w.http.basic_auth.as_ref().map(|(u, p)| (u.as_str(), p.expose())), Some(("u", "s3cret")));
+        assert!(parse_in(text, std::path::Path::new("/nonexistent")).is_err());
     }
 
     #[test]

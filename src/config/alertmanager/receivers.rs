@@ -345,10 +345,11 @@ fn http_of(
     h: &Option<HttpConfigFile>,
     default: &HttpClientSettings,
     place: &str,
+    base: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<HttpClientSettings, ConfigError> {
     match h {
-        Some(h) => http_settings(h, &format!("{place}.http_config"), warnings),
+        Some(h) => http_settings(h, &format!("{place}.http_config"), base, warnings),
         None => Ok(default.clone()),
     }
 }
@@ -421,7 +422,7 @@ pub fn slack(
     }
     let s = Slack {
         send_resolved: f.send_resolved.unwrap_or(false),
-        http: http_of(&f.http_config, default_http, place, warnings)?,
+        http: http_of(&f.http_config, default_http, place, base, warnings)?,
         api_url,
         channel: tmpl(&f.channel, ""),
         username: tmpl(&f.username, r#"{{ template "slack.default.username" . }}"#),
@@ -517,7 +518,7 @@ pub fn pagerduty(
     details.extend(f.details.clone().unwrap_or_default());
     let p = Pagerduty {
         send_resolved: f.send_resolved.unwrap_or(true),
-        http: http_of(&f.http_config, default_http, place, warnings)?,
+        http: http_of(&f.http_config, default_http, place, base, warnings)?,
         key,
         url,
         source: f.source.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| client.clone()),
@@ -613,7 +614,7 @@ pub fn opsgenie(
     };
     let o = Opsgenie {
         send_resolved: f.send_resolved.unwrap_or(true),
-        http: http_of(&f.http_config, default_http, place, warnings)?,
+        http: http_of(&f.http_config, default_http, place, base, warnings)?,
         api_key,
         api_url,
         message: tmpl(&f.message, r#"{{ template "opsgenie.default.message" . }}"#),
@@ -649,6 +650,16 @@ pub fn opsgenie(
         }
     }
     Ok(o)
+}
+
+/// The email's `tls_config` files, relative to the alertmanager.yml like every other file obsd
+/// reads from it (Alertmanager 0.25 takes these, alone, from its working directory).
+fn rebased_tls(mut t: TlsConfig, base: &Path) -> TlsConfig {
+    let join = |p: &Option<String>| p.as_ref().map(|p| base.join(p).display().to_string());
+    t.ca_file = join(&t.ca_file);
+    t.cert_file = join(&t.cert_file);
+    t.key_file = t.key_file.as_ref().map(|k| Secret::new(base.join(k.expose()).display().to_string()));
+    t
 }
 
 /// `textproto.CanonicalMIMEHeaderKey`: each dash-separated word capitalised.
@@ -732,7 +743,7 @@ pub fn email(f: &EmailFile, g: &Global, place: &str, base: &Path) -> Result<Emai
         html: tmpl(&f.html, r#"{{ template "email.default.html" . }}"#),
         text: tmpl(&f.text, ""),
         require_tls: f.require_tls.or(g.smtp_require_tls).unwrap_or(true),
-        tls_config: f.tls_config.clone().unwrap_or_default(),
+        tls_config: rebased_tls(f.tls_config.clone().unwrap_or_default(), base),
     };
     for (field, text) in [("to", &e.to), ("from", &e.from), ("html", &e.html), ("text", &e.text)] {
         check_template(place, field, text)?;
