@@ -236,7 +236,7 @@ fn list_params(query: Option<String>) -> Result<ListParams, String> {
 
 /// An alert as the API shows it, with its current status and receivers.
 struct Shown {
-    alert: Alert,
+    alert: Arc<Alert>,
     receivers: Vec<String>,
     silenced_by: Vec<String>,
     inhibited_by: Vec<String>,
@@ -263,12 +263,32 @@ impl Shown {
     }
 }
 
+/// What deciding an alert's status needs, taken once per request.
+struct StatusContext {
+    config: Arc<crate::config::alertmanager::AlertmanagerConfig>,
+    held: Vec<Arc<Alert>>,
+    now: super::alert::Nanos,
+}
+
+impl StatusContext {
+    fn new(shared: &Shared) -> Self {
+        StatusContext {
+            config: shared.config(),
+            held: lock(&shared.alerts).values().cloned().collect(),
+            now: now_nanos(),
+        }
+    }
+}
+
 /// The unresolved alerts `alerts` that pass the filters, with their status.
-fn shown(shared: &Shared, alerts: Vec<Alert>, p: &ListParams) -> Vec<Shown> {
-    let config = shared.config();
-    let now = now_nanos();
-    let held = lock(&shared.alerts).values().cloned().collect::<Vec<_>>();
-    let inhibitor = Inhibitor::new(&config.inhibit_rules, held.iter(), now);
+fn shown(
+    shared: &Shared,
+    ctx: &StatusContext,
+    inhibitor: &Inhibitor,
+    alerts: Vec<Arc<Alert>>,
+    p: &ListParams,
+) -> Vec<Shown> {
+    let (config, now) = (&ctx.config, ctx.now);
     let silences = lock(&shared.silences);
     let mut out = Vec::new();
     for alert in alerts {
@@ -303,8 +323,10 @@ async fn get_alerts(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery
         Ok(p) => p,
         Err(e) => return bad_request(e),
     };
-    let alerts: Vec<Alert> = lock(&shared.alerts).values().cloned().collect();
-    let body: Vec<Value> = shown(&shared, alerts, &p).iter().map(Shown::json).collect();
+    let ctx = StatusContext::new(&shared);
+    let inhibitor = Inhibitor::new(&ctx.config.inhibit_rules, ctx.held.iter().map(|a| &**a), ctx.now);
+    let body: Vec<Value> =
+        shown(&shared, &ctx, &inhibitor, ctx.held.clone(), &p).iter().map(Shown::json).collect();
     json_response(StatusCode::OK, &Value::Array(body))
 }
 
@@ -314,6 +336,8 @@ async fn alert_groups(State(shared): State<Arc<Shared>>, RawQuery(query): RawQue
         Err(e) => return bad_request(e),
     };
     let groups = lock(&shared.groups).list();
+    let ctx = StatusContext::new(&shared);
+    let inhibitor = Inhibitor::new(&ctx.config.inhibit_rules, ctx.held.iter().map(|a| &**a), ctx.now);
     let mut out: Vec<(Labels, String, Vec<Value>)> = Vec::new();
     for g in groups {
         if let Some(re) = &p.receiver
@@ -321,7 +345,8 @@ async fn alert_groups(State(shared): State<Arc<Shared>>, RawQuery(query): RawQue
         {
             continue;
         }
-        let alerts: Vec<Value> = shown(&shared, g.alerts(), &p).iter().map(Shown::json).collect();
+        let alerts: Vec<Value> =
+            shown(&shared, &ctx, &inhibitor, g.alerts(), &p).iter().map(Shown::json).collect();
         if !alerts.is_empty() {
             out.push((g.labels.clone(), g.opts.receiver.clone(), alerts));
         }
@@ -462,9 +487,9 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let config = shared.config();
     let (mut active, mut suppressed) = (0usize, 0usize);
     {
-        let held: Vec<Alert> =
+        let held: Vec<Arc<Alert>> =
             lock(&shared.alerts).values().filter(|a| !a.resolved_at(now)).cloned().collect();
-        let inhibitor = Inhibitor::new(&config.inhibit_rules, held.iter(), now);
+        let inhibitor = Inhibitor::new(&config.inhibit_rules, held.iter().map(|a| &**a), now);
         let silences = lock(&shared.silences);
         for a in &held {
             if silences.muting(&a.labels, now).is_empty() && inhibitor.inhibited_by(&a.labels).is_none() {

@@ -50,14 +50,15 @@ pub struct Group {
     pub key: String,
     pub labels: Labels,
     pub opts: RouteOpts,
-    pub alerts: Mutex<HashMap<u64, Alert>>,
+    /// Shared with the role's alert store: an alert in several groups is held once.
+    pub alerts: Mutex<HashMap<u64, Arc<Alert>>>,
     has_flushed: AtomicBool,
     flush_now: Notify,
     stop: watch::Sender<bool>,
 }
 
 impl Group {
-    pub fn alerts(&self) -> Vec<Alert> {
+    pub fn alerts(&self) -> Vec<Arc<Alert>> {
         lock(&self.alerts).values().cloned().collect()
     }
 }
@@ -108,7 +109,7 @@ impl Groups {
 }
 
 /// Routes one alert (new or updated) into its groups.
-pub fn insert(shared: &Arc<Shared>, alert: &Alert) {
+pub fn insert(shared: &Arc<Shared>, alert: &Arc<Alert>) {
     let config = shared.config();
     let now = now_nanos();
     let mut groups = lock(&shared.groups);
@@ -186,7 +187,8 @@ async fn flush(
     deadline: tokio::time::Instant,
 ) {
     let now = now_nanos();
-    let mut alerts = group.alerts();
+    // Copies: a flush zeroes the firing alerts' end times in what it sends.
+    let mut alerts: Vec<Alert> = group.alerts().iter().map(|a| Alert::clone(a)).collect();
     if alerts.is_empty() {
         return;
     }
@@ -222,7 +224,7 @@ async fn pipeline(
     let config = shared.config();
     if !config.inhibit_rules.is_empty() {
         let held = lock(&shared.alerts);
-        let inhibitor = Inhibitor::new(&config.inhibit_rules, held.values(), now);
+        let inhibitor = Inhibitor::new(&config.inhibit_rules, held.values().map(|a| &**a), now);
         alerts.retain(|a| inhibitor.inhibited_by(&a.labels).is_none());
     }
     if alerts.is_empty() {

@@ -54,7 +54,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct Shared {
     config: RwLock<Arc<crate::config::alertmanager::AlertmanagerConfig>>,
     clients: RwLock<HashMap<(String, usize), reqwest::Client>>,
-    pub alerts: Mutex<HashMap<u64, Alert>>,
+    pub alerts: Mutex<HashMap<u64, Arc<Alert>>>,
     pub silences: Mutex<Silences>,
     pub nflog: Mutex<NotificationLog>,
     pub groups: Mutex<dispatch::Groups>,
@@ -133,7 +133,7 @@ impl Shared {
         groups.stop_all();
         drop(groups);
         let now = now_nanos();
-        let alerts: Vec<Alert> =
+        let alerts: Vec<Arc<Alert>> =
             lock(&self.alerts).values().filter(|a| !a.resolved_at(now)).cloned().collect();
         for a in &alerts {
             dispatch::insert(self, a);
@@ -154,6 +154,7 @@ impl Shared {
                 {
                     alert = old.merge(&alert, now);
                 }
+                let alert = Arc::new(alert);
                 held.insert(fp, alert.clone());
                 stored.push(alert);
             }
