@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Obsd, Recorder, free_port, obsd_binary, peer, wait_port, wait_until};
+use common::{Obsd, Recorder, free_port, obsd_binary, peer, url_encode, wait_port, wait_until};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -219,6 +219,124 @@ fn notifications_match_alertmanager_on_the_same_stream() {
             .collect()
     };
     assert_eq!(groups(&bases[1]), groups(&bases[0]));
+}
+
+/// A JSON value's shape: object keys with their shapes, the first element of an array, the
+/// type of anything else. What a client decoding the response relies on.
+fn shape(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        Value::Array(a) => json!([a.first().map(shape)]),
+        Value::String(_) => json!("string"),
+        Value::Number(_) => json!("number"),
+        Value::Bool(_) => json!("bool"),
+        Value::Null => Value::Null,
+    }
+}
+
+/// Grafana's Alertmanager data source (Prometheus flavour) makes these requests (its
+/// `alerting/unified/api/alertmanager.ts`, proxied to the data source's URL): the status (whose
+/// `config.original` it parses as YAML), alerts with its `silenced/active/inhibited` flags and
+/// `filter` matchers, alert groups, silences, a silence created and expired. Grafana is not
+/// packaged in Debian, so its requests are replayed against Alertmanager 0.25 and obsd: every
+/// response has the same shape and the same content.
+#[test]
+fn grafanas_requests_get_what_alertmanager_gives() {
+    let hook = Recorder::start(Some(200));
+    let config = DIFF_CONFIG.replace("HOOK", &format!("http://127.0.0.1:{}", hook.port));
+    let real = RealAlertmanager::start(&config);
+    let obsd = start_obsd(&config, "");
+    let bases = [real.url(), obsd.url("alertmanager", "").trim_end_matches('/').to_string()];
+    let t0 = now_rfc3339(-60_000);
+    let alerts = json!([
+        alert(json!({"alertname": "Disk", "severity": "critical", "cluster": "c1", "team": "db"}), &t0, None),
+        alert(json!({"alertname": "Disk", "severity": "warning", "cluster": "c1"}), &t0, None),
+        alert(json!({"alertname": "Load", "severity": "page", "cluster": "c2"}), &t0, None),
+    ]);
+    for b in &bases {
+        assert_eq!(post(b, "/api/v2/alerts", &alerts).0, 200);
+    }
+    // Grafana's silence form: matchers with isEqual, a comment and who made it.
+    let silence = json!({"matchers": [{"name": "alertname", "value": "Lo.*", "isRegex": true, "isEqual": true}],
+        "startsAt": now_rfc3339(0), "endsAt": now_rfc3339(7_200_000), "createdBy": "grafana-admin", "comment": "from Grafana"});
+    let mut ids = Vec::new();
+    for b in &bases {
+        let (status, body) = post(b, "/api/v2/silences", &silence);
+        assert_eq!(status, 200, "{b}: {body}");
+        let created: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(shape(&created), json!({"silenceID": "string"}), "{b}: {body}");
+        ids.push(created["silenceID"].as_str().unwrap().to_string());
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let filter = url_encode("alertname=~\"Disk|Load\"");
+    let requests = [
+        "/api/v2/status".to_string(),
+        "/api/v2/alerts/groups".to_string(),
+        "/api/v2/silences".to_string(),
+        "/api/v2/alerts?silenced=true&active=true&inhibited=true".to_string(),
+        format!("/api/v2/alerts?silenced=false&active=true&inhibited=false&filter={filter}"),
+    ];
+    for path in &requests {
+        let [real_body, obsd_body] = [0, 1].map(|i| get_json(&format!("{}{path}", bases[i])));
+        assert!(!real_body.is_null() && !obsd_body.is_null(), "{path}");
+        let (mut want, mut got) = (shape(&real_body), shape(&obsd_body));
+        if path.ends_with("/status") {
+            // obsd's cluster status has no memberlist peers' addresses when clustering is off;
+            // both say what Grafana shows: a status, a version, the config text.
+            for s in [&mut want, &mut got] {
+                s["cluster"] = Value::Null;
+                s["versionInfo"] = Value::Null;
+            }
+            let parsed = |b: &Value| {
+                serde_norway::from_str::<Value>(b["config"]["original"].as_str().unwrap()).unwrap()
+            };
+            // Alertmanager shows its re-marshalled config (defaults filled in), obsd the file
+            // with its secrets masked; both parse and route the same way. obsd also masks a
+            // webhook's URL (it often carries a token), which Alertmanager 0.25 still shows.
+            let (theirs, ours) = (parsed(&real_body), parsed(&obsd_body));
+            assert_eq!(ours["route"]["receiver"], theirs["route"]["receiver"]);
+            assert_eq!(ours["route"]["routes"][0]["matchers"], theirs["route"]["routes"][0]["matchers"]);
+            assert_eq!(ours["receivers"][0]["webhook_configs"][0]["url"], "<secret>");
+            assert!(obsd_body["cluster"]["status"].as_str().is_some());
+        }
+        assert_eq!(got, want, "the shape of {path}: obsd (left), Alertmanager (right)");
+        // And the content, without ids and times.
+        let content = |v: &Value| -> Value {
+            let mut v = v.clone();
+            fn scrub(v: &mut Value) {
+                match v {
+                    Value::Object(m) => {
+                        for k in [
+                            "id",
+                            "updatedAt",
+                            "startsAt",
+                            "endsAt",
+                            "uptime",
+                            "original",
+                            "silencedBy",
+                            "versionInfo",
+                            "cluster",
+                            "generatorURL",
+                        ] {
+                            m.remove(k);
+                        }
+                        m.values_mut().for_each(scrub);
+                    }
+                    Value::Array(a) => a.iter_mut().for_each(scrub),
+                    _ => {}
+                }
+            }
+            scrub(&mut v);
+            v
+        };
+        assert_eq!(content(&obsd_body), content(&real_body), "{path}: obsd (left), Alertmanager (right)");
+    }
+    for (b, id) in bases.iter().zip(&ids) {
+        let r = http().delete(format!("{b}/api/v2/silence/{id}")).send().unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{b}");
+        let silences = get_json(&format!("{b}/api/v2/silences"));
+        assert_eq!(silences[0]["status"]["state"], "expired", "{b}: {silences}");
+    }
 }
 
 fn run(program: &str, args: &[&str]) -> (i32, String, String) {

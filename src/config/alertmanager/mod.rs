@@ -628,6 +628,69 @@ fn glob_regex(name: &str) -> Result<regex::Regex, String> {
     regex::Regex::new(&re).map_err(|e| e.to_string())
 }
 
+/// Keys whose values Alertmanager keeps as `Secret` (or `SecretURL`) and shows as `<secret>`,
+/// with the list they must sit under (`None`: anywhere).
+const SECRET_KEYS: &[(&str, Option<&str>)] = &[
+    ("smtp_auth_password", None),
+    ("smtp_auth_secret", None),
+    ("slack_api_url", None),
+    ("opsgenie_api_key", None),
+    ("wechat_api_secret", None),
+    ("victorops_api_key", None),
+    ("password", None),
+    ("bearer_token", None),
+    ("credentials", None),
+    ("client_secret", None),
+    ("secret_key", None),
+    ("auth_password", None),
+    ("auth_secret", None),
+    ("routing_key", None),
+    ("service_key", None),
+    ("api_secret", None),
+    ("user_key", None),
+    ("token", Some("pushover_configs")),
+    ("bot_token", None),
+    ("webhook_url", Some("discord_configs")),
+    ("api_key", Some("opsgenie_configs")),
+    ("api_key", Some("victorops_configs")),
+    ("api_url", Some("slack_configs")),
+    ("url", Some("webhook_configs")),
+];
+
+/// The configuration as `/api/v2/status` and the web UI show it: the YAML with every secret
+/// replaced by `<secret>`, as Alertmanager shows its own (which re-marshals the whole file).
+/// Empty when the text is not YAML (it parsed when it was loaded, so this does not happen).
+pub fn masked(text: &str) -> String {
+    fn walk(v: &mut serde_norway::Value, list: Option<&str>) {
+        match v {
+            serde_norway::Value::Mapping(m) => {
+                for (k, value) in m.iter_mut() {
+                    let key = k.as_str().unwrap_or("");
+                    let secret = SECRET_KEYS
+                        .iter()
+                        .any(|(name, under)| *name == key && under.is_none_or(|u| Some(u) == list));
+                    if secret && !value.is_null() {
+                        *value = serde_norway::Value::String("<secret>".to_string());
+                    } else if value.is_sequence() {
+                        walk(value, Some(key));
+                    } else {
+                        walk(value, list);
+                    }
+                }
+            }
+            serde_norway::Value::Sequence(items) => items.iter_mut().for_each(|i| walk(i, list)),
+            _ => {}
+        }
+    }
+    match serde_norway::from_str::<serde_norway::Value>(text) {
+        Ok(mut v) => {
+            walk(&mut v, None);
+            serde_norway::to_string(&v).unwrap_or_default()
+        }
+        Err(_) => String::new(),
+    }
+}
+
 fn check_url(url: &str) -> Result<(), String> {
     let (scheme, rest) =
         url.split_once("://").ok_or_else(|| "unsupported scheme \"\" for URL".to_string())?;
@@ -881,6 +944,22 @@ mod tests {
         assert_eq!(names(&[("service", "db"), ("severity", "page"), ("env", "prod")]), vec![db.id.clone()]);
         assert_eq!(names(&[("env", "prod")]), vec![c.route.routes[1].id.clone()]);
         assert_eq!(names(&[("x", "y")]), vec!["{}".to_string()]);
+    }
+
+    #[test]
+    fn secrets_are_masked_where_the_configuration_is_shown() {
+        let text = "global:\n  smtp_auth_password: hunter2\n  slack_api_url: http://s/T/B/X\nroute: {receiver: a}\nreceivers:\n  - name: a\n    webhook_configs:\n      - url: http://hook/secret-token\n        http_config: {basic_auth: {username: u, password: pw}, authorization: {credentials: tok}}\n    pagerduty_configs: [{routing_key: rk, url: 'http://pd/v2'}]\n    opsgenie_configs: [{api_key: ok, api_url: 'http://og/'}]\n    slack_configs: [{api_url: 'http://s/x', actions: [{type: button, text: t, url: 'http://runbook'}]}]\n";
+        let shown = masked(text);
+        for secret in ["hunter2", "http://s/T/B/X", "secret-token", "pw", "tok", "rk", "ok", "http://s/x"] {
+            assert!(
+                !shown.contains(&format!(" {secret}\n")) && !shown.contains(&format!("'{secret}'")),
+                "{secret} shown:\n{shown}"
+            );
+        }
+        for kept in ["http://pd/v2", "http://og/", "http://runbook", "username: u"] {
+            assert!(shown.contains(kept), "{kept} hidden:\n{shown}");
+        }
+        assert_eq!(shown.matches("<secret>").count(), 8, "{shown}");
     }
 
     #[test]
