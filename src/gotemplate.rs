@@ -153,3 +153,8 @@ mod tests;
 pub fn go_quote(s: &str) -> String {
     gostr::quote(s)
 }
+
+/// Go's `url.QueryEscape`: spaces as `+`, everything but unreserved characters %-escaped.
+pub fn query_escape(s: &str) -> String {
+    gostr::query_escape(s)
+}

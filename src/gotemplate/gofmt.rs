@@ -450,38 +450,14 @@ impl Printer {
                 self.fmt_string(&s, verb, v)
             }
             Value::StrMap(m) | Value::Kv(m) => {
-                if self.f.sharp_v {
-                    return self.unsupported("%#v of a map");
-                }
-                self.buf.push_str("map[");
-                for (i, (k, val)) in m.iter().enumerate() {
-                    if i > 0 {
-                        self.buf.push(' ');
-                    }
-                    self.print_value(&Value::str(k), verb, depth + 1);
-                    self.buf.push(':');
-                    self.print_value(&Value::str(val), verb, depth + 1);
-                }
-                self.buf.push(']');
+                self.print_map(m.iter().map(|(k, v)| (k, Value::str(v))), verb, depth);
             }
-            Value::IfaceMap(m) => {
-                if self.f.sharp_v {
-                    return self.unsupported("%#v of a map");
-                }
-                self.buf.push_str("map[");
-                for (i, (k, val)) in m.iter().enumerate() {
-                    if i > 0 {
-                        self.buf.push(' ');
-                    }
-                    self.print_value(&Value::str(k), verb, depth + 1);
-                    self.buf.push(':');
-                    match val {
-                        Value::Invalid | Value::NilIface => self.fmt_s("<nil>"),
-                        other => self.print_value(other, verb, depth + 1),
-                    }
-                }
-                self.buf.push(']');
-            }
+            // A nil interface in the map prints as <nil>, as a nil interface anywhere does.
+            Value::IfaceMap(m) => self.print_map(
+                m.iter().map(|(k, v)| (k, if v.is_valid() { v.clone() } else { Value::NilIface })),
+                verb,
+                depth,
+            ),
             Value::Root(r) => {
                 if self.f.sharp_v {
                     return self.unsupported("%#v of a struct");
@@ -522,19 +498,7 @@ impl Printer {
                 }
                 self.buf.push('}');
             }
-            Value::StrSlice(items) => {
-                if self.f.sharp_v {
-                    return self.unsupported("%#v of a slice");
-                }
-                self.buf.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        self.buf.push(' ');
-                    }
-                    self.print_value(&Value::str(item), verb, depth + 1);
-                }
-                self.buf.push(']');
-            }
+            Value::StrSlice(items) => self.print_slice(items.iter().map(|i| Value::str(i)), verb, depth),
             Value::Pair(p) => {
                 if self.f.sharp_v {
                     return self.unsupported("%#v of a struct");
@@ -543,35 +507,52 @@ impl Printer {
                 self.print_struct(&fields, verb, depth);
             }
             Value::Pairs(pairs) => {
-                if self.f.sharp_v {
-                    return self.unsupported("%#v of a slice");
-                }
-                self.buf.push('[');
-                for (i, p) in pairs.iter().enumerate() {
-                    if i > 0 {
-                        self.buf.push(' ');
-                    }
-                    self.print_value(&Value::Pair(Rc::new(p.clone())), verb, depth + 1);
-                }
-                self.buf.push(']');
+                self.print_slice(pairs.iter().map(|p| Value::Pair(Rc::new(p.clone()))), verb, depth)
             }
             Value::AmData(_) | Value::AmAlert(_) | Value::Alerts(_) => {
                 self.unsupported("printing an Alertmanager template data struct")
             }
             Value::Query(q) => {
-                if self.f.sharp_v {
-                    return self.unsupported("%#v of a slice");
-                }
-                self.buf.push('[');
-                for (i, s) in q.items().iter().enumerate() {
-                    if i > 0 {
-                        self.buf.push(' ');
-                    }
-                    self.print_value(&Value::Sample(Some(s.clone())), verb, depth + 1);
-                }
-                self.buf.push(']');
+                self.print_slice(q.items().into_iter().map(|s| Value::Sample(Some(s))), verb, depth)
             }
         }
+    }
+
+    /// A slice as `%v` prints it: `[a b c]`.
+    fn print_slice(&mut self, items: impl Iterator<Item = Value>, verb: char, depth: usize) {
+        if self.f.sharp_v {
+            return self.unsupported("%#v of a slice");
+        }
+        self.buf.push('[');
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                self.buf.push(' ');
+            }
+            self.print_value(&item, verb, depth + 1);
+        }
+        self.buf.push(']');
+    }
+
+    /// A map with string keys as `%v` prints it: `map[k:v k:v]`, keys in order.
+    fn print_map<'k>(
+        &mut self,
+        entries: impl Iterator<Item = (&'k String, Value)>,
+        verb: char,
+        depth: usize,
+    ) {
+        if self.f.sharp_v {
+            return self.unsupported("%#v of a map");
+        }
+        self.buf.push_str("map[");
+        for (i, (k, val)) in entries.enumerate() {
+            if i > 0 {
+                self.buf.push(' ');
+            }
+            self.print_value(&Value::str(k), verb, depth + 1);
+            self.buf.push(':');
+            self.print_value(&val, verb, depth + 1);
+        }
+        self.buf.push(']');
     }
 
     fn print_sample(&mut self, s: &Sample, verb: char, depth: usize) {

@@ -392,21 +392,8 @@ fn outgoing(a: &Alert, expr: &str, external_url: &str) -> notifier::Alert {
 
 /// Prometheus's `TableLinkForExpression`.
 pub fn graph_link(expr: &str) -> String {
-    let escaped: String = url_query_escape(expr);
+    let escaped: String = crate::gotemplate::query_escape(expr);
     format!("/graph?g0.expr={escaped}&g0.tab=1")
-}
-
-/// Go's `url.QueryEscape`: spaces as `+`, everything but unreserved characters %-escaped.
-fn url_query_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -580,12 +580,21 @@ fn glob_paths(pattern: &std::path::Path) -> Result<Vec<std::path::PathBuf>, Stri
         return Ok(if pattern.exists() { vec![pattern.to_path_buf()] } else { Vec::new() });
     }
     let re = glob_regex(&name)?;
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(Vec::new()) };
-    Ok(entries
-        .flatten()
-        .filter(|e| re.is_match(&e.file_name().to_string_lossy()))
-        .map(|e| e.path())
-        .collect())
+    // A directory that does not exist matches nothing, as in Go; one that cannot be read is an
+    // error, not a template set that is silently empty.
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("read {}: {e}", dir.display())),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("read {}: {e}", dir.display()))?;
+        if re.is_match(&entry.file_name().to_string_lossy()) {
+            out.push(entry.path());
+        }
+    }
+    Ok(out)
 }
 
 fn glob_regex(name: &str) -> Result<regex::Regex, String> {
@@ -960,6 +969,22 @@ mod tests {
             assert!(shown.contains(kept), "{kept} hidden:\n{shown}");
         }
         assert_eq!(shown.matches("<secret>").count(), 8, "{shown}");
+    }
+
+    #[test]
+    fn template_globs_match_in_the_config_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("t")).unwrap();
+        std::fs::write(dir.path().join("t/a.tmpl"), "{{ define \"mine\" }}x{{ end }}").unwrap();
+        std::fs::write(dir.path().join("t/b.txt"), "{{ end }}").unwrap();
+        let text =
+            |glob: &str| format!("templates: ['{glob}']\nroute: {{receiver: a}}\nreceivers: [{{name: a}}]\n");
+        let c = parse_in(&text("t/*.tmpl"), dir.path()).unwrap();
+        assert!(c.templates.defines("mine"));
+        // A directory that does not exist matches nothing, as Go's filepath.Glob.
+        assert!(!parse_in(&text("missing/*.tmpl"), dir.path()).unwrap().templates.defines("mine"));
+        let e = parse_in(&text("t/*"), dir.path()).unwrap_err();
+        assert!(e.message.contains("failed to parse templates"), "{e}");
     }
 
     #[test]

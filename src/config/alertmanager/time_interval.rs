@@ -18,6 +18,7 @@
 //! [`deserialize_mute_time_intervals`]: Go accepts a null list, and words a nameless entry of the
 //! older list differently.
 
+use crate::gotemplate::go_quote;
 use std::collections::HashSet;
 use std::fmt;
 use std::io::{self, Read};
@@ -385,43 +386,6 @@ fn go_atoi(s: &str) -> Result<i64, TimeIntervalError> {
     // Two's complement: 1 << 63 negated is i64::MIN.
     let value = magnitude as i64;
     Ok(if negative { value.wrapping_neg() } else { value })
-}
-
-/// Go's `strconv.Quote`, for the `strconv.Atoi` messages.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            ' ' => out.push(' '),
-            c if (c as u32) < 0x80 && !c.is_ascii_graphic() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            // Go's strconv.IsPrint, approximately: controls, spaces other than ' ', format
-            // characters and specials are escaped.
-            c if c.is_control()
-                || c.is_whitespace()
-                || matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}')
-                || matches!(c, '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{fff0}'..='\u{ffff}') =>
-            {
-                if (c as u32) < 0x10000 {
-                    out.push_str(&format!("\\u{:04x}", c as u32));
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 // ---------------------------------------------------------------------------------------------
