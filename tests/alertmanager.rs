@@ -9,11 +9,11 @@
 
 mod common;
 
-use common::{Obsd, Recorder, free_port, obsd_binary, peer, url_encode, wait_port, wait_until};
+use common::{Obsd, RealAlertmanager, Recorder, free_port, obsd_binary, peer, url_encode, wait_until};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -27,56 +27,11 @@ fn now_rfc3339(offset_ms: i64) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// Debian's Alertmanager with clustering off, killed on drop.
-struct RealAlertmanager {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for RealAlertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl RealAlertmanager {
-    fn start(config: &str) -> RealAlertmanager {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("am.yml"), config).unwrap();
-        let port = free_port();
-        #[allow(clippy::zombie_processes)] // reaped in Drop
-        let child = Command::new(peer("prometheus-alertmanager", "prometheus-alertmanager"))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
-            .arg(format!("--config.file={}", dir.path().join("am.yml").display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start alertmanager");
-        wait_port(port, "alertmanager");
-        let am = RealAlertmanager { child, port, _dir: dir };
-        wait_until("alertmanager ready", DEADLINE, || {
-            http().get(format!("{}/-/ready", am.url())).send().is_ok_and(|r| r.status().is_success())
-        });
-        am
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
 /// obsd's alertmanager reading `am_yml`, kept beside its config in the directory it owns.
 fn start_obsd(am_yml: &str, extra: &str) -> Obsd {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("am.yml"), am_yml).unwrap();
-    let toml = format!(
-        "[alertmanager]\nconfig = \"am.yml\"\n{extra}[alertmanager.listen]\naddress = \"127.0.0.1:0\"\n"
-    );
-    Obsd::start_in_dir(dir, &["--role", "alertmanager"], &toml)
+    common::start_obsd_alertmanager(dir, extra)
 }
 
 fn post(base: &str, path: &str, body: &Value) -> (u16, String) {

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{Obsd, RecordedRequest, Recorder, free_port, peer, wait_port, wait_until};
+use common::{Obsd, RealAlertmanager, RecordedRequest, Recorder, free_port, wait_port, wait_until};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -163,32 +163,8 @@ fn write_config(dir: &Path, sinks: &Sinks) {
     std::fs::write(dir.join("am.yml"), sinks.config()).unwrap();
 }
 
-fn start_real(dir: &Path) -> (Proc, String) {
-    let port = free_port();
-    #[allow(clippy::zombie_processes)] // reaped in Drop
-    let child = Command::new(peer("prometheus-alertmanager", "prometheus-alertmanager"))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg(format!("--web.external-url={EXTERNAL_URL}"))
-        .arg("--cluster.listen-address=")
-        .arg(format!("--storage.path={}", dir.join("data").display()))
-        .arg(format!("--config.file={}", dir.join("am.yml").display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start alertmanager");
-    wait_port(port, "alertmanager");
-    let url = format!("http://127.0.0.1:{port}");
-    wait_until("alertmanager ready", DEADLINE, || {
-        http().get(format!("{url}/-/ready")).send().is_ok_and(|r| r.status().is_success())
-    });
-    (Proc(child), url)
-}
-
 fn start_obsd(dir: tempfile::TempDir) -> Obsd {
-    let toml = format!(
-        "[alertmanager]\nconfig = \"am.yml\"\nexternal_url = \"{EXTERNAL_URL}\"\n[alertmanager.listen]\naddress = \"127.0.0.1:0\"\n"
-    );
-    Obsd::start_in_dir(dir, &["--role", "alertmanager"], &toml)
+    common::start_obsd_alertmanager(dir, &format!("external_url = \"{EXTERNAL_URL}\"\n"))
 }
 
 fn alerts(ends_at: Option<&str>, starts_at: &str) -> Value {
@@ -269,7 +245,8 @@ fn slack_pagerduty_opsgenie_and_email_match_alertmanager() {
     let obsd_sinks = Sinks::start(obsd_dir.path());
     write_config(real_dir.path(), &real_sinks);
     write_config(obsd_dir.path(), &obsd_sinks);
-    let (_real, real_url) = start_real(real_dir.path());
+    let real = RealAlertmanager::start_in(real_dir.path(), Some(EXTERNAL_URL));
+    let real_url = real.url();
     let obsd = start_obsd(obsd_dir);
     let obsd_url = obsd.url("alertmanager", "");
 

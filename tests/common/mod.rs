@@ -543,3 +543,65 @@ fn serve(stream: std::net::TcpStream, status: Option<u16>, seen: &Mutex<Vec<Reco
         }
     }
 }
+
+/// Debian's Alertmanager 0.25 with clustering off, reading `am.yml` in its directory; killed
+/// on drop.
+pub struct RealAlertmanager {
+    child: Child,
+    pub port: u16,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for RealAlertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl RealAlertmanager {
+    /// With `config` as its am.yml in a directory of its own.
+    pub fn start(config: &str) -> RealAlertmanager {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("am.yml"), config).expect("write am.yml");
+        let mut am = Self::start_in(dir.path(), None);
+        am._dir = Some(dir);
+        am
+    }
+
+    /// With the am.yml already in `dir` (templates beside it), data under `dir/data`.
+    pub fn start_in(dir: &Path, external_url: Option<&str>) -> RealAlertmanager {
+        let port = free_port();
+        let mut command = Command::new(peer("prometheus-alertmanager", "prometheus-alertmanager"));
+        command
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .arg(format!("--storage.path={}", dir.join("data").display()))
+            .arg(format!("--config.file={}", dir.join("am.yml").display()));
+        if let Some(url) = external_url {
+            command.arg(format!("--web.external-url={url}"));
+        }
+        #[allow(clippy::zombie_processes)] // reaped in Drop
+        let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start alertmanager");
+        wait_port(port, "alertmanager");
+        let am = RealAlertmanager { child, port, _dir: None };
+        let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+        wait_until("alertmanager ready", Duration::from_secs(60), || {
+            client.get(format!("{}/-/ready", am.url())).send().is_ok_and(|r| r.status().is_success())
+        });
+        am
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// obsd's alertmanager role reading `am.yml` in `dir` (the directory it owns), with `extra`
+/// lines in its `[alertmanager]` section.
+pub fn start_obsd_alertmanager(dir: tempfile::TempDir, extra: &str) -> Obsd {
+    let toml = format!(
+        "[alertmanager]\nconfig = \"am.yml\"\n{extra}[alertmanager.listen]\naddress = \"127.0.0.1:0\"\n"
+    );
+    Obsd::start_in_dir(dir, &["--role", "alertmanager"], &toml)
+}
