@@ -90,7 +90,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
         StatusCode::OK,
         &json!({
             "cluster": cluster,
-            "config": {"original": crate::config::alertmanager::masked(&config.original)},
+            "config": {"original": config.shown},
             "uptime": rfc3339_millis(shared.started_at),
             "versionInfo": {
                 "branch": "", "buildDate": "", "buildUser": "", "goVersion": "",

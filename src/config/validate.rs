@@ -634,7 +634,7 @@ impl Checker<'_> {
                     .and_then(|f| am::resolve_in(&f, &self.base_dir))
                 {
                     Ok(mut c) => {
-                        c.original = text;
+                        c.set_original(&text);
                         (c, "[alertmanager] in the obsd config".to_string())
                     }
                     Err(e) => {

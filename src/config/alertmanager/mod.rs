@@ -326,10 +326,20 @@ pub struct AlertmanagerConfig {
     pub time_intervals: HashMap<String, NamedTimeInterval>,
     /// The default notification templates and the `templates:` files.
     pub templates: std::sync::Arc<crate::gotemplate::notification::NotificationTemplates>,
-    /// The text it was read from, as `/api/v2/status` shows it (`config.original`).
+    /// The text it was read from (the config hash and reloads compare it).
     pub original: String,
+    /// `original` with its secrets masked, as `/api/v2/status` and the web UI show it.
+    pub shown: String,
     /// Explicit `enable_http2: true` and the like: settings accepted that change nothing.
     pub warnings: Vec<String>,
+}
+
+impl AlertmanagerConfig {
+    /// Records the text the config was read from, and the masked form shown of it.
+    pub fn set_original(&mut self, text: &str) {
+        self.original = text.to_string();
+        self.shown = masked(text);
+    }
 }
 
 /// A refused alertmanager.yml: the message and, when known, the line.
@@ -369,7 +379,7 @@ pub fn parse_in(text: &str, base: &std::path::Path) -> Result<AlertmanagerConfig
         })?
     };
     let mut config = resolve_in(&file, base).map_err(|e| locate(text, e))?;
-    config.original = text.to_string();
+    config.set_original(text);
     Ok(config)
 }
 
@@ -545,6 +555,7 @@ pub fn resolve_in(file: &File, base: &std::path::Path) -> Result<AlertmanagerCon
         time_intervals,
         templates: std::sync::Arc::new(templates),
         original: String::new(),
+        shown: String::new(),
         warnings,
     })
 }
